@@ -1,0 +1,1 @@
+"""Real workloads that run side by side on yuanrong: AI inference, big-data ETL, microservices."""

@@ -1,0 +1,1 @@
+"""datashare: a zero-copy Apache Arrow object plane on Ray's object store."""

@@ -1,0 +1,1 @@
+"""yuanrong: openYuanrong's programming model on Ray, for the edge-cloud continuum."""
