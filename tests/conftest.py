@@ -1,8 +1,9 @@
 """Shared fixtures: one real multi-pool Ray cluster for the whole test session.
 
 Pure tests (placement policies, option validation) need no fixture and never start Ray. Tests
-marked ``cluster`` use ``ray_cluster`` (the running :class:`LocalCluster`) and ``yr_session``
-(this process connected to it through ``yuanrong.init``).
+marked ``cluster`` use ``ray_cluster`` (the running :class:`LocalCluster`), ``ray_session`` (this
+process connected to it as a Ray driver) or ``yr_session`` (the same connection, through
+``yuanrong.init``). Only one driver connection exists per test process; it is made once.
 """
 
 from __future__ import annotations
@@ -28,12 +29,20 @@ def ray_cluster():
 
 
 @pytest.fixture(scope="session")
-def yr_session(ray_cluster):
-    """This process connected as a yuanrong driver to the shared cluster."""
+def ray_session(ray_cluster):
+    """This process connected as a Ray driver to the shared cluster."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=ray_cluster.address, logging_level="WARNING", log_to_driver=False)
+    yield ray_cluster
+
+
+@pytest.fixture(scope="session")
+def yr_session(ray_session):
+    """This process connected as a yuanrong driver to the shared cluster (adopts the Ray connection)."""
     import yuanrong as yr
 
     if not yr.is_initialized():
-        yr.init(yr.Config(server_address=ray_cluster.address))
+        yr.init(yr.Config(server_address=ray_session.address))
     yield yr
-    if yr.is_initialized():
-        yr.finalize()
