@@ -1,0 +1,119 @@
+"""Named datasets: publish, open, list, versions, delete, append, locality, two drivers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from tests.datashare.conftest import node_of
+
+pytestmark = pytest.mark.cluster
+
+
+def _table(n: int, start: int = 0) -> pa.Table:
+    return pa.table({"id": np.arange(start, start + n, dtype=np.int64), "name": [f"r{i}" for i in range(n)]})
+
+
+def test_publish_open_list_delete(ds):
+    t = _table(1000)
+    info = ds.publish("cat-basic", t)
+    assert (info.name, info.version, info.num_rows) == ("cat-basic", 1, 1000)
+    assert info.schema.equals(t.schema) and info.nbytes == t.nbytes and info.num_chunks == 1
+    assert ds.open("cat-basic").equals(t)
+    assert "cat-basic" in [i.name for i in ds.list()]
+    assert ds.delete("cat-basic") is True
+    assert ds.delete("cat-basic") is False
+    with pytest.raises(ds.DatasetNotFoundError) as err:
+        ds.open("cat-basic")
+    assert err.value.name == "cat-basic" and "publish it first" in str(err.value)
+
+
+def test_versions_and_old_readers(ds):
+    v1 = _table(10)
+    ds.publish("cat-ver", v1)
+    held = ds.open("cat-ver")                      # a reader of version 1
+    ds.publish("cat-ver", _table(20, start=100))   # version 2; version 1 kept (keep_previous=1)
+    assert ds.info("cat-ver").version == 2
+    assert ds.versions("cat-ver") == [1, 2]
+    assert ds.open("cat-ver", version=1).equals(v1)
+    ds.publish("cat-ver", _table(30, start=200))   # version 3; version 1 dropped
+    assert ds.versions("cat-ver") == [2, 3]
+    with pytest.raises(ds.DatasetNotFoundError) as err:
+        ds.open("cat-ver", version=1)
+    assert err.value.versions == (2, 3)
+    assert held.equals(v1), "a reader of a dropped version saw its data change"
+    assert ds.open("cat-ver").num_rows == 30
+    ds.delete("cat-ver")
+
+
+def test_append_and_schema_mismatch(ds):
+    ds.publish("cat-app", _table(5))
+    info = ds.append("cat-app", _table(7, start=5))
+    assert (info.version, info.num_rows, info.num_chunks) == (2, 12, 2)
+    assert ds.open("cat-app")["id"].to_pylist() == list(range(12))
+    with pytest.raises(ds.SchemaMismatchError) as err:
+        ds.append("cat-app", pa.table({"id": pa.array([1.5])}))
+    assert err.value.name == "cat-app" and "id: int64" in str(err.value)
+    assert ds.info("cat-app").version == 2, "a failed append must not create a version"
+    ds.delete("cat-app")
+
+
+def test_data_outlives_the_publishing_driver(ds, run_driver):
+    run_driver("""
+        import pyarrow as pa
+        info = datashare.publish("cat-cross", pa.table({"k": list(range(50_000))}))
+        print(info.version)
+    """)
+    # The publishing process has exited; its data is still readable here.
+    t = ds.open("cat-cross")
+    assert t["k"].to_pylist() == list(range(50_000))
+    out = run_driver("""
+        print(datashare.open("cat-cross").num_rows)
+        datashare.delete("cat-cross")
+    """)
+    assert out.strip() == "50000"
+    assert "cat-cross" not in [i.name for i in ds.list()]
+
+
+def test_where_reports_the_holding_nodes(ds, ray_cluster):
+    edge = node_of(ray_cluster, "edge-1")
+    ref_local = ds.put(pa.table({"a": np.zeros(100_000)}))
+    assert ds.where(ref_local) == (ds.current_node_id(),)
+    info = ds.publish("cat-where", _table(200_000), nodes=[edge])
+    assert info.node_ids == (edge,)
+    assert ds.where("cat-where") == (edge,)
+    assert ds.locality("cat-where")[edge] >= info.nbytes
+    ds.delete("cat-where")
+
+
+def test_spread_over_nodes_and_stream(ds, ray_cluster):
+    nodes = [node_of(ray_cluster, p) for p in ("cloud", "edge-1", "edge-2")]
+    t = pa.table({"v": np.arange(3_000_000, dtype=np.int64)})   # 24 MB
+    info = ds.publish("cat-spread", t, nodes=nodes, chunk_bytes=2 * 2**20)
+    assert info.num_chunks == 12 and set(info.node_ids) == set(nodes)
+    assert set(ds.where("cat-spread")) >= set(nodes)
+    total = 0
+    seen = 0
+    for batch in ds.stream("cat-spread"):
+        assert isinstance(batch, pa.RecordBatch)
+        total += int(np.asarray(batch.column(0)).sum())
+        seen += batch.num_rows
+    assert seen == t.num_rows and total == int(np.arange(3_000_000).sum())
+    assert ds.open("cat-spread").equals(t)
+    ds.delete("cat-spread")
+
+
+def test_invalid_arguments(ds):
+    with pytest.raises(ds.InvalidArgumentError):
+        ds.publish("", _table(1))
+    with pytest.raises(ds.InvalidArgumentError) as err:
+        ds.publish("x", {"a": [1]})
+    assert "pa.Table.from_pandas" in str(err.value)
+    with pytest.raises(ds.InvalidArgumentError) as err:
+        ds.publish("x", _table(1), nodes=["nope"])
+    assert "not alive" in str(err.value)
+    with pytest.raises(ds.InvalidArgumentError):
+        ds.put({"not": "arrow"})
+    with pytest.raises(ds.InvalidArgumentError):
+        ds.open("x", version=0)

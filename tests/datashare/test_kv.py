@@ -1,0 +1,106 @@
+"""openYuanrong's KV semantics: NX, TTL, multi-key reads, waits, deletes, bytes and Arrow values."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def kv(ds):
+    from datashare import kv
+
+    return kv
+
+
+def test_write_read_delete(kv, ds):
+    kv.kv_write("kv/a", b"value-a")
+    assert kv.kv_read("kv/a", timeout=1) == b"value-a"
+    kv.kv_write("kv/a", b"value-b")                      # NONE overwrites
+    assert kv.kv_get("kv/a", timeout=1) == b"value-b"
+    kv.kv_del("kv/a")
+    kv.kv_del("kv/a")                                    # missing keys are fine
+    with pytest.raises(ds.KVKeyNotFoundError) as err:
+        kv.kv_read("kv/a", timeout=0)
+    assert isinstance(err.value, RuntimeError) and err.value.keys == ("kv/a",)
+
+
+def test_nx_refuses_a_live_key(kv, ds):
+    kv.kv_write("kv/nx", b"first", existence=kv.ExistenceOpt.NX)
+    with pytest.raises(ds.KVKeyExistsError) as err:
+        kv.kv_write("kv/nx", b"second", existence=kv.ExistenceOpt.NX)
+    assert isinstance(err.value, RuntimeError) and err.value.key == "kv/nx"
+    assert kv.kv_read("kv/nx", timeout=1) == b"first"
+    kv.kv_del("kv/nx")
+    kv.kv_write("kv/nx", b"third", existence=kv.ExistenceOpt.NX)   # free again after delete
+    kv.kv_del("kv/nx")
+
+
+def test_ttl_expiry_frees_the_key(kv, ds):
+    p = kv.SetParam()
+    p.existence = kv.ExistenceOpt.NX
+    p.ttl_second = 1
+    kv.kv_set("kv/ttl", b"short-lived", p)
+    assert kv.kv_read("kv/ttl", timeout=0) == b"short-lived"
+    time.sleep(1.3)
+    with pytest.raises(ds.KVKeyNotFoundError):
+        kv.kv_read("kv/ttl", timeout=0)
+    kv.kv_set("kv/ttl", b"again", p)                       # NX succeeds once expired
+    kv.kv_del("kv/ttl")
+
+
+def test_read_waits_for_a_writer_and_lists_are_all_or_nothing(kv, ds):
+    kv.kv_write("kv/l1", b"one")
+    writer = threading.Timer(0.5, lambda: kv.kv_write("kv/l2", b"two"))
+    writer.start()
+    assert kv.kv_read(["kv/l1", "kv/l2"], timeout=10) == [b"one", b"two"]
+    writer.join()
+    with pytest.raises(ds.KVKeyNotFoundError) as err:
+        kv.kv_read(["kv/l1", "kv/absent"], timeout=0.3)
+    assert err.value.keys == ("kv/absent",)
+    kv.kv_del(["kv/l1", "kv/l2"])
+
+
+def test_large_bytes_and_arrow_values_are_zero_copy(kv):
+    big = bytes(range(256)) * 4096                      # 1 MiB, goes to the object store
+    kv.kv_write("kv/big", big)
+    got = kv.kv_read("kv/big", timeout=1)
+    assert isinstance(got, memoryview) and got.readonly and bytes(got) == big
+    table = pa.table({"x": np.arange(100_000)})
+    kv.kv_write("kv/table", table, ttl_second=30)
+    assert kv.kv_read("kv/table", timeout=1).equals(table)
+    assert {"kv/big", "kv/table"} <= set(kv.kv_keys())
+    kv.kv_del(["kv/big", "kv/table"])
+
+
+def test_m_write_tx_is_all_or_nothing(kv, ds):
+    kv.kv_write("kv/tx2", b"exists")
+    with pytest.raises(ds.KVKeyExistsError):
+        kv.kv_m_write_tx(["kv/tx1", "kv/tx2"], [b"a", b"b"], kv.MSetParam())
+    with pytest.raises(ds.KVKeyNotFoundError):
+        kv.kv_read("kv/tx1", timeout=0)
+    kv.kv_del("kv/tx2")
+    kv.kv_m_write_tx(["kv/tx1", "kv/tx2"], [b"a", b"b"])
+    assert kv.kv_read(["kv/tx1", "kv/tx2"], timeout=0) == [b"a", b"b"]
+    kv.kv_del(["kv/tx1", "kv/tx2"])
+
+
+def test_bad_arguments_and_unsupported_modes(kv, ds):
+    with pytest.raises(ds.InvalidArgumentError):
+        kv.kv_write("has space", b"v")
+    with pytest.raises(ds.InvalidArgumentError):
+        kv.kv_write("k", b"")
+    with pytest.raises(ds.InvalidArgumentError):
+        kv.kv_write("k", b"v", ttl_second=-1)
+    with pytest.raises(ds.InvalidArgumentError):
+        kv.kv_get("k", timeout=0)
+    with pytest.raises(NotImplementedError, match="secondary cache"):
+        kv.kv_write("k", b"v", write_mode=kv.WriteMode.WRITE_THROUGH_L2_CACHE)
+    with pytest.raises(NotImplementedError, match="DISK"):
+        kv.kv_write("k", b"v", cache_type=kv.CacheType.DISK)
