@@ -1,0 +1,693 @@
+"""Placement policies: pure functions from (request, snapshot) to a :class:`Decision`.
+
+Every policy shares one engine. Hard constraints (pools, tiers, RESOURCE and INSTANCE affinity,
+latency budget, required data locality, resource shape, free capacity, strategy) filter nodes as
+boolean arrays; the survivors are ranked by a weighted sum of score terms, lower is better:
+
+============  ==========================================================  =====================
+term          raw value on a node                                         scaled by
+============  ==========================================================  =====================
+latency       client-region → pool latency (ms)                           max over candidates
+cost          Σ demand × pool price ($/h)                                 max over candidates
+carbon        pool intensity × watts/CPU × CPUs (gCO2/h)                  max over candidates
+load          utilisation of the busiest requested resource after placing  (already 0..1)
+locality      0 on a node holding the data, 0.5 in its pool, 1 elsewhere   (already 0..1)
+preference    missed preferred pools/tiers/PREFERRED rules, hit ANTI ones  (already 0..1)
+tier          rank of the tier in edge < fog < cloud < others              (already 0..1)
+group         PACK: 0 on a node of this group; SPREAD: 1 on one            (already 0..1)
+hybrid        Ray's default: pack below 50 % utilisation, then spread      (baselines only)
+============  ==========================================================  =====================
+
+Policies differ only in weights (:data:`POLICIES`). The weights of :data:`default` are
+latency 0.35, cost 0.2, carbon 0.15, load 0.2, locality 0.1 — so latency leads, cost and load
+follow, and carbon breaks near-ties — with preference 2 and group 1 so that what the user asked for
+explicitly dominates the trade-offs. Bundles are placed greedily, most constrained first, each
+reserving its resources before the next is placed; a group fails as a whole.
+
+Example:
+    >>> from placement.snapshot import ClusterSnapshot, Node
+    >>> from placement.requests import PlacementRequest
+    >>> snap = ClusterSnapshot([Node("n1", labels={"yr.io/pool": "cloud", "yr.io/tier": "cloud"},
+    ...                              total={"CPU": 4})])
+    >>> default(PlacementRequest.single({"CPU": 1}), snap).node_ids
+    ('n1',)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+import numpy as np
+
+from placement.decision import BundlePlacement, Decision, Exclusion, Infeasibility, RunnerUp
+from placement.requests import Affinity, AffinityKind, AffinityType, Bundle, PlacementRequest, Strategy
+from placement.snapshot import ClusterSnapshot
+
+_EPS = 1e-9
+TERMS = ("latency", "cost", "carbon", "load", "locality", "preference", "tier", "group", "hybrid")
+_UNITS = {"latency": "ms", "cost": "$/h", "carbon": "gCO2/h", "load": "", "locality": "", "preference": "",
+          "tier": "", "group": "", "hybrid": ""}
+
+
+class Policy(Protocol):
+    """What every policy is: a name and a pure function of (request, snapshot)."""
+
+    name: str
+
+    def __call__(self, request: PlacementRequest, snapshot: ClusterSnapshot) -> Decision: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Weights:
+    """Weights of the score terms (see the module docstring)."""
+
+    latency: float = 0.0
+    cost: float = 0.0
+    carbon: float = 0.0
+    load: float = 0.0
+    locality: float = 0.0
+    preference: float = 2.0
+    tier: float = 0.0
+    group: float = 1.0
+    hybrid: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in TERMS:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or math.isnan(v):
+                raise ValueError(f"Weights.{name}={v!r} is not a non-negative number; give e.g. 0.5.")
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightedPolicy:
+    """A policy defined by its weights and which constraints it honours.
+
+    Args:
+        name: Policy name.
+        weights: Score weights.
+        latency_budget: Whether the latency budget is a hard constraint (Ray's baselines cannot see it).
+        instance_affinity: Whether INSTANCE affinity is honoured (Ray has none).
+        offload_tiers: Tiers treated as preferred when a bundle names no preference; leaving them
+            for lack of room is reported as an offload (edge-first uses ``("edge",)``).
+        runners_up: How many runner-up nodes to explain per bundle.
+    """
+
+    name: str
+    weights: Weights
+    latency_budget: bool = True
+    instance_affinity: bool = True
+    offload_tiers: tuple[str, ...] = ()
+    runners_up: int = 3
+
+    def __call__(self, request: PlacementRequest, snapshot: ClusterSnapshot) -> Decision:
+        return _Engine(self, request, snapshot).decide()
+
+
+# ------------------------------------------------------------------------------------------------
+# The engine.
+
+
+@dataclasses.dataclass
+class _Step:
+    name: str
+    level: str  # "pool": mask over pools; "node": mask over nodes
+    mask: np.ndarray
+    detail: Callable[[set[str]], str]
+
+
+@dataclasses.dataclass
+class _Prepared:
+    """One bundle's constraints and pool-level score, computed once per decision."""
+
+    bi: int
+    bundle: Bundle
+    cols: list[int]
+    vals: list[float]
+    pool_ok: np.ndarray
+    node_ok: np.ndarray
+    pool_score: np.ndarray
+    pool_raw: dict[str, np.ndarray]
+    rules: list[tuple[float, np.ndarray, bool]]
+    data_mask: np.ndarray | None
+    pool_has_data: np.ndarray | None
+    preferred: np.ndarray | None
+    count: int
+
+
+@dataclasses.dataclass
+class _Pick:
+    node: int
+    score: float
+    terms: dict[str, float]
+
+
+class _Engine:
+    """Branch and bound over pools: pool-level terms are a lower bound of every node's score in the
+    pool (node-level terms are non-negative), so pools are visited best-first and the search stops
+    at the first pool whose bound cannot beat the best node found."""
+
+    def __init__(self, policy: WeightedPolicy, request: PlacementRequest, snap: ClusterSnapshot) -> None:
+        self.p = policy
+        self.w = policy.weights
+        self.req = request
+        self.snap = snap
+        self.s = snap._s
+        self.n = len(snap)
+        self.np = len(self.s.pool_names)
+
+    # -- constraints ------------------------------------------------------------------------------
+    def demand(self, b: Bundle) -> tuple[list[int], list[float], list[str]]:
+        cols, vals, missing = [], [], []
+        for r, v in b.resources.items():
+            j = self.s.res_pos.get(r)
+            if j is None:
+                missing.append(r)
+            else:
+                cols.append(j)
+                vals.append(v)
+        return cols, vals, missing
+
+    def _pool_ok(self, names: tuple[str, ...], by_tier: bool = False) -> np.ndarray:
+        s, wanted = self.s, set(names)
+        if by_tier:
+            return np.fromiter((s.pools[p].tier in wanted for p in s.pool_names), dtype=bool, count=self.np)
+        return np.fromiter((p in wanted for p in s.pool_names), dtype=bool, count=self.np)
+
+    def steps(self, b: Bundle) -> list[_Step]:
+        """The hard constraints on one bundle, in the order explanations report them."""
+        s, out = self.s, []
+        names = s.pool_names
+        if not s.all_alive:
+            out.append(_Step("alive", "node", s.alive, lambda ex: "their nodes are not alive"))
+        if b.pools:
+            unknown = [p for p in b.pools if p not in s.pools]
+
+            def pools_detail(ex: set[str], unknown: list[str] = unknown) -> str:
+                msg = f"bundle requires pool in ({', '.join(b.pools)})"
+                if unknown:
+                    msg += (f"; pool={unknown[0]!r} does not exist; known pools: {', '.join(names)}. "
+                            "Add it to the pools file or pick one of those")
+                return msg
+            out.append(_Step("pools", "pool", self._pool_ok(b.pools), pools_detail))
+        if b.tiers:
+            out.append(_Step("tiers", "pool", self._pool_ok(b.tiers, by_tier=True),
+                             lambda ex: f"bundle requires tier in ({', '.join(b.tiers)}); tiers present: "
+                                        f"{', '.join(s.tier_names)}"))
+        for kind in (AffinityKind.RESOURCE, AffinityKind.INSTANCE):
+            if kind is AffinityKind.INSTANCE and not self.p.instance_affinity:
+                continue
+            rules = [a for a in b.affinities if a.kind is kind and a.required]
+            if not rules:
+                continue
+            req = [a for a in rules if a.type is AffinityType.REQUIRED]
+            anti = [a for a in rules if a.type is AffinityType.REQUIRED_ANTI]
+            mask = np.ones(self.n, dtype=bool)
+            if req:
+                any_req = np.zeros(self.n, dtype=bool)
+                for a in req:
+                    any_req |= self._rule_mask(a)
+                mask &= any_req
+            for a in anti:
+                mask &= ~self._rule_mask(a)
+            out.append(_Step(f"{kind.value.lower()}_affinity", "node", mask,
+                             lambda ex, rules=rules: " or ".join(map(str, rules))))
+        if self.req.latency_budget_ms is not None and self.p.latency_budget:
+            lat_p = s.region_latency(self.req.client_region)  # type: ignore[arg-type]
+            ok_p = lat_p <= self.req.latency_budget_ms + _EPS  # NaN (unknown) compares False
+
+            def lat_detail(ex: set[str]) -> str:
+                parts = []
+                for pool in sorted(ex):
+                    v = lat_p[names.index(pool)]
+                    parts.append(f"{pool} {'unknown' if math.isnan(v) else f'{v:g} ms'}")
+                return (f"latency from {self.req.client_region} exceeds the {self.req.latency_budget_ms:g} ms "
+                        f"budget ({', '.join(parts)})")
+            out.append(_Step("latency_budget", "pool", ok_p, lat_detail))
+        if b.data_required:
+            out.append(_Step("data_locality", "node", self._data_mask(b),
+                             lambda ex: f"bundle must run on a node holding its data ({', '.join(b.data_nodes)})"))
+        cols, vals, missing = self.demand(b)
+        shape = np.zeros(self.n, dtype=bool) if missing else self._fits(s.total_t, cols, vals)
+
+        def shape_detail(ex: set[str]) -> str:
+            need = ", ".join(f"{r} {v:g}" for r, v in b.resources.items())
+            if missing:
+                return f"needs {need}; no node has resource {missing[0]!r} at all"
+            biggest = []
+            for pool in sorted(ex):
+                idx = s.pool_nodes[pool]
+                biggest.append(f"{pool} at most " + ", ".join(
+                    f"{s.resources[c]} {(s.total_t[c][idx].max() if len(idx) else 0):g}" for c in cols))
+            return f"needs {need} on one node; {'; '.join(biggest)}"
+        out.append(_Step("resource_shape", "node", shape, shape_detail))
+        return out
+
+    @staticmethod
+    def _fits(matrix_t: np.ndarray, cols: list[int], vals: list[float]) -> np.ndarray:
+        mask = matrix_t[cols[0]] >= vals[0] - _EPS
+        for c, v in zip(cols[1:], vals[1:]):
+            mask &= matrix_t[c] >= v - _EPS
+        return mask
+
+    def _rule_mask(self, a: Affinity) -> np.ndarray:
+        if a.kind is AffinityKind.RESOURCE:
+            return self.s.labels.match_all(a.operators)
+        return self.snap.instance_mask(a.operators)
+
+    def _data_mask(self, b: Bundle) -> np.ndarray:
+        m = np.zeros(self.n, dtype=bool)
+        m[[self.s.node_pos[n] for n in b.data_nodes if n in self.s.node_pos]] = True
+        return m
+
+    def preferred(self, b: Bundle) -> np.ndarray | None:
+        """Preferred pools (over pools), from the bundle or the policy's offload tiers."""
+        pools, tiers = b.preferred_pools, b.preferred_tiers
+        if not pools and not tiers:
+            tiers = self.p.offload_tiers
+        if not pools and not tiers:
+            return None
+        ok = self._pool_ok(pools) if pools else np.zeros(self.np, dtype=bool)
+        if tiers:
+            ok |= self._pool_ok(tiers, by_tier=True)
+        return ok
+
+    # -- preparation: constraints and the pool-level part of the score --------------------------
+    def prepare(self, bi: int, b: Bundle) -> _Prepared:
+        s, w = self.s, self.w
+        pool_ok = np.ones(self.np, dtype=bool)
+        node_ok = None
+        for st in self.steps(b):
+            if st.level == "pool":
+                pool_ok &= st.mask
+            else:
+                node_ok = st.mask.copy() if node_ok is None else np.logical_and(node_ok, st.mask, out=node_ok)
+        if node_ok is None:
+            node_ok = np.ones(self.n, dtype=bool)
+        # Pools whose nodes all fail node-level constraints are dropped before any scoring.
+        per_pool = np.zeros(self.np, dtype=np.int64)
+        if self.n:
+            per_pool[s.nonempty] = np.add.reduceat(node_ok, s.pool_start[s.nonempty], dtype=np.int64)
+        pool_ok &= per_pool > 0
+        cols, vals, _ = self.demand(b)
+        raw: dict[str, np.ndarray] = {}
+        score = np.zeros(self.np)
+
+        def add(name: str, values: np.ndarray, scaled: bool) -> None:
+            wt = getattr(w, name)
+            raw[name] = values
+            if not wt:
+                return
+            if scaled:
+                top = float(values[pool_ok].max()) if pool_ok.any() else 0.0
+                if top <= 0:
+                    return
+                wt = wt / top
+            score.__iadd__(wt * values)
+
+        if self.req.client_region is not None:
+            lat_p = s.region_latency(self.req.client_region)
+            if np.isnan(lat_p).any():
+                # Unknown latency ranks behind every known one.
+                fill = np.nanmax(lat_p) * 2 if not np.isnan(lat_p).all() else 0.0
+                lat_p = np.where(np.isnan(lat_p), fill, lat_p)
+            add("latency", lat_p, True)
+        if cols:
+            add("cost", s.cost[:, cols] @ np.asarray(vals), True)
+        cpu_j = s.res_pos.get("CPU")
+        cpus = vals[cols.index(cpu_j)] if cpu_j in cols else 1.0
+        carbon_p = s.carbon(self.snap.hour) * s.watts * cpus / 1000.0
+        if np.isnan(carbon_p).any():
+            # Unknown intensity counts as the worst known one.
+            fill = np.nanmax(carbon_p) if not np.isnan(carbon_p).all() else 0.0
+            carbon_p = np.where(np.isnan(carbon_p), fill, carbon_p)
+        add("carbon", carbon_p, True)
+        if w.tier:
+            add("tier", s.pool_tier_rank, False)
+        preferred = self.preferred(b)
+        rules_in = [a for a in b.affinities if not a.required
+                    and (a.kind is AffinityKind.RESOURCE or self.p.instance_affinity)]
+        total_w = (1.0 if preferred is not None else 0.0) + sum(1.0 / (i + 1) for i in range(len(rules_in)))
+        rules: list[tuple[float, np.ndarray, bool]] = []
+        if preferred is not None:
+            raw["preference"] = (~preferred).astype(float) / total_w
+            score += w.preference * raw["preference"]
+        elif rules_in:
+            raw["preference"] = np.zeros(self.np)
+        ranked = sorted(enumerate(rules_in), key=lambda ia: (-ia[1].priority, ia[0]))
+        for rank, (_, a) in enumerate(ranked):
+            rules.append((1.0 / (rank + 1) / total_w, self._rule_mask(a), a.anti))
+        data_mask = pool_has_data = None
+        if b.data_nodes:
+            data_mask = self._data_mask(b)
+            pool_has_data = np.zeros(self.np, dtype=bool)
+            pool_has_data[s.pool_idx[data_mask]] = True
+            raw["locality"] = np.where(pool_has_data, 0.0, 1.0)
+            score += w.locality * raw["locality"]
+        count = int(per_pool[pool_ok].sum())
+        return _Prepared(bi, b, cols, vals, pool_ok, node_ok, score, raw, rules, data_mask, pool_has_data,
+                         preferred, count)
+
+    # -- node level -------------------------------------------------------------------------------
+    def _eval_pool(self, pr: _Prepared, p: int, avail_t: np.ndarray, used: np.ndarray,
+                   node_ok: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Scores of the feasible nodes of pool ``p``: (node indices, scores, node-level terms)."""
+        s, w = self.s, self.w
+        a, e = int(s.pool_start[p]), int(s.pool_end[p])
+        ok = (pr.node_ok if node_ok is None else node_ok)[a:e].copy()
+        for c, v in zip(pr.cols, pr.vals):
+            ok &= avail_t[c, a:e] >= v - _EPS
+        if self.req.strategy is Strategy.STRICT_SPREAD:
+            ok &= ~used[a:e]
+        idx = np.flatnonzero(ok) + a
+        terms: dict[str, np.ndarray] = {}
+        if not len(idx):
+            return idx, np.zeros(0), terms
+        util = np.zeros(len(idx))
+        for c, v in zip(pr.cols, pr.vals):
+            tot = s.total_t[c, idx]
+            util = np.maximum(util, 1.0 - (avail_t[c, idx] - v) / np.where(tot > 0, tot, 1.0))
+        terms["load"] = util
+        sc = pr.pool_score[p] + w.load * util
+        if self.req.strategy is Strategy.PACK:
+            terms["group"] = np.where(used[idx], 0.0, 1.0)
+        elif self.req.strategy is Strategy.SPREAD:
+            terms["group"] = used[idx].astype(float)
+        if "group" in terms:
+            sc = sc + w.group * terms["group"]
+        if pr.rules:
+            pref = np.zeros(len(idx))
+            for wr, mask, anti in pr.rules:
+                m = mask[idx]
+                pref += wr * (m if anti else ~m)
+            terms["preference"] = pr.pool_raw["preference"][p] + pref
+            sc = sc + w.preference * pref
+        if pr.data_mask is not None and pr.pool_has_data is not None and pr.pool_has_data[p]:
+            extra = np.where(pr.data_mask[idx], 0.0, 0.5)
+            terms["locality"] = extra
+            sc = sc + w.locality * extra
+        if w.hybrid:
+            # Ray's hybrid policy: fill nodes in a fixed order until 50 % busy, then the least busy.
+            terms["hybrid"] = np.where(util <= 0.5, idx / max(self.n, 1) * 0.01, 0.5 + util)
+            sc = sc + w.hybrid * terms["hybrid"]
+        return idx, sc, terms
+
+    def _pick_terms(self, pr: _Prepared, p: int, j: int, terms: dict[str, np.ndarray]) -> dict[str, float]:
+        out = {name: float(v[p]) for name, v in pr.pool_raw.items()}
+        for name, v in terms.items():
+            out[name] = float(v[j]) if name != "locality" else out.get("locality", 0.0) + float(v[j])
+        return out
+
+    def bounds(self, pr: _Prepared, avail_t: np.ndarray, used: np.ndarray) -> np.ndarray:
+        """A lower bound of the score of every node in each pool (``inf`` for excluded pools)."""
+        s, w = self.s, self.w
+        bound = np.where(pr.pool_ok, pr.pool_score, np.inf)
+        if not self.n:
+            return bound
+        ne = s.nonempty
+        starts = s.pool_start[ne]
+        if w.load or w.hybrid:
+            # util = 1 - free/total + v/total >= 1 - max(free/total) + v/max(total), per resource.
+            util_lb = np.zeros(int(ne.sum()))
+            for c, v in zip(pr.cols, pr.vals):
+                frac = np.maximum.reduceat(avail_t[c] * s.inv_total_t[c], starts)
+                maxtot = s.pool_max_total(c)
+                lb = 1.0 - frac + np.divide(v, maxtot, out=np.zeros_like(maxtot), where=maxtot > 0)
+                util_lb = np.maximum(util_lb, lb)
+            extra = w.load * util_lb
+            if w.hybrid:
+                extra = extra + w.hybrid * np.where(util_lb <= 0.5, starts / self.n * 0.01, 0.5 + util_lb)
+            bound[ne] += extra
+        if w.group and self.req.strategy is Strategy.PACK:
+            pool_used = np.zeros(self.np, dtype=bool)
+            pool_used[s.pool_idx[used]] = True
+            bound += w.group * np.where(pool_used, 0.0, 1.0)
+        return bound
+
+    def best(self, pr: _Prepared, avail_t: np.ndarray, used: np.ndarray, want_runners: int,
+             node_ok: np.ndarray | None = None) -> tuple[_Pick | None, list[_Pick]]:
+        """Best node for a prepared bundle, and the best node of up to ``want_runners`` other pools."""
+        bound = self.bounds(pr, avail_t, used)
+        order = np.flatnonzero(np.isfinite(bound))
+        order = order[np.argsort(bound[order], kind="stable")]
+        picks: list[_Pick] = []  # best node of each evaluated pool
+        same_pool: _Pick | None = None
+        best_score = math.inf
+        extra_budget = want_runners + 1  # pools looked at after the winner is certain
+        for p in order:
+            if bound[p] >= best_score - 1e-12:
+                if len(picks) > want_runners or extra_budget <= 0:
+                    break
+                extra_budget -= 1
+            idx, sc, terms = self._eval_pool(pr, int(p), avail_t, used, node_ok)
+            if not len(idx):
+                continue
+            j = int(np.argmin(sc))
+            picks.append(_Pick(int(idx[j]), float(sc[j]), self._pick_terms(pr, int(p), j, terms)))
+            if sc[j] < best_score:
+                best_score = float(sc[j])
+                if want_runners and len(idx) > 1:
+                    sc2 = sc.copy()
+                    sc2[j] = math.inf
+                    j2 = int(np.argmin(sc2))
+                    same_pool = _Pick(int(idx[j2]), float(sc[j2]), self._pick_terms(pr, int(p), j2, terms))
+                else:
+                    same_pool = None
+        if not picks:
+            return None, []
+        picks.sort(key=lambda pk: pk.score)
+        winner = picks[0]
+        runners = picks[1: 1 + want_runners]
+        if same_pool is not None and len(runners) < want_runners:
+            runners.append(same_pool)
+        return winner, runners
+
+    # -- the decision ------------------------------------------------------------------------------
+    def decide(self) -> Decision:
+        t0 = time.perf_counter()
+        prepared = [self.prepare(bi, b) for bi, b in enumerate(self.req.bundles)]
+        if self.req.strategy is Strategy.STRICT_PACK:
+            result = self._strict_pack(prepared)
+        else:
+            result = self._greedy(prepared)
+        if isinstance(result, Infeasibility):
+            return Decision(self.p.name, (), result, time.perf_counter() - t0)
+        return Decision(self.p.name, result, None, time.perf_counter() - t0)
+
+    def _greedy(self, prepared: list[_Prepared]) -> tuple[BundlePlacement, ...] | Infeasibility:
+        order = sorted(prepared, key=lambda pr: (pr.count, -sum(pr.bundle.resources.values())))
+        avail_t = self.snap._available_t.copy()
+        used = np.zeros(self.n, dtype=bool)
+        placed: dict[int, BundlePlacement] = {}
+        for pr in order:
+            winner, runners = self.best(pr, avail_t, used, self.p.runners_up) if pr.count else (None, [])
+            if winner is None:
+                return self._explain(pr, avail_t, used, sorted(placed))
+            placed[pr.bi] = self._placement(pr, winner, runners, avail_t)
+            avail_t[pr.cols, winner.node] -= pr.vals
+            used[winner.node] = True
+        return tuple(placed[i] for i in range(len(prepared)))
+
+    def _strict_pack(self, prepared: list[_Prepared]) -> tuple[BundlePlacement, ...] | Infeasibility:
+        s = self.s
+        avail_t = self.snap._available_t
+        no_use = np.zeros(self.n, dtype=bool)
+        for pr in prepared:
+            if not pr.count:
+                return self._explain(pr, avail_t, no_use, [])
+        total: dict[str, float] = {}
+        for pr in prepared:
+            for r, v in pr.bundle.resources.items():
+                total[r] = total.get(r, 0.0) + v
+        merged = self.prepare(-1, Bundle(total, preferred_pools=prepared[0].bundle.preferred_pools,
+                                         preferred_tiers=prepared[0].bundle.preferred_tiers,
+                                         affinities=tuple(a for pr in prepared for a in pr.bundle.affinities
+                                                          if not a.required),
+                                         data_nodes=tuple(n for pr in prepared for n in pr.bundle.data_nodes)))
+        node_ok = np.logical_and.reduce([pr.node_ok for pr in prepared])
+        merged.pool_ok = np.logical_and.reduce([pr.pool_ok for pr in prepared])
+        winner, runners = self.best(merged, avail_t, no_use, self.p.runners_up, node_ok=node_ok)
+        if winner is None:
+            both = node_ok & merged.pool_ok[s.pool_idx]
+            need = ", ".join(f"{r} {v:g}" for r, v in total.items())
+            if not both.any():
+                detail = "STRICT_PACK needs one node that satisfies every bundle's constraints; none does"
+                pools = tuple(sorted({s.pool_names[i] for i in s.pool_idx[s.alive]}))
+            else:
+                pools = tuple(sorted({s.pool_names[i] for i in s.pool_idx[both]}))
+                detail = f"STRICT_PACK needs {need} free on one node; no node in {', '.join(pools)} has that"
+            return Infeasibility((Exclusion(None, "strategy", pools, detail),))
+        out = []
+        for pr in prepared:
+            merged.bi, merged.bundle, merged.preferred = pr.bi, pr.bundle, pr.preferred
+            out.append(self._placement(merged, winner, runners, avail_t))
+        return tuple(out)
+
+    def _placement(self, pr: _Prepared, winner: _Pick, runners: list[_Pick], avail_t: np.ndarray) -> BundlePlacement:
+        s = self.s
+        best = winner.node
+        p = int(s.pool_idx[best])
+        pool = s.pool_names[p]
+        factors = self._factors(pr)
+        out_runners = []
+        for r in runners:
+            diffs = {n: f * (r.terms.get(n, 0.0) - winner.terms.get(n, 0.0)) for n, f in factors.items()}
+            lost = max(diffs, key=diffs.__getitem__) if diffs else "tie"
+            if not diffs or diffs[lost] <= 1e-12:
+                lost, detail = "tie", "equal score; the earlier node in snapshot order wins"
+            else:
+                detail = f"{lost} {_fmt(r.terms[lost], lost)} vs {_fmt(winner.terms.get(lost, 0.0), lost)}"
+            out_runners.append(RunnerUp(s.node_ids[r.node], s.pool_names[s.pool_idx[r.node]], r.score, lost, detail))
+        reason = ", ".join(f"{n} {_fmt(v, n)}" for n, v in winner.terms.items() if n in factors)
+        offloaded: tuple[str, ...] = ()
+        if pr.preferred is not None and not pr.preferred[p]:
+            pref_ok = pr.preferred & pr.pool_ok
+            if pref_ok.any():
+                offloaded = tuple(s.pool_names[i] for i in np.flatnonzero(pref_ok))
+                mask = pref_ok[s.pool_idx] & pr.node_ok
+                need = ", ".join(f"{s.resources[c]} {v:g}" for c, v in zip(pr.cols, pr.vals))
+                most = ", ".join(f"{s.resources[c]} {avail_t[c][mask].max():g}" for c in pr.cols)
+                budget = ""
+                if self.req.latency_budget_ms is not None and "latency" in winner.terms:
+                    budget = (f", still within the {self.req.latency_budget_ms:g} ms budget "
+                              f"({winner.terms['latency']:g} ms)")
+                reason = (f"offloaded from {', '.join(offloaded)} (needs {need}; most free there {most}) "
+                          f"to {pool}{budget}; {reason}")
+        return BundlePlacement(pr.bi, s.node_ids[best], pool, s.pools[pool].tier, winner.score,
+                               dict(winner.terms), tuple(out_runners), offloaded, reason or "only candidate")
+
+    def _factors(self, pr: _Prepared) -> dict[str, float]:
+        """Multiplier of each raw term in the score (weights over the scale of scaled terms)."""
+        w, out = self.w, {}
+        for name in TERMS:
+            wt = getattr(w, name)
+            if not wt:
+                continue
+            if name in ("latency", "cost", "carbon"):
+                values = pr.pool_raw.get(name)
+                if values is None or not pr.pool_ok.any():
+                    continue
+                top = float(values[pr.pool_ok].max())
+                if top <= 0:
+                    continue
+                wt = wt / top
+            out[name] = wt
+        return out
+
+    def _explain(self, pr: _Prepared, avail_t: np.ndarray, used: np.ndarray,
+                 placed_before: list[int]) -> Infeasibility:
+        s, b, bi = self.s, pr.bundle, pr.bi
+        if self.n == 0:
+            return Infeasibility((Exclusion(bi, "alive", (), "the cluster snapshot has no nodes"),))
+        exclusions: list[Exclusion] = []
+        mask = np.ones(self.n, dtype=bool)
+        steps = self.steps(b)
+        cols, vals, missing = self.demand(b)
+        if not missing:
+            def cap_detail(ex: set[str]) -> str:
+                need = ", ".join(f"{s.resources[c]} {v:g}" for c, v in zip(cols, vals))
+                parts = []
+                for pool in sorted(ex):
+                    idx = s.pool_nodes[pool]
+                    parts.append(f"{pool} " + ", ".join(
+                        f"{s.resources[c]} {(avail_t[c][idx].max() if len(idx) else 0):g}" for c in cols))
+                after = f" after placing bundles {placed_before} of this group" if placed_before else ""
+                return f"needs {need} free on one node{after}; most free: {'; '.join(parts)}"
+            steps.append(_Step("capacity", "node", self._fits(avail_t, cols, vals), cap_detail))
+        if self.req.strategy is Strategy.STRICT_SPREAD:
+            steps.append(_Step("strategy", "node", ~used,
+                               lambda ex: "STRICT_SPREAD: every remaining node already holds a bundle of this group"))
+        for st in steps:
+            before = set(s.pool_idx[mask].tolist())
+            mask = mask & (st.mask[s.pool_idx] if st.level == "pool" else st.mask)
+            after = set(s.pool_idx[mask].tolist())
+            gone = {s.pool_names[i] for i in before - after}
+            if gone:
+                exclusions.append(Exclusion(bi, st.name, tuple(sorted(gone)), st.detail(gone)))
+            if not mask.any():
+                break
+        return Infeasibility(tuple(exclusions))
+
+
+def _fmt(value: float, term: str) -> str:
+    unit = _UNITS.get(term, "")
+    if term == "load":
+        return f"{value:.0%}"
+    if term == "cost":
+        return f"{value:.4g} {unit}"
+    return f"{value:.3g} {unit}".rstrip()
+
+
+# ------------------------------------------------------------------------------------------------
+# The policies.
+
+latency_first = WeightedPolicy("latency_first", Weights(latency=1.0, load=0.05, locality=0.05))
+"""Lowest client latency first; load and data locality break ties."""
+
+cost_first = WeightedPolicy("cost_first", Weights(cost=1.0, load=0.05, latency=0.02))
+"""Cheapest pool for the bundle's resources; load breaks ties."""
+
+carbon_aware = WeightedPolicy("carbon_aware", Weights(carbon=1.0, latency=0.1, load=0.05))
+"""Lowest grid carbon at the snapshot's hour (time-series aware); latency breaks near-ties."""
+
+load_balancing = WeightedPolicy("load_balancing", Weights(load=1.0, latency=0.05))
+"""Least utilised node after placement."""
+
+default = WeightedPolicy("default", Weights(latency=0.35, cost=0.2, carbon=0.15, load=0.2, locality=0.1))
+"""Weighs latency 0.35, cost 0.2, carbon 0.15, load 0.2, locality 0.1 (preference 2, group 1)."""
+
+edge_first = WeightedPolicy("edge_first", Weights(tier=3.0, latency=0.3, load=0.1, locality=0.05),
+                            offload_tiers=("edge",))
+"""Edge tier first; when the edge lacks room, offload to the next tier's pool still inside the budget."""
+
+ray_label_pinning = WeightedPolicy(
+    "ray_label_pinning", Weights(hybrid=1.0, preference=10.0, group=0.5),
+    latency_budget=False, instance_affinity=False, runners_up=0)
+"""Baseline: what Ray does with label selectors (required pools/labels, preferred ones as ordered
+fallbacks) and its default hybrid node choice; no latency budget, cost, carbon or instance affinity."""
+
+ray_pack_spread = WeightedPolicy(
+    "ray_pack_spread", Weights(hybrid=1.0, preference=0.0, group=0.5),
+    latency_budget=False, instance_affinity=False, runners_up=0)
+"""Baseline: Ray's default scheduling — pack a node to 50 %, then spread — honouring only hard labels."""
+
+POLICIES: Mapping[str, WeightedPolicy] = {
+    p.name: p for p in (default, latency_first, cost_first, carbon_aware, load_balancing, edge_first,
+                        ray_label_pinning, ray_pack_spread)
+}
+"""Every built-in policy by name; the last two are baselines that mimic Ray."""
+
+
+def get_policy(name: str | Policy) -> Policy:
+    """Look a policy up by name (or pass a policy object through).
+
+    Raises:
+        ValueError: The name is unknown; the message lists the known ones.
+    """
+    if not isinstance(name, str):
+        if callable(name) and hasattr(name, "name"):
+            return name
+        raise TypeError(f"policy={name!r} is neither a policy name nor a policy; give e.g. 'default'.")
+    try:
+        return POLICIES[name]
+    except KeyError:
+        raise ValueError(
+            f"policy={name!r} does not exist; known policies: {', '.join(POLICIES)}. Pick one of those."
+        ) from None
+
+
+def decide(request: PlacementRequest, snapshot: ClusterSnapshot, *, policy: str | Policy = "default") -> Decision:
+    """Decide a placement with the named policy (a pure function; nothing is reserved anywhere).
+
+    Args:
+        request: What to place.
+        snapshot: The cluster as it is now.
+        policy: A policy name from :data:`POLICIES` or a policy object.
+
+    Returns:
+        The decision; check ``decision.feasible`` or call ``decision.raise_if_infeasible()``.
+    """
+    return get_policy(policy)(request, snapshot)
