@@ -1,0 +1,392 @@
+"""The bridge between the pure placement engine and a live Ray cluster (the only module importing Ray).
+
+What it does:
+
+* :meth:`RayPlacer.snapshot` builds a :class:`~placement.snapshot.ClusterSnapshot` from the GCS:
+  ``ray.nodes()`` (labels, totals, liveness) plus ``available_resources_per_node`` — two GCS
+  round trips, no dashboard or state-API server involved. The snapshot is cached for
+  ``cache_ttl_s``; placements made through this placer are subtracted from the cached copy at once,
+  so back-to-back requests do not over-commit a node while the cache is warm.
+* INSTANCE affinity needs the labels of instances already placed, which Ray does not keep (an actor
+  has no user labels). They live in :class:`InstanceLabels`, one detached named actor per cluster:
+  it outlives any driver, every driver of the cluster sees the same registry, and reading it is one
+  actor call. Which node an instance runs on is *not* stored there but read from the GCS actor table
+  at snapshot time, so an actor that Ray restarted on another node is seen where it really is, and
+  dead actors drop out (and are pruned from the registry). A just-created actor that the GCS does
+  not list yet is counted on the node its decision chose.
+* :meth:`RayPlacer.create_group` turns a decision into a Ray placement group whose bundle ``i`` has
+  ``bundle_label_selector[i] == {"ray.io/node-id": <chosen node>}``, waits for it, and on an
+  infeasible request raises :class:`~placement.errors.PlacementInfeasible` *before* creating
+  anything; if Ray does not realise the group within the timeout, the group is removed and the
+  same error (``timed_out=True``) is raised — never a silent hang.
+* :meth:`RayPlacer.options_for` is the fast path for one task or actor: a decision becomes
+  ``.options()`` keywords (``label_selector`` and, for pool pinning, ``fallback_strategy`` built from
+  the runner-up pools) without any placement group.
+
+API for yuanrong (all keyword-only after the request)::
+
+    placer = RayPlacer(pools="cluster_configs/pools.yaml")           # or pools=PoolSet / None
+    group = placer.create_group(request, policy="default", timeout_s=schedule_timeout_ms / 1000)
+    actor = Cls.options(**group.bundle_options(0), num_cpus=1).remote()
+    group.remove()
+    opts = placer.options_for(request, policy="edge_first", pin="node")  # one task/actor, no group
+    placer.register_instance(actor_id_hex, labels, node_id=chosen)     # for INSTANCE affinity
+    placer.forget_instance(actor_id_hex)
+
+Example:
+    >>> placer = RayPlacer()                                      # doctest: +SKIP
+    >>> req = PlacementRequest((Bundle({"CPU": 1}, tiers=("edge",)), Bundle({"CPU": 2}, pools=("cloud",))))
+    >>> with placer.create_group(req, timeout_s=10) as group:     # doctest: +SKIP
+    ...     ray.get(f.options(**group.bundle_options(1)).remote())
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
+
+from placement import labels as label_keys
+from placement.decision import Decision
+from placement.errors import PlacementError, PlacementInfeasible
+from placement.policies import Policy, get_policy
+from placement.pools import PoolSet, load_pools
+from placement.requests import PlacementRequest
+from placement.snapshot import ClusterSnapshot, Instance, Node
+
+REGISTRY_NAME = "yr-placement-instance-labels"
+REGISTRY_NAMESPACE = "yr-placement"
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+class InstanceLabels:
+    """Cluster-wide registry: Ray actor id (hex) → (instance labels, node hint)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[dict[str, str], str | None]] = {}
+
+    def set(self, actor_id: str, labels: dict[str, str], node_hint: str | None) -> None:
+        self._entries[actor_id] = (dict(labels), node_hint)
+
+    def drop(self, actor_ids: list[str]) -> None:
+        for a in actor_ids:
+            self._entries.pop(a, None)
+
+    def items(self) -> dict[str, tuple[dict[str, str], str | None]]:
+        return dict(self._entries)
+
+
+def _is_internal_resource(name: str) -> bool:
+    # Placement-group bundle resources ("CPU_group_<id>", "bundle_group_<id>") and per-node markers.
+    return "_group_" in name or name.startswith("node:") or name == "bundle"
+
+
+@dataclasses.dataclass
+class PlacedGroup:
+    """A realised placement: the Ray placement group and the decision it came from.
+
+    Attributes:
+        placement_group: The Ray placement group (every bundle pinned to its chosen node).
+        decision: The engine's decision, with its explanation.
+        request: The request.
+    """
+
+    placement_group: PlacementGroup
+    decision: Decision
+    request: PlacementRequest
+    _placer: RayPlacer | None = dataclasses.field(default=None, repr=False)
+    _removed: bool = dataclasses.field(default=False, repr=False)
+
+    @property
+    def node_ids(self) -> tuple[str, ...]:
+        return self.decision.node_ids
+
+    def bundle_options(self, index: int, *, capture_child_tasks: bool = False) -> dict[str, Any]:
+        """``.options()`` keywords that run a task or actor inside bundle ``index``."""
+        if not 0 <= index < len(self.request.bundles):
+            raise IndexError(
+                f"bundle index {index} is out of range; this group has {len(self.request.bundles)} bundles "
+                f"(0..{len(self.request.bundles) - 1})."
+            )
+        return {"scheduling_strategy": PlacementGroupSchedulingStrategy(
+            self.placement_group, placement_group_bundle_index=index,
+            placement_group_capture_child_tasks=capture_child_tasks)}
+
+    def remove(self) -> None:
+        """Remove the placement group; everything it reserved is freed. Idempotent."""
+        if self._removed:
+            return
+        remove_placement_group(self.placement_group)
+        self._removed = True
+        if self._placer is not None:
+            self._placer._release(self.decision, self.request)
+
+    def __enter__(self) -> PlacedGroup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
+class RayPlacer:
+    """Places requests on the Ray cluster this process is connected to.
+
+    Args:
+        pools: Declared pools: a :class:`PoolSet`, a path to a pools file, or ``None`` to rely on pools
+            discovered from node labels only.
+        cache_ttl_s: How long a snapshot is reused. ``0`` reads the GCS for every decision.
+        use_instance_registry: Whether to read and write the cluster-wide instance-label registry.
+    """
+
+    def __init__(self, *, pools: PoolSet | str | Path | None = None, cache_ttl_s: float = 1.0,
+                 use_instance_registry: bool = True) -> None:
+        if isinstance(pools, (str, Path)):
+            pools = load_pools(pools)
+        if pools is not None and not isinstance(pools, PoolSet):
+            raise TypeError(f"pools={pools!r} is neither a PoolSet nor a path; give a pools file path or None.")
+        if cache_ttl_s < 0:
+            raise ValueError(f"cache_ttl_s={cache_ttl_s} is negative; give 0 (no cache) or a number of seconds.")
+        self._pools = pools or PoolSet()
+        self._ttl = float(cache_ttl_s)
+        self._use_registry = use_instance_registry
+        self._lock = threading.Lock()
+        self._snap: ClusterSnapshot | None = None
+        self._snap_time = 0.0
+        self._node_key: tuple[Any, ...] | None = None
+        self._registry: Any = None
+        self._local_instances: dict[str, tuple[dict[str, str], str | None]] = {}
+
+    # -- snapshots --------------------------------------------------------------------------------
+    def snapshot(self, *, fresh: bool = False) -> ClusterSnapshot:
+        """The cluster now (cached for ``cache_ttl_s`` unless ``fresh``)."""
+        _require_ray()
+        with self._lock:
+            if not fresh and self._snap is not None and time.monotonic() - self._snap_time < self._ttl:
+                return self._snap
+            self._snap = self._read_cluster()
+            self._snap_time = time.monotonic()
+            return self._snap
+
+    def invalidate(self) -> None:
+        """Drop the cached snapshot (e.g. after work outside this placer changed the cluster)."""
+        with self._lock:
+            self._snap = None
+
+    def _read_cluster(self) -> ClusterSnapshot:
+        from ray._private import state
+
+        table = ray.nodes()
+        avail = state.available_resources_per_node()
+        key = tuple(sorted(
+            (n["NodeID"], bool(n["Alive"]), tuple(sorted((n.get("Labels") or {}).items())),
+             tuple(sorted((r, v) for r, v in (n.get("Resources") or {}).items() if not _is_internal_resource(r))))
+            for n in table))
+        instances = self._instances({n["NodeID"] for n in table if n["Alive"]})
+        if self._snap is not None and key == self._node_key:
+            # Same nodes, labels and totals: reuse the index, refresh only what changes.
+            base = self._snap
+            matrix = base.available.copy()
+            res_pos = {r: j for j, r in enumerate(base.resources)}
+            for i, nid in enumerate(base.node_ids):
+                row = avail.get(nid, {})
+                for r, j in res_pos.items():
+                    matrix[i, j] = row.get(r, 0.0)
+            return base.replace(available=matrix, instances=instances)
+        nodes = []
+        for n in table:
+            total = {r: float(v) for r, v in (n.get("Resources") or {}).items() if not _is_internal_resource(r)}
+            free = {r: float(v) for r, v in avail.get(n["NodeID"], {}).items() if r in total}
+            nodes.append(Node(n["NodeID"], labels=dict(n.get("Labels") or {}), total=total,
+                              available=free if n["Alive"] else {}, alive=bool(n["Alive"])))
+        self._node_key = key
+        return ClusterSnapshot(nodes, pools=self._pools, instances=instances)
+
+    # -- instance labels --------------------------------------------------------------------------
+    def _registry_handle(self) -> Any:
+        if self._registry is None:
+            self._registry = InstanceLabels.options(
+                name=REGISTRY_NAME, namespace=REGISTRY_NAMESPACE, lifetime="detached", get_if_exists=True,
+            ).remote()
+        return self._registry
+
+    def register_instance(self, actor_id: str, labels: Mapping[str, str], *, node_id: str | None = None) -> None:
+        """Record an instance's labels so INSTANCE affinity of later requests can see it.
+
+        Args:
+            actor_id: Ray actor id in hex (``handle._actor_id.hex()``).
+            labels: The instance's labels.
+            node_id: Node the decision chose; used until the GCS lists the actor.
+        """
+        entry = ({str(k): str(v) for k, v in labels.items()}, node_id)
+        with self._lock:
+            self._local_instances[actor_id] = entry
+            if self._snap is not None and node_id is not None:
+                self._snap = self._snap.replace(
+                    instances=[*self._snap.instances, Instance(actor_id, node_id, entry[0])])
+        if self._use_registry:
+            ray.get(self._registry_handle().set.remote(actor_id, entry[0], node_id))
+
+    def forget_instance(self, actor_id: str) -> None:
+        """Remove an instance from the registry (call when it is terminated)."""
+        with self._lock:
+            self._local_instances.pop(actor_id, None)
+            if self._snap is not None:
+                self._snap = self._snap.replace(instances=[i for i in self._snap.instances if i.instance_id != actor_id])
+        if self._use_registry:
+            ray.get(self._registry_handle().drop.remote([actor_id]))
+
+    def _instances(self, alive_nodes: set[str]) -> list[Instance]:
+        from ray._private import state
+
+        entries = dict(self._local_instances)
+        if self._use_registry:
+            entries.update(ray.get(self._registry_handle().items.remote()))
+        if not entries:
+            return []
+        actors = state.actors()
+        out, dead = [], []
+        for actor_id, (labels, hint) in entries.items():
+            info = actors.get(actor_id)
+            if info is not None and info.get("State") == "DEAD":
+                dead.append(actor_id)
+                continue
+            node = (info or {}).get("Address", {}).get("NodeID") if info and info.get("State") == "ALIVE" else hint
+            if node in alive_nodes:
+                out.append(Instance(actor_id, node, labels))
+        if dead:
+            for a in dead:
+                self._local_instances.pop(a, None)
+            if self._use_registry:
+                self._registry_handle().drop.remote(dead)
+        return out
+
+    # -- decisions --------------------------------------------------------------------------------
+    def decide(self, request: PlacementRequest, *, policy: str | Policy = "default",
+               fresh: bool = False) -> Decision:
+        """Decide on the current snapshot without reserving anything."""
+        return get_policy(policy)(request, self.snapshot(fresh=fresh))
+
+    def _reserve(self, decision: Decision, request: PlacementRequest, sign: float = -1.0) -> None:
+        with self._lock:
+            snap = self._snap
+            if snap is None:
+                return
+            matrix = snap.available.copy()
+            pos = {nid: i for i, nid in enumerate(snap.node_ids)}
+            res = {r: j for j, r in enumerate(snap.resources)}
+            for p in decision.placements:
+                i = pos.get(p.node_id)
+                if i is None:
+                    continue
+                for r, v in request.bundles[p.bundle_index].resources.items():
+                    if r in res:
+                        matrix[i, res[r]] = max(0.0, matrix[i, res[r]] + sign * v)
+            self._snap = snap.replace(available=matrix)
+
+    def _release(self, decision: Decision, request: PlacementRequest) -> None:
+        self._reserve(decision, request, sign=+1.0)
+
+    def create_group(self, request: PlacementRequest, *, policy: str | Policy = "default",
+                     timeout_s: float = 30.0, name: str | None = None) -> PlacedGroup:
+        """Decide, create a Ray placement group pinned to the chosen nodes, and wait until it is ready.
+
+        Args:
+            request: What to place.
+            policy: Policy name or object.
+            timeout_s: Longest wait for Ray to realise the group (``schedule_timeout_ms / 1000``).
+            name: Placement group name (defaults to ``request.name``).
+
+        Returns:
+            The ready group; remove it with :meth:`PlacedGroup.remove` (or use it in ``with``).
+
+        Raises:
+            PlacementInfeasible: The engine found no placement (raised at once, nothing created), or
+                Ray did not realise the group within ``timeout_s`` (group removed, ``timed_out=True``).
+        """
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s={timeout_s} is not positive; give the seconds to wait, e.g. 30.")
+        deadline = time.monotonic() + timeout_s
+        decision = self.decide(request, policy=policy)
+        decision.raise_if_infeasible(request)
+        selectors = [{label_keys.NODE_ID: p.node_id} for p in decision.placements]
+        pg = placement_group([dict(b.resources) for b in request.bundles], strategy=request.strategy.value,
+                             name=name or request.name or "", bundle_label_selector=selectors)
+        self._reserve(decision, request)
+        group = PlacedGroup(pg, decision, request, self)
+        ready, _ = ray.wait([pg.ready()], timeout=max(0.0, deadline - time.monotonic()))
+        if ready:
+            return group
+        group.remove()
+        self.invalidate()
+        try:
+            again = self.decide(request, policy=policy, fresh=True)
+        except PlacementError:
+            again = None
+        if again is not None and not again.feasible:
+            why: Any = again.infeasibility
+            text = f"the cluster changed and the request is now infeasible: {again.infeasibility}"
+        else:
+            why = decision.explain()
+            text = ("the engine found a placement but Ray did not reserve it in time, usually because "
+                    "resources were taken by work outside the engine since the snapshot")
+        raise PlacementInfeasible(
+            f"placement group for {len(request.bundles)} bundle(s) was not ready within {timeout_s:g} s; "
+            f"{text}. The group was removed; retry, raise schedule_timeout_ms, or free capacity.",
+            explanation=why, request=request, timed_out=True)
+
+    def options_for(self, request: PlacementRequest, *, policy: str | Policy = "default",
+                    pin: str = "node") -> dict[str, Any]:
+        """``.options()`` keywords placing one task or actor as the policy decides, without a group.
+
+        Args:
+            request: A one-bundle request.
+            policy: Policy name or object.
+            pin: ``"node"`` pins to the chosen node (``label_selector`` on ``ray.io/node-id``);
+                ``"pool"`` pins to the chosen pool and lists the runner-up pools as ordered
+                ``fallback_strategy`` entries, so Ray itself can restart an actor elsewhere in the
+                policy's order when the node dies; ``"node_affinity"`` uses
+                ``NodeAffinitySchedulingStrategy(soft=False)``.
+
+        Returns:
+            Keywords for ``.options()`` (resource keywords are the caller's).
+
+        Raises:
+            PlacementInfeasible: No node can take the bundle.
+        """
+        if len(request.bundles) != 1:
+            raise ValueError(
+                f"options_for places one task or actor but the request has {len(request.bundles)} bundles; "
+                "use create_group for groups."
+            )
+        if pin not in ("node", "pool", "node_affinity"):
+            raise ValueError(f"pin={pin!r} is not one of 'node', 'pool', 'node_affinity'.")
+        decision = self.decide(request, policy=policy).raise_if_infeasible(request)
+        p = decision.placements[0]
+        self._reserve(decision, request)
+        if pin == "node_affinity":
+            return {"scheduling_strategy": NodeAffinitySchedulingStrategy(p.node_id, soft=False)}
+        if pin == "node":
+            return {"label_selector": {label_keys.NODE_ID: p.node_id}}
+        fallbacks = []
+        for r in p.runners_up:
+            if r.pool != p.pool and {label_keys.POOL: r.pool} not in [f["label_selector"] for f in fallbacks]:
+                fallbacks.append({"label_selector": {label_keys.POOL: r.pool}})
+        opts: dict[str, Any] = {"label_selector": {label_keys.POOL: p.pool}}
+        if fallbacks:
+            opts["fallback_strategy"] = fallbacks
+        return opts
+
+
+def _require_ray() -> None:
+    if not ray.is_initialized():
+        raise PlacementError(
+            "Ray is not initialised in this process; the Ray adapter reads the live cluster. "
+            "Call ray.init(address=...) (or yuanrong.init) first."
+        )
