@@ -1,1 +1,125 @@
-"""yuanrong: openYuanrong's programming model on Ray, for the edge-cloud continuum."""
+"""yuanrong: openYuanrong's programming model on Ray, for the edge-cloud continuum.
+
+Write ``import yuanrong as yr`` where an openYuanrong program has ``import yr``::
+
+    import yuanrong as yr
+
+    yr.init()
+
+    @yr.invoke
+    def add(a, b):
+        return a + b
+
+    print(yr.get(add.invoke(1, 2)))   # 3
+    yr.finalize()
+"""
+
+from yuanrong._private.functions import FunctionProxy, invoke
+from yuanrong._private.instances import (
+    InstanceCreator,
+    InstanceProxy,
+    MethodProxy,
+    get_instance,
+    instance,
+    kill_instance,
+    list_named_instances,
+    method,
+)
+from yuanrong._private.object_ref import ObjectRef, ObjectRefGenerator
+from yuanrong._private.objects import cancel, get, put, wait
+from yuanrong._private.resource_groups import ResourceGroup
+from yuanrong._private.resource_groups import create as create_resource_group
+from yuanrong._private.resource_groups import remove as remove_resource_group
+from yuanrong._private.resource_groups import resources
+from yuanrong._private.runtime import ClientInfo, finalize, init, is_initialized
+from yuanrong._private.unsupported import (
+    cpp_function,
+    cpp_instance_class,
+    create_function_group,
+    get_function_group_context,
+    go_function,
+    go_instance_class,
+    java_function,
+    java_instance_class,
+)
+from yuanrong.affinity import Affinity, AffinityKind, AffinityScope, AffinityType, LabelOperator, OperatorType
+from yuanrong.config import Config, GroupOptions, InvokeOptions, ResourceGroupOptions
+from yuanrong.exception import (
+    ClusterConfigError,
+    GetTimeoutError,
+    InstanceDiedError,
+    InstanceNotFoundError,
+    InvalidOptionError,
+    InvokeCancelledError,
+    NotInitializedError,
+    ObjectLostError,
+    PlacementError,
+    YRError,
+    YRInvokeError,
+)
+
+# openYuanrong's newer names for the same proxies.
+StatelessFunction = FunctionProxy
+StatefulInstance = InstanceProxy
+StatefulInstanceCreator = InstanceCreator
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Affinity",
+    "AffinityKind",
+    "AffinityScope",
+    "AffinityType",
+    "ClientInfo",
+    "ClusterConfigError",
+    "Config",
+    "FunctionProxy",
+    "GetTimeoutError",
+    "GroupOptions",
+    "InstanceCreator",
+    "InstanceDiedError",
+    "InstanceNotFoundError",
+    "InstanceProxy",
+    "InvalidOptionError",
+    "InvokeCancelledError",
+    "InvokeOptions",
+    "LabelOperator",
+    "MethodProxy",
+    "NotInitializedError",
+    "ObjectLostError",
+    "ObjectRef",
+    "ObjectRefGenerator",
+    "OperatorType",
+    "PlacementError",
+    "ResourceGroup",
+    "ResourceGroupOptions",
+    "StatefulInstance",
+    "StatefulInstanceCreator",
+    "StatelessFunction",
+    "YRError",
+    "YRInvokeError",
+    "cancel",
+    "cpp_function",
+    "cpp_instance_class",
+    "create_function_group",
+    "create_resource_group",
+    "finalize",
+    "get",
+    "get_function_group_context",
+    "get_instance",
+    "go_function",
+    "go_instance_class",
+    "init",
+    "instance",
+    "invoke",
+    "is_initialized",
+    "java_function",
+    "java_instance_class",
+    "kill_instance",
+    "list_named_instances",
+    "method",
+    "put",
+    "remove_resource_group",
+    "resources",
+    "wait",
+]

@@ -1,0 +1,178 @@
+"""@yr.invoke: stateless functions that run as Ray tasks."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import ray
+
+from yuanrong._private import options as options_mod
+from yuanrong._private import placement_bridge, runtime
+from yuanrong._private.object_ref import ObjectRef, ObjectRefGenerator, unwrap_args, unwrap_kwargs
+from yuanrong.config import InvokeOptions
+from yuanrong.exception import InvalidOptionError
+
+
+def wrap_result(num_returns: Any) -> Callable[[Any], Any]:
+    """How a Ray call's return value becomes yuanrong's: one ref, a list of refs, or a generator."""
+    if num_returns == "streaming":
+        return ObjectRefGenerator
+    if num_returns == 1:
+        return ObjectRef
+    return lambda refs: [ObjectRef(r) for r in refs]
+
+
+def check_return_nums(return_nums: Any, where: str) -> int:
+    if return_nums is None:
+        return 1
+    if isinstance(return_nums, bool) or not isinstance(return_nums, int) or return_nums < 1:
+        raise InvalidOptionError(f"{where}: return_nums={return_nums!r} is invalid: expected an int >= 1.",
+                                 option="return_nums", value=return_nums)
+    return return_nums
+
+
+class FunctionProxy:
+    """A stateless function decorated with :func:`yuanrong.invoke`.
+
+    ``f.invoke(*args)`` runs it in the cluster and returns an :class:`ObjectRef` (a list of them when
+    ``return_nums > 1``, an :class:`ObjectRefGenerator` for generator functions).
+    ``f.options(opts)`` returns a new proxy with other :class:`InvokeOptions`; ``f`` is unchanged.
+    """
+
+    def __init__(self, func: Callable, opts: InvokeOptions, return_nums: int,
+                 _ray_fn: Any = None) -> None:
+        self._func = func
+        self._opts = opts
+        self._return_nums = return_nums
+        self._resolved = options_mod.resolve(opts, for_instance=False)
+        is_gen = inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)
+        if is_gen and return_nums != 1:
+            raise InvalidOptionError(
+                f"{func.__qualname__} is a generator; it returns one ref per yielded value, so return_nums "
+                f"must not be set (got {return_nums}).", option="return_nums", value=return_nums)
+        num_returns = "streaming" if is_gen else return_nums
+        self._num_returns = num_returns
+        if _ray_fn is None:
+            # The base function is made once; options() reuses its export and only overrides options.
+            self._ray_fn = ray.remote(num_returns=num_returns, **self._resolved.ray_options)(func)
+            self._remote = self._ray_fn.remote
+        else:
+            self._ray_fn = _ray_fn
+            self._remote = _ray_fn.options(num_returns=num_returns, **self._resolved.ray_options).remote
+        self._wrap = wrap_result(num_returns)
+        self._checked = False
+        self.__name__ = getattr(func, "__name__", "function")
+        self.__qualname__ = getattr(func, "__qualname__", self.__name__)
+        self.__doc__ = func.__doc__
+        self.__wrapped__ = func
+
+    def invoke(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the function in the cluster; returns immediately with the result's ref(s)."""
+        if not runtime.state.initialized:
+            runtime.require_init()
+        if not self._checked:
+            self._first_call()
+        if args:
+            args = unwrap_args(args)
+        if kwargs:
+            kwargs = unwrap_kwargs(kwargs)
+        return self._wrap(self._remote(*args, **kwargs))
+
+    def _first_call(self) -> None:
+        r = self._resolved
+        if r.placement or r.resource_group:
+            self._remote = placement_bridge.remote_for(self._ray_fn, r, what=f"function {self.__qualname__}",
+                                                       base_options=self._ray_options())
+            return
+        runtime.cluster.check(what=f"function {self.__qualname__}", pools=r.pools, tier=r.tier, need=r.resources)
+        self._checked = True
+
+    def _ray_options(self) -> dict:
+        return {"num_returns": self._num_returns, **self._resolved.ray_options}
+
+    def options(self, invoke_options: InvokeOptions | None = None, **kwargs: Any) -> FunctionProxy:
+        """Return a proxy of the same function with other options (``self`` is not changed).
+
+        Accepts an :class:`InvokeOptions` (which replaces the current options) and/or, as a shorthand,
+        some of its fields as keywords (which override the current options, or the given ones).
+        """
+        opts = merge_options(invoke_options if invoke_options is not None else self._opts, kwargs, where=f"{self.__qualname__}.options()")
+        return FunctionProxy(self._func, opts, self._return_nums, _ray_fn=self._ray_fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"{self.__qualname__} is a yuanrong stateless function and cannot be called directly; use "
+            f"{self.__name__}.invoke(...) to run it in the cluster (it returns an ObjectRef).")
+
+    def __repr__(self) -> str:
+        return f"<yuanrong function {self.__qualname__}>"
+
+
+def merge_options(invoke_options: InvokeOptions | None, kwargs: dict, *, where: str) -> InvokeOptions:
+    if invoke_options is not None and not isinstance(invoke_options, InvokeOptions):
+        raise InvalidOptionError(
+            f"{where}: expected a yr.InvokeOptions, got {type(invoke_options).__name__} ({invoke_options!r}).",
+            option="invoke_options", value=invoke_options)
+    if not kwargs:
+        return invoke_options if invoke_options is not None else InvokeOptions()
+    opts = InvokeOptions(**{f: getattr(invoke_options, f) for f in invoke_options.__dataclass_fields__}) \
+        if invoke_options is not None else InvokeOptions()
+    for key, value in kwargs.items():
+        setattr(opts, key, value)
+    return opts
+
+
+def invoke(*args: Any, **kwargs: Any) -> Any:
+    """Decorate a function to run remotely as a stateless function.
+
+    Use bare (``@yr.invoke``) or with keyword options
+    (``@yr.invoke(invoke_options=yr.InvokeOptions(cpu=1000), return_nums=2)``).
+
+    Example:
+        >>> @yr.invoke
+        ... def add(a, b):
+        ...     return a + b
+        >>> yr.get(add.invoke(1, 2))   # doctest: +SKIP
+        3
+    """
+    if len(args) == 1 and not kwargs and callable(args[0]) and not isinstance(args[0], InvokeOptions):
+        return _make_function(args[0], None, None)
+    if args:
+        raise TypeError(
+            f"yr.invoke takes options as keywords only (invoke_options=..., return_nums=...), got positional "
+            f"{args!r}. Write @yr.invoke or @yr.invoke(invoke_options=opts).")
+    unknown = set(kwargs) - {"invoke_options", "return_nums", "initializer"}
+    if unknown:
+        raise TypeError(f"yr.invoke got unknown keyword(s) {sorted(unknown)}; valid ones are "
+                        f"invoke_options, return_nums.")
+    if kwargs.get("initializer") is not None:
+        raise NotImplementedError("yr.invoke(initializer=...) is not supported on Ray: stateless calls share "
+                                  "Ray's worker pool. Use @yr.instance and do the set-up in __init__.")
+    invoke_options = kwargs.get("invoke_options")
+    return_nums = kwargs.get("return_nums")
+
+    def decorator(func: Callable) -> FunctionProxy:
+        return _make_function(func, invoke_options, return_nums)
+
+    return decorator
+
+
+def _make_function(func: Any, invoke_options: InvokeOptions | None, return_nums: Any) -> FunctionProxy:
+    if inspect.isclass(func):
+        raise TypeError(f"@yr.invoke was applied to the class {func.__qualname__}; use @yr.instance for classes "
+                        f"(stateful instances).")
+    if isinstance(func, FunctionProxy):
+        raise TypeError(f"{func.__qualname__} is already a yuanrong function; use .options() to change its options.")
+    if not (inspect.isfunction(func) or inspect.isbuiltin(func)):
+        raise TypeError(f"@yr.invoke needs a function defined with def, got {func!r} ({type(func).__name__}).")
+    if func.__name__ == "<lambda>":
+        raise TypeError("@yr.invoke was given a lambda; define the function with `def name(...)` so its name "
+                        "shows up in errors, logs and the dashboard.")
+    if invoke_options is not None and not isinstance(invoke_options, InvokeOptions):
+        raise InvalidOptionError(
+            f"@yr.invoke(invoke_options={invoke_options!r}): expected a yr.InvokeOptions.",
+            option="invoke_options", value=invoke_options)
+    n = check_return_nums(return_nums, f"@yr.invoke on {func.__qualname__}")
+    return FunctionProxy(func, invoke_options or InvokeOptions(), n)

@@ -1,0 +1,331 @@
+"""@yr.instance and @yr.method: stateful instances that run as Ray actors."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ray
+
+from yuanrong._private import options as options_mod
+from yuanrong._private import placement_bridge, runtime
+from yuanrong._private.functions import check_return_nums, merge_options, wrap_result
+from yuanrong._private.object_ref import unwrap_args, unwrap_kwargs
+from yuanrong.config import InvokeOptions
+from yuanrong.exception import InstanceNotFoundError, InvalidOptionError
+
+SHUTDOWN_HOOK = "__yr_shutdown__"
+DEFAULT_GRACE_S = 10
+
+
+def method(*args: Any, **kwargs: Any) -> Any:
+    """Annotate an instance method: ``@yr.method(return_nums=2)`` makes ``.invoke`` return two refs.
+
+    Example:
+        >>> @yr.instance
+        ... class Pair:
+        ...     @yr.method(return_nums=2)
+        ...     def split(self, a, b):
+        ...         return a, b
+    """
+    if len(args) == 1 and not kwargs and callable(args[0]):
+        return args[0]
+    if args:
+        raise TypeError(f"yr.method takes keywords only (return_nums=N), got positional {args!r}.")
+    unknown = set(kwargs) - {"return_nums", "concurrency_group"}
+    if unknown:
+        raise TypeError(f"yr.method got unknown keyword(s) {sorted(unknown)}; valid ones are return_nums.")
+    if "concurrency_group" in kwargs and "return_nums" not in kwargs:
+        return lambda f: f
+    n = check_return_nums(kwargs.get("return_nums", 1), "@yr.method")
+
+    def annotate(func: Callable) -> Callable:
+        if not callable(func):
+            raise TypeError(f"@yr.method must decorate a method, got {func!r}.")
+        if n != 1 and inspect.isgeneratorfunction(func):
+            raise InvalidOptionError(f"{func.__qualname__} is a generator; return_nums must not be set.",
+                                     option="return_nums", value=n)
+        func.__yr_return_nums__ = n
+        return ray.method(num_returns=n)(func)
+
+    return annotate
+
+
+class MethodProxy:
+    """One method of an instance; ``.invoke(*args)`` calls it and returns its result ref(s)."""
+
+    __slots__ = ("_remote", "_wrap", "_name")
+
+    def __init__(self, actor_method: Any, name: str) -> None:
+        self._remote = actor_method.remote
+        self._wrap = wrap_result(actor_method._num_returns)
+        self._name = name
+
+    def invoke(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the method on the instance; returns immediately with the result's ref(s)."""
+        if args:
+            args = unwrap_args(args)
+        if kwargs:
+            kwargs = unwrap_kwargs(kwargs)
+        return self._wrap(self._remote(*args, **kwargs))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"instance methods run remotely: call .{self._name}.invoke(...) instead of "
+                        f".{self._name}(...); it returns an ObjectRef.")
+
+
+class InstanceProxy:
+    """A handle to a running stateful instance. Call methods with ``inst.method.invoke(...)``.
+
+    Handles can be passed to other functions and instances; all of them reach the same instance.
+    """
+
+    __slots__ = ("_handle", "_methods")
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+        self._methods: dict[str, MethodProxy] = {}
+
+    def __getattr__(self, name: str) -> MethodProxy:
+        if name.startswith("__") and name != SHUTDOWN_HOOK:
+            raise AttributeError(name)
+        try:
+            return self._methods[name]
+        except KeyError:
+            pass
+        try:
+            actor_method = getattr(self._handle, name)
+        except AttributeError:
+            known = sorted(m for m in getattr(self._handle, "_ray_method_num_returns", {}) if not m.startswith("__"))
+            raise AttributeError(
+                f"the instance has no method {name!r}; its methods are: {', '.join(known)}.") from None
+        proxy = self._methods[name] = MethodProxy(actor_method, name)
+        return proxy
+
+    @property
+    def instance_id(self) -> str:
+        """The instance's id (Ray actor id, hex)."""
+        return self._handle._actor_id.hex()
+
+    @property
+    def ray_handle(self) -> Any:
+        """The underlying Ray ``ActorHandle``."""
+        return self._handle
+
+    def terminate(self, is_sync: bool = False, grace_period_seconds: float = DEFAULT_GRACE_S) -> None:
+        """Stop the instance. Runs its ``__yr_shutdown__(grace_period_seconds)`` first if it has one.
+
+        Args:
+            is_sync: Wait until the instance is gone before returning.
+            grace_period_seconds: Time the shutdown hook may take before the instance is killed.
+        """
+        runtime.require_init()
+        terminate(self._handle, is_sync=is_sync, grace_period_seconds=grace_period_seconds)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, InstanceProxy) and self.instance_id == other.instance_id
+
+    def __hash__(self) -> int:
+        return hash(self.instance_id)
+
+    def __repr__(self) -> str:
+        return f"<yuanrong instance {self.instance_id}>"
+
+    def __reduce__(self):
+        return (InstanceProxy, (self._handle,))
+
+
+_live_handles: dict[Any, Any] = {}
+runtime._finalize_hooks.append(_live_handles.clear)
+
+
+def terminate(handle: Any, *, is_sync: bool, grace_period_seconds: float) -> None:
+    _live_handles.pop(handle._actor_id, None)
+    if SHUTDOWN_HOOK in getattr(handle, "_ray_method_num_returns", {}):
+        hook = getattr(handle, SHUTDOWN_HOOK).remote(grace_period_seconds)
+        ray.wait([hook], timeout=grace_period_seconds)
+    ray.kill(handle, no_restart=True)
+    if is_sync:
+        deadline = time.monotonic() + 30
+        ping = handle.__ray_ready__.remote()
+        while time.monotonic() < deadline:
+            try:
+                ray.get(ping, timeout=1)
+            except ray.exceptions.RayActorError:
+                return
+            except ray.exceptions.GetTimeoutError:
+                continue
+            ping = handle.__ray_ready__.remote()
+
+
+class InstanceCreator:
+    """A class decorated with :func:`yuanrong.instance`.
+
+    ``Cls.invoke(*args)`` creates an instance and returns its :class:`InstanceProxy`;
+    ``Cls.options(opts)`` returns a creator with other options (``Cls`` is not changed).
+    With ``InvokeOptions.name`` set, creating an instance that already exists returns it.
+    """
+
+    def __init__(self, cls: type, opts: InvokeOptions, _ray_cls: Any = None) -> None:
+        self._cls = cls
+        self._opts = opts
+        self._resolved = options_mod.resolve(opts, for_instance=True)
+        self._ray_cls = _ray_cls if _ray_cls is not None else ray.remote(cls)
+        self._create = self._ray_cls.options(**self._resolved.ray_options).remote
+        self._checked = False
+        self.__name__ = cls.__name__
+        self.__qualname__ = cls.__qualname__
+        self.__doc__ = cls.__doc__
+        self.__wrapped__ = cls
+
+    def invoke(self, *args: Any, **kwargs: Any) -> InstanceProxy:
+        """Create the instance (asynchronously) and return its handle."""
+        if not runtime.state.initialized:
+            runtime.require_init()
+        if not self._checked:
+            self._first_call()
+        if args:
+            args = unwrap_args(args)
+        if kwargs:
+            kwargs = unwrap_kwargs(kwargs)
+        handle = self._create(*args, **kwargs)
+        # openYuanrong instances live until terminated or until the job ends, not until the last
+        # handle is dropped (Ray's default): keep one handle per created instance until then.
+        _live_handles[handle._actor_id] = handle
+        if self._resolved.instance_labels:
+            placement_bridge.record_instance(handle, self._resolved.instance_labels)
+        return InstanceProxy(handle)
+
+    def _first_call(self) -> None:
+        r = self._resolved
+        what = f"instance of {self.__qualname__}"
+        ray_options = dict(r.ray_options)
+        if "name" in ray_options and "namespace" not in ray_options:
+            # Named instances live in yuanrong's namespace, whatever Ray namespace the driver joined.
+            ray_options["namespace"] = runtime.state.namespace
+            self._create = self._ray_cls.options(**ray_options).remote
+        if r.placement or r.resource_group:
+            self._create = placement_bridge.remote_for(self._ray_cls, r, what=what, base_options=ray_options)
+            return
+        runtime.cluster.check(what=what, pools=r.pools, tier=r.tier, need=r.resources)
+        self._checked = True
+
+    def options(self, invoke_options: InvokeOptions | None = None, **kwargs: Any) -> InstanceCreator:
+        """Return a creator of the same class with other options (``self`` is not changed)."""
+        opts = merge_options(invoke_options if invoke_options is not None else self._opts, kwargs, where=f"{self.__qualname__}.options()")
+        return InstanceCreator(self._cls, opts, _ray_cls=self._ray_cls)
+
+    def get_instance(self, name: str, namespace: str = "", timeout: float = 60) -> InstanceProxy:
+        """The running named instance ``name``; see :func:`yuanrong.get_instance`."""
+        return get_instance(name, namespace, timeout)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(f"{self.__qualname__} is a yuanrong instance class; create an instance with "
+                        f"{self.__name__}.invoke(...) (it returns a handle whose methods you call with "
+                        f".method.invoke(...)).")
+
+    def __repr__(self) -> str:
+        return f"<yuanrong instance class {self.__qualname__}>"
+
+
+def instance(*args: Any, **kwargs: Any) -> Any:
+    """Decorate a class whose instances run remotely and keep state between method calls.
+
+    Example:
+        >>> @yr.instance
+        ... class Counter:
+        ...     def __init__(self):
+        ...         self.n = 0
+        ...     def add(self, k):
+        ...         self.n += k
+        ...         return self.n
+        >>> c = Counter.invoke()                 # doctest: +SKIP
+        >>> yr.get(c.add.invoke(2))              # doctest: +SKIP
+        2
+    """
+    if len(args) == 1 and not kwargs and callable(args[0]) and not isinstance(args[0], InvokeOptions):
+        return _make_creator(args[0], None)
+    if args:
+        raise TypeError(f"yr.instance takes options as keywords only (invoke_options=...), got positional "
+                        f"{args!r}. Write @yr.instance or @yr.instance(invoke_options=opts).")
+    unknown = set(kwargs) - {"invoke_options"}
+    if unknown:
+        raise TypeError(f"yr.instance got unknown keyword(s) {sorted(unknown)}; the valid one is invoke_options.")
+    invoke_options = kwargs.get("invoke_options")
+    return lambda cls: _make_creator(cls, invoke_options)
+
+
+def _make_creator(cls: Any, invoke_options: InvokeOptions | None) -> InstanceCreator:
+    if not inspect.isclass(cls):
+        raise TypeError(f"@yr.instance was applied to {cls!r}, which is not a class; use @yr.invoke for "
+                        f"functions.")
+    if invoke_options is not None and not isinstance(invoke_options, InvokeOptions):
+        raise InvalidOptionError(f"@yr.instance(invoke_options={invoke_options!r}): expected a yr.InvokeOptions.",
+                                 option="invoke_options", value=invoke_options)
+    return InstanceCreator(cls, invoke_options or InvokeOptions())
+
+
+def _namespace(namespace: str) -> str:
+    if not isinstance(namespace, str):
+        raise InvalidOptionError(f"namespace={namespace!r} must be a str.", option="namespace", value=namespace)
+    return namespace or runtime.state.namespace
+
+
+def get_instance(name: str, namespace: str = "", timeout: float = 60) -> InstanceProxy:
+    """The handle of the named instance ``name``, waiting up to ``timeout`` seconds for it to exist.
+
+    Raises:
+        InstanceNotFoundError: No such instance appeared within ``timeout`` (it lists the names that
+            do exist in that namespace).
+    """
+    runtime.require_init()
+    if not isinstance(name, str) or not name:
+        raise InvalidOptionError(f"name={name!r} must be a non-empty str.", option="name", value=name)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+        raise InvalidOptionError(f"timeout={timeout!r} must be a number of seconds >= 0.", option="timeout",
+                                 value=timeout)
+    ns = _namespace(namespace)
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        try:
+            return InstanceProxy(ray.get_actor(name, namespace=ns))
+        except ValueError:
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.5)
+    existing = list_named_instances(namespace=ns)
+    raise InstanceNotFoundError(
+        f"no instance named {name!r} in namespace {ns!r} (waited {timeout:g}s); named instances there: "
+        f"{', '.join(existing) or '(none)'}. Create it with Cls.options(yr.InvokeOptions(name={name!r})).invoke() "
+        f"or pass the namespace it was created in.", name=name, namespace=ns)
+
+
+def list_named_instances(all_namespaces: bool = False, namespace: str = "") -> list:
+    """Names of the live named instances in ``namespace`` (default: this job's), sorted.
+
+    With ``all_namespaces=True``, a list of ``{"name": ..., "namespace": ...}`` for every namespace.
+    """
+    runtime.require_init()
+    entries = ray.util.list_named_actors(all_namespaces=True)
+    if all_namespaces:
+        return sorted(entries, key=lambda e: (e["namespace"], e["name"]))
+    ns = _namespace(namespace)
+    return sorted(e["name"] for e in entries if e["namespace"] == ns)
+
+
+def kill_instance(instance_or_name: InstanceProxy | str, namespace: str = "") -> None:
+    """Terminate an instance given its handle or its name (in ``namespace``).
+
+    Raises:
+        InstanceNotFoundError: No instance has that name.
+    """
+    runtime.require_init()
+    if isinstance(instance_or_name, InstanceProxy):
+        instance_or_name.terminate()
+        return
+    proxy = get_instance(instance_or_name, namespace, timeout=0)
+    proxy.terminate()

@@ -1,0 +1,142 @@
+"""put / get / wait / cancel over Ray's object store, with openYuanrong's signatures."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import ray
+
+from yuanrong._private import runtime
+from yuanrong._private.object_ref import DEFAULT_GET_TIMEOUT, ObjectRef
+from yuanrong.exception import InvalidOptionError
+
+_MAX_INT = 0x7FFFFFFF
+
+
+def _get_timeout(timeout: Any) -> float | None:
+    if timeout is None or timeout == -1:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise InvalidOptionError(
+            f"timeout={timeout!r} is invalid: expected a number of seconds > 0, or -1 to wait without limit.",
+            option="timeout", value=timeout)
+    return float(timeout)
+
+
+def _ray_refs(obj_refs: Any, api: str) -> list:
+    if not isinstance(obj_refs, (list, tuple)):
+        raise InvalidOptionError(
+            f"yr.{api}() takes an ObjectRef or a list of them, not {type(obj_refs).__name__}.",
+            option="obj_refs", value=obj_refs)
+    out = []
+    for r in obj_refs:
+        if type(r) is not ObjectRef:
+            raise InvalidOptionError(
+                f"yr.{api}() got {r!r} ({type(r).__name__}) in its list; every element must be an ObjectRef "
+                f"returned by .invoke() or yr.put().", option="obj_refs", value=r)
+        out.append(r._ref)
+    return out
+
+
+def put(obj: Any) -> ObjectRef:
+    """Store ``obj`` in the object store and return a reference to it.
+
+    Arrow tables, numpy arrays and bytes are stored without pickling and read back without a copy
+    on the same node (Ray's zero-copy serialisation).
+    """
+    runtime.require_init()
+    if isinstance(obj, (ObjectRef, ray.ObjectRef)):
+        raise TypeError(
+            "Calling yr.put() on an ObjectRef is not allowed: it is already in the object store. "
+            "Wrap it in a list (yr.put([ref])) if you really mean to store the reference itself.")
+    return ObjectRef(ray.put(obj))
+
+
+def get(obj_refs: ObjectRef | Sequence[ObjectRef], timeout: float = DEFAULT_GET_TIMEOUT,
+        allow_partial: bool = False) -> Any:
+    """Fetch values, blocking until they are ready.
+
+    Args:
+        obj_refs: One ObjectRef, or a list of them.
+        timeout: Seconds to wait (default 300); ``-1`` waits without limit.
+        allow_partial: With a list, return ``None`` for values not ready in time instead of raising.
+
+    Raises:
+        TimeoutError: (:class:`yuanrong.GetTimeoutError`) Not ready within ``timeout``.
+        YRInvokeError: The remote call raised; also an instance of the remote exception's class.
+    """
+    runtime.require_init()
+    t = _get_timeout(timeout)
+    if type(obj_refs) is ObjectRef:
+        try:
+            return ray.get(obj_refs._ref, timeout=t)
+        except ray.exceptions.RayError as e:
+            raise runtime.translate(e, timeout=t) from None
+    refs = _ray_refs(obj_refs, "get")
+    if not refs:
+        return []
+    if allow_partial:
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=t)
+        ready_set = set(ready)
+        values = dict(zip(ready, _get_many(ready, t))) if ready else {}
+        return [values[r] if r in ready_set else None for r in refs]
+    return _get_many(refs, t)
+
+
+def _get_many(refs: list, t: float | None) -> list:
+    try:
+        return ray.get(refs, timeout=t)
+    except ray.exceptions.RayError as e:
+        raise runtime.translate(e, timeout=t) from None
+
+
+def wait(obj_refs: ObjectRef | Sequence[ObjectRef], wait_num: int = 1,
+         timeout: float | None = None) -> tuple[list[ObjectRef], list[ObjectRef]]:
+    """Wait until ``wait_num`` of ``obj_refs`` are ready, or ``timeout`` seconds pass.
+
+    Returns:
+        ``(ready, unready)``, each in the order of ``obj_refs``; at most ``wait_num`` are ready.
+    """
+    runtime.require_init()
+    if type(obj_refs) is ObjectRef:
+        obj_refs = [obj_refs]
+    refs = _ray_refs(obj_refs, "wait")
+    if len(set(refs)) != len(refs):
+        raise InvalidOptionError("yr.wait() got the same ObjectRef twice; pass each ref once.", option="obj_refs",
+                                 value=obj_refs)
+    if isinstance(wait_num, bool) or not isinstance(wait_num, int) or not 0 <= wait_num <= len(refs):
+        raise InvalidOptionError(
+            f"wait_num={wait_num!r} is invalid: expected an int in [0, {len(refs)}] (the number of refs).",
+            option="wait_num", value=wait_num)
+    if timeout is not None and timeout != -1 and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout <= _MAX_INT):
+        raise InvalidOptionError(
+            f"timeout={timeout!r} is invalid: expected None or -1 (no limit), or seconds in [0, {_MAX_INT}].",
+            option="timeout", value=timeout)
+    if wait_num == 0 or not refs:
+        return [], list(obj_refs)
+    t = None if timeout in (None, -1) else float(timeout)
+    ready, _ = ray.wait(refs, num_returns=wait_num, timeout=t, fetch_local=True)
+    ready_set = set(ready)
+    done = [r for r in obj_refs if r._ref in ready_set]
+    pending = [r for r in obj_refs if r._ref not in ready_set]
+    return done, pending
+
+
+def cancel(obj_refs: ObjectRef | Sequence[ObjectRef], allow_force: bool = True,
+           allow_recursive: bool = False) -> None:
+    """Cancel stateless calls; their refs then raise :class:`yuanrong.InvokeCancelledError`.
+
+    ``allow_force`` kills the worker running a call that already started. Calls on instances are
+    cancelled only if they have not started (Ray cannot force-stop an instance's method).
+    """
+    runtime.require_init()
+    if type(obj_refs) is ObjectRef:
+        obj_refs = [obj_refs]
+    for ref in _ray_refs(obj_refs, "cancel"):
+        try:
+            ray.cancel(ref, force=allow_force, recursive=allow_recursive)
+        except ValueError:
+            # Ray refuses force=True for actor tasks; a queued instance call can still be cancelled.
+            ray.cancel(ref, force=False, recursive=allow_recursive)

@@ -1,0 +1,279 @@
+"""InvokeOptions checked against one table of rules and turned into Ray options, once.
+
+:func:`resolve` is called when options are handed to a decorator or ``.options()``; the result is
+a frozen :class:`Resolved` that the call path reuses, so an invocation pays nothing for validation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from yuanrong.affinity import Affinity
+from yuanrong.config import InvokeOptions, ResourceGroupOptions
+from yuanrong.exception import InvalidOptionError
+
+from placement import labels as pool_labels
+
+_MAX_INT = 0x7FFFFFFF
+_MB = 1024 * 1024
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _int_in(lo: int, hi: int) -> Callable[[Any], bool]:
+    return lambda v: _is_int(v) and lo <= v <= hi
+
+
+def _num_in(lo: float, hi: float) -> Callable[[Any], bool]:
+    return lambda v: _is_num(v) and lo <= v <= hi
+
+
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _is_str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _str_dict(v: Any) -> bool:
+    return isinstance(v, Mapping) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items())
+
+
+def _resource_dict(v: Any) -> bool:
+    return isinstance(v, Mapping) and all(isinstance(k, str) and k and _is_num(x) and x >= 0 for k, x in v.items())
+
+
+def _str_list(v: Any) -> bool:
+    return isinstance(v, (list, tuple)) and all(isinstance(x, str) and x for x in v)
+
+
+def _affinity_list(v: Any) -> bool:
+    return isinstance(v, (list, tuple)) and all(isinstance(x, Affinity) for x in v)
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or check(v)
+
+
+def _pool_value(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and bool(v)) or (_str_list(v) and len(v) > 0)
+
+
+def _rg_options(v: Any) -> bool:
+    return (isinstance(v, ResourceGroupOptions) and isinstance(v.resource_group_name, str)
+            and _is_int(v.bundle_index) and v.bundle_index >= -1)
+
+
+# field -> (check, what a valid value is). The single source of truth for option validation.
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "cpu": (_int_in(0, 1_024_000), "an int of millicores in [0, 1024000] (1000 = one CPU)"),
+    "memory": (_num_in(0, 1_073_741_824), "a number of MB in [0, 1073741824]"),
+    "concurrency": (_int_in(1, 1000), "an int in [1, 1000]"),
+    "custom_resources": (_resource_dict, "a dict of resource name -> non-negative number"),
+    "custom_extensions": (_str_dict, "a dict of str -> str"),
+    "labels": (_str_list, 'a list of non-empty str labels, "key" or "key:value"'),
+    "schedule_affinities": (_affinity_list, "a list of yr.Affinity"),
+    "preferred_priority": (_is_bool, "a bool"),
+    "required_priority": (_is_bool, "a bool"),
+    "preferred_anti_other_labels": (_is_bool, "a bool"),
+    "retry_times": (_int_in(0, _MAX_INT), f"an int in [0, {_MAX_INT}]"),
+    "recover_retry_times": (_int_in(0, _MAX_INT), f"an int in [0, {_MAX_INT}]"),
+    "name": (_is_str, "a str"),
+    "namespace": (_is_str, "a str"),
+    "ns": (_is_str, "a str"),
+    "get_if_exists": (_is_bool, "a bool"),
+    "env_vars": (_str_dict, "a dict of str -> str"),
+    "runtime_env": (lambda v: isinstance(v, Mapping), "a dict (Ray runtime_env)"),
+    "resource_group_options": (_rg_options, "a yr.ResourceGroupOptions with bundle_index >= -1"),
+    "schedule_timeout_ms": (_int_in(0, _MAX_INT), f"an int of milliseconds in [0, {_MAX_INT}]"),
+    "need_order": (_is_bool, "a bool"),
+    "trace_id": (_is_str, "a str"),
+    "max_invoke_latency": (lambda v: v == -1 or _int_in(0, _MAX_INT)(v), f"-1 or an int in [0, {_MAX_INT}]"),
+    "min_instances": (_int_in(0, _MAX_INT), f"an int in [0, {_MAX_INT}]"),
+    "max_instances": (_int_in(0, _MAX_INT), f"an int in [0, {_MAX_INT}]"),
+    "idle_timeout": (_int_in(0, _MAX_INT), f"an int in [0, {_MAX_INT}]"),
+    "pod_labels": (_str_dict, "a dict of str -> str"),
+    "alias_params": (_str_dict, "a dict of str -> str"),
+    "group_name": (_is_str, "a str"),
+    "pool": (_pool_value, "None, a pool name, or a non-empty list of pool names"),
+    "tier": (_optional(lambda v: isinstance(v, str) and bool(v)), "None or a tier name such as 'edge'"),
+    "placement_policy": (_optional(_is_str), "None or a placement policy name"),
+    "latency_budget_ms": (_optional(lambda v: _is_num(v) and v > 0), "None or a number of ms > 0"),
+    "client_region": (_optional(_is_str), "None or a region name"),
+    "data_locality": (lambda v: isinstance(v, (list, tuple)), "a list of object refs or dataset names"),
+}
+
+# Options that mean something only inside openYuanrong's own services. A non-default value is an
+# error rather than a silent no-op; the message says what to use instead.
+UNSUPPORTED: dict[str, str] = {
+    "pod_labels": "pod labels are applied by openYuanrong's Kubernetes scaler and Ray has no pods to "
+                  "label; use InvokeOptions.labels for instance labels",
+    "alias_params": "function aliases belong to openYuanrong's function service, which Ray does not have",
+    "min_instances": "pooled function instances are not available on Ray (each call runs on Ray's shared "
+                     "worker pool); use @yr.instance with concurrency for a fixed pool of workers",
+    "max_instances": "pooled function instances are not available on Ray; use @yr.instance with "
+                     "concurrency for a fixed pool of workers",
+    "idle_timeout": "pooled function instances are not available on Ray",
+    "max_invoke_latency": "heterogeneous-function latency targets are not available on Ray",
+    "group_name": "function groups are not available on Ray",
+}
+
+# Options the placement engine must act on: a call that sets any of them is placed by it.
+PLACEMENT_FIELDS = ("labels", "schedule_affinities", "placement_policy", "latency_budget_ms",
+                    "client_region", "data_locality")
+
+_DEFAULTS = InvokeOptions()
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """Validated options, in Ray's terms.
+
+    Attributes:
+        ray_options: Keyword arguments for Ray's ``.options()`` (tasks or actors).
+        pools: Required pools, if any (checked against the live cluster at first use).
+        tier: Required tier, if any.
+        resources: Resources one call or instance needs, in Ray units, for feasibility checks.
+        placement: The InvokeOptions fields that need the placement engine, by name.
+        resource_group: ``(name, bundle_index)`` when targeting a resource group.
+        schedule_timeout_s: Time a placement may take.
+        instance_labels: Labels of the instance (for INSTANCE affinity).
+    """
+
+    ray_options: Mapping[str, Any]
+    pools: tuple[str, ...] = ()
+    tier: str | None = None
+    resources: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    placement: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    resource_group: tuple[str, int] | None = None
+    schedule_timeout_s: float = 30.0
+    instance_labels: tuple[str, ...] = ()
+
+
+def check(opts: InvokeOptions) -> None:
+    """Validate every field of ``opts`` against :data:`RULES`; raise on the first bad one."""
+    if not isinstance(opts, InvokeOptions):
+        raise InvalidOptionError(
+            f"invoke_options={opts!r} is a {type(opts).__name__}; pass a yr.InvokeOptions "
+            f"(e.g. yr.InvokeOptions(cpu=1000, memory=512)).", option="invoke_options", value=opts)
+    for name, (ok, expect) in RULES.items():
+        value = getattr(opts, name)
+        if not ok(value):
+            raise InvalidOptionError(
+                f"InvokeOptions.{name}={value!r} is invalid: expected {expect}.", option=name, value=value)
+    for name, why in UNSUPPORTED.items():
+        if getattr(opts, name) != getattr(_DEFAULTS, name):
+            raise NotImplementedError(f"InvokeOptions.{name}={getattr(opts, name)!r} is not supported: {why}.")
+    for key in opts.custom_resources:
+        if key in ("CPU", "memory", "Memory", "object_store_memory"):
+            raise InvalidOptionError(
+                f"InvokeOptions.custom_resources has {key!r}; set CPU with InvokeOptions.cpu (millicores) and "
+                f"memory with InvokeOptions.memory (MB) instead.", option="custom_resources", value=opts.custom_resources)
+    if opts.namespace and opts.ns and opts.namespace != opts.ns:
+        raise InvalidOptionError(
+            f"InvokeOptions.namespace={opts.namespace!r} and ns={opts.ns!r} disagree; set only one of them.",
+            option="namespace", value=opts.namespace)
+    for label in opts.labels:
+        key = label.split(":", 1)[0]
+        if not key:
+            raise InvalidOptionError(f"InvokeOptions.labels has {label!r} with an empty key; use 'key' or "
+                                     f"'key:value'.", option="labels", value=opts.labels)
+
+
+def _runtime_env(opts: InvokeOptions) -> dict[str, Any] | None:
+    if not opts.runtime_env and not opts.env_vars:
+        return None
+    env = dict(opts.runtime_env)
+    if opts.env_vars:
+        env["env_vars"] = {**env.get("env_vars", {}), **opts.env_vars}
+    return env
+
+
+def _label_selector(pools: tuple[str, ...], tier: str | None) -> dict[str, str] | None:
+    selector: dict[str, str] = {}
+    if pools:
+        selector[pool_labels.POOL] = pools[0] if len(pools) == 1 else f"in({','.join(pools)})"
+    if tier:
+        selector[pool_labels.TIER] = tier
+    return selector or None
+
+
+def resolve(opts: InvokeOptions, *, for_instance: bool) -> Resolved:
+    """Validate ``opts`` and translate it into Ray options for a task or an actor."""
+    check(opts)
+    resources = dict(opts.custom_resources)
+    num_gpus = resources.pop("GPU", 0)
+    ray_opts: dict[str, Any] = {"num_cpus": opts.cpu / 1000}
+    need: dict[str, float] = {"CPU": opts.cpu / 1000}
+    if opts.memory:
+        ray_opts["memory"] = int(opts.memory * _MB)
+        need["memory"] = ray_opts["memory"]
+    if num_gpus:
+        ray_opts["num_gpus"] = num_gpus
+        need["GPU"] = num_gpus
+    if resources:
+        ray_opts["resources"] = resources
+        need.update(resources)
+    env = _runtime_env(opts)
+    if env is not None:
+        ray_opts["runtime_env"] = env
+
+    pools = (opts.pool,) if isinstance(opts.pool, str) else tuple(opts.pool or ())
+    selector = _label_selector(pools, opts.tier)
+    if selector:
+        ray_opts["label_selector"] = selector
+
+    if for_instance:
+        ray_opts["max_concurrency"] = opts.concurrency
+        ray_opts["max_restarts"] = opts.recover_retry_times
+        ray_opts["max_task_retries"] = opts.recover_retry_times
+        if opts.name:
+            ray_opts["name"] = opts.name
+            ray_opts["get_if_exists"] = opts.get_if_exists
+            namespace = opts.namespace or opts.ns
+            if namespace:
+                ray_opts["namespace"] = namespace
+        if opts.custom_extensions.get("lifecycle") == "detached":
+            ray_opts["lifetime"] = "detached"
+    else:
+        ray_opts["max_retries"] = opts.retry_times
+        if opts.name:
+            raise InvalidOptionError(
+                f"InvokeOptions.name={opts.name!r} names an instance, but this is a stateless function; "
+                f"use @yr.instance for named instances.", option="name", value=opts.name)
+        if opts.concurrency != 1:
+            raise InvalidOptionError(
+                f"InvokeOptions.concurrency={opts.concurrency} applies to instances; each stateless call "
+                f"already runs in its own worker. Use @yr.instance with concurrency for a shared worker.",
+                option="concurrency", value=opts.concurrency)
+
+    rg = opts.resource_group_options
+    resource_group = (rg.resource_group_name, rg.bundle_index) if rg.resource_group_name else None
+    if resource_group and selector:
+        raise InvalidOptionError(
+            "InvokeOptions.resource_group_options and pool/tier were both set; a call in a resource group "
+            "runs where the group's bundle was placed. Choose pools when creating the group instead.",
+            option="resource_group_options", value=rg)
+    placement = {name: getattr(opts, name) for name in PLACEMENT_FIELDS
+                 if getattr(opts, name) != getattr(_DEFAULTS, name)}
+    return Resolved(
+        ray_options=ray_opts,
+        pools=pools,
+        tier=opts.tier,
+        resources=need,
+        placement=placement,
+        resource_group=resource_group,
+        schedule_timeout_s=opts.schedule_timeout_ms / 1000,
+        instance_labels=tuple(opts.labels),
+    )
+

@@ -1,0 +1,192 @@
+"""Resource groups (openYuanrong) as Ray placement groups: bundles reserved all-or-nothing."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ray
+from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
+
+from yuanrong._private import runtime
+from yuanrong.exception import InvalidOptionError, PlacementError
+
+STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
+# openYuanrong fills CPU and Memory of a bundle that leaves them unset or 0 with these.
+_DEFAULT_BUNDLE_CPU_MILLI = 300
+_DEFAULT_BUNDLE_MEMORY_MB = 128
+_MB = 1024 * 1024
+
+
+def to_ray_bundle(bundle: Mapping[str, float], index: int) -> dict[str, float]:
+    """Convert an openYuanrong bundle (CPU in millicores, Memory in MB) to a Ray bundle."""
+    if not isinstance(bundle, Mapping):
+        raise InvalidOptionError(f"bundles[{index}]={bundle!r} must be a dict of resource name -> amount.",
+                                 option="bundles", value=bundle)
+    out: dict[str, float] = {}
+    for key, value in bundle.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidOptionError(f"bundles[{index}] has resource name {key!r}; names must be non-empty str.",
+                                     option="bundles", value=bundle)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise InvalidOptionError(f"bundles[{index}][{key!r}]={value!r} must be a number >= 0.",
+                                     option="bundles", value=bundle)
+        if key == "CPU":
+            continue
+        if key in ("Memory", "memory"):
+            continue
+        if value > 0:
+            out[key] = float(value)
+    cpu = bundle.get("CPU") or _DEFAULT_BUNDLE_CPU_MILLI
+    memory = bundle.get("Memory") or bundle.get("memory") or _DEFAULT_BUNDLE_MEMORY_MB
+    out["CPU"] = cpu / 1000
+    out["memory"] = float(int(memory * _MB))
+    return out
+
+
+class ResourceGroup:
+    """A set of resource bundles reserved together (a Ray placement group).
+
+    Attributes:
+        resource_group_name: Its name; calls target it with ``InvokeOptions.resource_group_options``.
+        bundle_specs: The bundles as given (openYuanrong units).
+        bundle_count: Number of bundles.
+    """
+
+    def __init__(self, name: str, bundles: list[dict[str, float]], pg: Any) -> None:
+        self.resource_group_name = name
+        self.bundle_specs = bundles
+        self.bundle_count = len(bundles)
+        self._pg = pg
+
+    @property
+    def placement_group(self) -> Any:
+        """The underlying Ray ``PlacementGroup``."""
+        return self._pg
+
+    def wait(self, timeout_seconds: float = 30) -> None:
+        """Block until every bundle is reserved.
+
+        Raises:
+            PlacementError: Not reserved within ``timeout_seconds`` (the message says why, when known).
+        """
+        runtime.require_init()
+        if not self._pg.wait(timeout_seconds):
+            raise PlacementError(
+                f"resource group {self.resource_group_name!r} was not placed within {timeout_seconds}s: the cluster "
+                f"does not currently have free resources for all of {self.bundle_specs} "
+                f"together. Free resources (terminate instances, remove other groups) or wait longer.",
+                explanation="bundles pending: not enough free resources at the same time")
+
+    def __repr__(self) -> str:
+        return f"<ResourceGroup {self.resource_group_name!r} bundles={self.bundle_specs}>"
+
+
+def create(bundles: Sequence[Mapping[str, float]], name: str | None = None, strategy: str = "PACK") -> ResourceGroup:
+    runtime.require_init()
+    if not isinstance(bundles, (list, tuple)) or not bundles:
+        raise InvalidOptionError(f"bundles={bundles!r} must be a non-empty list of dicts.", option="bundles",
+                                 value=bundles)
+    if strategy not in STRATEGIES:
+        raise InvalidOptionError(f"strategy={strategy!r} is invalid; use one of {', '.join(STRATEGIES)}.",
+                                 option="strategy", value=strategy)
+    if name is None:
+        name = f"rgroup-{uuid.uuid4().hex[:12]}"
+    if not isinstance(name, str) or not name or name == "primary":
+        raise InvalidOptionError(f"name={name!r} must be a non-empty str other than 'primary'.", option="name",
+                                 value=name)
+    ray_bundles = [to_ray_bundle(b, i) for i, b in enumerate(bundles)]
+    check_feasible(ray_bundles, strategy, what=f"resource group {name!r}")
+    try:
+        ray.util.get_placement_group(name)
+    except ValueError:
+        pass
+    else:
+        raise InvalidOptionError(f"a resource group named {name!r} already exists; remove it first or pick another "
+                                 f"name.", option="name", value=name)
+    pg = placement_group(ray_bundles, strategy=strategy, name=name)
+    return ResourceGroup(name, [dict(b) for b in bundles], pg)
+
+
+def check_feasible(ray_bundles: list[dict[str, float]], strategy: str, *, what: str) -> None:
+    """Raise PlacementError when the bundles could never fit the live cluster (Ray would wait forever)."""
+    nodes = runtime.cluster.nodes()
+    if strategy == "STRICT_PACK":
+        total: dict[str, float] = {}
+        for b in ray_bundles:
+            for k, v in b.items():
+                total[k] = total.get(k, 0.0) + v
+        runtime.cluster.check(what=f"{what} (STRICT_PACK: all bundles on one node)", pools=(), tier=None,
+                              need=total)
+        return
+    for i, b in enumerate(ray_bundles):
+        runtime.cluster.check(what=f"{what} bundle {i}", pools=(), tier=None, need=b)
+    if strategy == "STRICT_SPREAD" and len(ray_bundles) > len(nodes):
+        raise PlacementError(
+            f"{what} can never be placed: STRICT_SPREAD needs {len(ray_bundles)} different nodes but the cluster "
+            f"has {len(nodes)}. Use SPREAD, or fewer bundles.",
+            explanation=f"{len(ray_bundles)} bundles > {len(nodes)} nodes")
+
+
+def lookup(name: str) -> Any:
+    """The Ray placement group of resource group ``name``."""
+    try:
+        return ray.util.get_placement_group(name)
+    except ValueError:
+        raise InvalidOptionError(
+            f"resource_group_options.resource_group_name={name!r}: no such resource group; create it with "
+            f"yr.create_resource_group(bundles, name={name!r}).", option="resource_group_name", value=name) from None
+
+
+def remove(resource_group: ResourceGroup | str) -> None:
+    runtime.require_init()
+    if isinstance(resource_group, ResourceGroup):
+        pg = resource_group.placement_group
+    elif isinstance(resource_group, str):
+        pg = lookup(resource_group)
+    else:
+        raise InvalidOptionError(f"remove_resource_group() takes a ResourceGroup or its name, not "
+                                 f"{type(resource_group).__name__}.", option="resource_group", value=resource_group)
+    remove_placement_group(pg)
+    # Removal is asynchronous in Ray; wait briefly so a name can be reused right away.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        state = placement_group_table(pg).get("state")
+        if state == "REMOVED":
+            return
+        time.sleep(0.02)
+
+
+def resources() -> list[dict[str, Any]]:
+    """Node capacity in openYuanrong's shape: CPU in millicores, Memory in MB."""
+    runtime.require_init()
+    available = ray._private.state.available_resources_per_node()
+    out = []
+    for node in ray.nodes():
+        node_id = node["NodeID"]
+        total = node.get("Resources") or {}
+        free = available.get(node_id, {}) if node.get("Alive") else {}
+        out.append({
+            "id": node_id,
+            "status": 0 if node.get("Alive") else 1,
+            "capacity": _openyuanrong_units(total),
+            "allocatable": _openyuanrong_units(free),
+            "labels": dict(node.get("Labels") or {}),
+        })
+    return out
+
+
+def _openyuanrong_units(res: Mapping[str, float]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in res.items():
+        if k.startswith("node:") or k == "object_store_memory":
+            continue
+        if k == "CPU":
+            out["CPU"] = v * 1000
+        elif k == "memory":
+            out["Memory"] = v / _MB
+        else:
+            out[k] = v
+    return out

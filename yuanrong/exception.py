@@ -1,0 +1,177 @@
+"""yuanrong's exceptions.
+
+Every error yuanrong raises for its own reasons derives from :class:`YRError`. Where Python or
+openYuanrong already has a meaning for the error, the class also derives from that built-in, so
+``except TimeoutError`` and ``except ValueError`` keep working::
+
+    YRError
+     ├── YRInvokeError            remote user code raised; also an instance of the original class
+     ├── InvalidOptionError       (ValueError) a bad option, decorator argument or API argument
+     ├── NotInitializedError      (RuntimeError) the API was used before yr.init() or after finalize()
+     ├── InstanceNotFoundError    (RuntimeError) no named instance with that name and namespace
+     ├── InstanceDiedError        (RuntimeError) the instance's process died or was terminated
+     ├── ObjectLostError          an object's value is gone (its owner or every copy died)
+     ├── InvokeCancelledError     the call was cancelled with yr.cancel()
+     ├── GetTimeoutError          (TimeoutError) yr.get / yr.get_instance ran out of time
+     ├── PlacementError           placement cannot be satisfied (carries an explanation)
+     └── ClusterConfigError       a cluster or pools configuration is invalid
+
+Exceptions carry their data as attributes (``option``, ``value``, ``name``, ``explanation``...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ClusterConfigError",
+    "GetTimeoutError",
+    "InstanceDiedError",
+    "InstanceNotFoundError",
+    "InvalidOptionError",
+    "InvokeCancelledError",
+    "NotInitializedError",
+    "ObjectLostError",
+    "PlacementError",
+    "YRError",
+    "YRInvokeError",
+]
+
+
+class YRError(Exception):
+    """Root of every error raised by yuanrong itself."""
+
+
+class InvalidOptionError(YRError, ValueError):
+    """An option, decorator argument or API argument is invalid.
+
+    Attributes:
+        option: The field or argument name.
+        value: The value that was given.
+    """
+
+    def __init__(self, message: str, *, option: str | None = None, value: Any = None) -> None:
+        super().__init__(message)
+        self.option = option
+        self.value = value
+
+
+class NotInitializedError(YRError, RuntimeError):
+    """The API was used before :func:`yuanrong.init` or after :func:`yuanrong.finalize`."""
+
+
+class InstanceNotFoundError(YRError, RuntimeError):
+    """No named instance exists with that name in that namespace.
+
+    Attributes:
+        name: The instance name looked up.
+        namespace: The namespace looked in.
+    """
+
+    def __init__(self, message: str, *, name: str, namespace: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.namespace = namespace
+
+
+class InstanceDiedError(YRError, RuntimeError):
+    """The instance a method was called on has died or was terminated."""
+
+
+class ObjectLostError(YRError):
+    """An object's value can no longer be fetched (its owner or every copy is gone)."""
+
+
+class InvokeCancelledError(YRError):
+    """The call producing this object was cancelled."""
+
+
+class GetTimeoutError(YRError, TimeoutError):
+    """Waiting for a result or an instance took longer than the timeout.
+
+    Attributes:
+        timeout: The timeout in seconds that elapsed.
+    """
+
+    def __init__(self, message: str, *, timeout: float | None = None) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+
+
+class PlacementError(YRError):
+    """A placement can never be satisfied, or was not satisfied in time.
+
+    Attributes:
+        explanation: Human-readable reasons, per constraint and pool, from the placement engine.
+    """
+
+    def __init__(self, message: str, *, explanation: str = "") -> None:
+        super().__init__(message)
+        self.explanation = explanation
+
+
+class ClusterConfigError(YRError):
+    """A cluster-launcher config or pools file is invalid."""
+
+
+class YRInvokeError(YRError):
+    """Remote user code raised an exception.
+
+    The instance raised to the caller is also an instance of the original exception's class, so
+    ``except ValueError`` catches a remote ``ValueError``. ``str()`` includes the remote traceback.
+
+    Attributes:
+        cause: The original exception object, as raised remotely.
+        remote_traceback: The remote traceback, as text.
+    """
+
+    def __init__(self, message: str, *, cause: BaseException | None = None, remote_traceback: str = "") -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.remote_traceback = remote_traceback
+
+    def origin_error(self) -> BaseException | None:
+        """The original exception (openYuanrong's name for :attr:`cause`)."""
+        return self.cause
+
+
+_invoke_error_classes: dict[type, type] = {}
+
+
+def _invoke_error_for(cause: BaseException, message: str, remote_traceback: str) -> YRInvokeError:
+    """Build a YRInvokeError that is also an instance of ``type(cause)`` when that is possible."""
+    cause_cls = type(cause)
+    if isinstance(cause, YRInvokeError) or not issubclass(cause_cls, Exception):
+        return YRInvokeError(message, cause=cause, remote_traceback=remote_traceback)
+    cls = _invoke_error_classes.get(cause_cls)
+    if cls is None:
+        try:
+            cls = type(f"YRInvokeError({cause_cls.__name__})", (YRInvokeError, cause_cls), {
+                "__init__": _dual_init,
+                "__str__": YRInvokeError.__str__,
+                "__reduce__": _dual_reduce,
+            })
+        except TypeError:
+            # Classes with incompatible layouts (some C extension exceptions) can't be combined.
+            cls = YRInvokeError
+        _invoke_error_classes[cause_cls] = cls
+    if cls is YRInvokeError:
+        return YRInvokeError(message, cause=cause, remote_traceback=remote_traceback)
+    err = cls.__new__(cls)
+    _dual_init(err, message, cause=cause, remote_traceback=remote_traceback)
+    return err
+
+
+def _dual_init(self: YRInvokeError, message: str, *, cause: BaseException | None = None,
+               remote_traceback: str = "") -> None:
+    Exception.__init__(self, message)
+    self.cause = cause
+    self.remote_traceback = remote_traceback
+
+
+def _dual_reduce(self: YRInvokeError) -> tuple:
+    return (_rebuild_invoke_error, (self.cause, str(self), self.remote_traceback))
+
+
+def _rebuild_invoke_error(cause: BaseException, message: str, remote_traceback: str) -> YRInvokeError:
+    return _invoke_error_for(cause, message, remote_traceback)
