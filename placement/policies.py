@@ -545,9 +545,12 @@ class _Engine:
         offloaded: tuple[str, ...] = ()
         if pr.preferred is not None and not pr.preferred[p]:
             pref_ok = pr.preferred & pr.pool_ok
-            if pref_ok.any():
+            mask = pref_ok[s.pool_idx] & pr.node_ok
+            room = bool(pref_ok.any()) and bool((mask & self._fits(avail_t, pr.cols, pr.vals)).any())
+            if room:
+                reason = f"preferred pools had room but scored worse; {reason}"
+            elif pref_ok.any():
                 offloaded = tuple(s.pool_names[i] for i in np.flatnonzero(pref_ok))
-                mask = pref_ok[s.pool_idx] & pr.node_ok
                 need = ", ".join(f"{s.resources[c]} {v:g}" for c, v in zip(pr.cols, pr.vals))
                 most = ", ".join(f"{s.resources[c]} {avail_t[c][mask].max():g}" for c in pr.cols)
                 budget = ""

@@ -244,7 +244,8 @@ class ClusterSnapshot:
         self.hour = float(hour)
 
     def _set_available(self, arr: np.ndarray) -> None:
-        self._available_t = np.ascontiguousarray(arr.T)
+        # Always a private copy: the caller may keep mutating its own array.
+        self._available_t = np.array(arr.T, dtype=float, order="C")
         self._available_t.setflags(write=False)
 
     def _set_instances(self, instances: tuple[Instance, ...]) -> None:

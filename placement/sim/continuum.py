@@ -42,7 +42,7 @@ def _daily(rng: np.random.Generator, base: float, solar: bool) -> CarbonIntensit
 
 def build_continuum(*, nodes: int = 3000, sites: int = 24, fogs: int = 6, clouds: int = 3,
                     seed: int = 0) -> Continuum:
-    """Build pools and about ``nodes`` nodes: ~50 % edge, ~30 % fog, ~20 % cloud.
+    """Build pools and about ``nodes`` nodes: ~60 % edge, ~30 % fog, ~10 % cloud.
 
     Each edge site is its own pool and client region; each fog pool serves a group of sites; each
     cloud pool is a region reachable from all sites with higher latency.
@@ -80,7 +80,7 @@ def build_continuum(*, nodes: int = 3000, sites: int = 24, fogs: int = 6, clouds
                           carbon=_daily(rng, grids[sites + fogs + c] * 0.6, solar=c == 0), watts_per_cpu=12.0,
                           bandwidth_mbps=10000.0, latency_to_regions_ms=lat))
     poolset = PoolSet(pools)
-    share = {"edge": 0.5 / sites, "fog": 0.3 / fogs, "cloud": 0.2 / clouds}
+    share = {"edge": 0.6 / sites, "fog": 0.3 / fogs, "cloud": 0.1 / clouds}
     shapes = {"edge": (4, 8), "fog": (16, 64), "cloud": (32, 128)}
     out: list[Node] = []
     for p in pools:
