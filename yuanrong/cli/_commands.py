@@ -305,7 +305,9 @@ def local_up(*, cloud: int, edge: int, dashboard: bool, timeout_s: float, state_
         click.echo(f"  {node['pool']:<10} {node['tier']:<6} {node['node_id'][:12]}{'  head' if node['is_head'] else ''}")
     if state.dashboard_url:
         click.echo(f"dashboard: {state.dashboard_url}")
-    click.echo(f"connect:   export YR_ADDRESS={state.address} RAY_ADDRESS={state.address}")
+    # A driver only sends the token when told to; without it, connecting to a token cluster fails.
+    click.echo(f"connect:   export YR_ADDRESS={state.address} RAY_ADDRESS={state.address} "
+               f"RAY_AUTH_MODE={state.auth_mode}")
     click.echo("stop:      yr local down")
 
 
