@@ -1,0 +1,54 @@
+"""Shared by the benchmarks: machine facts, percentiles, the ratio table and the JSON record."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import pathlib
+import platform
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+RESULTS = pathlib.Path(__file__).parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": os.cpu_count(),
+        "memory_gb": round(mem_gb, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def print_table(rows: list[dict[str, Any]], *, title: str) -> None:
+    """Rows of {metric, unit, yuanrong, raw, ratio, target, better}."""
+    print(f"\n{title}")
+    print(f"{'metric':<36}{'unit':<8}{'yuanrong':>12}{'raw':>12}{'ratio':>9}  target")
+    for r in rows:
+        ok = r["ratio"] >= r["target"] if r["better"] == "higher" else r["ratio"] <= r["target"]
+        sign = ">=" if r["better"] == "higher" else "<="
+        print(f"{r['metric']:<36}{r['unit']:<8}{r['yuanrong']:>12.3f}{r['raw']:>12.3f}{r['ratio']:>9.3f}  "
+              f"{sign} {r['target']:g} {'ok' if ok else 'MISSED'}")
+
+
+def write_json(name: str, payload: dict[str, Any]) -> pathlib.Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **payload}, indent=2, sort_keys=True) + "\n")
+    return path

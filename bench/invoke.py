@@ -1,0 +1,120 @@
+"""Invoke overhead: yuanrong's call path against raw ``ray.remote``, in one run on one cluster.
+
+Measures stateless calls (sync round-trip latency p50/p99, async throughput) and instance method
+calls (the same two) through ``yr.invoke`` / ``@yr.instance`` and through ``ray.remote`` with the
+same resources (0.5 CPU, 500 MB: yuanrong's defaults). Each measurement alternates between the two
+paths over several rounds and keeps the median round, so drift on a busy machine hits both alike.
+
+Run: ``python bench/invoke.py`` (``--quick`` for a short smoke run). Writes bench/results/invoke.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import ray
+
+import yuanrong as yr
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from _report import median, percentile, print_table, write_json  # noqa: E402
+
+RAW_OPTS = {"num_cpus": 0.5, "memory": 500 * 1024 * 1024, "max_retries": 0}
+
+
+def echo(x):
+    return x
+
+
+class Echo:
+    def echo(self, x):
+        return x
+
+
+def latency_ms(call, n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        t = time.perf_counter()
+        call(i)
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def throughput(submit, get_all, n: int) -> float:
+    t = time.perf_counter()
+    refs = [submit(i) for i in range(n)]
+    get_all(refs)
+    return n / (time.perf_counter() - t)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few calls, for a smoke run")
+    parser.add_argument("--rounds", type=int, default=None)
+    args = parser.parse_args()
+    n_lat, n_tput, rounds = (50, 200, 2) if args.quick else (400, 2000, 5)
+    rounds = args.rounds or rounds
+
+    yr.init(yr.Config(num_cpus=4))
+    try:
+        yr_fn = yr.invoke(echo)
+        raw_fn = ray.remote(**RAW_OPTS)(echo)
+        yr_inst = yr.instance(Echo).invoke()
+        raw_inst = ray.remote(Echo).options(num_cpus=0.5, memory=500 * 1024 * 1024, max_concurrency=1).remote()
+
+        paths = {
+            "function": {
+                "yuanrong": (lambda i: yr.get(yr_fn.invoke(i)), yr_fn.invoke, yr.get),
+                "raw": (lambda i: ray.get(raw_fn.remote(i)), raw_fn.remote, ray.get),
+            },
+            "instance method": {
+                "yuanrong": (lambda i: yr.get(yr_inst.echo.invoke(i)), yr_inst.echo.invoke, yr.get),
+                "raw": (lambda i: ray.get(raw_inst.echo.remote(i)), raw_inst.echo.remote, ray.get),
+            },
+        }
+        # Warm up workers and code paths on both sides.
+        for kind in paths.values():
+            for sync, submit, get_all in kind.values():
+                latency_ms(sync, 30)
+                throughput(submit, get_all, 200)
+
+        rows, record = [], {}
+        for kind, sides in paths.items():
+            lat = {side: [] for side in sides}
+            tput = {side: [] for side in sides}
+            for r in range(rounds):
+                order = list(sides) if r % 2 == 0 else list(reversed(list(sides)))
+                for side in order:
+                    sync, submit, get_all = sides[side]
+                    lat[side].append(latency_ms(sync, n_lat))
+                    tput[side].append(throughput(submit, get_all, n_tput))
+            summary = {}
+            for side in sides:
+                p50 = median([percentile(x, 0.50) for x in lat[side]])
+                p99 = median([percentile(x, 0.99) for x in lat[side]])
+                summary[side] = {"p50_ms": p50, "p99_ms": p99, "calls_per_s": median(tput[side])}
+            record[kind] = summary
+            y, w = summary["yuanrong"], summary["raw"]
+            rows += [
+                {"metric": f"{kind}: sync latency p50", "unit": "ms", "yuanrong": y["p50_ms"], "raw": w["p50_ms"],
+                 "ratio": y["p50_ms"] / w["p50_ms"], "target": 1.05, "better": "lower"},
+                {"metric": f"{kind}: sync latency p99", "unit": "ms", "yuanrong": y["p99_ms"], "raw": w["p99_ms"],
+                 "ratio": y["p99_ms"] / w["p99_ms"], "target": 1.05, "better": "lower"},
+                {"metric": f"{kind}: async throughput", "unit": "call/s", "yuanrong": y["calls_per_s"],
+                 "raw": w["calls_per_s"], "ratio": y["calls_per_s"] / w["calls_per_s"], "target": 0.95,
+                 "better": "higher"},
+            ]
+        print_table(rows, title=f"invoke overhead: {rounds} alternating rounds, {n_lat} sync calls and "
+                                f"{n_tput} async calls per round and path (median round)")
+        path = write_json("invoke", {"rounds": rounds, "sync_calls": n_lat, "async_calls": n_tput,
+                                     "results": record, "rows": rows})
+        print(f"\nJSON: {path}")
+    finally:
+        yr.finalize()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
