@@ -175,3 +175,27 @@ def _dual_reduce(self: YRInvokeError) -> tuple:
 
 def _rebuild_invoke_error(cause: BaseException, message: str, remote_traceback: str) -> YRInvokeError:
     return _invoke_error_for(cause, message, remote_traceback)
+
+
+_adopted_classes: dict[type, type] = {}
+
+
+def _adopt(err: BaseException) -> BaseException:
+    """Re-type an error from a composed package (placement, datashare) to also be a YRError.
+
+    The result is still an instance of the original class (same attributes and message), so
+    ``except datashare.KVKeyNotFoundError`` and ``except yr.YRError`` both catch it.
+    """
+    if isinstance(err, YRError):
+        return err
+    cls = _adopted_classes.get(type(err))
+    if cls is None:
+        try:
+            cls = type(type(err).__name__, (type(err), YRError), {"__module__": type(err).__module__})
+        except TypeError:
+            return err
+        _adopted_classes[type(err)] = cls
+    adopted = cls.__new__(cls)
+    adopted.__dict__.update(getattr(err, "__dict__", {}))
+    adopted.args = err.args
+    return adopted

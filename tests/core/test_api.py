@@ -489,3 +489,22 @@ def test_resources_reports_openyuanrong_units(yr_session):
     cloud = next(n for n in nodes if n["labels"]["yr.io/pool"] == "cloud")
     assert cloud["capacity"]["CPU"] == 4000 and cloud["status"] == 0
     assert cloud["allocatable"]["CPU"] <= 4000
+
+
+# --- KV ----------------------------------------------------------------------------------------
+
+def test_kv_write_read_nx_ttl_and_errors(yr_session):
+    key = _uid("kv")
+    yr.kv_write(key, b"v1")
+    assert bytes(yr.kv_read(key)) == b"v1"
+    with pytest.raises(yr.YRError) as info:
+        yr.kv_write(key, b"v2", existence=yr.ExistenceOpt.NX)
+    assert key in str(info.value)
+    assert bytes(yr.kv_get(key, timeout=5)) == b"v1"
+    yr.kv_write(key + "-ttl", b"short", ttl_second=1)
+    time.sleep(2.5)
+    with pytest.raises(yr.YRError, match="ttl|not|expired|found"):
+        yr.kv_read(key + "-ttl", timeout=0)
+    yr.kv_del([key])
+    with pytest.raises(yr.YRError):
+        yr.kv_read(key, timeout=0)
