@@ -208,10 +208,13 @@ def _stop_all(address: str, session_dir: str | None, *, grace_s: float) -> tuple
         procs = _ray_processes.cluster_processes(gcs_address=address, session_dir=session_dir)
         if not procs:
             break
-        # Raylets and workers first, the GCS last, so nodes do not spend the grace period reconnecting.
-        procs.sort(key=lambda p: _safe_name(p).startswith("gcs_server"))
+        # Raylets and workers first, then the GCS: with no node left it has nothing to shut down
+        # gracefully (it was seen to ignore SIGTERM for many seconds), so it gets a short grace.
+        gcs = [p for p in procs if _safe_name(p).startswith("gcs_server")]
+        others = [p for p in procs if p not in gcs]
         stopped += len(procs)
-        killed += _ray_processes.stop_processes(procs, grace_s=grace_s)
+        killed += _ray_processes.stop_processes(others, grace_s=grace_s)
+        killed += _ray_processes.stop_processes(gcs, grace_s=min(grace_s, 1.0))
     left = _ray_processes.wait_gone(address, session_dir=session_dir, timeout_s=2.0)
     return stopped, killed, left
 
@@ -232,6 +235,9 @@ def _node_start(spec: NodeSpec, *, temp_dir: str, head: bool = False, port: int 
     ]
     if head:
         extra += [f"--ray-client-server-port={free_port()}", "--disable-usage-stats"]
+    else:
+        # One log monitor per machine is enough; the head's already tails every node's logs here.
+        extra.append("--include-log-monitor=false")
     return NodeStart(
         labels=spec.node_labels(), head=head, address=address, port=port, num_cpus=spec.num_cpus,
         resources=dict(spec.resources), object_store_bytes=spec.object_store_mb * _MB, temp_dir=temp_dir,

@@ -2,7 +2,8 @@
 
 The tree::
 
-    ClusterConfigError (ValueError)   a cluster config or pools file is invalid; has .source/.reason
+    yuanrong.ClusterConfigError
+    └── ClusterConfigError (ValueError)   a cluster config or pools file is invalid; .source/.reason
     click.ClickException
     ├── CommandFailed                 exit 1: the command was fine, the world was not
     │                                 (unreachable cluster, `ray start` failed, nothing running)
@@ -16,9 +17,14 @@ from __future__ import annotations
 
 import click
 
+from yuanrong import exception as _yr_exception
 
-class ClusterConfigError(ValueError):
+
+class ClusterConfigError(_yr_exception.ClusterConfigError, ValueError):
     """A cluster-launcher config, KubeRay manifest or pools file is invalid.
+
+    Also a :class:`yuanrong.ClusterConfigError` (and a ``ValueError``), so callers catching
+    yuanrong's exception root catch it too.
 
     Attributes:
         source: The file (or ``"<string>"``) the config came from.
