@@ -508,3 +508,24 @@ def test_kv_write_read_nx_ttl_and_errors(yr_session):
     yr.kv_del([key])
     with pytest.raises(yr.YRError):
         yr.kv_read(key, timeout=0)
+
+
+def test_terminate_runs_the_shutdown_hook_first(yr_session, tmp_path):
+    marker = tmp_path / "shutdown"
+
+    @yr.instance
+    class Graceful:
+        def __init__(self, path):
+            self.path = path
+
+        def ping(self):
+            return "pong"
+
+        def __yr_shutdown__(self, grace_period_seconds):
+            with open(self.path, "w") as f:
+                f.write(f"grace={grace_period_seconds}")
+
+    g = Graceful.options(cpu=100).invoke(str(marker))
+    assert yr.get(g.ping.invoke()) == "pong"
+    g.terminate(grace_period_seconds=5)
+    assert marker.read_text() == "grace=5"
