@@ -48,6 +48,7 @@ from placement.requests import Affinity, AffinityKind, AffinityType, Bundle, Pla
 from placement.snapshot import ClusterSnapshot
 
 _EPS = 1e-9
+_FLAT_LIMIT = 2048  # candidate nodes up to which one vectorised pass beats branch and bound
 TERMS = ("latency", "cost", "carbon", "load", "locality", "preference", "tier", "group", "hybrid")
 _UNITS = {"latency": "ms", "cost": "$/h", "carbon": "gCO2/h", "load": "", "locality": "", "preference": "",
           "tier": "", "group": "", "hybrid": ""}
@@ -172,10 +173,19 @@ class _Engine:
         return cols, vals, missing
 
     def _pool_ok(self, names: tuple[str, ...], by_tier: bool = False) -> np.ndarray:
-        s, wanted = self.s, set(names)
-        if by_tier:
-            return np.fromiter((s.pools[p].tier in wanted for p in s.pool_names), dtype=bool, count=self.np)
-        return np.fromiter((p in wanted for p in s.pool_names), dtype=bool, count=self.np)
+        """Pools named (or whose tier is named) in ``names``; cached on the snapshot's static index."""
+        s = self.s
+        key = (by_tier, names)
+        hit = s.pool_sets.get(key)
+        if hit is None:
+            wanted = set(names)
+            keys = s.pool_tiers if by_tier else s.pool_names
+            hit = np.fromiter((k in wanted for k in keys), dtype=bool, count=self.np)
+            hit.setflags(write=False)
+            if len(s.pool_sets) > 4096:
+                s.pool_sets.clear()
+            s.pool_sets[key] = hit
+        return hit.copy()
 
     def steps(self, b: Bundle) -> list[_Step]:
         """The hard constraints on one bundle, in the order explanations report them."""
@@ -352,53 +362,57 @@ class _Engine:
                          preferred, count)
 
     # -- node level -------------------------------------------------------------------------------
-    def _eval_pool(self, pr: _Prepared, p: int, avail_t: np.ndarray, used: np.ndarray,
-                   node_ok: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """Scores of the feasible nodes of pool ``p``: (node indices, scores, node-level terms)."""
+    def _eval(self, pr: _Prepared, sel: slice | np.ndarray, avail_t: np.ndarray, used: np.ndarray,
+              node_ok: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Scores of the feasible nodes among ``sel`` (a pool's slice or node indices):
+        (node indices, scores, node-level terms)."""
         s, w = self.s, self.w
-        a, e = int(s.pool_start[p]), int(s.pool_end[p])
-        ok = (pr.node_ok if node_ok is None else node_ok)[a:e].copy()
+        ok = (pr.node_ok if node_ok is None else node_ok)[sel].copy()
         for c, v in zip(pr.cols, pr.vals):
-            ok &= avail_t[c, a:e] >= v - _EPS
+            ok &= avail_t[c, sel] >= v - _EPS
         if self.req.strategy is Strategy.STRICT_SPREAD:
-            ok &= ~used[a:e]
-        idx = np.flatnonzero(ok) + a
+            ok &= ~used[sel]
+        hit = np.flatnonzero(ok)
+        idx = hit + sel.start if isinstance(sel, slice) else sel[hit]
         terms: dict[str, np.ndarray] = {}
         if not len(idx):
             return idx, np.zeros(0), terms
-        util = np.zeros(len(idx))
+        pidx = s.pool_idx[idx]
+        util = None
         for c, v in zip(pr.cols, pr.vals):
             tot = s.total_t[c, idx]
-            util = np.maximum(util, 1.0 - (avail_t[c, idx] - v) / np.where(tot > 0, tot, 1.0))
-        terms["load"] = util
-        sc = pr.pool_score[p] + w.load * util
+            u = 1.0 - (avail_t[c, idx] - v) / np.where(tot > 0, tot, 1.0)
+            util = u if util is None else np.maximum(util, u)
+        terms["load"] = util if util is not None else np.zeros(len(idx))
+        sc = pr.pool_score[pidx] + w.load * terms["load"]
         if self.req.strategy is Strategy.PACK:
             terms["group"] = np.where(used[idx], 0.0, 1.0)
         elif self.req.strategy is Strategy.SPREAD:
             terms["group"] = used[idx].astype(float)
         if "group" in terms:
-            sc = sc + w.group * terms["group"]
+            sc += w.group * terms["group"]
         if pr.rules:
             pref = np.zeros(len(idx))
             for wr, mask, anti in pr.rules:
                 m = mask[idx]
                 pref += wr * (m if anti else ~m)
-            terms["preference"] = pr.pool_raw["preference"][p] + pref
-            sc = sc + w.preference * pref
-        if pr.data_mask is not None and pr.pool_has_data is not None and pr.pool_has_data[p]:
-            extra = np.where(pr.data_mask[idx], 0.0, 0.5)
-            terms["locality"] = extra
-            sc = sc + w.locality * extra
+            terms["preference"] = pr.pool_raw["preference"][pidx] + pref
+            sc += w.preference * pref
+        if pr.data_mask is not None and pr.pool_has_data is not None:
+            extra = np.where(pr.pool_has_data[pidx] & ~pr.data_mask[idx], 0.5, 0.0)
+            terms["locality"] = pr.pool_raw["locality"][pidx] + extra
+            sc += w.locality * extra
         if w.hybrid:
             # Ray's hybrid policy: fill nodes in a fixed order until 50 % busy, then the least busy.
-            terms["hybrid"] = np.where(util <= 0.5, idx / max(self.n, 1) * 0.01, 0.5 + util)
-            sc = sc + w.hybrid * terms["hybrid"]
+            terms["hybrid"] = np.where(terms["load"] <= 0.5, idx / max(self.n, 1) * 0.01, 0.5 + terms["load"])
+            sc += w.hybrid * terms["hybrid"]
         return idx, sc, terms
 
-    def _pick_terms(self, pr: _Prepared, p: int, j: int, terms: dict[str, np.ndarray]) -> dict[str, float]:
+    def _pick_terms(self, pr: _Prepared, node: int, j: int, terms: dict[str, np.ndarray]) -> dict[str, float]:
+        p = self.s.pool_idx[node]
         out = {name: float(v[p]) for name, v in pr.pool_raw.items()}
         for name, v in terms.items():
-            out[name] = float(v[j]) if name != "locality" else out.get("locality", 0.0) + float(v[j])
+            out[name] = float(v[j])
         return out
 
     def bounds(self, pr: _Prepared, avail_t: np.ndarray, used: np.ndarray) -> np.ndarray:
@@ -430,6 +444,10 @@ class _Engine:
     def best(self, pr: _Prepared, avail_t: np.ndarray, used: np.ndarray, want_runners: int,
              node_ok: np.ndarray | None = None) -> tuple[_Pick | None, list[_Pick]]:
         """Best node for a prepared bundle, and the best node of up to ``want_runners`` other pools."""
+        s = self.s
+        sizes = s.pool_end - s.pool_start
+        if int(sizes[pr.pool_ok].sum()) <= _FLAT_LIMIT:
+            return self._best_flat(pr, avail_t, used, want_runners, node_ok)
         bound = self.bounds(pr, avail_t, used)
         order = np.flatnonzero(np.isfinite(bound))
         order = order[np.argsort(bound[order], kind="stable")]
@@ -442,27 +460,54 @@ class _Engine:
                 if len(picks) > want_runners or extra_budget <= 0:
                     break
                 extra_budget -= 1
-            idx, sc, terms = self._eval_pool(pr, int(p), avail_t, used, node_ok)
+            idx, sc, terms = self._eval(pr, slice(int(s.pool_start[p]), int(s.pool_end[p])), avail_t, used, node_ok)
             if not len(idx):
                 continue
             j = int(np.argmin(sc))
-            picks.append(_Pick(int(idx[j]), float(sc[j]), self._pick_terms(pr, int(p), j, terms)))
+            picks.append(_Pick(int(idx[j]), float(sc[j]), self._pick_terms(pr, int(idx[j]), j, terms)))
             if sc[j] < best_score:
                 best_score = float(sc[j])
+                same_pool = None
                 if want_runners and len(idx) > 1:
                     sc2 = sc.copy()
                     sc2[j] = math.inf
                     j2 = int(np.argmin(sc2))
-                    same_pool = _Pick(int(idx[j2]), float(sc[j2]), self._pick_terms(pr, int(p), j2, terms))
-                else:
-                    same_pool = None
+                    same_pool = _Pick(int(idx[j2]), float(sc[j2]), self._pick_terms(pr, int(idx[j2]), j2, terms))
         if not picks:
             return None, []
         picks.sort(key=lambda pk: pk.score)
-        winner = picks[0]
         runners = picks[1: 1 + want_runners]
         if same_pool is not None and len(runners) < want_runners:
             runners.append(same_pool)
+        return picks[0], runners
+
+    def _best_flat(self, pr: _Prepared, avail_t: np.ndarray, used: np.ndarray, want_runners: int,
+                   node_ok: np.ndarray | None) -> tuple[_Pick | None, list[_Pick]]:
+        """Small candidate sets: score every node of the allowed pools in one pass."""
+        s = self.s
+        sel = np.flatnonzero(pr.pool_ok[s.pool_idx])
+        idx, sc, terms = self._eval(pr, sel, avail_t, used, node_ok)
+        if not len(idx):
+            return None, []
+        k = int(np.argmin(sc))
+        winner = _Pick(int(idx[k]), float(sc[k]), self._pick_terms(pr, int(idx[k]), k, terms))
+        runners: list[_Pick] = []
+        if want_runners and len(idx) > 1:
+            pidx = s.pool_idx[idx]
+            best_per_pool = np.full(self.np, np.inf)
+            np.minimum.at(best_per_pool, pidx, sc)
+            best_per_pool[pidx[k]] = np.inf
+            for p in np.argsort(best_per_pool, kind="stable")[:want_runners]:
+                if not np.isfinite(best_per_pool[p]):
+                    break
+                j = int(np.flatnonzero((pidx == p) & (sc == best_per_pool[p]))[0])
+                runners.append(_Pick(int(idx[j]), float(sc[j]), self._pick_terms(pr, int(idx[j]), j, terms)))
+            if len(runners) < want_runners:
+                same = np.flatnonzero(pidx == pidx[k])
+                same = same[same != k]
+                if len(same):
+                    j = int(same[np.argmin(sc[same])])
+                    runners.append(_Pick(int(idx[j]), float(sc[j]), self._pick_terms(pr, int(idx[j]), j, terms)))
         return winner, runners
 
     # -- the decision ------------------------------------------------------------------------------

@@ -157,6 +157,8 @@ class _Static:
         tiers = sorted({p.tier for p in self.pools.values()})
         self.tier_names = tuple(tiers)
         tier_pos = {t: i for i, t in enumerate(tiers)}
+        self.pool_tiers = tuple(self.pools[p].tier for p in self.pool_names)
+        self.pool_sets: dict[tuple[bool, tuple[str, ...]], np.ndarray] = {}
         self.pool_tier = np.array([tier_pos[self.pools[p].tier] for p in self.pool_names], dtype=np.int32)
         names: dict[str, None] = {}
         for n in self.nodes:
