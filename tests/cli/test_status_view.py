@@ -89,3 +89,14 @@ def test_local_topology_reuses_the_default_specs():
         topology(cloud=0, edge=1)
     with pytest.raises(BadInput, match="0 or more edge nodes"):
         topology(cloud=1, edge=-1)
+
+
+def test_public_surface_and_console_script():
+    from importlib.metadata import entry_points
+
+    import yuanrong.cli
+
+    assert yuanrong.cli.__all__ == sorted(yuanrong.cli.__all__) == ["cli", "main"]
+    (script,) = [ep for ep in entry_points(group="console_scripts") if ep.name == "yr"]
+    assert script.value == "yuanrong.cli:main"
+    assert script.load() is yuanrong.cli.main

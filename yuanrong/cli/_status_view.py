@@ -89,7 +89,7 @@ def render_table(snapshot: Mapping[str, Any]) -> str:
         named = [i for i in pool["instances"] if i["name"]]
         if pool["instances"]:
             lines.append(f"  instances: {len(pool['instances'])}"
-                         + (f" (named: {', '.join(sorted(i['name'] for i in named)[:8])})" if named else ""))
+                         + (f" (named: {', '.join(_short(n) for n in sorted(i['name'] for i in named)[:8])})" if named else ""))
         for ep in pool["endpoints"]:
             lines.append(f"  endpoint {ep['application']}/{ep['deployment']}: {ep['replicas']} replica(s)")
     datasets = snapshot.get("datasets") or {}
@@ -100,6 +100,10 @@ def render_table(snapshot: Mapping[str, Any]) -> str:
     else:
         lines.append(f"datasets: {datasets.get('message') or 'datashare catalogue not available'}")
     return "\n".join(lines)
+
+
+def _short(name: str, width: int = 32) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
 
 
 def _num(value: float) -> str:
