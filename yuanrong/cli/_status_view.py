@@ -21,8 +21,9 @@ def collect(address: str, *, declared_pools: Mapping[str, Any] | None = None) ->
     try:
         tables = _ray_state.read_tables(address)
     except ConnectionError as exc:
-        raise CommandFailed(f"cannot read the state of the cluster at {address}: {exc}; check the address "
-                            "and, if the cluster uses token authentication, that ~/.ray/auth_token is its token.") from None
+        raise CommandFailed(f"cannot read the state of the cluster at {address}: {exc}; check the address, that "
+                            "this host has the cluster's token (~/.ray/auth_token) and, if the cluster uses TLS, "
+                            "RAY_USE_TLS=1 and the RAY_TLS_* files.") from None
     snapshot = _ray_state.build_snapshot(tables, address=address, declared_pools=declared_pools)
     snapshot["datasets"] = _datasets(address)
     return snapshot
