@@ -394,3 +394,20 @@ def test_help_is_consistent():
         result = run_yr(*command)
         assert result.exit_code == 0, command
         assert "Exit status: 0 ok, 1 runtime failure, 2 usage error" in result.stdout, command
+
+
+def test_yr_local_down_clears_a_stale_state_file(tmp_path):
+    """A recorded cluster whose processes are gone (e.g. after a reboot) is forgotten, nothing is killed."""
+    from yuanrong.cli._ray_start import free_port
+
+    ray_tmp = tmp_path / "ray-tmp"
+    ray_tmp.mkdir()
+    address = f"127.0.0.1:{free_port()}"
+    state_file = tmp_path / "local-cluster.json"
+    state_file.write_text(json.dumps({
+        "address": address, "temp_dir": str(ray_tmp), "session_dir": str(ray_tmp / "session_x"),
+        "dashboard_url": None, "nodes": [], "started_at": 0.0, "auth_mode": "token"}))
+    result = run_yr("local", "down", "--state-dir", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"address": address, "stopped": 0, "killed": []}
+    assert not state_file.exists() and not ray_tmp.exists()
