@@ -30,6 +30,7 @@ this is documented in ``docs/datashare.md``.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import threading
 import time
@@ -154,7 +155,12 @@ class _Version:
 
 @ray.remote(num_cpus=0, max_restarts=-1)
 class _Catalogue:
-    """Names -> versions -> chunk refs, plus the KV table. One call at a time."""
+    """Names -> versions -> chunk refs, plus the KV table.
+
+    An async actor: every method runs on one event loop and none awaits once it has started
+    changing state, so each call is atomic; only :meth:`wait_change` parks, which lets every
+    reader process keep one watch open without tying up a thread.
+    """
 
     def __init__(self) -> None:
         self._datasets: dict[str, dict[int, _Version]] = {}
@@ -163,11 +169,38 @@ class _Catalogue:
         self._expiry: list[tuple[float, str, int]] = []   # heap of (deadline, key, write seq)
         self._kv_seq: dict[str, int] = {}
         self._seq = 0
-        self._rebuild()
+        self._generation = 0
+        self._changed: asyncio.Event | None = None
+        self._ready: asyncio.Future | None = None
+
+    async def _ensure_ready(self) -> None:
+        # Awaiting a finished future does not yield, so calls stay atomic after the first.
+        if self._ready is None:
+            self._ready = asyncio.ensure_future(self._rebuild())
+        await self._ready
+
+    def _bump(self) -> None:
+        self._generation += 1
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def wait_change(self, since: int, timeout_s: float) -> int:
+        """Return the dataset-table generation once it differs from ``since`` (or on timeout)."""
+        await self._ensure_ready()
+        if self._generation == since:
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            event = self._changed
+            try:
+                await asyncio.wait_for(event.wait(), timeout_s)
+            except asyncio.TimeoutError:
+                pass
+        return self._generation
 
     # --- datasets ---------------------------------------------------------------------------
 
-    def _rebuild(self) -> None:
+    async def _rebuild(self) -> None:
         """After a restart, recover the dataset table from the holders' inventories."""
         try:
             actors = ray.util.list_named_actors(all_namespaces=True)
@@ -179,7 +212,7 @@ class _Catalogue:
         for hname in holders:
             try:
                 handle = ray.get_actor(hname, namespace=NAMESPACE)
-                inv = ray.get(handle.inventory.remote(), timeout=10)
+                inv = await asyncio.wait_for(handle.inventory.remote(), 10)
             except Exception:  # noqa: BLE001 - a dead holder's data is gone; skip it
                 continue
             for key, (info, chunks) in inv.items():
@@ -203,12 +236,14 @@ class _Catalogue:
             self._datasets.setdefault(name, {})[version] = _Version(info, refs, holders_)
             self._next_version[name] = max(self._next_version.get(name, 1), version + 1)
 
-    def reserve_version(self, name: str) -> int:
+    async def reserve_version(self, name: str) -> int:
+        await self._ensure_ready()
         version = self._next_version.get(name, 1)
         self._next_version[name] = version + 1
         return version
 
-    def commit(self, info: DatasetInfo, refs: list, holders: list[str], keep_previous: int) -> None:
+    async def commit(self, info: DatasetInfo, refs: list, holders: list[str], keep_previous: int) -> None:
+        await self._ensure_ready()
         versions = self._datasets.setdefault(info.name, {})
         versions[info.version] = _Version(info, refs, holders)
         for hname in set(holders):
@@ -218,25 +253,30 @@ class _Catalogue:
         older = sorted(v for v in versions if v < info.version)
         drop = older[: max(0, len(older) - keep_previous)]
         self._drop(info.name, drop)
+        self._bump()
 
-    def lookup(self, name: str, version: int | None) -> tuple:
+    async def lookup(self, name: str, version: int | None) -> tuple:
+        await self._ensure_ready()
         versions = self._datasets.get(name)
         if not versions:
-            return ("missing", sorted(self._datasets), [])
+            return ("missing", sorted(self._datasets), [], self._generation)
         if version is None:
             version = max(versions)
         entry = versions.get(version)
         if entry is None:
-            return ("missing", sorted(self._datasets), sorted(versions))
-        return ("ok", entry.info, entry.refs, entry.holders)
+            return ("missing", sorted(self._datasets), sorted(versions), self._generation)
+        return ("ok", entry.info, entry.refs, entry.holders, self._generation)
 
-    def list(self) -> list[DatasetInfo]:
+    async def list(self) -> list[DatasetInfo]:
+        await self._ensure_ready()
         return [v[max(v)].info for _, v in sorted(self._datasets.items()) if v]
 
-    def versions(self, name: str) -> list[int]:
+    async def versions(self, name: str) -> list[int]:
+        await self._ensure_ready()
         return sorted(self._datasets.get(name, {}))
 
-    def delete(self, name: str, version: int | None) -> bool:
+    async def delete(self, name: str, version: int | None) -> bool:
+        await self._ensure_ready()
         versions = self._datasets.get(name)
         if not versions:
             return False
@@ -259,6 +299,8 @@ class _Catalogue:
                 by_holder.setdefault(hname, []).append(("ds", name, version))
         if not table:
             self._datasets.pop(name, None)
+        if versions:
+            self._bump()
         for hname, keys in by_holder.items():
             holder = self._holder(hname)
             if holder is not None:
@@ -307,8 +349,9 @@ class _Catalogue:
             heapq.heappush(self._expiry, (expires, key, self._seq))
         return True
 
-    def kv_write_many(self, entries: dict[str, tuple], nx: bool, ttl_s: int) -> list[str]:
+    async def kv_write_many(self, entries: dict[str, tuple], nx: bool, ttl_s: int) -> list[str]:
         """All-or-nothing write; returns the keys that already exist (nothing written then)."""
+        await self._ensure_ready()
         self._expire()
         if nx:
             clash = [k for k in entries if k in self._kv]
@@ -318,15 +361,18 @@ class _Catalogue:
             self.kv_write(key, entry, False, ttl_s)
         return []
 
-    def kv_read(self, keys: list[str]) -> dict[str, tuple[str, Any]]:
+    async def kv_read(self, keys: list[str]) -> dict[str, tuple[str, Any]]:
+        await self._ensure_ready()
         self._expire()
         return {k: (self._kv[k][0], self._kv[k][1]) for k in keys if k in self._kv}
 
-    def kv_delete(self, keys: list[str]) -> int:
+    async def kv_delete(self, keys: list[str]) -> int:
+        await self._ensure_ready()
         self._expire()
         return sum(self._kv_remove(k) for k in keys)
 
-    def kv_keys(self) -> list[str]:
+    async def kv_keys(self) -> list[str]:
+        await self._ensure_ready()
         self._expire()
         return sorted(self._kv)
 
@@ -394,6 +440,7 @@ def _holder_by_name(hname: str):
 
 
 def _forget_handles() -> None:
+    _read_cache.clear()
     with _handles_lock:
         _holder_handles.clear()
         _catalogue_handle.clear()
@@ -410,6 +457,27 @@ def _call(ref, *, what: str, timeout: float = CONTROL_TIMEOUT_S):
         if isinstance(cause, _STORE_FULL_ERRORS):
             raise StoreFullError(nbytes=None, node_id=None, cause=type(cause).__name__) from exc
         raise
+
+
+def _ask_catalogue(method: str, *args: Any, timeout: float) -> Any:
+    """Call the catalogue, riding out a restart (Ray restarts it; calls fail meanwhile).
+
+    Every catalogue method is safe to repeat: lookups read, commits and deletes converge, and a
+    repeated ``reserve_version`` only skips a number.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.05
+    while True:
+        remaining = max(0.001, deadline - time.monotonic())
+        try:
+            return _call(getattr(_catalogue(), method).remote(*args), what="the catalogue", timeout=remaining)
+        except (rex.ActorUnavailableError, rex.ActorDiedError) as exc:
+            if isinstance(exc, rex.ActorDiedError):
+                _forget_handles()   # killed for good: the next call creates (and rebuilds) a new one
+            if time.monotonic() + pause >= deadline:
+                raise DataTimeoutError("an answer from the restarting catalogue", timeout) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
 
 
 def shutdown_actors() -> None:
@@ -545,8 +613,7 @@ def _publish(name: str, data: Any, *, nodes, chunk_bytes: int, keep_previous: in
     check_name(name)
     _check_keep(keep_previous)
     targets = _target_nodes(nodes)
-    catalogue = _catalogue()
-    version = _call(catalogue.reserve_version.remote(name), what="the catalogue", timeout=timeout)
+    version = _ask_catalogue("reserve_version", name, timeout=timeout)
     key = ("ds", name, version)
 
     schema: pa.Schema | None = None
@@ -598,8 +665,8 @@ def _publish(name: str, data: Any, *, nodes, chunk_bytes: int, keep_previous: in
             node_ids=tuple(dict.fromkeys(h[len(HOLDER_PREFIX):] for h in holders)),
             created_at=time.time(),
         )
-        _call(catalogue.commit.remote(info, refs, holders, keep_previous), what="the catalogue",
-              timeout=timeout)
+        _ask_catalogue("commit", info, refs, holders, keep_previous, timeout=timeout)
+        _read_cache.clear()  # read-your-writes, before the change notification arrives
         return info
     except BaseException:
         for hname in used:
@@ -623,8 +690,7 @@ def publish_refs(name: str, block_refs: Sequence[ray.ObjectRef], *, keep_previou
     block_refs = list(block_refs)
     if not block_refs:
         raise InvalidArgumentError("block_refs", block_refs, "there is nothing to publish; give at least one block.")
-    catalogue = _catalogue()
-    version = _call(catalogue.reserve_version.remote(name), what="the catalogue", timeout=timeout)
+    version = _ask_catalogue("reserve_version", name, timeout=timeout)
     key = ("ds", name, version)
     try:
         located = ray.experimental.get_object_locations(block_refs, timeout_ms=int(timeout * 1000))
@@ -658,8 +724,8 @@ def publish_refs(name: str, block_refs: Sequence[ray.ObjectRef], *, keep_previou
             nbytes=sum(a[3] for a in adopted), num_chunks=len(adopted),
             node_ids=tuple(dict.fromkeys(h[len(HOLDER_PREFIX):] for h in holders)), created_at=time.time(),
         )
-        _call(catalogue.commit.remote(info_, [a[0] for a in adopted], holders, keep_previous),
-              what="the catalogue", timeout=timeout)
+        _ask_catalogue("commit", info_, [a[0] for a in adopted], holders, keep_previous, timeout=timeout)
+        _read_cache.clear()
         return info_
     except BaseException:
         for hname in set(holders):
@@ -687,15 +753,20 @@ def _settle(item: tuple[int, Any, int], refs: list, holders: list[str], timeout:
 
 
 def _lookup(name: str, version: int | None, timeout: float) -> tuple[DatasetInfo, list, list[str]]:
+    return _lookup_with_generation(name, version, timeout)[:3]
+
+
+def _lookup_with_generation(name: str, version: int | None, timeout: float) -> tuple[DatasetInfo, list, list[str], int]:
     require_connected()
     check_name(name)
     if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
         raise InvalidArgumentError("version", version, "it must be an int >= 1, or None for the latest.")
-    reply = _call(_catalogue().lookup.remote(name, version), what="the catalogue", timeout=timeout)
+    reply = _ask_catalogue("lookup", name, version, timeout=timeout)
+    _read_cache.saw_generation(reply[-1])
     if reply[0] == "missing":
         raise DatasetNotFoundError(name, version=version, known=reply[1], versions=reply[2])
-    _, info, refs, holders = reply
-    return info, refs, holders
+    _, info, refs, holders, generation = reply
+    return info, refs, holders, generation
 
 
 def info(name: str, *, version: int | None = None, timeout: float = CONTROL_TIMEOUT_S) -> DatasetInfo:
@@ -710,14 +781,92 @@ def refs(name: str, *, version: int | None = None,
     return info_, list(refs_)
 
 
-def open_table(name: str, *, version: int | None = None,
-               timeout: float | None = CONTROL_TIMEOUT_S) -> pa.Table:
+class _ReadCache:
+    """Tables this process opened, valid until the catalogue's dataset table changes.
+
+    A watch call (``wait_change``) stays parked in the catalogue; when any dataset is published,
+    appended or deleted it returns and the cache is emptied. So a repeated ``open`` costs no round
+    trip, and this process sees another process's publish as soon as the notification arrives
+    (milliseconds). Cached tables pin their buffers in the store, exactly as a caller holding
+    the table would; they are let go on the next change.
+    """
+
+    _WATCH_S = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._generation: int | None = None
+        self._watch: Any = None
+        self._tables: dict[tuple[str, int | None], tuple[DatasetInfo, pa.Table, int]] = {}
+
+    def get(self, name: str, version: int | None) -> tuple[DatasetInfo, pa.Table] | None:
+        with self._lock:
+            hit = self._tables.get((name, version))
+            if hit is None or self._watch is None or hit[2] != self._generation:
+                return None
+            return hit[0], hit[1]
+
+    def put(self, name: str, version: int | None, info: DatasetInfo, table: pa.Table, generation: int) -> None:
+        with self._lock:
+            if generation == self._generation and self._watch is not None:
+                self._tables[(name, version)] = (info, table, generation)
+
+    def saw_generation(self, generation: int) -> None:
+        """Called with the generation each catalogue lookup reports."""
+        with self._lock:
+            if generation == self._generation and self._watch is not None:
+                return
+            self._tables.clear()
+            self._generation = generation
+            self._arm(generation)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tables.clear()
+            self._generation = None
+
+    def _arm(self, generation: int) -> None:
+        try:
+            watch = _catalogue().wait_change.remote(generation, self._WATCH_S)
+        except Exception:  # noqa: BLE001 - no watch just means no caching
+            self._watch = None
+            return
+        self._watch = watch
+        watch.future().add_done_callback(lambda fut, g=generation: self._on_change(g, fut))
+
+    def _on_change(self, generation: int, fut: Any) -> None:
+        try:
+            new = fut.result()
+        except Exception:  # noqa: BLE001 - catalogue restarted or died: stop trusting the cache
+            new = None
+        with self._lock:
+            if self._generation != generation:
+                return
+            if new == generation:
+                self._arm(generation)           # quiet period: keep the cache, watch again
+                return
+            self._tables.clear()
+            self._generation = None
+            self._watch = None
+
+
+_read_cache = _ReadCache()
+
+
+def open_table(name: str, *, version: int | None = None, timeout: float | None = CONTROL_TIMEOUT_S,
+               fresh: bool = False) -> pa.Table:
     """The whole dataset as one table whose buffers live in the object store."""
-    info_, refs_, _ = _lookup(name, version, timeout or CONTROL_TIMEOUT_S)
+    if not fresh:
+        require_connected()
+        check_name(name)
+        hit = _read_cache.get(name, version)
+        if hit is not None:
+            return hit[1]
+    info_, refs_, _, generation = _lookup_with_generation(name, version, timeout or CONTROL_TIMEOUT_S)
     chunks = _get_chunks(refs_, name=name, version=info_.version, node_ids=info_.node_ids, timeout=timeout)
-    if len(chunks) == 1:
-        return chunks[0]
-    return pa.concat_tables(chunks)
+    table = chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks)
+    _read_cache.put(name, version, info_, table, generation)
+    return table
 
 
 def stream(name: str, *, version: int | None = None,
@@ -741,21 +890,23 @@ def stream(name: str, *, version: int | None = None,
 def list_datasets(*, timeout: float = CONTROL_TIMEOUT_S) -> list[DatasetInfo]:
     """Latest version of every published dataset, sorted by name."""
     require_connected()
-    return _call(_catalogue().list.remote(), what="the catalogue", timeout=timeout)
+    return _ask_catalogue("list", timeout=timeout)
 
 
 def versions(name: str, *, timeout: float = CONTROL_TIMEOUT_S) -> list[int]:
     """Retained versions of ``name`` (empty if unknown)."""
     require_connected()
     check_name(name)
-    return _call(_catalogue().versions.remote(name), what="the catalogue", timeout=timeout)
+    return _ask_catalogue("versions", name, timeout=timeout)
 
 
 def delete(name: str, *, version: int | None = None, timeout: float = CONTROL_TIMEOUT_S) -> bool:
     """Drop ``name`` (or one version); False when there was nothing to drop."""
     require_connected()
     check_name(name)
-    return _call(_catalogue().delete.remote(name, version), what="the catalogue", timeout=timeout)
+    deleted = _ask_catalogue("delete", name, version, timeout=timeout)
+    _read_cache.clear()
+    return deleted
 
 
 # --------------------------------------------------------------------------------------------
@@ -817,8 +968,7 @@ def kv_store(entries: dict[str, Any], *, nx: bool, ttl_s: int, timeout: float) -
             adopted.append((hname, hkey))
             _holder(node).describe.remote(hkey, kind)
             prepared[key] = (kind, [owned[0][0]], hname, hkey)
-        clash = _call(_catalogue().kv_write_many.remote(prepared, nx, ttl_s), what="the catalogue",
-                      timeout=timeout)
+        clash = _ask_catalogue("kv_write_many", prepared, nx, ttl_s, timeout=timeout)
     except BaseException:
         _release(adopted)
         raise
@@ -838,7 +988,7 @@ def _release(adopted: list[tuple[str, tuple]]) -> None:
 def kv_fetch(keys: list[str], *, timeout: float) -> dict[str, Any]:
     """Values of the keys that exist now (bytes, memoryview or Arrow data)."""
     require_connected()
-    found = _call(_catalogue().kv_read.remote(keys), what="the catalogue", timeout=max(timeout, 10.0))
+    found = _ask_catalogue("kv_read", keys, timeout=max(timeout, 10.0))
     out: dict[str, Any] = {}
     for key, (kind, payload) in found.items():
         if payload is None or isinstance(payload, bytes):
@@ -852,10 +1002,10 @@ def kv_fetch(keys: list[str], *, timeout: float) -> dict[str, Any]:
 def kv_remove(keys: list[str], *, timeout: float) -> int:
     """Delete keys; returns how many existed."""
     require_connected()
-    return _call(_catalogue().kv_delete.remote(keys), what="the catalogue", timeout=timeout)
+    return _ask_catalogue("kv_delete", keys, timeout=timeout)
 
 
 def kv_list(*, timeout: float) -> list[str]:
     """Live keys, sorted."""
     require_connected()
-    return _call(_catalogue().kv_keys.remote(), what="the catalogue", timeout=timeout)
+    return _ask_catalogue("kv_keys", timeout=timeout)

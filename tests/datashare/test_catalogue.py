@@ -117,3 +117,41 @@ def test_invalid_arguments(ds):
         ds.put({"not": "arrow"})
     with pytest.raises(ds.InvalidArgumentError):
         ds.open("x", version=0)
+
+
+def test_repeat_open_is_served_from_cache_until_another_process_publishes(ds, run_driver):
+    import time
+
+    ds.publish("cat-cache", _table(10))
+    first = ds.open("cat-cache")
+    assert ds.open("cat-cache") is first             # no round trip, same zero-copy table
+    run_driver("""
+        import pyarrow as pa
+        datashare.publish("cat-cache", pa.table({"id": [1, 2, 3], "name": ["a", "b", "c"]}))
+    """)
+    deadline = time.monotonic() + 10
+    while ds.open("cat-cache").num_rows != 3:        # the change notification empties the cache
+        assert time.monotonic() < deadline, "a publish by another process was never seen"
+        time.sleep(0.01)
+    assert ds.open("cat-cache", fresh=True).num_rows == 3
+    assert first.num_rows == 10                      # the old reader is unaffected
+    ds.delete("cat-cache")
+    with pytest.raises(ds.DatasetNotFoundError):
+        ds.open("cat-cache")
+
+
+def test_catalogue_restart_rebuilds_from_the_holders(ds, ray_cluster):
+    import ray
+
+    from datashare import ray_backend
+
+    t = _table(5000)
+    ds.publish("cat-restart", t, nodes=[node_of(ray_cluster, "edge-2")])
+    ds.append("cat-restart", _table(10, start=5000))
+    catalogue = ray.get_actor(ray_backend.CATALOGUE_NAME, namespace=ray_backend.NAMESPACE)
+    ray.kill(catalogue, no_restart=False)            # crash it; Ray restarts it
+    assert ds.versions("cat-restart") == [1, 2]
+    assert ds.open("cat-restart", fresh=True).num_rows == 5010
+    assert ds.info("cat-restart").version == 2
+    assert ds.publish("cat-restart", t).version == 3   # numbering continues after the rebuild
+    ds.delete("cat-restart")
