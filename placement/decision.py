@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from placement.errors import PlacementInfeasible
 
@@ -56,9 +56,23 @@ class BundlePlacement:
     tier: str
     score: float
     terms: Mapping[str, float]
-    runners_up: tuple[RunnerUp, ...] = ()
     offloaded_from: tuple[str, ...] = ()
     reason: str = ""
+    _runners: tuple[RunnerUp, ...] | Callable[[], tuple[RunnerUp, ...]] = dataclasses.field(
+        default=(), repr=False, compare=False)
+
+    @property
+    def runners_up(self) -> tuple[RunnerUp, ...]:
+        """The next-best nodes and why they lost.
+
+        Worked out on first access (the engine keeps what it needs), so decisions nobody explains
+        do not pay for it; the result is the same as computing it eagerly.
+        """
+        runners = self._runners
+        if callable(runners):
+            runners = tuple(runners())
+            object.__setattr__(self, "_runners", runners)
+        return runners
 
     @property
     def offloaded(self) -> bool:

@@ -137,6 +137,7 @@ class _Prepared:
     pool_has_data: np.ndarray | None
     preferred: np.ndarray | None
     count: int
+    factors: dict[str, float]
 
 
 @dataclasses.dataclass
@@ -213,16 +214,7 @@ class _Engine:
             rules = [a for a in b.affinities if a.kind is kind and a.required]
             if not rules:
                 continue
-            req = [a for a in rules if a.type is AffinityType.REQUIRED]
-            anti = [a for a in rules if a.type is AffinityType.REQUIRED_ANTI]
-            mask = np.ones(self.n, dtype=bool)
-            if req:
-                any_req = np.zeros(self.n, dtype=bool)
-                for a in req:
-                    any_req |= self._rule_mask(a)
-                mask &= any_req
-            for a in anti:
-                mask &= ~self._rule_mask(a)
+            mask = self._rules_mask(rules)
             out.append(_Step(f"{kind.value.lower()}_affinity", "node", mask,
                              lambda ex, rules=rules: " or ".join(map(str, rules))))
         if self.req.latency_budget_ms is not None and self.p.latency_budget:
@@ -286,25 +278,74 @@ class _Engine:
         return ok
 
     # -- preparation: constraints and the pool-level part of the score --------------------------
-    def prepare(self, bi: int, b: Bundle) -> _Prepared:
-        s, w = self.s, self.w
-        pool_ok = np.ones(self.np, dtype=bool)
-        node_ok = None
-        for st in self.steps(b):
-            if st.level == "pool":
-                pool_ok &= st.mask
-            else:
-                node_ok = st.mask.copy() if node_ok is None else np.logical_and(node_ok, st.mask, out=node_ok)
-        if node_ok is None:
+    def _pool_level(self, b: Bundle) -> np.ndarray:
+        """Pool-level hard constraints (pools, tiers, latency budget) as a mask over pools; the same
+        rules :meth:`steps` reports."""
+        s = self.s
+        ok = np.ones(self.np, dtype=bool)
+        if b.pools:
+            ok &= self._pool_ok(b.pools)
+        if b.tiers:
+            ok &= self._pool_ok(b.tiers, by_tier=True)
+        if self.req.latency_budget_ms is not None and self.p.latency_budget:
+            ok &= s.region_latency(self.req.client_region) <= self.req.latency_budget_ms + _EPS  # type: ignore[arg-type]
+        return ok
+
+    def _node_level(self, b: Bundle) -> tuple[np.ndarray, np.ndarray]:
+        """Node-level hard constraints that depend only on the static index (liveness, RESOURCE
+        rules, required data, resource shape) and the count of passing nodes per pool. Cached on
+        the index, so snapshots that share it (the adapter's refreshes, the simulator) reuse it."""
+        s = self.s
+        rules = tuple(a for a in b.affinities if a.kind is AffinityKind.RESOURCE and a.required)
+        key = (tuple(sorted(b.resources.items())), rules, b.data_nodes if b.data_required else ())
+        hit = s.node_ok_cache.get(key)
+        if hit is None:
             node_ok = np.ones(self.n, dtype=bool)
-        # Pools whose nodes all fail node-level constraints are dropped before any scoring.
+            for st in self.steps(b):
+                if st.level == "node" and st.name != "instance_affinity":
+                    node_ok &= st.mask
+            node_ok.setflags(write=False)
+            hit = (node_ok, self._per_pool(node_ok))
+            if len(s.node_ok_cache) > 1024:
+                s.node_ok_cache.clear()
+            s.node_ok_cache[key] = hit
+        return hit
+
+    def _per_pool(self, node_ok: np.ndarray) -> np.ndarray:
+        s = self.s
         per_pool = np.zeros(self.np, dtype=np.int64)
         if self.n:
             per_pool[s.nonempty] = np.add.reduceat(node_ok, s.pool_start[s.nonempty], dtype=np.int64)
-        pool_ok &= per_pool > 0
+        return per_pool
+
+    def _rules_mask(self, rules: list[Affinity]) -> np.ndarray:
+        """REQUIRED rules ORed, then every REQUIRED_ANTI rule excluded."""
+        mask = np.ones(self.n, dtype=bool)
+        req = [a for a in rules if a.type is AffinityType.REQUIRED]
+        if req:
+            any_req = np.zeros(self.n, dtype=bool)
+            for a in req:
+                any_req |= self._rule_mask(a)
+            mask &= any_req
+        for a in rules:
+            if a.type is AffinityType.REQUIRED_ANTI:
+                mask &= ~self._rule_mask(a)
+        return mask
+
+    def prepare(self, bi: int, b: Bundle) -> _Prepared:
+        s, w = self.s, self.w
+        node_ok, per_pool = self._node_level(b)
+        inst = [a for a in b.affinities if a.kind is AffinityKind.INSTANCE and a.required]
+        if inst and self.p.instance_affinity:
+            node_ok = node_ok & self._rules_mask(inst)
+            per_pool = self._per_pool(node_ok)
+        # Pools whose nodes all fail node-level constraints are dropped before any scoring.
+        pool_ok = self._pool_level(b) & (per_pool > 0)
         cols, vals, _ = self.demand(b)
         raw: dict[str, np.ndarray] = {}
+        factors: dict[str, float] = {}
         score = np.zeros(self.np)
+        any_pool = bool(pool_ok.any())
 
         def add(name: str, values: np.ndarray, scaled: bool) -> None:
             wt = getattr(w, name)
@@ -312,10 +353,11 @@ class _Engine:
             if not wt:
                 return
             if scaled:
-                top = float(values[pool_ok].max()) if pool_ok.any() else 0.0
+                top = float(values[pool_ok].max()) if any_pool else 0.0
                 if top <= 0:
                     return
                 wt = wt / top
+            factors[name] = wt
             score.__iadd__(wt * values)
 
         if self.req.client_region is not None:
@@ -358,8 +400,11 @@ class _Engine:
             raw["locality"] = np.where(pool_has_data, 0.0, 1.0)
             score += w.locality * raw["locality"]
         count = int(per_pool[pool_ok].sum())
+        for name in ("preference", "locality", "load", "group", "hybrid"):
+            if getattr(w, name):
+                factors[name] = getattr(w, name)
         return _Prepared(bi, b, cols, vals, pool_ok, node_ok, score, raw, rules, data_mask, pool_has_data,
-                         preferred, count)
+                         preferred, count, factors)
 
     # -- node level -------------------------------------------------------------------------------
     def _eval(self, pr: _Prepared, sel: slice | np.ndarray, avail_t: np.ndarray, used: np.ndarray,
@@ -415,25 +460,33 @@ class _Engine:
             out[name] = float(v[j])
         return out
 
-    def bounds(self, pr: _Prepared, avail_t: np.ndarray, used: np.ndarray) -> np.ndarray:
-        """A lower bound of the score of every node in each pool (``inf`` for excluded pools)."""
+    def bounds(self, pr: _Prepared, avail_t: np.ndarray, used: np.ndarray,
+               frac: dict[int, np.ndarray] | None = None) -> np.ndarray:
+        """A lower bound of the score of every node in each pool (``inf`` for excluded pools).
+
+        ``frac`` caches, per resource, each pool's best free fraction for the current ``avail_t``;
+        the decision loop keeps it up to date as bundles reserve resources.
+        """
         s, w = self.s, self.w
         bound = np.where(pr.pool_ok, pr.pool_score, np.inf)
         if not self.n:
             return bound
         ne = s.nonempty
-        starts = s.pool_start[ne]
         if w.load or w.hybrid:
             # util = 1 - free/total + v/total >= 1 - max(free/total) + v/max(total), per resource.
             util_lb = np.zeros(int(ne.sum()))
             for c, v in zip(pr.cols, pr.vals):
-                frac = np.maximum.reduceat(avail_t[c] * s.inv_total_t[c], starts)
+                best_frac = None if frac is None else frac.get(c)
+                if best_frac is None:
+                    best_frac = np.maximum.reduceat(avail_t[c] * s.inv_total_t[c], s.pool_start[ne])
+                    if frac is not None:
+                        frac[c] = best_frac
                 maxtot = s.pool_max_total(c)
-                lb = 1.0 - frac + np.divide(v, maxtot, out=np.zeros_like(maxtot), where=maxtot > 0)
+                lb = 1.0 - best_frac + np.divide(v, maxtot, out=np.zeros_like(maxtot), where=maxtot > 0)
                 util_lb = np.maximum(util_lb, lb)
             extra = w.load * util_lb
             if w.hybrid:
-                extra = extra + w.hybrid * np.where(util_lb <= 0.5, starts / self.n * 0.01, 0.5 + util_lb)
+                extra = extra + w.hybrid * np.where(util_lb <= 0.5, s.pool_start[ne] / self.n * 0.01, 0.5 + util_lb)
             bound[ne] += extra
         if w.group and self.req.strategy is Strategy.PACK:
             pool_used = np.zeros(self.np, dtype=bool)
@@ -441,14 +494,24 @@ class _Engine:
             bound += w.group * np.where(pool_used, 0.0, 1.0)
         return bound
 
+    def _update_frac(self, frac: dict[int, np.ndarray], avail_t: np.ndarray, node: int) -> None:
+        """Refresh the best free fractions of the one pool whose node just reserved resources."""
+        s = self.s
+        p = int(s.pool_idx[node])
+        a, e = int(s.pool_start[p]), int(s.pool_end[p])
+        j = int(s.nonempty_pos[p])
+        for c, arr in frac.items():
+            arr[j] = (avail_t[c, a:e] * s.inv_total_t[c, a:e]).max()
+
     def best(self, pr: _Prepared, avail_t: np.ndarray, used: np.ndarray, want_runners: int,
-             node_ok: np.ndarray | None = None) -> tuple[_Pick | None, list[_Pick]]:
+             node_ok: np.ndarray | None = None,
+             frac: dict[int, np.ndarray] | None = None) -> tuple[_Pick | None, list[_Pick]]:
         """Best node for a prepared bundle, and the best node of up to ``want_runners`` other pools."""
         s = self.s
         sizes = s.pool_end - s.pool_start
         if int(sizes[pr.pool_ok].sum()) <= _FLAT_LIMIT:
             return self._best_flat(pr, avail_t, used, want_runners, node_ok)
-        bound = self.bounds(pr, avail_t, used)
+        bound = self.bounds(pr, avail_t, used, frac)
         order = np.flatnonzero(np.isfinite(bound))
         order = order[np.argsort(bound[order], kind="stable")]
         picks: list[_Pick] = []  # best node of each evaluated pool
@@ -527,14 +590,37 @@ class _Engine:
         avail_t = self.snap._available_t.copy()
         used = np.zeros(self.n, dtype=bool)
         placed: dict[int, BundlePlacement] = {}
+        reserved: list[tuple[int, list[int], list[float]]] = []
+        frac = self.snap._frac_cache  # valid until the first reservation, then a private copy
         for pr in order:
-            winner, runners = self.best(pr, avail_t, used, self.p.runners_up) if pr.count else (None, [])
+            winner, _ = self.best(pr, avail_t, used, 0, frac=frac) if pr.count else (None, [])
             if winner is None:
                 return self._explain(pr, avail_t, used, sorted(placed))
-            placed[pr.bi] = self._placement(pr, winner, runners, avail_t)
+            placed[pr.bi] = self._placement(pr, winner, self._later_runners(pr, winner, tuple(reserved)), avail_t)
             avail_t[pr.cols, winner.node] -= pr.vals
             used[winner.node] = True
+            reserved.append((winner.node, pr.cols, pr.vals))
+            if frac is self.snap._frac_cache:
+                frac = {c: v.copy() for c, v in frac.items()}
+            self._update_frac(frac, avail_t, winner.node)
         return tuple(placed[i] for i in range(len(prepared)))
+
+    def _later_runners(self, pr: _Prepared, winner: _Pick, reserved: tuple[tuple[int, list[int], list[float]], ...],
+                       node_ok: np.ndarray | None = None) -> Callable[[], tuple[RunnerUp, ...]] | tuple[()]:
+        """A thunk computing the runners-up of one bundle on demand, replaying the reservations made
+        before it so it sees exactly the free resources the decision saw."""
+        if not self.p.runners_up:
+            return ()
+
+        def runners() -> tuple[RunnerUp, ...]:
+            avail_t = self.snap._available_t.copy()
+            used = np.zeros(self.n, dtype=bool)
+            for node, cols, vals in reserved:
+                avail_t[cols, node] -= vals
+                used[node] = True
+            _, picks = self.best(pr, avail_t, used, self.p.runners_up, node_ok=node_ok)
+            return self._runner_ups(pr, winner, picks)
+        return runners
 
     def _strict_pack(self, prepared: list[_Prepared]) -> tuple[BundlePlacement, ...] | Infeasibility:
         s = self.s
@@ -554,7 +640,7 @@ class _Engine:
                                          data_nodes=tuple(n for pr in prepared for n in pr.bundle.data_nodes)))
         node_ok = np.logical_and.reduce([pr.node_ok for pr in prepared])
         merged.pool_ok = np.logical_and.reduce([pr.pool_ok for pr in prepared])
-        winner, runners = self.best(merged, avail_t, no_use, self.p.runners_up, node_ok=node_ok)
+        winner, _ = self.best(merged, avail_t, no_use, 0, node_ok=node_ok)
         if winner is None:
             both = node_ok & merged.pool_ok[s.pool_idx]
             need = ", ".join(f"{r} {v:g}" for r, v in total.items())
@@ -565,19 +651,17 @@ class _Engine:
                 pools = tuple(sorted({s.pool_names[i] for i in s.pool_idx[both]}))
                 detail = f"STRICT_PACK needs {need} free on one node; no node in {', '.join(pools)} has that"
             return Infeasibility((Exclusion(None, "strategy", pools, detail),))
+        later = self._later_runners(merged, winner, (), node_ok=node_ok)
         out = []
         for pr in prepared:
-            merged.bi, merged.bundle, merged.preferred = pr.bi, pr.bundle, pr.preferred
-            out.append(self._placement(merged, winner, runners, avail_t))
+            view = dataclasses.replace(merged, bi=pr.bi, bundle=pr.bundle, preferred=pr.preferred)
+            out.append(self._placement(view, winner, later, avail_t))
         return tuple(out)
 
-    def _placement(self, pr: _Prepared, winner: _Pick, runners: list[_Pick], avail_t: np.ndarray) -> BundlePlacement:
+    def _runner_ups(self, pr: _Prepared, winner: _Pick, runners: list[_Pick]) -> tuple[RunnerUp, ...]:
         s = self.s
-        best = winner.node
-        p = int(s.pool_idx[best])
-        pool = s.pool_names[p]
         factors = self._factors(pr)
-        out_runners = []
+        out = []
         for r in runners:
             diffs = {n: f * (r.terms.get(n, 0.0) - winner.terms.get(n, 0.0)) for n, f in factors.items()}
             lost = max(diffs, key=diffs.__getitem__) if diffs else "tie"
@@ -585,7 +669,16 @@ class _Engine:
                 lost, detail = "tie", "equal score; the earlier node in snapshot order wins"
             else:
                 detail = f"{lost} {_fmt(r.terms[lost], lost)} vs {_fmt(winner.terms.get(lost, 0.0), lost)}"
-            out_runners.append(RunnerUp(s.node_ids[r.node], s.pool_names[s.pool_idx[r.node]], r.score, lost, detail))
+            out.append(RunnerUp(s.node_ids[r.node], s.pool_names[s.pool_idx[r.node]], r.score, lost, detail))
+        return tuple(out)
+
+    def _placement(self, pr: _Prepared, winner: _Pick,
+                   runners: Callable[[], tuple[RunnerUp, ...]] | tuple[()], avail_t: np.ndarray) -> BundlePlacement:
+        s = self.s
+        best = winner.node
+        p = int(s.pool_idx[best])
+        pool = s.pool_names[p]
+        factors = self._factors(pr)
         reason = ", ".join(f"{n} {_fmt(v, n)}" for n, v in winner.terms.items() if n in factors)
         offloaded: tuple[str, ...] = ()
         if pr.preferred is not None and not pr.preferred[p]:
@@ -605,25 +698,11 @@ class _Engine:
                 reason = (f"offloaded from {', '.join(offloaded)} (needs {need}; most free there {most}) "
                           f"to {pool}{budget}; {reason}")
         return BundlePlacement(pr.bi, s.node_ids[best], pool, s.pools[pool].tier, winner.score,
-                               dict(winner.terms), tuple(out_runners), offloaded, reason or "only candidate")
+                               dict(winner.terms), offloaded, reason or "only candidate", _runners=runners)
 
     def _factors(self, pr: _Prepared) -> dict[str, float]:
         """Multiplier of each raw term in the score (weights over the scale of scaled terms)."""
-        w, out = self.w, {}
-        for name in TERMS:
-            wt = getattr(w, name)
-            if not wt:
-                continue
-            if name in ("latency", "cost", "carbon"):
-                values = pr.pool_raw.get(name)
-                if values is None or not pr.pool_ok.any():
-                    continue
-                top = float(values[pr.pool_ok].max())
-                if top <= 0:
-                    continue
-                wt = wt / top
-            out[name] = wt
-        return out
+        return pr.factors
 
     def _explain(self, pr: _Prepared, avail_t: np.ndarray, used: np.ndarray,
                  placed_before: list[int]) -> Infeasibility:

@@ -172,6 +172,8 @@ class _Static:
         self.total_t.setflags(write=False)
         self.inv_total_t = np.divide(1.0, self.total_t, out=np.zeros_like(self.total_t), where=self.total_t > 0)
         self.nonempty = self.pool_end > self.pool_start
+        self.nonempty_pos = np.cumsum(self.nonempty) - 1
+        self.node_ok_cache: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
         self._pool_max_total: dict[int, np.ndarray] = {}
         rank = {t: i for i, t in enumerate(label_keys.KNOWN_TIERS)}
         self.pool_tier_rank = np.array(
@@ -246,6 +248,8 @@ class ClusterSnapshot:
         self.hour = float(hour)
 
     def _set_available(self, arr: np.ndarray) -> None:
+        # Per resource, each pool's best free fraction; filled by the policies on first use.
+        self._frac_cache: dict[int, np.ndarray] = {}
         # Always a private copy: the caller may keep mutating its own array.
         self._available_t = np.array(arr.T, dtype=float, order="C")
         self._available_t.setflags(write=False)
@@ -271,6 +275,7 @@ class ClusterSnapshot:
         new._s = self._s
         if available is None:
             new._available_t = self._available_t
+            new._frac_cache = self._frac_cache
         else:
             arr = np.asarray(available, dtype=float)
             if arr.shape != self._s.total.shape:
