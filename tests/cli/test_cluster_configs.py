@@ -348,6 +348,9 @@ def test_yr_start_head_binds_dashboard_to_loopback():
     (["--head", "--pool", "cloud", "--resources", '{"camera": -1}'], ["non-negative numbers"]),
     (["--head", "--pool", "cloud", "--dashboard-host", "0.0.0.0"], ["exposes the dashboard"]),
     (["--address", "nocolon", "--pool", "edge-1"], ["is not host:port"]),
+    (["--head", "--pool", "cloud", "--label", "yr.io/pool=edge-1"], ["sets a pool label; use --pool"]),
+    (["--head", "--pool", "cloud", "--label", "yr.io/site=two words"], ["not a valid Ray node label"]),
+    (["--head", "--pool", "cloud", "--label", "novalue"], ["is not key=value"]),
 ])
 def test_yr_start_rejects_bad_input_with_exit_2(args, fragments):
     assert_one_line_error(run_yr("start", *args, "--pools", str(POOLS_FILE)), 2, *fragments)

@@ -184,11 +184,21 @@ def _parse_resources(text: str | None) -> dict[str, float]:
 
 
 def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
+    from ray._private.label_utils import validate_node_label_syntax
+
+    reserved = {label_keys.POOL: "--pool", label_keys.TIER: "--tier", label_keys.REGION: "--region"}
     labels = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise BadInput(f"--label {item!r} is not key=value; write e.g. --label yr.io/site=factory.")
+        if key in reserved:
+            raise BadInput(f"--label {item!r} sets a pool label; use {reserved[key]} instead, so it is checked "
+                           "against the pools file.")
+        try:
+            validate_node_label_syntax({key: value})
+        except ValueError as exc:
+            raise BadInput(f"--label {item!r} is not a valid Ray node label: {exc}") from None
         labels[key] = value
     return labels
 
