@@ -341,18 +341,28 @@ def local_down(*, grace_s: float, state_dir: str | None, as_json: bool) -> None:
 
 @cli.command(epilog=_EPILOG)
 @click.option("--address", default=None, metavar="HOST:PORT",
-              help="GCS address (default: $YR_ADDRESS, $RAY_ADDRESS, else the `yr local up` cluster).")
+              help="GCS address, or `auto` for the cluster this machine's last `ray start` joined "
+                   "(default: $YR_ADDRESS, $RAY_ADDRESS, else the `yr local up` cluster).")
 @pools_option
 @state_dir_option
 @json_option
 def status(*, address: str | None, pools_path: str | None, state_dir: str | None, as_json: bool) -> None:
     """Pools with their nodes, resources (used/free), instances, Serve endpoints and datasets."""
     address = address or os.environ.get("YR_ADDRESS") or os.environ.get("RAY_ADDRESS")
-    if address in (None, "", "auto", "local"):
+    if address == "auto":
+        # Ray's own discovery: the cluster the last `ray start` on this machine started or joined.
+        from ray._private.services import find_bootstrap_address
+
+        address = find_bootstrap_address(None)
+        if not address:
+            raise CommandFailed("--address=auto found no Ray cluster started on this machine "
+                                "(/tmp/ray/ray_current_cluster); pass --address HOST:PORT.")
+    elif address in (None, "", "local"):
         recorded = _background_cluster.read_state(_background_cluster.state_dir(state_dir))
         if recorded is None:
             raise CommandFailed("no cluster address given and no `yr local up` cluster recorded; pass --address "
-                                "HOST:PORT, set YR_ADDRESS, or start one with `yr local up`.")
+                                "HOST:PORT (or `auto` on a node of the cluster), set YR_ADDRESS, or start one with "
+                                "`yr local up`.")
         address = recorded.address
     check_reachable(address)
     declared = None
