@@ -77,6 +77,9 @@ class Config(_StrictFields):
         include_dashboard: Start Ray's dashboard with the embedded cluster (off by default: faster,
             and no HTTP port opened).
         object_store_memory_mb: Object store size of the embedded cluster; ``None`` lets Ray choose.
+        log_to_driver: Print what functions and instances write to stdout/stderr (and Ray's own
+            worker messages) on this driver's console. Off by default, as in openYuanrong, where
+            that output goes to log files and the program's own output stays clean.
     """
 
     server_address: str = ""
@@ -128,6 +131,7 @@ class Config(_StrictFields):
     tier: str = "cloud"
     include_dashboard: bool = False
     object_store_memory_mb: int | None = None
+    log_to_driver: bool = False
 
 
 @_strict

@@ -11,7 +11,7 @@ openYuanrong already has a meaning for the error, the class also derives from th
      ├── InstanceNotFoundError    (RuntimeError) no named instance with that name and namespace
      ├── InstanceDiedError        (RuntimeError) the instance's process died or was terminated
      ├── ObjectLostError          an object's value is gone (its owner or every copy died)
-     ├── InvokeCancelledError     the call was cancelled with yr.cancel()
+     ├── InvokeCancelledError     (RuntimeError) the call was cancelled with yr.cancel()
      ├── GetTimeoutError          (TimeoutError) yr.get / yr.get_instance ran out of time
      ├── PlacementError           placement cannot be satisfied (carries an explanation)
      └── ClusterConfigError       a cluster or pools configuration is invalid
@@ -82,8 +82,8 @@ class ObjectLostError(YRError):
     """An object's value can no longer be fetched (its owner or every copy is gone)."""
 
 
-class InvokeCancelledError(YRError):
-    """The call producing this object was cancelled."""
+class InvokeCancelledError(YRError, RuntimeError):
+    """The call producing this object was cancelled with :func:`yuanrong.cancel`."""
 
 
 class GetTimeoutError(YRError, TimeoutError):

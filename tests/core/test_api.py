@@ -222,8 +222,26 @@ def test_cancel_stateless_call(yr_session):
     ref = sleep_then.invoke(60, "never")
     time.sleep(0.5)
     yr.cancel(ref)
-    with pytest.raises(yr.InvokeCancelledError):
+    with pytest.raises(RuntimeError, match=r"cancelled with yr.cancel\(\)") as info:
         yr.get(ref, timeout=30)
+    assert isinstance(info.value, yr.InvokeCancelledError)
+
+
+def test_async_instance_runs_calls_concurrently_by_default(yr_session):
+    @yr.instance
+    class AsyncSleeper:
+        async def nap(self, s):
+            import asyncio
+
+            await asyncio.sleep(s)
+            return s
+
+    a = AsyncSleeper.options(cpu=100).invoke()
+    yr.get(a.nap.invoke(0))
+    t0 = time.monotonic()
+    assert yr.get([a.nap.invoke(1) for _ in range(5)]) == [1] * 5
+    assert time.monotonic() - t0 < 3
+    a.terminate()
 
 
 def test_object_ref_methods(yr_session):
@@ -423,8 +441,14 @@ def test_named_instances_in_namespaces(yr_session):
     listed = yr.list_named_instances(all_namespaces=True)
     assert {"name": name, "namespace": "ns-x"} in listed and {"name": name, "namespace": "ns-y"} in listed
     assert name not in yr.list_named_instances()
+    with pytest.raises(yr.InstanceNotFoundError, match="exists in several namespaces"):
+        yr.get_instance(name, timeout=0)
     x.terminate()
     y.terminate()
+    only = _uid("solo")
+    z = Counter.options(name=only, ns="ns-z").invoke(7)
+    assert yr.get(yr.get_instance(only, timeout=5).get.invoke()) == 7  # found without its namespace
+    z.terminate()
 
 
 def test_get_instance_waits_for_a_creation_in_progress(yr_session):

@@ -173,7 +173,12 @@ class InstanceCreator:
         self._opts = opts
         self._resolved = options_mod.resolve(opts, for_instance=True)
         self._ray_cls = _ray_cls if _ray_cls is not None else ray.remote(cls)
-        self._create = self._ray_cls.options(**self._resolved.ray_options).remote
+        self._ray_options = dict(self._resolved.ray_options)
+        if opts.concurrency == 1 and _is_async_class(cls):
+            # As in openYuanrong, an async class is not serialised to one call at a time by default:
+            # leave Ray's own default for async actors.
+            del self._ray_options["max_concurrency"]
+        self._create = self._ray_cls.options(**self._ray_options).remote
         self._checked = False
         self.__name__ = cls.__name__
         self.__qualname__ = cls.__qualname__
@@ -201,7 +206,7 @@ class InstanceCreator:
     def _first_call(self) -> None:
         r = self._resolved
         what = f"instance of {self.__qualname__}"
-        ray_options = dict(r.ray_options)
+        ray_options = dict(self._ray_options)
         if "name" in ray_options and "namespace" not in ray_options:
             # Named instances live in yuanrong's namespace, whatever Ray namespace the driver joined.
             ray_options["namespace"] = runtime.state.namespace
@@ -228,6 +233,11 @@ class InstanceCreator:
 
     def __repr__(self) -> str:
         return f"<yuanrong instance class {self.__qualname__}>"
+
+
+def _is_async_class(cls: type) -> bool:
+    return any(inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m)
+               for _, m in inspect.getmembers(cls, inspect.isfunction))
 
 
 def instance(*args: Any, **kwargs: Any) -> Any:
@@ -276,6 +286,9 @@ def _namespace(namespace: str) -> str:
 def get_instance(name: str, namespace: str = "", timeout: float = 60) -> InstanceProxy:
     """The handle of the named instance ``name``, waiting up to ``timeout`` seconds for it to exist.
 
+    Without ``namespace``, the job's namespace is searched first; a name that exists in exactly one
+    other namespace resolves to that instance, and a name in several namespaces is an error.
+
     Raises:
         InstanceNotFoundError: No such instance appeared within ``timeout`` (it lists the names that
             do exist in that namespace).
@@ -293,6 +306,18 @@ def get_instance(name: str, namespace: str = "", timeout: float = 60) -> Instanc
         try:
             return InstanceProxy(ray.get_actor(name, namespace=ns))
         except ValueError:
+            if not namespace:
+                # No namespace given: an instance of that name in exactly one namespace is the one meant.
+                spaces = [e["namespace"] for e in ray.util.list_named_actors(all_namespaces=True) if e["name"] == name]
+                if len(spaces) == 1:
+                    try:
+                        return InstanceProxy(ray.get_actor(name, namespace=spaces[0]))
+                    except ValueError:
+                        pass
+                elif len(spaces) > 1:
+                    raise InstanceNotFoundError(
+                        f"instance name {name!r} exists in several namespaces ({', '.join(sorted(spaces))}) and "
+                        f"none was given; pass namespace=... to choose.", name=name, namespace=ns) from None
             if time.monotonic() >= deadline:
                 break
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))

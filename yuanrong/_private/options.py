@@ -251,11 +251,6 @@ def resolve(opts: InvokeOptions, *, for_instance: bool) -> Resolved:
             raise InvalidOptionError(
                 f"InvokeOptions.name={opts.name!r} names an instance, but this is a stateless function; "
                 f"use @yr.instance for named instances.", option="name", value=opts.name)
-        if opts.concurrency != 1:
-            raise InvalidOptionError(
-                f"InvokeOptions.concurrency={opts.concurrency} applies to instances; each stateless call "
-                f"already runs in its own worker. Use @yr.instance with concurrency for a shared worker.",
-                option="concurrency", value=opts.concurrency)
 
     rg = opts.resource_group_options
     resource_group = (rg.resource_group_name, rg.bundle_index) if rg.resource_group_name else None

@@ -166,7 +166,7 @@ def init(conf: Config | None = None) -> ClientInfo:
             _probe(address)
             try:
                 ray.init(address=address, namespace=namespace, runtime_env=runtime_env or None,
-                         logging_level=conf.log_level)
+                         logging_level=conf.log_level, log_to_driver=conf.log_to_driver)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise YRError(
                     f"could not connect to the cluster at {address!r}: {e}. Check that a head node is running "
@@ -183,6 +183,7 @@ def init(conf: Config | None = None) -> ClientInfo:
                 labels=pool_labels.pool_labels(conf.pools, tier=conf.tier),
                 object_store_memory=conf.object_store_memory_mb * 1024 * 1024 if conf.object_store_memory_mb else None,
                 logging_level=conf.log_level,
+                log_to_driver=conf.log_to_driver,
             )
             owns = True
             embedded = True
@@ -253,7 +254,7 @@ def translate(err: BaseException, *, timeout: float | None = None) -> BaseExcept
             remote_tb = f"{cause.remote_traceback}\n{remote_tb}"
             cause = cause.cause or cause
         if isinstance(cause, (rex.TaskCancelledError, InvokeCancelledError)):
-            return InvokeCancelledError(f"the call was cancelled: {cause}")
+            return InvokeCancelledError("the call was cancelled with yr.cancel() before it produced a result.")
         if cause is None or isinstance(cause, rex.RayError):
             return YRError(str(err))
         message = f"{type(cause).__name__}: {cause}\n\nRemote traceback (most recent call last):\n{remote_tb}"
@@ -263,7 +264,7 @@ def translate(err: BaseException, *, timeout: float | None = None) -> BaseExcept
             f"the result was not ready within timeout={timeout}s. Raise the timeout, pass timeout=-1 to "
             f"wait without limit, or use yr.wait() to poll.", timeout=timeout)
     if isinstance(err, rex.TaskCancelledError):
-        return InvokeCancelledError(f"the call was cancelled: {err}")
+        return InvokeCancelledError("the call was cancelled with yr.cancel() before it produced a result.")
     if isinstance(err, (rex.RayActorError, rex.ActorUnavailableError)):
         return InstanceDiedError(f"the instance is no longer running: {err}")
     if isinstance(err, rex.WorkerCrashedError):

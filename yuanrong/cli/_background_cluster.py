@@ -152,8 +152,8 @@ def start(specs: Sequence[NodeSpec], *, directory: Path, dashboard: bool = True,
                  timeout_s=timeout_s)
         alive = _ray_state.wait_for_nodes(address, count=len(specs), timeout_s=timeout_s)
     except (CommandFailed, TimeoutError) as exc:
-        if address:
-            _stop_all(address, session_dir or None, grace_s=2.0)
+        # Even if the head itself failed, its GCS may be up: it is found by its port and temp dir.
+        _stop_all(address or _guess_address(port), session_dir or temp_dir.rstrip("/") + "/", grace_s=2.0)
         raise CommandFailed(f"local cluster did not start: {exc} (logs: {temp_dir}/session_latest/logs)") from None
     nodes = tuple(
         {
@@ -229,7 +229,12 @@ def _safe_name(proc: Any) -> str:
 def _node_start(spec: NodeSpec, *, temp_dir: str, head: bool = False, port: int | None = None,
                 address: str | None = None, dashboard: bool = True) -> NodeStart:
     extra = [
+        # Fixed agent ports, chosen now: with port 0 the raylet waits for each agent to write its port
+        # to a file and aborts after a fixed time, which a loaded machine was seen to exceed.
         f"--dashboard-agent-listen-port={free_port()}",
+        f"--dashboard-agent-grpc-port={free_port()}",
+        f"--runtime-env-agent-port={free_port()}",
+        f"--metrics-export-port={free_port()}",
         # Random worker ports: several raylets on one machine must not hand out the same range.
         "--min-worker-port=0", "--max-worker-port=0",
     ]
@@ -273,6 +278,12 @@ def _read_address(temp_dir: str, port: int) -> str:
         text = recorded.read_text().strip()
         if text:
             return text
+    from ray._private.services import get_node_ip_address
+
+    return f"{get_node_ip_address()}:{port}"
+
+
+def _guess_address(port: int) -> str:
     from ray._private.services import get_node_ip_address
 
     return f"{get_node_ip_address()}:{port}"
