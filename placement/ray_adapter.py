@@ -320,9 +320,11 @@ class RayPlacer:
                              name=name or request.name or "", bundle_label_selector=selectors)
         self._reserve(decision, request)
         group = PlacedGroup(pg, decision, request, self)
-        ready, _ = ray.wait([pg.ready()], timeout=max(0.0, deadline - time.monotonic()))
-        if ready:
+        try:
+            ray.get(pg.ready(), timeout=max(0.001, deadline - time.monotonic()))
             return group
+        except ray.exceptions.GetTimeoutError:
+            pass
         group.remove()
         self.invalidate()
         try:
