@@ -139,7 +139,8 @@ class ObjectLostError(DatashareError):
         what = f"dataset {name!r} version {version}" if name is not None else "the object"
         super().__init__(
             f"{what} lost {len(self.lost_chunks)} of {total_chunks} chunk(s) ({cause}); they were "
-            f"held on node(s) {nodes}, which left the cluster or whose holder process died. "
+            f"held on node(s) {nodes}, which left the cluster, or their owner exited (the node's "
+            "holder, or the publishing process for lifetime='job'). "
             "Nothing partial is returned. Publish the data again; to survive node loss, publish "
             "copies to more than one node (publish(..., nodes=[...]))."
         )

@@ -61,6 +61,7 @@ NAMESPACE = "yuanrong-datashare"
 
 CATALOGUE_NAME = "catalogue"
 HOLDER_PREFIX = "holder-"
+JOB_PREFIX = "job-"   # marks chunks owned by the publishing process (lifetime="job"), not a holder
 
 KV_INLINE_LIMIT = 64 * 1024
 """KV byte values up to this size live inside the catalogue; larger ones in the object store."""
@@ -435,6 +436,10 @@ def _holder(node_id: str):
         return handle
 
 
+def _node_of(owner: str) -> str:
+    return owner.split("-", 1)[1]
+
+
 def _holder_by_name(hname: str):
     return _holder(hname[len(HOLDER_PREFIX):])
 
@@ -585,21 +590,53 @@ def _target_nodes(nodes: Sequence[str] | None) -> list[str]:
 
 
 def publish(name: str, data: Any, *, nodes: Sequence[str] | None = None,
-            chunk_bytes: int = DEFAULT_CHUNK_BYTES, keep_previous: int = 1,
+            chunk_bytes: int = DEFAULT_CHUNK_BYTES, keep_previous: int = 1, lifetime: str = "detached",
             timeout: float = CONTROL_TIMEOUT_S) -> DatasetInfo:
-    """Publish ``data`` under ``name`` as a new version; see :func:`datashare.publish`."""
+    """Publish ``data`` under ``name`` as a new version.
+
+    Args:
+        name: Dataset name (1-255 bytes).
+        data: A pyarrow Table, RecordBatch, RecordBatchReader, or an iterable of tables/batches
+            with one schema.
+        nodes: Node ids whose holders keep the chunks, round-robin; default: this node.
+        chunk_bytes: Target size of one chunk object.
+        keep_previous: How many older versions stay readable; older ones are released.
+        lifetime: ``"detached"`` (default): the data lives until deleted, owned by per-node
+            holders (one extra in-store copy). ``"job"``: this process owns the chunks (no extra
+            copy); they are lost when it exits, and readers then get :class:`ObjectLostError`.
+        timeout: Seconds to wait for the catalogue and holders.
+
+    Returns:
+        The new version's :class:`DatasetInfo`.
+
+    Raises:
+        SchemaMismatchError: Pieces of ``data`` disagree on the schema.
+        StoreFullError: The store is full and cannot spill.
+        InvalidArgumentError: A bad name, option or data type.
+
+    Example:
+        >>> publish("features", pa.table({"x": [1, 2]}))   # doctest: +SKIP
+    """
     return _publish(name, data, nodes=nodes, chunk_bytes=chunk_bytes, keep_previous=keep_previous,
-                    timeout=timeout, base=None)
+                    lifetime=lifetime, timeout=timeout, base=None)
 
 
 def append(name: str, data: Any, *, nodes: Sequence[str] | None = None,
-           chunk_bytes: int = DEFAULT_CHUNK_BYTES, keep_previous: int = 1,
+           chunk_bytes: int = DEFAULT_CHUNK_BYTES, keep_previous: int = 1, lifetime: str = "detached",
            timeout: float = CONTROL_TIMEOUT_S) -> DatasetInfo:
-    """Publish a new version of ``name`` made of its latest version plus ``data``."""
+    """Publish a new version of ``name`` made of its latest version plus ``data``.
+
+    The existing chunks are reused (no copy); only ``data`` is stored. Arguments as for
+    :func:`publish`.
+
+    Raises:
+        DatasetNotFoundError: ``name`` is not published.
+        SchemaMismatchError: ``data`` does not have the dataset's schema.
+    """
     check_name(name)
     base = _lookup(name, None, timeout)
     return _publish(name, data, nodes=nodes, chunk_bytes=chunk_bytes, keep_previous=keep_previous,
-                    timeout=timeout, base=base)
+                    lifetime=lifetime, timeout=timeout, base=base)
 
 
 def _check_keep(keep_previous: object) -> None:
@@ -607,12 +644,18 @@ def _check_keep(keep_previous: object) -> None:
         raise InvalidArgumentError("keep_previous", keep_previous, "it must be an int >= 0.")
 
 
-def _publish(name: str, data: Any, *, nodes, chunk_bytes: int, keep_previous: int,
+def _publish(name: str, data: Any, *, nodes, chunk_bytes: int, keep_previous: int, lifetime: str,
              timeout: float, base: tuple | None) -> DatasetInfo:
     require_connected()
     check_name(name)
     _check_keep(keep_previous)
+    if lifetime not in ("detached", "job"):
+        raise InvalidArgumentError("lifetime", lifetime, "use 'detached' (lives until deleted) or 'job' "
+                                   "(owned by this process, no extra copy).")
     targets = _target_nodes(nodes)
+    if lifetime == "job" and targets != [current_node_id()]:
+        raise InvalidArgumentError("nodes", nodes, "lifetime='job' data stays on this process's node; "
+                                   "leave nodes unset, or use lifetime='detached' to place it elsewhere.")
     version = _ask_catalogue("reserve_version", name, timeout=timeout)
     key = ("ds", name, version)
 
@@ -631,7 +674,8 @@ def _publish(name: str, data: Any, *, nodes, chunk_bytes: int, keep_previous: in
         for i, (ref, hname) in enumerate(zip(refs0, holders0)):
             by_holder.setdefault(hname, {})[i] = ref.hex()
         for hname, chunks in by_holder.items():
-            _call(_holder_by_name(hname).link.remote(key, chunks), what=f"holder {hname}", timeout=timeout)
+            if hname.startswith(HOLDER_PREFIX):
+                _call(_holder_by_name(hname).link.remote(key, chunks), what=f"holder {hname}", timeout=timeout)
 
     pending: list[tuple[int, Any, int]] = []
     used: set[str] = set(holders)
@@ -644,11 +688,15 @@ def _publish(name: str, data: Any, *, nodes, chunk_bytes: int, keep_previous: in
             index = len(refs)
             node = targets[(index - (len(base[1]) if base else 0)) % len(targets)]
             temp = _put(chunk, chunk.nbytes)
-            hname = HOLDER_PREFIX + node
-            used.add(hname)
-            pending.append((index, _holder(node).adopt.remote(key, [index], [temp]), chunk.nbytes))
-            refs.append(None)
-            holders.append(hname)
+            if lifetime == "job":
+                refs.append(temp)
+                holders.append(JOB_PREFIX + node)
+            else:
+                hname = HOLDER_PREFIX + node
+                used.add(hname)
+                pending.append((index, _holder(node).adopt.remote(key, [index], [temp]), chunk.nbytes))
+                refs.append(None)
+                holders.append(hname)
             num_rows += chunk.num_rows
             nbytes += chunk.nbytes
             del temp
@@ -662,14 +710,14 @@ def _publish(name: str, data: Any, *, nodes, chunk_bytes: int, keep_previous: in
         info = DatasetInfo(
             name=name, version=version, schema=schema, num_rows=num_rows, nbytes=nbytes,
             num_chunks=len(refs),
-            node_ids=tuple(dict.fromkeys(h[len(HOLDER_PREFIX):] for h in holders)),
+            node_ids=tuple(dict.fromkeys(_node_of(h) for h in holders)),
             created_at=time.time(),
         )
         _ask_catalogue("commit", info, refs, holders, keep_previous, timeout=timeout)
         _read_cache.clear()  # read-your-writes, before the change notification arrives
         return info
     except BaseException:
-        for hname in used:
+        for hname in used & {h for h in used if h.startswith(HOLDER_PREFIX)}:
             try:
                 _holder_by_name(hname).release.remote([key])
             except Exception:  # noqa: BLE001 - best effort cleanup; the original error matters
@@ -722,7 +770,7 @@ def publish_refs(name: str, block_refs: Sequence[ray.ObjectRef], *, keep_previou
         info_ = DatasetInfo(
             name=name, version=version, schema=schema, num_rows=sum(a[2] for a in adopted),
             nbytes=sum(a[3] for a in adopted), num_chunks=len(adopted),
-            node_ids=tuple(dict.fromkeys(h[len(HOLDER_PREFIX):] for h in holders)), created_at=time.time(),
+            node_ids=tuple(dict.fromkeys(_node_of(h) for h in holders)), created_at=time.time(),
         )
         _ask_catalogue("commit", info_, [a[0] for a in adopted], holders, keep_previous, timeout=timeout)
         _read_cache.clear()

@@ -155,3 +155,19 @@ def test_catalogue_restart_rebuilds_from_the_holders(ds, ray_cluster):
     assert ds.info("cat-restart").version == 2
     assert ds.publish("cat-restart", t).version == 3   # numbering continues after the rebuild
     ds.delete("cat-restart")
+
+
+def test_job_lifetime_data_dies_with_its_publisher(ds, run_driver):
+    info = ds.publish("cat-job-here", _table(100), lifetime="job")
+    assert ds.open("cat-job-here").num_rows == 100 and info.node_ids == (ds.current_node_id(),)
+    ds.delete("cat-job-here")
+    run_driver("""
+        import pyarrow as pa
+        datashare.publish("cat-job", pa.table({"k": list(range(300_000))}), lifetime="job")
+    """)
+    with pytest.raises(ds.ObjectLostError) as err:
+        ds.open("cat-job", timeout=60)
+    assert "lifetime='job'" in str(err.value)
+    ds.delete("cat-job")
+    with pytest.raises(ds.InvalidArgumentError):
+        ds.publish("cat-job", _table(1), lifetime="forever")
