@@ -118,24 +118,36 @@ def test_joined_node_carries_its_pool_labels(cluster, env):
     assert json.loads(joined.stdout)["labels"] == {"yr.io/pool": "edge-3", "yr.io/tier": "edge",
                                                    "yr.io/region": "site-3"}
 
-    edge3 = pools_of(status_json(env))["edge-3"]
-    assert len(edge3["nodes"]) == 1
-    assert edge3["nodes"][0]["labels"]["yr.io/pool"] == "edge-3"
-    assert edge3["resources"]["sensor"]["total"] == 2.0
-
-    # A driver sees the same labels through ray.nodes(), as the placement engine does.
+    # A driver sees the same labels through ray.nodes(), as the placement engine does, and can place
+    # a named instance on the new pool by its label.
     probe = textwrap.dedent(f"""
         import json, ray
         ray.init(address={cluster['address']!r}, logging_level="ERROR", log_to_driver=False)
-        print(json.dumps([n["Labels"] for n in ray.nodes() if n["Alive"]]))
-        ray.shutdown()
+
+        @ray.remote(num_cpus=0.1)
+        class Probe:
+            def pool(self):
+                return ray.get_runtime_context().get_node_labels()["yr.io/pool"]
+
+        probe = Probe.options(name="probe", lifetime="detached", label_selector={{"yr.io/pool": "edge-3"}}).remote()
+        print(json.dumps({{"labels": [n["Labels"] for n in ray.nodes() if n["Alive"]],
+                          "probe_pool": ray.get(probe.pool.remote(), timeout=60)}}))
     """)
     result = subprocess.run([sys.executable, "-c", probe], env={**env, "RAY_AUTH_MODE": cluster["auth_mode"]},
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    labels = json.loads(result.stdout.strip().splitlines()[-1])
-    assert sorted(lab["yr.io/pool"] for lab in labels) == ["cloud", "edge-1", "edge-3"]
-    assert {lab["yr.io/tier"] for lab in labels if lab["yr.io/pool"] == "edge-3"} == {"edge"}
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sorted(lab["yr.io/pool"] for lab in seen["labels"]) == ["cloud", "edge-1", "edge-3"]
+    assert {lab["yr.io/tier"] for lab in seen["labels"] if lab["yr.io/pool"] == "edge-3"} == {"edge"}
+    assert seen["probe_pool"] == "edge-3"
+
+    edge3 = pools_of(status_json(env))["edge-3"]
+    assert len(edge3["nodes"]) == 1
+    assert edge3["nodes"][0]["labels"]["yr.io/pool"] == "edge-3"
+    assert edge3["resources"]["sensor"]["total"] == 2.0
+    probes = [i for i in edge3["instances"] if i["name"] == "probe"]
+    assert [(i["class_name"], i["detached"]) for i in probes] == [("Probe", True)]
+    assert edge3["resources"]["CPU"]["used"] >= 0.1
 
 
 def test_local_down_leaves_none_of_its_processes(cluster, env):

@@ -100,3 +100,17 @@ def test_public_surface_and_console_script():
     (script,) = [ep for ep in entry_points(group="console_scripts") if ep.name == "yr"]
     assert script.value == "yuanrong.cli:main"
     assert script.load() is yuanrong.cli.main
+
+
+def test_failed_ray_start_is_summarised_by_its_cause():
+    from yuanrong.cli._ray_start import last_error_line
+
+    stderr = "\n".join([
+        "2026-11-23 09:45:42,821\tINFO node.py:438 -- Failed to get node info b'RPC error: Deadline Exceeded'",
+        "Traceback (most recent call last):",
+        '  File "node.py", line 440, in __init__',
+        "Exception: The current node timed out during startup.",
+    ])
+    assert last_error_line(stderr, "") == "Exception: The current node timed out during startup."
+    assert last_error_line("", "Ray runtime started.") == "Ray runtime started."
+    assert last_error_line("", "") == "no output"

@@ -117,10 +117,14 @@ def run_ray_start(start: NodeStart, *, env: Mapping[str, str] | None = None, cap
 
 def last_error_line(*outputs: str) -> str:
     """The most telling line of a failed Ray command's output."""
+    import re
+
     lines = [line.strip() for text in outputs for line in (text or "").splitlines() if line.strip()]
-    for marker in ("Error", "error", "Exception", "failed", "Failed", "abort"):
+    # Ray's progress lines ("... INFO node.py:438 -- Failed to get node info ...") are not the cause.
+    lines = [line for line in lines if not re.search(r"\b(INFO|DEBUG|WARNING)\b", line)] or lines
+    for pattern in (r"^[\w.]*(Error|Exception): ", r"(Error|error|Exception|failed|Failed|abort)"):
         for line in reversed(lines):
-            if marker in line:
+            if re.search(pattern, line):
                 return line
     return lines[-1] if lines else "no output"
 
