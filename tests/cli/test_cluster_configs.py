@@ -71,11 +71,12 @@ def test_shipped_config_pools_match_pools_file(name, pools):
     assert set(summary.pools) <= set(pools)
 
 
-def test_configs_span_the_pools(pools):
-    used = set()
-    for name in LAUNCHER_CONFIGS + KUBERAY_CONFIGS:
-        used |= set(validate_file(CONFIG_DIR / name, pools=pools).pools)
-    assert used == set(pools)
+def test_kuberay_has_one_worker_group_per_pool(pools):
+    manifest = load("kuberay-raycluster.yaml")
+    groups = {g["groupName"] for g in manifest["spec"]["workerGroupSpecs"]}
+    assert groups == set(pools), (
+        f"pools.yaml declares {sorted(pools)} but kuberay-raycluster.yaml has worker groups {sorted(groups)}; "
+        "give every pool a worker group (named after it) so Kubernetes can run all of them.")
     assert validate_file(CONFIG_DIR / "kuberay-raycluster.yaml", pools=pools).pools == tuple(sorted(pools))
 
 
