@@ -1,0 +1,113 @@
+"""Endpoints deployed through Serve on the shared multi-pool cluster, called over real HTTP."""
+
+from __future__ import annotations
+
+import time
+
+import sys
+
+import pytest
+import ray.cloudpickle
+from apps.client import request as http
+from apps.client import wait_for
+from ray import serve
+
+import yuanrong as yr
+from yuanrong.endpoint import Autoscaling, endpoint, run
+
+# Serve's replicas import a deployment's module by name; test modules are not importable there.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+LIGHT = yr.InvokeOptions(cpu=250, memory=0)
+
+
+def _where() -> dict:
+    import os
+
+    import ray
+
+    labels = ray.get_runtime_context().get_node_labels()
+    return {"pool": labels.get("yr.io/pool"), "tier": labels.get("yr.io/tier"), "pid": os.getpid()}
+
+
+@endpoint(route="/where-fn", pool="edge-1", invoke_options=LIGHT, max_ongoing_requests=8)
+async def where_fn(request):
+    body = await request.json() if request.method == "POST" else {}
+    return {**_where(), "echo": body.get("x")}
+
+
+@endpoint(route="/where-cls", tier="cloud", invoke_options=LIGHT, num_replicas=2)
+class WhereCls:
+    def __init__(self, greeting: str) -> None:
+        self.greeting = greeting
+
+    def __call__(self, request):
+        return {**_where(), "greeting": self.greeting}
+
+
+@endpoint(route="/where-pg", pool="edge-2", bundles=[{"CPU": 0.25}, {"CPU": 0.25}], invoke_options=LIGHT)
+def where_pg(request):
+    return _where()
+
+
+def test_function_endpoint_runs_in_its_pool_over_http(serve_address):
+    run(where_fn)
+    status, body = http("POST", f"{serve_address.http_url}/where-fn", {"x": 7})
+    assert status == 200, body
+    assert body["pool"] == "edge-1" and body["echo"] == 7
+    serve.delete("where_fn")
+
+
+def test_class_endpoint_with_two_replicas_in_the_cloud_tier(serve_address):
+    handle = run(WhereCls.bind("hi"), name="where-cls", route="/where-cls")
+    pids = set()
+    for _ in range(30):
+        status, body = http("GET", f"{serve_address.http_url}/where-cls")
+        assert status == 200 and body["tier"] == "cloud" and body["greeting"] == "hi"
+        pids.add(body["pid"])
+    assert len(pids) == 2, "both replicas should have served"
+    # The same deployment through its handle.
+    assert handle.remote(None).result(timeout_s=60)["tier"] == "cloud"
+    serve.delete("where-cls")
+
+
+def test_placement_group_bundles_are_pinned_to_the_pool(serve_address):
+    run(where_pg)
+    status, body = http("GET", f"{serve_address.http_url}/where-pg")
+    assert status == 200 and body["pool"] == "edge-2"
+    serve.delete("where_pg")
+
+
+def test_unknown_pool_fails_fast_with_the_known_ones(serve_address):
+    with pytest.raises(yr.PlacementError, match=r"pool='edge-9' does not exist; known pools: cloud, edge-1, edge-2"):
+        run(where_fn.options(pool="edge-9"))
+    with pytest.raises(yr.PlacementError, match=r"can never be placed"):
+        run(where_fn.options(invoke_options=yr.InvokeOptions(cpu=64_000, memory=0), pool="edge-1"))
+
+
+def _replicas(app: str, deployment: str) -> int:
+    app_status = serve.status().applications.get(app)
+    if app_status is None or deployment not in app_status.deployments:
+        return -1
+    states = app_status.deployments[deployment].replica_states
+    return sum(n for state, n in states.items() if str(state).endswith("RUNNING"))
+
+
+def test_scale_to_zero_and_back_on_a_request(serve_address):
+    ep = where_fn.options(name="zero", route="/zero",
+                          autoscaling=Autoscaling(min_replicas=0, max_replicas=1, initial_replicas=0,
+                                                  upscale_delay_s=0, downscale_delay_s=2))
+    run(ep)
+    assert _replicas("zero", "zero") == 0, "min_replicas=0 with initial_replicas=0 starts with no replica"
+    started = time.monotonic()
+    status, body = http("POST", f"{serve_address.http_url}/zero", {"x": 1})
+    assert status == 200 and body["pool"] == "edge-1", body
+    cold = time.monotonic() - started
+    assert _replicas("zero", "zero") == 1
+    wait_for(lambda: _replicas("zero", "zero") == 0, timeout=90, what="scale down to zero replicas")
+    status, body = http("POST", f"{serve_address.http_url}/zero", {"x": 2})
+    assert status == 200 and body["echo"] == 2
+    assert cold > 0
+    serve.delete("zero")

@@ -1,0 +1,479 @@
+"""@yr.endpoint: functions and classes served over HTTP (and gRPC) as Ray Serve deployments.
+
+This module is the adapter between yuanrong's options and Ray Serve's. Pools and tiers become a
+``label_selector`` in Serve's own ``ray_actor_options`` (or, with ``bundles=``, one
+``placement_group_bundle_label_selector`` per bundle), so Serve's controller keeps owning the
+replicas: it restarts, scales and routes them as it does any deployment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ray import serve
+
+from yuanrong._private import options as options_mod
+from yuanrong._private import runtime
+from yuanrong.config import InvokeOptions
+from yuanrong.exception import InvalidOptionError
+
+# Fields of a resolved InvokeOptions that Serve accepts in ray_actor_options.
+_ACTOR_OPTION_KEYS = ("num_cpus", "num_gpus", "memory", "resources", "runtime_env", "label_selector")
+_ROUTE_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./~")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_pos_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def _is_nonneg_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Autoscaling:
+    """Serve autoscaling for an endpoint, validated when it is made.
+
+    Args:
+        min_replicas: Fewest replicas; ``0`` lets the endpoint scale to zero when idle (the first
+            request after that waits for a replica to start).
+        max_replicas: Most replicas.
+        target_ongoing_requests: Requests in flight per replica that autoscaling aims for.
+        initial_replicas: Replicas at deploy time; ``None`` means ``min_replicas``.
+        upscale_delay_s: How long load must stay high before replicas are added.
+        downscale_delay_s: How long load must stay low before replicas are removed.
+
+    Example:
+        >>> Autoscaling(min_replicas=0, max_replicas=2, target_ongoing_requests=4)
+        Autoscaling(min_replicas=0, max_replicas=2, target_ongoing_requests=4, initial_replicas=None, upscale_delay_s=3.0, downscale_delay_s=30.0)
+    """
+
+    min_replicas: int = 1
+    max_replicas: int = 1
+    target_ongoing_requests: float = 2.0
+    initial_replicas: int | None = None
+    upscale_delay_s: float = 3.0
+    downscale_delay_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        rules: dict[str, tuple[Callable[[Any], bool], str]] = {
+            "min_replicas": (lambda v: _is_int(v) and v >= 0, "an int >= 0 (0 = scale to zero)"),
+            "max_replicas": (lambda v: _is_int(v) and v >= 1, "an int >= 1"),
+            "target_ongoing_requests": (_is_pos_num, "a number > 0"),
+            "initial_replicas": (lambda v: v is None or (_is_int(v) and v >= 0), "None or an int >= 0"),
+            "upscale_delay_s": (_is_nonneg_num, "a number of seconds >= 0"),
+            "downscale_delay_s": (_is_nonneg_num, "a number of seconds >= 0"),
+        }
+        for name, (ok, expect) in rules.items():
+            value = getattr(self, name)
+            if not ok(value):
+                raise InvalidOptionError(f"Autoscaling.{name}={value!r} is invalid: expected {expect}.",
+                                         option=name, value=value)
+        if self.min_replicas > self.max_replicas:
+            raise InvalidOptionError(
+                f"Autoscaling(min_replicas={self.min_replicas}, max_replicas={self.max_replicas}): min_replicas is "
+                f"above max_replicas; raise max_replicas or lower min_replicas.",
+                option="min_replicas", value=self.min_replicas)
+        if self.initial_replicas is not None and not self.min_replicas <= self.initial_replicas <= self.max_replicas:
+            raise InvalidOptionError(
+                f"Autoscaling.initial_replicas={self.initial_replicas} is outside [min_replicas, max_replicas] = "
+                f"[{self.min_replicas}, {self.max_replicas}]; pick a value in that range or leave it None.",
+                option="initial_replicas", value=self.initial_replicas)
+
+    def to_serve(self) -> dict[str, Any]:
+        """Serve's ``autoscaling_config`` dict."""
+        config: dict[str, Any] = {
+            "min_replicas": self.min_replicas,
+            "max_replicas": self.max_replicas,
+            "target_ongoing_requests": self.target_ongoing_requests,
+            "upscale_delay_s": self.upscale_delay_s,
+            "downscale_delay_s": self.downscale_delay_s,
+            # Scaling from one replica to none waits as long as any other downscale.
+            "downscale_to_zero_delay_s": self.downscale_delay_s,
+        }
+        if self.initial_replicas is not None:
+            config["initial_replicas"] = self.initial_replicas
+        return config
+
+
+@dataclasses.dataclass(frozen=True)
+class EndpointSpec:
+    """Everything an endpoint was declared with, validated; see :func:`endpoint` for the fields."""
+
+    name: str
+    route: str | None
+    invoke_options: InvokeOptions
+    num_replicas: int | None
+    autoscaling: Autoscaling | None
+    max_ongoing_requests: int | None
+    bundles: tuple[Mapping[str, float], ...] | None
+    request_router: type | str | None
+    request_router_kwargs: Mapping[str, Any]
+
+
+def _check_route(route: Any, name: str) -> str | None:
+    if route is None:
+        return None
+    if not isinstance(route, str) or not route.startswith("/") or not set(route) <= _ROUTE_CHARS \
+            or (len(route) > 1 and route.endswith("/")):
+        raise InvalidOptionError(
+            f"endpoint {name!r}: route={route!r} is not a valid route prefix: it must be a str that starts with '/', "
+            f"does not end with '/' (except '/' itself) and uses only letters, digits and -_./~ "
+            f"(e.g. route='/{name}').", option="route", value=route)
+    return route
+
+
+def _make_spec(target: Any, *, name: str | None, route: Any, pool: Any, tier: Any,
+               invoke_options: InvokeOptions | None, num_replicas: Any, autoscaling: Any,
+               max_ongoing_requests: Any, bundles: Any, request_router: Any,
+               request_router_kwargs: Any) -> EndpointSpec:
+    qual = getattr(target, "__qualname__", repr(target))
+    name = name if name is not None else getattr(target, "__name__", None)
+    if not isinstance(name, str) or not name or "#" in name:
+        raise InvalidOptionError(f"endpoint for {qual}: name={name!r} is invalid: expected a non-empty str "
+                                 f"without '#'.", option="name", value=name)
+    if invoke_options is not None and not isinstance(invoke_options, InvokeOptions):
+        raise InvalidOptionError(
+            f"endpoint {name!r}: invoke_options={invoke_options!r} is a {type(invoke_options).__name__}; pass a "
+            f"yr.InvokeOptions (e.g. yr.InvokeOptions(cpu=500, pool='edge-1')).",
+            option="invoke_options", value=invoke_options)
+    opts = InvokeOptions(**{f: getattr(invoke_options, f) for f in InvokeOptions.__dataclass_fields__}) \
+        if invoke_options is not None else InvokeOptions()
+    if pool is not None:
+        opts.pool = pool
+    if tier is not None:
+        opts.tier = tier
+    # Validate now, so a bad pool name or cpu value fails where the decorator is applied.
+    options_mod.resolve(opts, for_instance=True)
+    if num_replicas is not None and not (_is_int(num_replicas) and num_replicas >= 1):
+        raise InvalidOptionError(
+            f"endpoint {name!r}: num_replicas={num_replicas!r} is invalid: expected an int >= 1 "
+            f"(for scale to zero use autoscaling=Autoscaling(min_replicas=0, ...)).",
+            option="num_replicas", value=num_replicas)
+    if autoscaling is not None and not isinstance(autoscaling, Autoscaling):
+        raise InvalidOptionError(
+            f"endpoint {name!r}: autoscaling={autoscaling!r} is a {type(autoscaling).__name__}; pass "
+            f"yr.Autoscaling(min_replicas=..., max_replicas=..., target_ongoing_requests=...).",
+            option="autoscaling", value=autoscaling)
+    if autoscaling is not None and num_replicas is not None:
+        raise InvalidOptionError(
+            f"endpoint {name!r}: num_replicas={num_replicas} and autoscaling were both set; autoscaling decides "
+            f"the replica count, so drop num_replicas (use Autoscaling.initial_replicas for the start).",
+            option="num_replicas", value=num_replicas)
+    if max_ongoing_requests is not None and not (_is_int(max_ongoing_requests) and max_ongoing_requests >= 1):
+        raise InvalidOptionError(
+            f"endpoint {name!r}: max_ongoing_requests={max_ongoing_requests!r} is invalid: expected an int >= 1.",
+            option="max_ongoing_requests", value=max_ongoing_requests)
+    if bundles is not None:
+        ok = isinstance(bundles, (list, tuple)) and len(bundles) > 0 and all(
+            isinstance(b, Mapping) and b and all(isinstance(k, str) and _is_nonneg_num(v) for k, v in b.items())
+            for b in bundles)
+        if not ok:
+            raise InvalidOptionError(
+                f"endpoint {name!r}: bundles={bundles!r} is invalid: expected a non-empty list of resource dicts, "
+                f"e.g. [{{'CPU': 1}}, {{'CPU': 0.5}}]; the replica runs in the first bundle.",
+                option="bundles", value=bundles)
+        bundles = tuple(dict(b) for b in bundles)
+    if request_router is not None and not (
+            isinstance(request_router, str) or (inspect.isclass(request_router)
+                                                and issubclass(request_router, _request_router_base()))):
+        raise InvalidOptionError(
+            f"endpoint {name!r}: request_router={request_router!r} is invalid: expected a subclass of "
+            f"ray.serve.request_router.RequestRouter or its import path.", option="request_router",
+            value=request_router)
+    if not isinstance(request_router_kwargs, Mapping):
+        raise InvalidOptionError(f"endpoint {name!r}: request_router_kwargs={request_router_kwargs!r} must be a "
+                                 f"dict.", option="request_router_kwargs", value=request_router_kwargs)
+    return EndpointSpec(
+        name=name, route=_check_route(route, name), invoke_options=opts, num_replicas=num_replicas,
+        autoscaling=autoscaling, max_ongoing_requests=max_ongoing_requests, bundles=bundles,
+        request_router=request_router, request_router_kwargs=dict(request_router_kwargs))
+
+
+def _request_router_base() -> type:
+    from ray.serve.request_router import RequestRouter
+
+    return RequestRouter
+
+
+class Endpoint:
+    """A function or class declared with :func:`endpoint`; a Serve deployment once bound.
+
+    ``ep.bind(*args)`` gives a Serve application (compose it with other bound endpoints or
+    deployments as with Serve), :func:`run` deploys it, ``ep.options(...)`` returns a new endpoint
+    with other options, and :meth:`serve_options` shows exactly what Serve is given.
+    """
+
+    def __init__(self, target: Any, spec: EndpointSpec) -> None:
+        self._target = target
+        self._spec = spec
+        self._resolved = options_mod.resolve(spec.invoke_options, for_instance=True)
+        self.__name__ = spec.name
+        self.__qualname__ = getattr(target, "__qualname__", spec.name)
+        self.__doc__ = getattr(target, "__doc__", None)
+        self.__wrapped__ = target
+
+    @property
+    def name(self) -> str:
+        """The Serve deployment name."""
+        return self._spec.name
+
+    @property
+    def route(self) -> str | None:
+        """The HTTP route prefix the endpoint is served under when it is an application's ingress."""
+        return self._spec.route
+
+    @property
+    def spec(self) -> EndpointSpec:
+        return self._spec
+
+    def serve_options(self) -> dict[str, Any]:
+        """The keyword arguments handed to ``ray.serve.deployment`` for this endpoint."""
+        s, r = self._spec, self._resolved
+        actor = {k: r.ray_options[k] for k in _ACTOR_OPTION_KEYS if k in r.ray_options}
+        out: dict[str, Any] = {"name": s.name}
+        selector = actor.get("label_selector")
+        if s.bundles is not None:
+            actor.pop("label_selector", None)
+            first = s.bundles[0]
+            lacking = {k: v for k, v in (("CPU", actor.get("num_cpus", 0)), ("memory", actor.get("memory", 0)),
+                                         *actor.get("resources", {}).items()) if v and first.get(k, 0) < v}
+            if lacking:
+                raise InvalidOptionError(
+                    f"endpoint {s.name!r}: the replica needs {lacking} but runs in the first bundle {dict(first)}, "
+                    f"which is smaller; grow bundles[0] or lower InvokeOptions.cpu/memory.",
+                    option="bundles", value=list(s.bundles))
+            out["placement_group_bundles"] = [dict(b) for b in s.bundles]
+            out["placement_group_strategy"] = "PACK"
+            if selector:
+                out["placement_group_bundle_label_selector"] = [dict(selector) for _ in s.bundles]
+        out["ray_actor_options"] = actor
+        if s.num_replicas is not None:
+            out["num_replicas"] = s.num_replicas
+        if s.autoscaling is not None:
+            out["autoscaling_config"] = s.autoscaling.to_serve()
+        if s.max_ongoing_requests is not None:
+            out["max_ongoing_requests"] = s.max_ongoing_requests
+        if s.request_router is not None:
+            out["request_router_config"] = {"request_router_class": s.request_router,
+                                            "request_router_kwargs": dict(s.request_router_kwargs)}
+        return out
+
+    @property
+    def deployment(self) -> Any:
+        """The ``ray.serve.Deployment`` this endpoint is."""
+        return serve.deployment(**self.serve_options())(self._target)
+
+    def check_placement(self) -> None:
+        """Raise :class:`yuanrong.PlacementError` if no live node could ever run a replica."""
+        r = self._resolved
+        runtime.cluster.check(what=f"endpoint {self.name}", pools=r.pools, tier=r.tier, need=r.resources)
+
+    def bind(self, *args: Any, **kwargs: Any) -> Any:
+        """A Serve application with this endpoint as its ingress (args go to the class constructor).
+
+        Checks first that the endpoint's pool, tier and resources exist in the connected cluster,
+        so a typo fails here rather than leaving replicas pending forever.
+        """
+        runtime.require_init()
+        self.check_placement()
+        return self.deployment.bind(*args, **kwargs)
+
+    def options(self, **kwargs: Any) -> Endpoint:
+        """A new endpoint with some options replaced (``self`` is unchanged); same keywords as :func:`endpoint`."""
+        s = self._spec
+        current = {
+            "name": s.name, "route": s.route, "pool": None, "tier": None, "invoke_options": s.invoke_options,
+            "num_replicas": s.num_replicas, "autoscaling": s.autoscaling,
+            "max_ongoing_requests": s.max_ongoing_requests, "bundles": s.bundles,
+            "request_router": s.request_router, "request_router_kwargs": s.request_router_kwargs,
+        }
+        unknown = set(kwargs) - set(current)
+        if unknown:
+            raise InvalidOptionError(f"{s.name}.options() got unknown option(s) {sorted(unknown)}; valid ones are "
+                                     f"{', '.join(sorted(current))}.", option=sorted(unknown)[0])
+        if "autoscaling" in kwargs and "num_replicas" not in kwargs:
+            current["num_replicas"] = None
+        if "num_replicas" in kwargs and "autoscaling" not in kwargs:
+            current["autoscaling"] = None
+        current.update(kwargs)
+        return Endpoint(self._target, _make_spec(self._target, **current))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"{self.name} is a yuanrong endpoint and is not called directly; deploy it with "
+            f"yuanrong.endpoint.run({self.name}) and call it over HTTP or through the returned handle.")
+
+    def __repr__(self) -> str:
+        return f"<yuanrong endpoint {self.name} route={self.route!r}>"
+
+
+def endpoint(_target: Any = None, *, name: str | None = None, route: str | None = None,
+             pool: str | Sequence[str] | None = None, tier: str | None = None,
+             invoke_options: InvokeOptions | None = None, num_replicas: int | None = None,
+             autoscaling: Autoscaling | None = None, max_ongoing_requests: int | None = None,
+             bundles: Sequence[Mapping[str, float]] | None = None, request_router: type | str | None = None,
+             request_router_kwargs: Mapping[str, Any] | None = None) -> Any:
+    """Declare a function or class as a Serve endpoint whose replicas run in the given pools.
+
+    Use bare (``@endpoint``) or with keyword-only options. A function receives each request
+    (a Starlette ``Request`` over HTTP, the call's arguments through a handle); a class is
+    constructed once per replica and its ``__call__`` (or, over gRPC and handles, any method)
+    serves requests.
+
+    Args:
+        name: Deployment name; defaults to the function or class name.
+        route: HTTP route prefix when deployed as an application's ingress, e.g. ``"/echo"``.
+        pool: Pool name (or list of names) every replica must run in, checked against the cluster
+            when the endpoint is bound.
+        tier: Tier every replica must run in (``"edge"``, ``"cloud"``...).
+        invoke_options: Resources and pool/tier as for ``@yr.instance``; ``pool=``/``tier=``
+            given here override its fields.
+        num_replicas: A fixed replica count (default 1). Not with ``autoscaling``.
+        autoscaling: :class:`Autoscaling`; ``min_replicas=0`` scales to zero when idle.
+        max_ongoing_requests: Requests a replica takes at once before callers queue.
+        bundles: Place each replica in its own placement group with these bundles; the pool and
+            tier selector is applied to every bundle (Serve's ``placement_group_bundles`` and
+            ``placement_group_bundle_label_selector``).
+        request_router: A ``RequestRouter`` subclass (or its import path) to route requests,
+            e.g. :class:`yuanrong.endpoint.OutstandingWorkRouter`.
+        request_router_kwargs: Keyword arguments for the router's ``initialize_state``.
+
+    Returns:
+        An :class:`Endpoint`.
+
+    Example:
+        >>> @endpoint(route="/hello", pool="edge-1", max_ongoing_requests=8)
+        ... async def hello(request):
+        ...     return {"hello": (await request.json())["name"]}
+        >>> handle = run(hello)                                         # doctest: +SKIP
+    """
+    options = {"name": name, "route": route, "pool": pool, "tier": tier, "invoke_options": invoke_options,
+               "num_replicas": num_replicas, "autoscaling": autoscaling,
+               "max_ongoing_requests": max_ongoing_requests, "bundles": bundles,
+               "request_router": request_router, "request_router_kwargs": request_router_kwargs or {}}
+    if _target is not None:
+        return _make_endpoint(_target, options)
+
+    def decorator(target: Any) -> Endpoint:
+        return _make_endpoint(target, options)
+
+    return decorator
+
+
+def _make_endpoint(target: Any, options: dict[str, Any]) -> Endpoint:
+    if isinstance(target, (InvokeOptions, str, Autoscaling)):
+        raise TypeError(f"endpoint takes its options as keywords, got positional {target!r}. "
+                        f"Write @endpoint(route='/x', pool='edge-1').")
+    if isinstance(target, Endpoint):
+        raise TypeError(f"{target.name} is already an endpoint; use {target.name}.options(...) to change it.")
+    if not (inspect.isfunction(target) or inspect.isclass(target)):
+        raise TypeError(f"@endpoint needs a function defined with def or a class, got {target!r} "
+                        f"({type(target).__name__}).")
+    if target.__name__ == "<lambda>":
+        raise TypeError("@endpoint was given a lambda; define it with `def name(request): ...` so the deployment "
+                        "has a name.")
+    return Endpoint(target, _make_spec(target, **options))
+
+
+# ---------------------------------------------------------------------------------------------
+# Serve's lifetime on the cluster
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeAddress:
+    """Where Serve's proxies listen.
+
+    Attributes:
+        http_url: Base URL of the HTTP proxy, e.g. ``http://127.0.0.1:8123``.
+        grpc_target: ``host:port`` of the gRPC proxy, or ``None`` when gRPC is off.
+    """
+
+    http_url: str
+    grpc_target: str | None = None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def start(*, host: str = "127.0.0.1", http_port: int | None = None, grpc_port: int | None = None,
+          grpc_servicer_functions: Sequence[str] = ()) -> ServeAddress:
+    """Start Serve's HTTP (and, with servicer functions, gRPC) proxy on the connected cluster.
+
+    Args:
+        host: Interface the proxies listen on; loopback by default.
+        http_port: HTTP port; a free one when ``None``.
+        grpc_port: gRPC port; a free one when ``None`` and servicers are given.
+        grpc_servicer_functions: Import paths of generated ``add_XServicer_to_server`` functions;
+            each must be importable in the proxy's process.
+
+    Returns:
+        A :class:`ServeAddress`.
+    """
+    runtime.require_init()
+    for label, port in (("http_port", http_port), ("grpc_port", grpc_port)):
+        if port is not None and not (_is_int(port) and 0 < port < 65536):
+            raise InvalidOptionError(f"{label}={port!r} is not a TCP port; pass an int in 1..65535 or None for a "
+                                     f"free one.", option=label, value=port)
+    if isinstance(grpc_servicer_functions, str) or not all(isinstance(f, str) and "." in f
+                                                          for f in grpc_servicer_functions):
+        raise InvalidOptionError(
+            f"grpc_servicer_functions={grpc_servicer_functions!r} must be a list of import paths such as "
+            f"'pkg.features_pb2_grpc.add_FeaturesServicer_to_server'.", option="grpc_servicer_functions",
+            value=grpc_servicer_functions)
+    http_port = http_port or free_port(host)
+    kwargs: dict[str, Any] = {"http_options": {"host": host, "port": http_port}}
+    grpc_target = None
+    if grpc_servicer_functions:
+        grpc_port = grpc_port or free_port(host)
+        kwargs["grpc_options"] = {"port": grpc_port, "grpc_servicer_functions": list(grpc_servicer_functions)}
+        grpc_target = f"{host}:{grpc_port}"
+    serve.start(**kwargs)
+    return ServeAddress(http_url=f"http://{host}:{http_port}", grpc_target=grpc_target)
+
+
+def run(target: Endpoint | Any, *, name: str | None = None, route: str | None = None,
+        blocking: bool = False) -> Any:
+    """Deploy an endpoint (or a bound application) as a Serve application; returns its handle.
+
+    Args:
+        target: An :class:`Endpoint` (bound with no arguments) or the result of ``ep.bind(...)``.
+        name: Application name; defaults to the endpoint's name (or ``"default"``).
+        route: Route prefix; defaults to the endpoint's ``route``.
+        blocking: Serve's ``blocking`` flag (block the caller forever).
+
+    Returns:
+        Serve's ``DeploymentHandle`` to the ingress.
+    """
+    runtime.require_init()
+    if isinstance(target, Endpoint):
+        app_name = name or target.name
+        route = route if route is not None else target.route
+        target = target.bind()
+    else:
+        app_name = name or "default"
+    route = _check_route(route, app_name)
+    return serve.run(target, name=app_name, route_prefix=route, blocking=blocking)
+
+
+def delete(name: str) -> None:
+    """Remove the application ``name`` and its replicas."""
+    serve.delete(name)
+
+
+def shutdown() -> None:
+    """Stop every Serve application, the proxies and Serve's controller on the cluster."""
+    serve.shutdown()

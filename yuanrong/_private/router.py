@@ -1,0 +1,135 @@
+"""A Serve request router that balances replicas by outstanding estimated work.
+
+Serve's default router compares replicas by how many requests each has in flight. For
+generative models the cost of a request varies by orders of magnitude (it is roughly the
+number of tokens still to generate), so two replicas with one request each can be a second
+or a minute away from idle. :class:`OutstandingWorkRouter` estimates each request's cost from
+its arguments and sends the next request to the replica with the least estimated work left.
+
+The bookkeeping lives in the caller's process (the proxy, or the replica holding a
+``DeploymentHandle``): work is added when a replica accepts a request and removed when the
+request completes. :func:`pick_least_work` is the pure decision, tested without Serve.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+from ray.serve.request_router import FIFOMixin, PendingRequest, ReplicaID, RequestRouter, RunningReplica
+
+
+def estimate_cost(args: Sequence[Any], kwargs: Mapping[str, Any], *, cost_key: str, default_cost: float) -> float:
+    """The estimated work of one request: ``kwargs[cost_key]``, or a dict argument's ``cost_key``.
+
+    Falls back to ``default_cost`` when the request carries no usable number (e.g. raw HTTP
+    requests that the proxy has not parsed).
+    """
+    value = kwargs.get(cost_key)
+    if value is None:
+        for a in args:
+            if isinstance(a, Mapping) and cost_key in a:
+                value = a[cost_key]
+                break
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
+        return float(value)
+    return default_cost
+
+
+def remaining_work(inflight: Sequence[tuple[float, float]], *, now: float, rate: float | None) -> float:
+    """Work a replica still has: costs of its in-flight requests, minus progress since they started.
+
+    Args:
+        inflight: ``(cost, started_at)`` of each request in flight on the replica.
+        now: The current time.
+        rate: Work units a replica completes per second, if known. A replica serves its requests
+            one after another, so only the oldest request is assumed to progress.
+    """
+    total = sum(cost for cost, _ in inflight)
+    if rate and inflight:
+        oldest_cost, oldest_start = min(inflight, key=lambda x: x[1])
+        total -= min(oldest_cost, max(0.0, now - oldest_start) * rate)
+    return total
+
+
+def pick_least_work(candidates: Sequence[Hashable], work: Mapping[Hashable, float]) -> list[list[Hashable]]:
+    """Rank candidates by estimated work left, least first, one replica per rank.
+
+    Ties keep the candidates' order, which Serve randomises, so idle replicas share the load.
+    """
+    ordered = sorted(range(len(candidates)), key=lambda i: (work.get(candidates[i], 0.0), i))
+    return [[candidates[i]] for i in ordered]
+
+
+class OutstandingWorkRouter(FIFOMixin, RequestRouter):
+    """Route each request to the replica with the least estimated work still queued.
+
+    Configure through the endpoint (``request_router=OutstandingWorkRouter,
+    request_router_kwargs={"cost_key": "max_tokens"}``) or Serve's ``request_router_config``.
+
+    ``initialize_state`` keywords:
+        cost_key: Keyword argument (or key of a dict argument) holding a request's cost,
+            e.g. the number of tokens to generate. Default ``"max_tokens"``.
+        default_cost: Cost of a request without that argument. Default ``1.0``.
+    """
+
+    def initialize_state(self, cost_key: str = "max_tokens", default_cost: float = 1.0, **_: Any) -> None:
+        self._cost_key = cost_key
+        self._default_cost = float(default_cost)
+        # internal_request_id -> (replica, cost, started_at)
+        self._inflight: dict[str, tuple[ReplicaID, float, float]] = {}
+        self._by_replica: dict[ReplicaID, dict[str, tuple[float, float]]] = {}
+        # Observed work units completed per second by one replica (EWMA), for progress estimates.
+        self._rate: float | None = None
+
+    def _state_ready(self) -> bool:
+        return hasattr(self, "_inflight")
+
+    def work_left(self) -> dict[ReplicaID, float]:
+        """Estimated work left per replica, as used for the next decision."""
+        if not self._state_ready():
+            return {}
+        now = time.monotonic()
+        return {rid: remaining_work(list(reqs.values()), now=now, rate=self._rate)
+                for rid, reqs in self._by_replica.items()}
+
+    async def choose_replicas(self, candidate_replicas: list[RunningReplica],
+                              pending_request: PendingRequest | None = None) -> list[list[RunningReplica]]:
+        if not candidate_replicas:
+            return []
+        if not self._state_ready():
+            self.initialize_state()
+        work = self.work_left()
+        by_id = {r.replica_id: r for r in candidate_replicas}
+        ranks = pick_least_work([r.replica_id for r in candidate_replicas], work)
+        return [[by_id[rid] for rid in rank] for rank in ranks]
+
+    def on_request_routed(self, pending_request: PendingRequest, replica_id: ReplicaID, result: Any) -> None:
+        if not self._state_ready():
+            self.initialize_state()
+        cost = estimate_cost(pending_request.args, pending_request.kwargs, cost_key=self._cost_key,
+                             default_cost=self._default_cost)
+        rid = pending_request.metadata.internal_request_id
+        started = time.monotonic()
+        self._inflight[rid] = (replica_id, cost, started)
+        self._by_replica.setdefault(replica_id, {})[rid] = (cost, started)
+
+    def on_request_completed(self, replica_id: ReplicaID, internal_request_id: str) -> None:
+        if not self._state_ready():
+            return
+        entry = self._inflight.pop(internal_request_id, None)
+        if entry is None:
+            return
+        rid, cost, _started = entry
+        reqs = self._by_replica.get(rid, {})
+        reqs.pop(internal_request_id, None)
+        if not reqs:
+            self._by_replica.pop(rid, None)
+
+    def on_replica_actor_died(self, replica_id: ReplicaID) -> None:
+        super().on_replica_actor_died(replica_id)
+        if self._state_ready():
+            for req_id in list(self._by_replica.pop(replica_id, {})):
+                self._inflight.pop(req_id, None)
