@@ -112,13 +112,17 @@ def bench_groups(*, rounds: int) -> dict[str, object]:
 
         for _ in range(5):
             raw()
+            time.sleep(0.25)
             adapter()
+            time.sleep(0.25)
         raw_t, ad_t = [], []
-        for _ in range(rounds):  # interleaved so both see the same cluster conditions
+        # Interleaved so both see the same cluster conditions; the pause lets the raylets actually
+        # free the removed group, otherwise both paths measure Ray's retry back-off instead.
+        for _ in range(rounds):
             raw_t.append(raw())
-            time.sleep(0.05)
+            time.sleep(0.25)
             ad_t.append(adapter())
-            time.sleep(0.05)
+            time.sleep(0.25)
         r50, a50 = statistics.median(raw_t) * 1e3, statistics.median(ad_t) * 1e3
         result = {
             "rounds": rounds,

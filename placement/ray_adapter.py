@@ -3,8 +3,9 @@
 What it does:
 
 * :meth:`RayPlacer.snapshot` builds a :class:`~placement.snapshot.ClusterSnapshot` from the GCS:
-  ``ray.nodes()`` (labels, totals, liveness) plus ``available_resources_per_node`` — two GCS
-  round trips, no dashboard or state-API server involved. The snapshot is cached for
+  ``available_resources_per_node`` (one GCS read) and, when the set of live nodes changed or at
+  least every 10 s, ``ray.nodes()`` (labels, totals, liveness) — no dashboard or state-API server
+  involved. The snapshot is cached for
   ``cache_ttl_s``; placements made through this placer are subtracted from the cached copy at once,
   so back-to-back requests do not over-commit a node while the cache is warm.
 * INSTANCE affinity needs the labels of instances already placed, which Ray does not keep (an actor
@@ -49,6 +50,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import ray
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
@@ -60,6 +62,9 @@ from placement.policies import Policy, get_policy
 from placement.pools import PoolSet, load_pools
 from placement.requests import PlacementRequest
 from placement.snapshot import ClusterSnapshot, Instance, Node
+
+_NODE_TABLE_TTL_S = 10.0
+"""Longest reuse of the node table while the set of live nodes stays the same."""
 
 REGISTRY_NAME = "yr-placement-instance-labels"
 REGISTRY_NAMESPACE = "yr-placement"
@@ -160,6 +165,8 @@ class RayPlacer:
         self._snap: ClusterSnapshot | None = None
         self._snap_time = 0.0
         self._node_key: tuple[Any, ...] | None = None
+        self._alive_ids: frozenset[str] = frozenset()
+        self._table_time = 0.0
         self._registry: Any = None
         self._local_instances: dict[str, tuple[dict[str, str], str | None]] = {}
 
@@ -182,8 +189,16 @@ class RayPlacer:
     def _read_cluster(self) -> ClusterSnapshot:
         from ray._private import state
 
-        table = ray.nodes()
         avail = state.available_resources_per_node()
+        if (self._snap is not None and self._alive_ids == frozenset(avail)
+                and time.monotonic() - self._table_time < _NODE_TABLE_TTL_S):
+            # The same live nodes as at the last full read (labels are fixed when a node starts), so
+            # one GCS read of free resources is enough; the node table is re-read periodically and
+            # whenever a node joins or leaves.
+            return self._refreshed(self._snap, avail, self._instances(set(self._alive_ids)))
+        table = ray.nodes()
+        self._table_time = time.monotonic()
+        self._alive_ids = frozenset(n["NodeID"] for n in table if n["Alive"])
         key = tuple(sorted(
             (n["NodeID"], bool(n["Alive"]), tuple(sorted((n.get("Labels") or {}).items())),
              tuple(sorted((r, v) for r, v in (n.get("Resources") or {}).items() if not _is_internal_resource(r))))
@@ -191,14 +206,7 @@ class RayPlacer:
         instances = self._instances({n["NodeID"] for n in table if n["Alive"]})
         if self._snap is not None and key == self._node_key:
             # Same nodes, labels and totals: reuse the index, refresh only what changes.
-            base = self._snap
-            matrix = base.available.copy()
-            res_pos = {r: j for j, r in enumerate(base.resources)}
-            for i, nid in enumerate(base.node_ids):
-                row = avail.get(nid, {})
-                for r, j in res_pos.items():
-                    matrix[i, j] = row.get(r, 0.0)
-            return base.replace(available=matrix, instances=instances)
+            return self._refreshed(self._snap, avail, instances)
         nodes = []
         for n in table:
             total = {r: float(v) for r, v in (n.get("Resources") or {}).items() if not _is_internal_resource(r)}
@@ -207,6 +215,20 @@ class RayPlacer:
                               available=free if n["Alive"] else {}, alive=bool(n["Alive"])))
         self._node_key = key
         return ClusterSnapshot(nodes, pools=self._pools, instances=instances)
+
+    @staticmethod
+    def _refreshed(base: ClusterSnapshot, avail: Mapping[str, Mapping[str, float]],
+                   instances: list[Instance]) -> ClusterSnapshot:
+        matrix = np.zeros(base.available.shape)
+        res_pos = {r: j for j, r in enumerate(base.resources)}
+        for i, nid in enumerate(base.node_ids):
+            row = avail.get(nid)
+            if row:
+                for r, v in row.items():
+                    j = res_pos.get(r)
+                    if j is not None:
+                        matrix[i, j] = v
+        return base.replace(available=matrix, instances=instances)
 
     # -- instance labels --------------------------------------------------------------------------
     def _registry_handle(self) -> Any:
@@ -307,14 +329,14 @@ class RayPlacer:
             The ready group; remove it with :meth:`PlacedGroup.remove` (or use it in ``with``).
 
         Raises:
-            PlacementInfeasible: The engine found no placement (raised at once, nothing created), or
-                Ray did not realise the group within ``timeout_s`` (group removed, ``timed_out=True``).
+            PlacementInfeasible: No placement exists even on an idle cluster (raised at once, nothing
+                created); or free capacity did not appear, or Ray did not realise the group, within
+                ``timeout_s`` (group removed, ``timed_out=True``).
         """
         if timeout_s <= 0:
             raise ValueError(f"timeout_s={timeout_s} is not positive; give the seconds to wait, e.g. 30.")
         deadline = time.monotonic() + timeout_s
-        decision = self.decide(request, policy=policy)
-        decision.raise_if_infeasible(request)
+        decision = self._decide_within(request, policy, deadline, timeout_s)
         selectors = [{label_keys.NODE_ID: p.node_id} for p in decision.placements]
         pg = placement_group([dict(b.resources) for b in request.bundles], strategy=request.strategy.value,
                              name=name or request.name or "", bundle_label_selector=selectors)
@@ -343,8 +365,35 @@ class RayPlacer:
             f"{text}. The group was removed; retry, raise schedule_timeout_ms, or free capacity.",
             explanation=why, request=request, timed_out=True)
 
+    def _decide_within(self, request: PlacementRequest, policy: str | Policy, deadline: float,
+                       timeout_s: float) -> Decision:
+        """Decide; wait (re-reading the cluster) while the request only lacks free capacity.
+
+        A request that no amount of free capacity would make feasible (unknown pool, labels, resource
+        shape, latency budget, instance rules) raises at once. One that fits the cluster's totals but
+        not what is free now is retried on fresh snapshots until ``deadline`` — the GCS view of free
+        resources also lags a little behind groups just removed — and then raises with
+        ``timed_out=True``.
+        """
+        pol = get_policy(policy)
+        decision = self.decide(request, policy=pol)
+        while not decision.feasible:
+            snap = self.snapshot()
+            if not pol(request, snap.replace(available=snap.total)).feasible:
+                decision.raise_if_infeasible(request)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PlacementInfeasible(
+                    f"no capacity for {len(request.bundles)} bundle(s) within {timeout_s:g} s: "
+                    f"{decision.infeasibility}. The request fits the cluster's totals, so free capacity "
+                    "(or raise schedule_timeout_ms) and retry.",
+                    explanation=decision.infeasibility, request=request, timed_out=True)
+            time.sleep(min(0.05, left))
+            decision = self.decide(request, policy=pol, fresh=True)
+        return decision
+
     def options_for(self, request: PlacementRequest, *, policy: str | Policy = "default",
-                    pin: str = "node") -> dict[str, Any]:
+                    pin: str = "node", timeout_s: float = 10.0) -> dict[str, Any]:
         """``.options()`` keywords placing one task or actor as the policy decides, without a group.
 
         Args:
@@ -355,6 +404,7 @@ class RayPlacer:
                 ``fallback_strategy`` entries, so Ray itself can restart an actor elsewhere in the
                 policy's order when the node dies; ``"node_affinity"`` uses
                 ``NodeAffinitySchedulingStrategy(soft=False)``.
+            timeout_s: Longest wait for free capacity when the request fits the cluster's totals.
 
         Returns:
             Keywords for ``.options()`` (resource keywords are the caller's).
@@ -369,7 +419,7 @@ class RayPlacer:
             )
         if pin not in ("node", "pool", "node_affinity"):
             raise ValueError(f"pin={pin!r} is not one of 'node', 'pool', 'node_affinity'.")
-        decision = self.decide(request, policy=policy).raise_if_infeasible(request)
+        decision = self._decide_within(request, policy, time.monotonic() + timeout_s, timeout_s)
         p = decision.placements[0]
         self._reserve(decision, request)
         if pin == "node_affinity":
