@@ -1,0 +1,140 @@
+"""The feature service: the ETL's published table, opened zero-copy, served over HTTP and gRPC.
+
+Each replica opens the named dataset with ``datashare.open`` once: the table's buffers stay in
+the node's shared-memory object store and lookups scan the ``user_id`` column in place. How often
+each user was looked up is per-user state kept in one yuanrong instance (:class:`UserState`),
+shared by every replica, so a replica restart or a second replica sees the same counts.
+
+HTTP (under the route prefix, ``/features`` by default):
+    ``GET /features/users/{user_id}``  the user's features and lookup count (404 unknown user,
+    400 when the id is not an integer); ``GET /features/stats``  rows, pool and whether every
+    column buffer lies in the shared-memory store.
+
+gRPC (``features.proto``, through Serve's gRPC proxy with metadata ``application=features``):
+    ``FeatureService.GetFeatures(UserRequest) -> Features``; ``NOT_FOUND`` for an unknown user.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+import yuanrong as yr
+from apps.etl.pipeline import DATASET
+from apps.features import grpc_api
+from yuanrong.endpoint import endpoint, run
+
+APP = "features"
+ROUTE = "/features"
+
+
+@yr.instance
+class UserState:
+    """Per-user lookup counts, shared by every replica of the service."""
+
+    def __init__(self) -> None:
+        self.lookups: dict[int, int] = {}
+
+    def bump(self, user_id: int) -> int:
+        self.lookups[user_id] = self.lookups.get(user_id, 0) + 1
+        return self.lookups[user_id]
+
+    def count(self, user_id: int) -> int:
+        return self.lookups.get(user_id, 0)
+
+
+def _store_spans() -> list[tuple[int, int]]:
+    spans = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            if "plasma" in line:
+                lo, hi = line.split()[0].split("-")
+                spans.append((int(lo, 16), int(hi, 16)))
+    return spans
+
+
+def buffers_in_store(table: pa.Table) -> tuple[int, int]:
+    """``(buffers in the shared-memory store, all buffers)`` of ``table``'s columns (Linux)."""
+    spans = _store_spans()
+    addresses = [b.address for col in table.columns for chunk in col.chunks for b in chunk.buffers()
+                 if b is not None and b.size > 0]
+    inside = sum(1 for a in addresses if any(lo <= a < hi for lo, hi in spans))
+    return inside, len(addresses)
+
+
+class FeatureService:
+    """One replica: the feature table opened zero-copy, plus a handle to the shared per-user state."""
+
+    def __init__(self, state: Any, dataset: str = DATASET) -> None:
+        import ray
+
+        import datashare
+
+        self._table = datashare.open(dataset)
+        self._dataset = dataset
+        self._state = state
+        self._pool = ray.get_runtime_context().get_node_labels().get("yr.io/pool", "?")
+
+    def _row(self, user_id: int) -> dict[str, Any] | None:
+        index = pc.index(self._table["user_id"], pa.scalar(user_id, pa.int64())).as_py()
+        if index < 0:
+            return None
+        return self._table.slice(index, 1).to_pylist()[0]
+
+    async def lookup(self, user_id: int) -> dict[str, Any] | None:
+        row = self._row(user_id)
+        if row is None:
+            return None
+        row["lookups"] = await self._state.bump.invoke(user_id)
+        row["served_from_pool"] = self._pool
+        return row
+
+    async def __call__(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        parts = [p for p in request.url.path.split("/") if p]
+        if parts[-1:] == ["stats"]:
+            inside, total = buffers_in_store(self._table)
+            return {"dataset": self._dataset, "rows": self._table.num_rows, "pool": self._pool,
+                    "buffers_in_store": inside, "buffers": total}
+        if len(parts) >= 2 and parts[-2] == "users":
+            try:
+                user_id = int(parts[-1])
+            except ValueError:
+                return JSONResponse({"error": {"type": "BadRequest", "message": f"user id {parts[-1]!r} is not "
+                                                                                f"an integer; use /users/42."}},
+                                    status_code=400)
+            row = await self.lookup(user_id)
+            if row is None:
+                return JSONResponse({"error": {"type": "UserNotFound", "message": f"user {user_id} has no "
+                                                                                  f"features in {self._dataset!r}."}},
+                                    status_code=404)
+            return row
+        return JSONResponse({"error": {"type": "NotFound", "message": f"no route {request.url.path!r}; use "
+                                                                      f"/users/{{id}} or /stats."}}, status_code=404)
+
+    async def GetFeatures(self, request: Any, grpc_context: Any = None) -> Any:  # noqa: N802 - the rpc's name
+        import grpc
+
+        row = await self.lookup(int(request.user_id))
+        if row is None:
+            if grpc_context is not None:
+                grpc_context.set_code(grpc.StatusCode.NOT_FOUND)
+                grpc_context.set_details(f"user {request.user_id} has no features in {self._dataset!r}")
+            return grpc_api.Features()
+        return grpc_api.Features(**row)
+
+
+def deploy_features(*, pool: str | None = "edge-1", num_replicas: int = 1, dataset: str = DATASET,
+                    state_pool: str | None = None) -> Any:
+    """Deploy the feature service (its per-user state instance first); returns Serve's handle.
+
+    Serve must have been started with :data:`apps.features.grpc_api.SERVICER_FUNCTION` among its
+    ``grpc_servicer_functions`` for the gRPC side.
+    """
+    state = UserState.options(yr.InvokeOptions(pool=state_pool or pool, cpu=0, memory=0)).invoke()
+    ep = endpoint(FeatureService, name="FeatureService", route=ROUTE, pool=pool, num_replicas=num_replicas,
+                  max_ongoing_requests=32, invoke_options=yr.InvokeOptions(cpu=250, memory=0))
+    return run(ep.bind(state, dataset), name=APP, route=ROUTE)
