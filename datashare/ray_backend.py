@@ -903,7 +903,26 @@ _read_cache = _ReadCache()
 
 def open_table(name: str, *, version: int | None = None, timeout: float | None = CONTROL_TIMEOUT_S,
                fresh: bool = False) -> pa.Table:
-    """The whole dataset as one table whose buffers live in the object store."""
+    """The whole dataset as one table whose buffers live in the object store (no copy on this node).
+
+    Args:
+        name: Dataset name.
+        version: A retained version; ``None`` for the latest.
+        timeout: Seconds to wait for the chunks (pulled from other nodes if needed).
+        fresh: Ask the catalogue even if this process has the table cached.
+
+    Returns:
+        A table made of the published chunks (read-only buffers in shared memory).
+
+    Raises:
+        DatasetNotFoundError: No such name or version.
+        ObjectLostError: Some chunks are gone; nothing partial is returned.
+        DataTimeoutError: The chunks did not arrive in time.
+
+    Example:
+        >>> open_table("features").num_rows   # doctest: +SKIP
+        3
+    """
     if not fresh:
         require_connected()
         check_name(name)
@@ -919,7 +938,14 @@ def open_table(name: str, *, version: int | None = None, timeout: float | None =
 
 def stream(name: str, *, version: int | None = None,
            timeout: float | None = CONTROL_TIMEOUT_S) -> Iterator[pa.RecordBatch]:
-    """Yield the dataset's record batches chunk by chunk, fetching the next chunk ahead."""
+    """Yield the dataset's record batches chunk by chunk, fetching the next chunk ahead.
+
+    Only one or two chunks need to be local at a time, so this reads datasets larger than the
+    reader's store. Raises :class:`ObjectLostError` at the first unreadable chunk.
+
+    Example:
+        >>> rows = sum(b.num_rows for b in stream("big"))   # doctest: +SKIP
+    """
     info_, refs_, _ = _lookup(name, version, timeout or CONTROL_TIMEOUT_S)
     for i, ref in enumerate(refs_):
         if i + 1 < len(refs_):
@@ -984,7 +1010,16 @@ def locality(name_or_ref: str | ray.ObjectRef, *, timeout: float = CONTROL_TIMEO
 
 
 def where(name_or_ref: str | ray.ObjectRef, *, timeout: float = CONTROL_TIMEOUT_S) -> tuple[str, ...]:
-    """Node ids holding the data, most bytes first."""
+    """Node ids holding the data, most bytes first (for placing work next to it).
+
+    Args:
+        name_or_ref: A dataset name (its latest version) or an ``ObjectRef``.
+        timeout: Seconds to wait for Ray's object directory.
+
+    Example:
+        >>> where("features")   # doctest: +SKIP
+        ('5f1c...', '9a0e...')
+    """
     return tuple(locality(name_or_ref, timeout=timeout))
 
 
