@@ -38,19 +38,22 @@ def estimate_cost(args: Sequence[Any], kwargs: Mapping[str, Any], *, cost_key: s
     return default_cost
 
 
-def remaining_work(inflight: Sequence[tuple[float, float]], *, now: float, rate: float | None) -> float:
-    """Work a replica still has: costs of its in-flight requests, minus progress since they started.
+def remaining_work(inflight: Sequence[tuple[float, float]], *, now: float, rate: float | None,
+                   idle_since: float = 0.0) -> float:
+    """Work a replica still has: costs of its in-flight requests, minus the progress of the oldest.
 
     Args:
-        inflight: ``(cost, started_at)`` of each request in flight on the replica.
+        inflight: ``(cost, sent_at)`` of each request in flight on the replica.
         now: The current time.
-        rate: Work units a replica completes per second, if known. A replica serves its requests
-            one after another, so only the oldest request is assumed to progress.
+        rate: Work units a replica completes per second, if known. A replica is assumed to serve
+            its requests one after another, so only the oldest request progresses.
+        idle_since: When the replica last finished a request: the oldest request has been served
+            since ``max(sent_at, idle_since)``.
     """
     total = sum(cost for cost, _ in inflight)
     if rate and inflight:
-        oldest_cost, oldest_start = min(inflight, key=lambda x: x[1])
-        total -= min(oldest_cost, max(0.0, now - oldest_start) * rate)
+        oldest_cost, oldest_sent = min(inflight, key=lambda x: x[1])
+        total -= min(oldest_cost, max(0.0, now - max(oldest_sent, idle_since)) * rate)
     return total
 
 
@@ -73,16 +76,21 @@ class OutstandingWorkRouter(FIFOMixin, RequestRouter):
         cost_key: Keyword argument (or key of a dict argument) holding a request's cost,
             e.g. the number of tokens to generate. Default ``"max_tokens"``.
         default_cost: Cost of a request without that argument. Default ``1.0``.
+        work_per_second: What one replica completes per second (e.g. tokens/s), if known; else it
+            is learnt from completed requests. Used to discount the request being served.
     """
 
-    def initialize_state(self, cost_key: str = "max_tokens", default_cost: float = 1.0, **_: Any) -> None:
+    def initialize_state(self, cost_key: str = "max_tokens", default_cost: float = 1.0,
+                         work_per_second: float | None = None, **_: Any) -> None:
         self._cost_key = cost_key
         self._default_cost = float(default_cost)
+        self._fixed_rate = work_per_second
+        self._last_done: dict[ReplicaID, float] = {}
         # internal_request_id -> (replica, cost, started_at)
         self._inflight: dict[str, tuple[ReplicaID, float, float]] = {}
         self._by_replica: dict[ReplicaID, dict[str, tuple[float, float]]] = {}
-        # Observed work units completed per second by one replica (EWMA), for progress estimates.
-        self._rate: float | None = None
+        # Work units one replica completes per second (given, or an EWMA of completed requests).
+        self._rate: float | None = work_per_second
 
     def _state_ready(self) -> bool:
         return hasattr(self, "_inflight")
@@ -92,7 +100,8 @@ class OutstandingWorkRouter(FIFOMixin, RequestRouter):
         if not self._state_ready():
             return {}
         now = time.monotonic()
-        return {rid: remaining_work(list(reqs.values()), now=now, rate=self._rate)
+        return {rid: remaining_work(list(reqs.values()), now=now, rate=self._rate,
+                                    idle_since=self._last_done.get(rid, 0.0))
                 for rid, reqs in self._by_replica.items()}
 
     async def choose_replicas(self, candidate_replicas: list[RunningReplica],
@@ -122,7 +131,13 @@ class OutstandingWorkRouter(FIFOMixin, RequestRouter):
         entry = self._inflight.pop(internal_request_id, None)
         if entry is None:
             return
-        rid, cost, _started = entry
+        rid, cost, sent = entry
+        now = time.monotonic()
+        served_for = now - max(sent, self._last_done.get(rid, 0.0))
+        self._last_done[rid] = now
+        if self._fixed_rate is None and cost > 0 and served_for > 0:
+            sample = cost / served_for
+            self._rate = sample if self._rate is None else 0.8 * self._rate + 0.2 * sample
         reqs = self._by_replica.get(rid, {})
         reqs.pop(internal_request_id, None)
         if not reqs:
