@@ -39,7 +39,7 @@ class EtlResult:
         rows_in: Events read.
         users: Rows published.
         seconds: Wall time of the pipeline (reading to publishing).
-        pools: Pools the Ray Data tasks ran in, with the number of blocks each processed.
+        pools: Pools the Ray Data aggregation tasks ran in, with the number of blocks each produced.
         table: The published feature table.
     """
 
@@ -172,15 +172,18 @@ def run_etl(paths: list[pathlib.Path], *, pool: str = "cloud", dataset: str = DA
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     say(f"etl: reading {len(paths)} Parquet file(s) in pool {pool}")
-    ds = ray.data.read_parquet([str(p) for p in paths], ray_remote_args=selector)
+    ds = ray.data.read_parquet([str(p) for p in paths], override_num_blocks=len(paths), **selector)
     partial = ds.map_batches(_partial, batch_format="pyarrow", zero_copy_batch=True, batch_size=None,
                              concurrency=concurrency, **selector)
     say("etl: aggregating blocks")
-    parts = pa.concat_tables([pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
-                              for b in partial.iter_batches(batch_format="pyarrow", batch_size=None)])
-    pools = {}
-    for name, n in zip(*np.unique(parts["pool"].to_numpy(zero_copy_only=False), return_counts=True)):
-        pools[str(name)] = int(n)
+    blocks = [pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
+              for b in partial.iter_batches(batch_format="pyarrow", batch_size=None)]
+    pools: dict[str, int] = {}
+    for block in blocks:
+        if block.num_rows:
+            name = str(block["pool"][0].as_py())
+            pools[name] = pools.get(name, 0) + 1
+    parts = pa.concat_tables(blocks)
     rows_in = int(pc.sum(parts.filter(pc.equal(parts["kind"], "user"))["count"]).as_py())
     features = combine(parts)
     say(f"etl: publishing {features.num_rows} users as dataset {dataset!r}")
