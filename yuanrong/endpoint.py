@@ -31,9 +31,9 @@ from yuanrong._private.gateway import GATEWAY_ROUTE, serve_functions
 from yuanrong._private.router import OutstandingWorkRouter
 
 __all__ = [
-    "GATEWAY_ROUTE",
     "Autoscaling",
     "Endpoint",
+    "GATEWAY_ROUTE",
     "OutstandingWorkRouter",
     "ServeAddress",
     "delete",

@@ -1,9 +1,9 @@
 """Click events in Parquet -> per-user features, computed by Ray Data in the cloud pool.
 
 The events are generated (seeded, so any run can be checked against a direct computation):
-``user_id``, ``category`` (0..9), ``amount`` and ``ts``. The pipeline reads the Parquet files
-with Ray Data, aggregates each block to partial sums next to where it was read (``map_batches``
-with a pool label selector, Arrow batches without a copy), combines the partials into one row per
+``user_id``, ``category`` (0..9), ``amount`` and ``ts``. The pipeline is a Ray Data dataset
+with one block per Parquet file; ``map_batches`` tasks pinned to the pool by a label selector
+read each file and aggregate it to partial sums in Arrow, then the driver combines the partials into one row per
 user, and publishes the result as the named dataset :data:`DATASET` for other services to open
 zero-copy.
 
@@ -100,6 +100,12 @@ def _partial(batch: pa.Table) -> pa.Table:
     return pa.concat_tables([users, cat_rows])
 
 
+def _read_partial(files: pa.Table) -> pa.Table:
+    """Read this block's Parquet files (memory-mapped) and aggregate them to partials."""
+    tables = [pq.read_table(path, memory_map=True) for path in files["path"].to_pylist()]
+    return _partial(pa.concat_tables(tables))
+
+
 def combine(partials: pa.Table) -> pa.Table:
     """Merge partial aggregates into the final feature table (sorted by ``user_id``)."""
     users = partials.filter(pc.equal(partials["kind"], "user"))
@@ -172,9 +178,11 @@ def run_etl(paths: list[pathlib.Path], *, pool: str = "cloud", dataset: str = DA
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     say(f"etl: reading {len(paths)} Parquet file(s) in pool {pool}")
-    ds = ray.data.read_parquet([str(p) for p in paths], override_num_blocks=len(paths), **selector)
-    partial = ds.map_batches(_partial, batch_format="pyarrow", zero_copy_batch=True, batch_size=None,
-                             concurrency=concurrency, **selector)
+    # One block per file, read inside the pinned tasks: Ray Data's read_parquet merges small files
+    # into one read task (no parallelism), and a repartition would run outside the pool.
+    files = ray.data.from_items([{"path": str(p)} for p in paths], override_num_blocks=len(paths))
+    partial = files.map_batches(_read_partial, batch_format="pyarrow", batch_size=None, concurrency=concurrency,
+                                **selector)
     say("etl: aggregating blocks")
     blocks = [pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
               for b in partial.iter_batches(batch_format="pyarrow", batch_size=None)]

@@ -47,6 +47,7 @@ def test_etl_matches_a_direct_computation_and_ran_in_the_cloud(etl):
     result, expected, lines = etl
     assert result.rows_in == 100_000 and result.users == expected.num_rows
     assert set(result.pools) == {"cloud"}, f"ETL blocks ran outside the cloud pool: {result.pools}"
+    assert result.pools["cloud"] == 4, "one block per Parquet file"
     assert any("publishing" in line for line in lines)
     published = datashare.open(DATASET)
     for column in ("user_id", "events", "top_category"):

@@ -103,3 +103,11 @@ def test_options_returns_a_new_endpoint():
     assert other.route == "/b" and other.spec.num_replicas is None and other.spec.autoscaling.min_replicas == 0
     with pytest.raises(yr.InvalidOptionError, match="unknown option"):
         ep.options(replicas=3)
+
+
+def test_public_surface_is_sorted_and_importable():
+    import yuanrong.endpoint as public
+
+    assert public.__all__ == sorted(public.__all__)
+    assert all(hasattr(public, name) for name in public.__all__)
+    assert public.GATEWAY_ROUTE == "/serverless"

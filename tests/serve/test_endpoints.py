@@ -98,7 +98,8 @@ def _replicas(app: str, deployment: str) -> int:
 def test_scale_to_zero_and_back_on_a_request(serve_address):
     ep = where_fn.options(name="zero", route="/zero",
                           autoscaling=Autoscaling(min_replicas=0, max_replicas=1, initial_replicas=0,
-                                                  upscale_delay_s=0, downscale_delay_s=2))
+                                                  upscale_delay_s=0, downscale_delay_s=2,
+                                                  look_back_period_s=2))
     run(ep)
     assert _replicas("zero", "zero") == 0, "min_replicas=0 with initial_replicas=0 starts with no replica"
     started = time.monotonic()

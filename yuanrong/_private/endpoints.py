@@ -51,10 +51,11 @@ class Autoscaling:
         initial_replicas: Replicas at deploy time; ``None`` means ``min_replicas``.
         upscale_delay_s: How long load must stay high before replicas are added.
         downscale_delay_s: How long load must stay low before replicas are removed.
+        look_back_period_s: Window over which the ongoing requests are averaged.
 
     Example:
         >>> Autoscaling(min_replicas=0, max_replicas=2, target_ongoing_requests=4)
-        Autoscaling(min_replicas=0, max_replicas=2, target_ongoing_requests=4, initial_replicas=None, upscale_delay_s=3.0, downscale_delay_s=30.0)
+        Autoscaling(min_replicas=0, max_replicas=2, target_ongoing_requests=4, initial_replicas=None, upscale_delay_s=3.0, downscale_delay_s=30.0, look_back_period_s=30.0)
     """
 
     min_replicas: int = 1
@@ -63,6 +64,7 @@ class Autoscaling:
     initial_replicas: int | None = None
     upscale_delay_s: float = 3.0
     downscale_delay_s: float = 30.0
+    look_back_period_s: float = 30.0
 
     def __post_init__(self) -> None:
         rules: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -72,6 +74,7 @@ class Autoscaling:
             "initial_replicas": (lambda v: v is None or (_is_int(v) and v >= 0), "None or an int >= 0"),
             "upscale_delay_s": (_is_nonneg_num, "a number of seconds >= 0"),
             "downscale_delay_s": (_is_nonneg_num, "a number of seconds >= 0"),
+            "look_back_period_s": (_is_pos_num, "a number of seconds > 0"),
         }
         for name, (ok, expect) in rules.items():
             value = getattr(self, name)
@@ -97,6 +100,7 @@ class Autoscaling:
             "target_ongoing_requests": self.target_ongoing_requests,
             "upscale_delay_s": self.upscale_delay_s,
             "downscale_delay_s": self.downscale_delay_s,
+            "look_back_period_s": self.look_back_period_s,
             # Scaling from one replica to none waits as long as any other downscale.
             "downscale_to_zero_delay_s": self.downscale_delay_s,
         }
