@@ -22,7 +22,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from _report import machine, percentile, print_table, write_json  # noqa: E402
+from _report import percentile, print_table, write_json  # noqa: E402
 
 
 async def echo(request):

@@ -178,7 +178,7 @@ def serve_functions(functions: Iterable[FunctionProxy] | Mapping[str, FunctionPr
     gateway = endpoints.endpoint(Gateway, name=name, route=GATEWAY_ROUTE, pool=pool, tier=tier,
                                  num_replicas=num_replicas, max_ongoing_requests=max_ongoing_requests,
                                  invoke_options=_light_options())
-    return serve_run(gateway, table, name=name)
+    return endpoints.run(gateway.bind(table), name=name, route=gateway.route)
 
 
 def _light_options() -> Any:
@@ -187,6 +187,3 @@ def _light_options() -> Any:
     # The gateway only forwards calls; it should not hold a CPU that the functions need.
     return InvokeOptions(cpu=100, memory=0)
 
-
-def serve_run(ep: endpoints.Endpoint, table: Mapping[str, FunctionProxy], *, name: str) -> Any:
-    return endpoints.run(ep.bind(table), name=name, route=ep.route)
