@@ -26,7 +26,6 @@ import dataclasses
 import threading
 from collections.abc import Iterator
 
-import pyarrow as pa
 import pyarrow.flight as flight
 
 from datashare import ray_backend

@@ -9,10 +9,13 @@ process connected to it as a Ray driver) or ``yr_session`` (the same connection,
 from __future__ import annotations
 
 import os
+import pathlib
 
 import pytest
 
 from yuanrong.local_cluster import LocalCluster
+
+POOLS_FILE = pathlib.Path(__file__).resolve().parent.parent / "cluster_configs" / "pools.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -44,5 +47,5 @@ def yr_session(ray_session):
     import yuanrong as yr
 
     if not yr.is_initialized():
-        yr.init(yr.Config(server_address=ray_session.address))
+        yr.init(yr.Config(server_address=ray_session.address, pools_file=str(POOLS_FILE)))
     yield yr

@@ -72,8 +72,10 @@ class Config(_StrictFields):
         log_level: Log level of yuanrong and of Ray's driver output.
         local_mode: openYuanrong's local mode; on Ray this is the embedded cluster, so it only has an
             effect together with an empty ``server_address``.
-        pools: Label the embedded node as this pool (``yr.io/pool``); yuanrong extension.
+        pool: Label the embedded node as this pool (``yr.io/pool``); yuanrong extension.
         tier: Tier label of the embedded node (``yr.io/tier``); yuanrong extension.
+        pools_file: Pools file (latency, cost, carbon per pool) for the placement engine; empty uses
+            ``YR_POOLS_FILE``, else pools are known from node labels only (no latency or cost data).
         include_dashboard: Start Ray's dashboard with the embedded cluster (off by default: faster,
             and no HTTP port opened).
         object_store_memory_mb: Object store size of the embedded cluster; ``None`` lets Ray choose.
@@ -127,8 +129,9 @@ class Config(_StrictFields):
     runtime_public_key_path: str = ""
     runtime_private_key_path: str = ""
     # yuanrong extensions
-    pools: str = "local"
+    pool: str = "local"
     tier: str = "cloud"
+    pools_file: str = ""
     include_dashboard: bool = False
     object_store_memory_mb: int | None = None
     log_to_driver: bool = False
@@ -185,8 +188,8 @@ class InvokeOptions(_StrictFields):
     yuanrong extensions (placement across pools):
         pool: Required pool name, or a list of acceptable pools.
         tier: Required tier (``edge``, ``fog``, ``cloud``).
-        placement_policy: Policy name of the placement engine (``default``, ``latency``, ``cost``,
-            ``carbon``, ``balance``, ``edge-first``).
+        placement_policy: Policy name of the placement engine (``default``, ``latency_first``,
+            ``cost_first``, ``carbon_aware``, ``load_balancing``, ``edge_first``).
         latency_budget_ms: Maximum network latency from ``client_region`` to the chosen pool.
         client_region: Where the caller's clients are (for ``latency_budget_ms``).
         data_locality: Object refs or dataset names whose holder nodes the call should run on.

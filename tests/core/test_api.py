@@ -396,12 +396,15 @@ def test_recover_retry_times_restarts_the_instance(yr_session):
         def pid(self):
             return os.getpid()
 
-        def die(self):
-            os._exit(1)
+        def die(self, in_pid):
+            # Only the first process dies: recover_retry_times also retries this call on the
+            # restarted instance, which must then survive it.
+            if os.getpid() == in_pid:
+                os._exit(1)
 
     f = Fragile.options(recover_retry_times=1, cpu=100).invoke()
     first = yr.get(f.pid.invoke())
-    f.die.invoke()
+    f.die.invoke(first)
     deadline = time.monotonic() + 60
     while True:
         try:

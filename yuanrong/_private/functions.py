@@ -85,6 +85,7 @@ class FunctionProxy:
         if r.placement or r.resource_group:
             self._remote = placement_bridge.remote_for(self._ray_fn, r, what=f"function {self.__qualname__}",
                                                        base_options=self._ray_options())
+            self._checked = True
             return
         runtime.cluster.check(what=f"function {self.__qualname__}", pools=r.pools, tier=r.tier, need=r.resources)
         self._checked = True

@@ -143,6 +143,7 @@ runtime._finalize_hooks.append(_live_handles.clear)
 
 def terminate(handle: Any, *, is_sync: bool, grace_period_seconds: float) -> None:
     _live_handles.pop(handle._actor_id, None)
+    placement_bridge.forget_instance(handle)
     if SHUTDOWN_HOOK in getattr(handle, "_ray_method_num_returns", {}):
         hook = getattr(handle, SHUTDOWN_HOOK).remote(grace_period_seconds)
         ray.wait([hook], timeout=grace_period_seconds)
@@ -199,8 +200,6 @@ class InstanceCreator:
         # openYuanrong instances live until terminated or until the job ends, not until the last
         # handle is dropped (Ray's default): keep one handle per created instance until then.
         _live_handles[handle._actor_id] = handle
-        if self._resolved.instance_labels:
-            placement_bridge.record_instance(handle, self._resolved.instance_labels)
         return InstanceProxy(handle)
 
     def _first_call(self) -> None:
@@ -212,7 +211,9 @@ class InstanceCreator:
             ray_options["namespace"] = runtime.state.namespace
             self._create = self._ray_cls.options(**ray_options).remote
         if r.placement or r.resource_group:
-            self._create = placement_bridge.remote_for(self._ray_cls, r, what=what, base_options=ray_options)
+            self._create = placement_bridge.remote_for(self._ray_cls, r, what=what, base_options=ray_options,
+                                                       for_instance=True)
+            self._checked = True
             return
         runtime.cluster.check(what=what, pools=r.pools, tier=r.tier, need=r.resources)
         self._checked = True

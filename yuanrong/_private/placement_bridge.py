@@ -1,25 +1,140 @@
-"""Where yuanrong hands calls to the placement engine: resource groups, pools, affinities."""
+"""Where yuanrong hands calls to the placement engine: resource groups, policies, affinities.
+
+Calls whose options need a decision (``schedule_affinities``, instance ``labels``,
+``placement_policy``, ``latency_budget_ms``/``client_region``, ``data_locality``) are placed by
+:class:`placement.ray_adapter.RayPlacer` at each call: the policy picks a node from a fresh-enough
+snapshot, and the call is pinned there with Ray's ``label_selector``. Instances that Ray may
+restart (``recover_retry_times > 0``) are pinned to the chosen *pool* with the runner-up pools as
+ordered fallbacks instead, so a restart after the node dies is re-placed by the same policy order.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import ray
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from yuanrong._private import resource_groups
+import placement
+from placement.ray_adapter import RayPlacer
+from yuanrong._private import resource_groups, runtime
 from yuanrong._private.options import Resolved
-from yuanrong.exception import InvalidOptionError
+from yuanrong.affinity import Affinity
+from yuanrong.exception import InvalidOptionError, PlacementError
+
+_placer: RayPlacer | None = None
+_placer_lock = threading.Lock()
 
 
-def remote_for(ray_callable: Any, resolved: Resolved, *, what: str,
-               base_options: Mapping[str, Any]) -> Callable[..., Any]:
+def placer() -> RayPlacer:
+    """This process's placer (one snapshot cache, one view of the instance-label registry)."""
+    global _placer
+    with _placer_lock:
+        if _placer is None:
+            _placer = RayPlacer(pools=runtime.state.pools_file or None)
+        return _placer
+
+
+def _reset() -> None:
+    global _placer
+    _placer = None
+
+
+runtime._finalize_hooks.append(_reset)
+
+
+def to_placement_affinity(a: Affinity) -> placement.Affinity:
+    return placement.Affinity(
+        placement.AffinityKind[a.affinity_kind.name],
+        placement.AffinityType[a.affinity_type.name],
+        tuple(placement.LabelOperator(placement.OperatorType[o.operator_type.name], o.key, o.values)
+              for o in a.label_operators),
+        priority=0,
+    )
+
+
+def instance_labels(labels: tuple[str, ...]) -> dict[str, str]:
+    """openYuanrong instance labels (``"key"`` or ``"key:value"``) as a dict."""
+    out = {}
+    for label in labels:
+        key, _, value = label.partition(":")
+        out[key] = value
+    return out
+
+
+def _data_nodes(items: list[Any]) -> tuple[str, ...]:
+    import datashare
+    from yuanrong._private.object_ref import ObjectRef
+
+    nodes: list[str] = []
+    refs = [i.ray_ref if isinstance(i, ObjectRef) else i for i in items if isinstance(i, (ObjectRef, ray.ObjectRef))]
+    if refs:
+        for loc in ray.experimental.get_object_locations(refs).values():
+            nodes.extend(loc.get("node_ids", []))
+    for name in (i for i in items if isinstance(i, str)):
+        nodes.extend(datashare.where(name))
+    bad = [i for i in items if not isinstance(i, (str, ObjectRef, ray.ObjectRef))]
+    if bad:
+        raise InvalidOptionError(f"InvokeOptions.data_locality has {bad[0]!r}; use ObjectRefs or dataset names.",
+                                 option="data_locality", value=items)
+    return tuple(dict.fromkeys(nodes))
+
+
+def build_request(resolved: Resolved) -> placement.PlacementRequest:
+    p = resolved.placement
+    affinities = tuple(to_placement_affinity(a) for a in p.get("schedule_affinities", ()))
+    bundle = placement.Bundle(
+        {k: v for k, v in resolved.resources.items() if v > 0},
+        pools=resolved.pools,
+        tiers=(resolved.tier,) if resolved.tier else (),
+        affinities=affinities,
+        data_nodes=_data_nodes(list(p.get("data_locality", ()))),
+    )
+    return placement.PlacementRequest((bundle,), client_region=p.get("client_region"),
+                                      latency_budget_ms=p.get("latency_budget_ms"))
+
+
+def remote_for(ray_callable: Any, resolved: Resolved, *, what: str, base_options: Mapping[str, Any],
+               for_instance: bool = False) -> Callable[..., Any]:
     """The ``.remote`` to use for calls with placement-related options."""
+    if resolved.resource_group:
+        return _resource_group_remote(ray_callable, resolved, what=what, base_options=base_options)
+    policy = resolved.placement.get("placement_policy") or "default"
+    if policy not in placement.POLICIES:
+        raise InvalidOptionError(
+            f"{what}: InvokeOptions.placement_policy={policy!r} is unknown; use one of "
+            f"{', '.join(sorted(placement.POLICIES))}.", option="placement_policy", value=policy)
+    base = {k: v for k, v in base_options.items() if k != "label_selector"}
+    restartable = for_instance and base.get("max_restarts", 0) > 0
+    pin = "pool" if restartable else "node"
+    labels = instance_labels(resolved.instance_labels) if for_instance else {}
+    # Data moves, so a request with data locality is rebuilt (its locations read again) per call.
+    fixed_request = None if resolved.placement.get("data_locality") else build_request(resolved)
+
+    def remote(*args: Any, **kwargs: Any) -> Any:
+        request = fixed_request or build_request(resolved)
+        try:
+            chosen = placer().options_for(request, policy=policy, pin=pin)
+        except placement.PlacementInfeasible as e:
+            raise PlacementError(f"{what} cannot be placed: {e}", explanation=str(e)) from None
+        out = ray_callable.options(**base, **chosen).remote(*args, **kwargs)
+        if labels:
+            node = chosen.get("label_selector", {}).get(placement.labels.NODE_ID)
+            placer().register_instance(out._actor_id.hex(), labels, node_id=node)
+        return out
+
+    return remote
+
+
+def _resource_group_remote(ray_callable: Any, resolved: Resolved, *, what: str,
+                           base_options: Mapping[str, Any]) -> Callable[..., Any]:
     if resolved.placement:
-        names = ", ".join(sorted(resolved.placement))
-        raise NotImplementedError(
-            f"{what}: InvokeOptions {names} need the placement engine, which yuanrong does not wire into "
-            f"calls yet. Use pool=/tier= (node-label pinning) or resource groups for now.")
+        raise InvalidOptionError(
+            f"{what}: resource_group_options cannot be combined with {', '.join(sorted(resolved.placement))}; "
+            f"the group's bundles were already placed. Give those constraints when creating the group.",
+            option="resource_group_options", value=resolved.resource_group)
     name, index = resolved.resource_group
     pg = resource_groups.lookup(name)
     count = len(pg.bundle_specs)
@@ -31,6 +146,7 @@ def remote_for(ray_callable: Any, resolved: Resolved, *, what: str,
     return ray_callable.options(**base_options, scheduling_strategy=strategy).remote
 
 
-def record_instance(handle: Any, labels: tuple[str, ...]) -> None:
-    """Remember an instance's labels for INSTANCE affinity of later placements."""
-    raise NotImplementedError("instance labels need the placement engine, which is not wired in yet.")
+def forget_instance(handle: Any) -> None:
+    """Drop a terminated instance's labels from the registry (if the placer is in use)."""
+    if _placer is not None:
+        _placer.forget_instance(handle._actor_id.hex())

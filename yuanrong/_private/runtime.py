@@ -13,7 +13,6 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
 
 import ray
 import ray.exceptions as rex
@@ -65,7 +64,7 @@ class ClientInfo:
 
 
 class _State:
-    __slots__ = ("initialized", "owns_ray", "namespace", "info", "lock")
+    __slots__ = ("initialized", "owns_ray", "namespace", "info", "lock", "pools_file")
 
     def __init__(self) -> None:
         self.initialized = False
@@ -73,6 +72,7 @@ class _State:
         self.namespace = DEFAULT_NAMESPACE
         self.info: ClientInfo | None = None
         self.lock = threading.Lock()
+        self.pools_file = ""
 
 
 state = _State()
@@ -180,7 +180,7 @@ def init(conf: Config | None = None) -> ClientInfo:
                 namespace=namespace,
                 runtime_env=runtime_env or None,
                 include_dashboard=conf.include_dashboard,
-                labels=pool_labels.pool_labels(conf.pools, tier=conf.tier),
+                labels=pool_labels.pool_labels(conf.pool, tier=conf.tier),
                 object_store_memory=conf.object_store_memory_mb * 1024 * 1024 if conf.object_store_memory_mb else None,
                 logging_level=conf.log_level,
                 log_to_driver=conf.log_to_driver,
@@ -189,6 +189,7 @@ def init(conf: Config | None = None) -> ClientInfo:
             embedded = True
         ctx = ray.get_runtime_context()
         state.namespace = namespace
+        state.pools_file = conf.pools_file or os.environ.get("YR_POOLS_FILE", "")
         state.owns_ray = owns
         state.info = ClientInfo(job_id=ctx.get_job_id(), address=ctx.gcs_address, namespace=namespace,
                                 embedded=embedded)
