@@ -200,8 +200,11 @@ class _Engine:
             def pools_detail(ex: set[str], unknown: list[str] = unknown) -> str:
                 msg = f"bundle requires pool in ({', '.join(b.pools)})"
                 if unknown:
-                    msg += (f"; pool={unknown[0]!r} does not exist; known pools: {', '.join(names)}. "
-                            "Add it to the pools file or pick one of those")
+                    live = [p for p in names if s.alive[s.pool_nodes[p]].any()]
+                    msg += f"; pool={unknown[0]!r} does not exist; known pools: {', '.join(live) or '(none)'}"
+                    if len(live) < len(names):
+                        msg += f" (no live node: {', '.join(p for p in names if p not in live)})"
+                    msg += ". Add it to the pools file or pick one of those"
                 return msg
             out.append(_Step("pools", "pool", self._pool_ok(b.pools), pools_detail))
         if b.tiers:

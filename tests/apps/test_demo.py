@@ -1,4 +1,4 @@
-"""The side-by-side demo end to end, as a separate driver with its own cluster."""
+"""``yr demo`` end to end (the README's first command), as a separate driver with its own cluster."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.subprocess, pytest.mark.slow]
 def test_demo_runs_all_three_workloads_and_stops_cleanly(tmp_path):
     png = tmp_path / "demo.png"
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "YR_ADDRESS")}
-    proc = subprocess.run([sys.executable, "-m", "apps.demo", "--rows", "50000", "--requests", "20",
+    proc = subprocess.run([sys.executable, "-m", "yuanrong.cli", "demo", "--rows", "50000", "--requests", "20",
                            "--png", str(png)], capture_output=True, text=True, timeout=420, env=env, cwd=tmp_path)
     out = proc.stdout
     assert proc.returncode == 0, f"{out}\n{proc.stderr[-4000:]}"
@@ -29,3 +29,15 @@ def test_demo_runs_all_three_workloads_and_stops_cleanly(tmp_path):
         assert service in out
     assert "summary:" in out and png.stat().st_size > 10_000
     assert out.index("stopping Serve") > out.index("summary:")
+
+
+def test_basic_demo_fans_calls_out_across_the_pools(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "YR_ADDRESS")}
+    proc = subprocess.run([sys.executable, "-m", "yuanrong.cli", "demo", "--basic"], capture_output=True,
+                          text=True, timeout=300, env=env, cwd=tmp_path)
+    out = proc.stdout
+    assert proc.returncode == 0, f"{out}\n{proc.stderr[-4000:]}"
+    ran_on = [line.split()[1] for line in out.splitlines() if line.startswith("read_sensor(")]
+    assert sorted(ran_on) == ["edge-1"] * 3 + ["edge-2"] * 3
+    assert any(line.startswith("Aggregator.report()") and " cloud " in line for line in out.splitlines())
+    assert "edge-9" in out and "PlacementError" not in proc.stderr

@@ -8,7 +8,6 @@ structure check and Ray's label validation, and the ``yr`` commands through clic
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -385,11 +384,6 @@ def test_yr_local_down_without_a_cluster_exits_1(tmp_path):
 def test_yr_local_up_rejects_a_headless_topology(tmp_path):
     assert_one_line_error(run_yr("local", "up", "--cloud", "0", "--state-dir", str(tmp_path)), 2,
                           "at least one cloud node")
-
-
-@pytest.mark.skipif(importlib.util.find_spec("yuanrong.demo") is not None, reason="the demo exists")
-def test_yr_demo_without_demo_module_exits_1():
-    assert_one_line_error(run_yr("demo"), 1, "no module yuanrong.demo")
 
 
 def test_help_is_consistent():

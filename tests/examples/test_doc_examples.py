@@ -12,6 +12,10 @@ Expectations sit next to each program:
   corresponding stdout line, for output the documentation leaves open (ids, timings, ordering,
   exception messages). The number of stdout lines must equal the number of expressions.
 
+Lines that Ray's driver prints on its own with the ``(raylet)`` prefix are left out of the
+comparison: they are cluster diagnostics Ray publishes to every driver (e.g. its warning when many
+workers start at once on a 2-core machine), not output of the program.
+
 After each program, no raylet (nor any other process) started by it may be left running.
 """
 
@@ -51,8 +55,11 @@ def _expectation(name: str) -> tuple[str, list[str]]:
     return ("exact" if path is exact else "regex"), lines
 
 
+_RAYLET_PREFIXES = ("(raylet)", "\x1b[33m(raylet)\x1b[0m")
+
+
 def _stdout_lines(stdout: str) -> list[str]:
-    lines = [line.rstrip() for line in stdout.splitlines()]
+    lines = [line.rstrip() for line in stdout.splitlines() if not line.startswith(_RAYLET_PREFIXES)]
     while lines and not lines[-1]:
         lines.pop()
     return lines

@@ -68,7 +68,9 @@ def _wait_free(placer, pool, amount, timeout=10.0):
 
 def test_snapshot_reads_pools_labels_and_resources(placer, ray_session):
     snap = placer.snapshot(fresh=True)
-    by_pool = {n.pool: n for n in snap.nodes}
+    # The shared cluster may also list nodes that earlier tests added and removed: dead, kept in the
+    # snapshot so explanations can say a pool's nodes are gone.
+    by_pool = {n.pool: n for n in snap.nodes if n.alive}
     assert set(by_pool) == {"cloud", "edge-1", "edge-2"}
     assert by_pool["edge-1"].total["CPU"] == 2 and by_pool["edge-1"].total["camera"] == 1
     assert by_pool["edge-1"].labels["yr.io/site"] == "factory"
@@ -113,7 +115,8 @@ def test_offload_when_the_preferred_edge_pool_is_full(placer, ray_session, where
                 placer.create_group(req, policy="edge_first", timeout_s=1.5)
             assert 1.4 < time.monotonic() - t0 < 4
             assert info.value.timed_out
-            assert set(info.value.explanation.constraints) == {"latency_budget", "capacity"}
+            # ("alive" also names pools of nodes removed earlier in the session, if any.)
+            assert set(info.value.explanation.constraints) - {"alive"} == {"latency_budget", "capacity"}
     _wait_free(placer, "edge-1", 2)
     _wait_free(placer, "edge-2", 2)
 

@@ -80,6 +80,42 @@ def test_placement_group_bundles_are_pinned_to_the_pool(serve_address):
     serve.delete("where_pg")
 
 
+@endpoint(route="/near-site2", invoke_options=yr.InvokeOptions(cpu=250, memory=0, client_region="site-2",
+                                                              latency_budget_ms=5))
+def near_site2(request):
+    return _where()
+
+
+def test_latency_budget_places_replicas_through_the_placement_engine(serve_address):
+    opts = near_site2.serve_options()["ray_actor_options"]
+    assert opts["label_selector"] == {"yr.io/pool": "edge-2"}
+    run(near_site2)
+    status, body = http("GET", f"{serve_address.http_url}/near-site2")
+    assert status == 200 and body["pool"] == "edge-2"
+    serve.delete("near_site2")
+
+
+def test_endpoint_placement_errors_are_clear(serve_address):
+    K, T, O = yr.AffinityKind, yr.AffinityType, yr.OperatorType
+    away = yr.Affinity(K.INSTANCE, T.REQUIRED_ANTI, [yr.LabelOperator(O.LABEL_EXISTS, "role")])
+
+    @endpoint(route="/apart", invoke_options=yr.InvokeOptions(cpu=250, memory=0, schedule_affinities=[away]))
+    def apart(request):
+        return None
+
+    with pytest.raises(yr.InvalidOptionError, match="cannot apply to Serve replicas"):
+        apart.bind()
+
+    @endpoint(route="/far", invoke_options=yr.InvokeOptions(cpu=250, memory=0, client_region="site-1",
+                                                             latency_budget_ms=0.5))
+    def far(request):
+        return None
+
+    with pytest.raises(yr.PlacementError, match="cannot be placed") as info:
+        far.bind()
+    assert "latency" in info.value.explanation.lower()
+
+
 def test_unknown_pool_fails_fast_with_the_known_ones(serve_address):
     with pytest.raises(yr.PlacementError, match=r"pool='edge-9' does not exist; known pools: cloud, edge-1, edge-2"):
         run(where_fn.options(pool="edge-9"))

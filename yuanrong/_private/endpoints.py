@@ -18,7 +18,7 @@ from typing import Any
 from ray import serve
 
 from yuanrong._private import options as options_mod
-from yuanrong._private import runtime
+from yuanrong._private import placement_bridge, runtime
 from yuanrong.config import InvokeOptions
 from yuanrong.exception import InvalidOptionError
 
@@ -245,9 +245,15 @@ class Endpoint:
         s, r = self._spec, self._resolved
         actor = {k: r.ray_options[k] for k in _ACTOR_OPTION_KEYS if k in r.ray_options}
         out: dict[str, Any] = {"name": s.name}
+        if r.placement:
+            # Affinities, a policy, a latency budget or data locality: the placement engine picks
+            # the pool (with runner-up pools as fallbacks); Serve places replicas inside it.
+            runtime.require_init()
+            actor.update(placement_bridge.pool_options(r, what=f"endpoint {s.name!r}"))
         selector = actor.get("label_selector")
         if s.bundles is not None:
             actor.pop("label_selector", None)
+            actor.pop("fallback_strategy", None)
             first = s.bundles[0]
             lacking = {k: v for k, v in (("CPU", actor.get("num_cpus", 0)), ("memory", actor.get("memory", 0)),
                                          *actor.get("resources", {}).items()) if v and first.get(k, 0) < v}

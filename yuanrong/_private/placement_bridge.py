@@ -96,16 +96,21 @@ def build_request(resolved: Resolved) -> placement.PlacementRequest:
                                       latency_budget_ms=p.get("latency_budget_ms"))
 
 
-def remote_for(ray_callable: Any, resolved: Resolved, *, what: str, base_options: Mapping[str, Any],
-               for_instance: bool = False) -> Callable[..., Any]:
-    """The ``.remote`` to use for calls with placement-related options."""
-    if resolved.resource_group:
-        return _resource_group_remote(ray_callable, resolved, what=what, base_options=base_options)
+def _policy(resolved: Resolved, what: str) -> str:
     policy = resolved.placement.get("placement_policy") or "default"
     if policy not in placement.POLICIES:
         raise InvalidOptionError(
             f"{what}: InvokeOptions.placement_policy={policy!r} is unknown; use one of "
             f"{', '.join(sorted(placement.POLICIES))}.", option="placement_policy", value=policy)
+    return policy
+
+
+def remote_for(ray_callable: Any, resolved: Resolved, *, what: str, base_options: Mapping[str, Any],
+               for_instance: bool = False) -> Callable[..., Any]:
+    """The ``.remote`` to use for calls with placement-related options."""
+    if resolved.resource_group:
+        return _resource_group_remote(ray_callable, resolved, what=what, base_options=base_options)
+    policy = _policy(resolved, what)
     base = {k: v for k, v in base_options.items() if k != "label_selector"}
     restartable = for_instance and base.get("max_restarts", 0) > 0
     pin = "pool" if restartable else "node"
@@ -126,6 +131,30 @@ def remote_for(ray_callable: Any, resolved: Resolved, *, what: str, base_options
         return out
 
     return remote
+
+
+def pool_options(resolved: Resolved, *, what: str) -> dict[str, Any]:
+    """Pool-level ``label_selector`` (plus ordered ``fallback_strategy``) chosen by the policy.
+
+    For work that Ray or Serve starts and restarts on its own (Serve replicas): the decision is made
+    once, and pinning to a pool rather than a node lets a replica come back on any node of the pool.
+    INSTANCE affinity and instance labels need node-level pins of each replica, which Serve does
+    not expose, so they are refused here with the alternative.
+    """
+    p = resolved.placement
+    kinds = {a.affinity_kind.name for a in p.get("schedule_affinities", ())}
+    if "labels" in p or "INSTANCE" in kinds:
+        field = "labels" if "labels" in p else "schedule_affinities"
+        raise InvalidOptionError(
+            f"{what}: InvokeOptions.{field} (instance labels / INSTANCE affinity) cannot apply to Serve replicas, "
+            f"which Serve creates and restarts itself; use RESOURCE affinity, pool= or placement_policy instead.",
+            option=field, value=p[field])
+    policy = _policy(resolved, what)
+    try:
+        return placer().options_for(build_request(resolved), policy=policy, pin="pool",
+                                    timeout_s=resolved.schedule_timeout_s)
+    except placement.PlacementInfeasible as e:
+        raise PlacementError(f"{what} cannot be placed: {e}", explanation=str(e)) from None
 
 
 def _resource_group_remote(ray_callable: Any, resolved: Resolved, *, what: str,
