@@ -13,9 +13,10 @@ import pytest
 
 @pytest.mark.subprocess
 @pytest.mark.slow
-def test_pool_pinned_instance_is_replaced_in_the_runner_up_pool_when_its_node_dies():
+def test_pool_pinned_instance_is_replaced_in_the_runner_up_pool_when_its_node_dies(tmp_path):
+    pools_file = tmp_path / "pools.yaml"
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "YR_ADDRESS")}
-    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("replacement_driver.py"))],
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("replacement_driver.py")), str(pools_file)],
                           capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -23,9 +24,10 @@ def test_pool_pinned_instance_is_replaced_in_the_runner_up_pool_when_its_node_di
     assert out["options"] == {"label_selector": {"yr.io/pool": "edge-1"},
                               "fallback_strategy": [{"label_selector": {"yr.io/pool": "edge-2"}}]}
     assert out["first_node"] == out["edge1"]
-    # Ray restarted the actor in the policy's runner-up pool.
+    # Ray restarted the actor in the policy's runner-up pool; likewise the yuanrong instance.
     assert out["after_node"] == out["edge2"]
-    # A fresh decision sees edge-1's node as dead and edge-2 taken by the restarted instance; the
+    assert out["yr_first_node"] == out["edge1"] and out["yr_after_node"] == out["edge2"]
+    # A fresh decision for 1 CPU sees edge-1's node as dead and edge-2 taken by the restarted instances; the
     # cloud is outside the 20 ms budget, and the explanation says all three.
     assert out["edge1_alive_in_snapshot"] in ([False], [])
     assert out["redecision"] == []
