@@ -365,6 +365,29 @@ class RayPlacer:
             f"{text}. The group was removed; retry, raise schedule_timeout_ms, or free capacity.",
             explanation=why, request=request, timed_out=True)
 
+    def bundle_selectors(self, request: PlacementRequest, *,
+                         policy: str | Policy = "default") -> list[dict[str, str]] | None:
+        """``bundle_label_selector`` pinning each bundle where the policy puts it, for a group whose
+        caller creates it and waits on its own (openYuanrong's ``create_resource_group`` then ``wait``).
+
+        Returns:
+            One node-id selector per bundle, or ``None`` when the request fits the cluster's totals
+            but not what is free right now: the caller then creates the group unpinned and Ray
+            reserves it once capacity frees up, wherever that happens.
+
+        Raises:
+            PlacementInfeasible: No placement exists even on an idle cluster (nothing is created).
+        """
+        pol = get_policy(policy)
+        decision = self.decide(request, policy=pol)
+        if not decision.feasible:
+            snap = self.snapshot()
+            if not pol(request, snap.replace(available=snap.total)).feasible:
+                decision.raise_if_infeasible(request)
+            return None
+        self._reserve(decision, request)
+        return [{label_keys.NODE_ID: p.node_id} for p in decision.placements]
+
     def _decide_within(self, request: PlacementRequest, policy: str | Policy, deadline: float,
                        timeout_s: float) -> Decision:
         """Decide; wait (re-reading the cluster) while the request only lacks free capacity.

@@ -102,3 +102,23 @@ def test_data_locality_runs_work_where_the_data_is(yr_session):
     yr.wait([block], timeout=60)
     n, pool = yr.get(size_of.options(cpu=100, memory=32, data_locality=[block]).invoke(block))
     assert n == 2_000_000 and pool == "edge-2"
+
+
+def test_resource_group_bundles_are_placed_by_the_policy(yr_session):
+    rg = yr.create_resource_group([{"CPU": 250, "camera": 1}, {"CPU": 250}], strategy="SPREAD",
+                                  placement_policy="carbon_aware")
+    rg.wait(30)
+    pools = []
+    for i, extra in enumerate(({"camera": 1}, {})):
+        opts = yr.InvokeOptions(cpu=250, memory=0, custom_resources=extra,
+                                resource_group_options=yr.ResourceGroupOptions(rg.resource_group_name, i))
+        pools.append(yr.get(pool_of.options(opts).invoke()))
+    # The camera is only on edge-1; the other bundle goes where the grid is cleanest (cloud).
+    assert pools == ["edge-1", "cloud"]
+    too_big = yr.InvokeOptions(cpu=1000, memory=0,
+                               resource_group_options=yr.ResourceGroupOptions(rg.resource_group_name, 1))
+    with pytest.raises(yr.InvalidOptionError, match="bundle 1 .* is smaller"):
+        pool_of.options(too_big).invoke()
+    yr.remove_resource_group(rg)
+    with pytest.raises(yr.InvalidOptionError, match="placement_policy='greenest' is unknown"):
+        yr.create_resource_group([{"CPU": 250}], placement_policy="greenest")

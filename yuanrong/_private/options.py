@@ -215,8 +215,9 @@ def resolve(opts: InvokeOptions, *, for_instance: bool) -> Resolved:
     num_gpus = resources.pop("GPU", 0)
     ray_opts: dict[str, Any] = {"num_cpus": opts.cpu / 1000}
     need: dict[str, float] = {"CPU": opts.cpu / 1000}
+    # Always set, so memory=0 also clears the memory a decorator's options asked for.
+    ray_opts["memory"] = int(opts.memory * _MB)
     if opts.memory:
-        ray_opts["memory"] = int(opts.memory * _MB)
         need["memory"] = ray_opts["memory"]
     if num_gpus:
         ray_opts["num_gpus"] = num_gpus

@@ -19,7 +19,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 import placement
 from placement.ray_adapter import RayPlacer
-from yuanrong._private import resource_groups, runtime
+from yuanrong._private import runtime
 from yuanrong._private.options import Resolved
 from yuanrong.affinity import Affinity
 from yuanrong.exception import InvalidOptionError, PlacementError
@@ -96,11 +96,11 @@ def build_request(resolved: Resolved) -> placement.PlacementRequest:
                                       latency_budget_ms=p.get("latency_budget_ms"))
 
 
-def _policy(resolved: Resolved, what: str) -> str:
-    policy = resolved.placement.get("placement_policy") or "default"
+def _policy(name: str | None, what: str) -> str:
+    policy = name or "default"
     if policy not in placement.POLICIES:
         raise InvalidOptionError(
-            f"{what}: InvokeOptions.placement_policy={policy!r} is unknown; use one of "
+            f"{what}: placement_policy={policy!r} is unknown; use one of "
             f"{', '.join(sorted(placement.POLICIES))}.", option="placement_policy", value=policy)
     return policy
 
@@ -110,7 +110,7 @@ def remote_for(ray_callable: Any, resolved: Resolved, *, what: str, base_options
     """The ``.remote`` to use for calls with placement-related options."""
     if resolved.resource_group:
         return _resource_group_remote(ray_callable, resolved, what=what, base_options=base_options)
-    policy = _policy(resolved, what)
+    policy = _policy(resolved.placement.get("placement_policy"), what)
     base = {k: v for k, v in base_options.items() if k != "label_selector"}
     restartable = for_instance and base.get("max_restarts", 0) > 0
     pin = "pool" if restartable else "node"
@@ -121,7 +121,7 @@ def remote_for(ray_callable: Any, resolved: Resolved, *, what: str, base_options
     def remote(*args: Any, **kwargs: Any) -> Any:
         request = fixed_request or build_request(resolved)
         try:
-            chosen = placer().options_for(request, policy=policy, pin=pin)
+            chosen = placer().options_for(request, policy=policy, pin=pin, timeout_s=resolved.schedule_timeout_s)
         except placement.PlacementInfeasible as e:
             raise PlacementError(f"{what} cannot be placed: {e}", explanation=str(e)) from None
         out = ray_callable.options(**base, **chosen).remote(*args, **kwargs)
@@ -149,10 +149,21 @@ def pool_options(resolved: Resolved, *, what: str) -> dict[str, Any]:
             f"{what}: InvokeOptions.{field} (instance labels / INSTANCE affinity) cannot apply to Serve replicas, "
             f"which Serve creates and restarts itself; use RESOURCE affinity, pool= or placement_policy instead.",
             option=field, value=p[field])
-    policy = _policy(resolved, what)
+    policy = _policy(resolved.placement.get("placement_policy"), what)
     try:
         return placer().options_for(build_request(resolved), policy=policy, pin="pool",
                                     timeout_s=resolved.schedule_timeout_s)
+    except placement.PlacementInfeasible as e:
+        raise PlacementError(f"{what} cannot be placed: {e}", explanation=str(e)) from None
+
+
+def group_selectors(ray_bundles: list[dict[str, float]], strategy: str, policy: str | None, *,
+                    what: str) -> list[dict[str, str]] | None:
+    """Where the engine puts each bundle of a resource group (``None``: wait for free capacity)."""
+    policy = _policy(policy, what)
+    request = placement.PlacementRequest(tuple(placement.Bundle(b) for b in ray_bundles), strategy=strategy)
+    try:
+        return placer().bundle_selectors(request, policy=policy)
     except placement.PlacementInfeasible as e:
         raise PlacementError(f"{what} cannot be placed: {e}", explanation=str(e)) from None
 
@@ -164,6 +175,8 @@ def _resource_group_remote(ray_callable: Any, resolved: Resolved, *, what: str,
             f"{what}: resource_group_options cannot be combined with {', '.join(sorted(resolved.placement))}; "
             f"the group's bundles were already placed. Give those constraints when creating the group.",
             option="resource_group_options", value=resolved.resource_group)
+    from yuanrong._private import resource_groups
+
     name, index = resolved.resource_group
     pg = resource_groups.lookup(name)
     count = len(pg.bundle_specs)
@@ -171,6 +184,14 @@ def _resource_group_remote(ray_callable: Any, resolved: Resolved, *, what: str,
         raise InvalidOptionError(
             f"{what}: resource_group_options.bundle_index={index} is out of range for resource group {name!r} "
             f"with {count} bundle(s); use -1 (any bundle) or 0..{count - 1}.", option="bundle_index", value=index)
+    need = {k: v for k, v in resolved.resources.items() if v > 0}
+    bundles = pg.bundle_specs if index == -1 else [pg.bundle_specs[index]]
+    if not any(all(b.get(k, 0) + 1e-9 >= v for k, v in need.items()) for b in bundles):
+        where = "any bundle" if index == -1 else f"bundle {index} {bundles[0]}"
+        raise InvalidOptionError(
+            f"{what} needs {need} but {where} of resource group {name!r} is smaller (Ray units: CPU, memory "
+            f"in bytes); lower InvokeOptions.cpu/memory/custom_resources or create the group with larger bundles.",
+            option="resource_group_options", value=resolved.resource_group)
     strategy = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=index)
     return ray_callable.options(**base_options, scheduling_strategy=strategy).remote
 

@@ -10,7 +10,7 @@ from typing import Any
 import ray
 from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
 
-from yuanrong._private import runtime
+from yuanrong._private import placement_bridge, runtime
 from yuanrong.exception import InvalidOptionError, PlacementError
 
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
@@ -84,7 +84,24 @@ class ResourceGroup:
         return f"<ResourceGroup {self.resource_group_name!r} bundles={self.bundle_specs}>"
 
 
-def create(bundles: Sequence[Mapping[str, float]], name: str | None = None, strategy: str = "PACK") -> ResourceGroup:
+def create(bundles: Sequence[Mapping[str, float]], name: str | None = None, strategy: str = "PACK", *,
+           placement_policy: str | None = None) -> ResourceGroup:
+    """Reserve ``bundles`` together; the placement engine chooses the node of every bundle.
+
+    Args:
+        bundles: openYuanrong bundles (``CPU`` millicores, ``Memory`` MB, custom resources).
+        name: Group name for ``ResourceGroupOptions``; generated when ``None``.
+        strategy: PACK, SPREAD, STRICT_PACK or STRICT_SPREAD.
+        placement_policy: yuanrong extension: the placement engine's policy (``default`` when
+            ``None``).
+
+    Returns:
+        The group; ``wait(timeout)`` blocks until Ray has reserved it.
+
+    Raises:
+        InvalidOptionError: Bad bundles, strategy, name or policy.
+        PlacementError: The group could never be placed, with the engine's explanation.
+    """
     runtime.require_init()
     if not isinstance(bundles, (list, tuple)) or not bundles:
         raise InvalidOptionError(f"bundles={bundles!r} must be a non-empty list of dicts.", option="bundles",
@@ -106,7 +123,9 @@ def create(bundles: Sequence[Mapping[str, float]], name: str | None = None, stra
     else:
         raise InvalidOptionError(f"a resource group named {name!r} already exists; remove it first or pick another "
                                  f"name.", option="name", value=name)
-    pg = placement_group(ray_bundles, strategy=strategy, name=name)
+    selectors = placement_bridge.group_selectors(ray_bundles, strategy, placement_policy,
+                                                 what=f"resource group {name!r}")
+    pg = placement_group(ray_bundles, strategy=strategy, name=name, bundle_label_selector=selectors)
     return ResourceGroup(name, [dict(b) for b in bundles], pg)
 
 
