@@ -192,8 +192,6 @@ class _Engine:
         """The hard constraints on one bundle, in the order explanations report them."""
         s, out = self.s, []
         names = s.pool_names
-        if not s.all_alive:
-            out.append(_Step("alive", "node", s.alive, lambda ex: "their nodes are not alive"))
         if b.pools:
             unknown = [p for p in b.pools if p not in s.pools]
 
@@ -211,6 +209,10 @@ class _Engine:
             out.append(_Step("tiers", "pool", self._pool_ok(b.tiers, by_tier=True),
                              lambda ex: f"bundle requires tier in ({', '.join(b.tiers)}); tiers present: "
                                         f"{', '.join(s.tier_names)}"))
+        # After what the request names, so a dead node in a pool the bundle excludes anyway is not
+        # reported ahead of the constraint the caller can fix.
+        if not s.all_alive:
+            out.append(_Step("alive", "node", s.alive, lambda ex: "their nodes are not alive"))
         for kind in (AffinityKind.RESOURCE, AffinityKind.INSTANCE):
             if kind is AffinityKind.INSTANCE and not self.p.instance_affinity:
                 continue
