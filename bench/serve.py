@@ -19,10 +19,12 @@ import random
 import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+# Run as a script, bench/ would come first on sys.path, where placement.py and datashare.py shadow
+# the packages of the same names: put the project root there instead.
+_HERE = pathlib.Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if pathlib.Path(p or ".").resolve() != _HERE]
 
-from _report import percentile, print_table, write_json  # noqa: E402
+from bench._report import percentile, print_table, write_json  # noqa: E402
 
 
 async def echo(request):
