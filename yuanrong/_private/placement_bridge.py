@@ -10,8 +10,9 @@ ordered fallbacks instead, so a restart after the node dies is re-placed by the 
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import ray
@@ -96,6 +97,15 @@ def build_request(resolved: Resolved) -> placement.PlacementRequest:
                                       latency_budget_ms=p.get("latency_budget_ms"))
 
 
+@contextlib.contextmanager
+def _explained(what: str) -> Iterator[None]:
+    """The engine's infeasibility as yuanrong's PlacementError, naming what was being placed."""
+    try:
+        yield
+    except placement.PlacementInfeasible as e:
+        raise PlacementError(f"{what} cannot be placed: {e}", explanation=str(e)) from None
+
+
 def _policy(name: str | None, what: str) -> str:
     policy = name or "default"
     if policy not in placement.POLICIES:
@@ -120,10 +130,8 @@ def remote_for(ray_callable: Any, resolved: Resolved, *, what: str, base_options
 
     def remote(*args: Any, **kwargs: Any) -> Any:
         request = fixed_request or build_request(resolved)
-        try:
+        with _explained(what):
             chosen = placer().options_for(request, policy=policy, pin=pin, timeout_s=resolved.schedule_timeout_s)
-        except placement.PlacementInfeasible as e:
-            raise PlacementError(f"{what} cannot be placed: {e}", explanation=str(e)) from None
         out = ray_callable.options(**base, **chosen).remote(*args, **kwargs)
         if labels:
             node = chosen.get("label_selector", {}).get(placement.labels.NODE_ID)
@@ -149,12 +157,10 @@ def pool_options(resolved: Resolved, *, what: str) -> dict[str, Any]:
             f"{what}: InvokeOptions.{field} (instance labels / INSTANCE affinity) cannot apply to Serve replicas, "
             f"which Serve creates and restarts itself; use RESOURCE affinity, pool= or placement_policy instead.",
             option=field, value=p[field])
-    policy = _policy(resolved.placement.get("placement_policy"), what)
-    try:
+    policy = _policy(p.get("placement_policy"), what)
+    with _explained(what):
         return placer().options_for(build_request(resolved), policy=policy, pin="pool",
                                     timeout_s=resolved.schedule_timeout_s)
-    except placement.PlacementInfeasible as e:
-        raise PlacementError(f"{what} cannot be placed: {e}", explanation=str(e)) from None
 
 
 def group_selectors(ray_bundles: list[dict[str, float]], strategy: str, policy: str | None, *,
@@ -162,10 +168,8 @@ def group_selectors(ray_bundles: list[dict[str, float]], strategy: str, policy: 
     """Where the engine puts each bundle of a resource group (``None``: wait for free capacity)."""
     policy = _policy(policy, what)
     request = placement.PlacementRequest(tuple(placement.Bundle(b) for b in ray_bundles), strategy=strategy)
-    try:
+    with _explained(what):
         return placer().bundle_selectors(request, policy=policy)
-    except placement.PlacementInfeasible as e:
-        raise PlacementError(f"{what} cannot be placed: {e}", explanation=str(e)) from None
 
 
 def _resource_group_remote(ray_callable: Any, resolved: Resolved, *, what: str,
