@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import collections
 import concurrent.futures
+import logging
 import pathlib
 import tempfile
 import time
@@ -184,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     cluster = LocalCluster().start()
     try:
         ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
+        # The demo prints its own progress; Serve's and Ray Data's per-step INFO lines would bury it.
+        for name in ("ray.serve", "ray.data"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         yr.init(yr.Config(server_address=cluster.address))
         address = start(grpc_servicer_functions=[SERVICER_FUNCTION])
         _say(f"demo: Serve at {address.http_url} (HTTP) and {address.grpc_target} (gRPC)")

@@ -381,12 +381,16 @@ class RayPlacer:
         pol = get_policy(policy)
         decision = self.decide(request, policy=pol)
         if not decision.feasible:
-            snap = self.snapshot()
-            if not pol(request, snap.replace(available=snap.total)).feasible:
-                decision.raise_if_infeasible(request)
+            self._raise_unless_fits_totals(request, pol, decision)
             return None
         self._reserve(decision, request)
         return [{label_keys.NODE_ID: p.node_id} for p in decision.placements]
+
+    def _raise_unless_fits_totals(self, request: PlacementRequest, pol: Policy, decision: Decision) -> None:
+        """Raise ``decision``'s infeasibility if the request would not fit even an idle cluster."""
+        snap = self.snapshot()
+        if not pol(request, snap.replace(available=snap.total)).feasible:
+            decision.raise_if_infeasible(request)
 
     def _decide_within(self, request: PlacementRequest, policy: str | Policy, deadline: float,
                        timeout_s: float) -> Decision:
@@ -401,9 +405,7 @@ class RayPlacer:
         pol = get_policy(policy)
         decision = self.decide(request, policy=pol)
         while not decision.feasible:
-            snap = self.snapshot()
-            if not pol(request, snap.replace(available=snap.total)).feasible:
-                decision.raise_if_infeasible(request)
+            self._raise_unless_fits_totals(request, pol, decision)
             left = deadline - time.monotonic()
             if left <= 0:
                 raise PlacementInfeasible(

@@ -181,8 +181,8 @@ def run_etl(paths: list[pathlib.Path], *, pool: str = "cloud", dataset: str = DA
     # One block per file, read inside the pinned tasks: Ray Data's read_parquet merges small files
     # into one read task (no parallelism), and a repartition would run outside the pool.
     files = ray.data.from_items([{"path": str(p)} for p in paths], override_num_blocks=len(paths))
-    partial = files.map_batches(_read_partial, batch_format="pyarrow", batch_size=None, concurrency=concurrency,
-                                **selector)
+    partial = files.map_batches(_read_partial, batch_format="pyarrow", batch_size=None,
+                                compute=ray.data.TaskPoolStrategy(size=concurrency), **selector)
     say("etl: aggregating blocks")
     blocks = [pa.Table.from_batches([b]) if isinstance(b, pa.RecordBatch) else b
               for b in partial.iter_batches(batch_format="pyarrow", batch_size=None)]
