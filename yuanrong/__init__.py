@@ -46,6 +46,7 @@ from yuanrong._private.resource_groups import create as create_resource_group
 from yuanrong._private.resource_groups import remove as remove_resource_group
 from yuanrong._private.resource_groups import resources
 from yuanrong._private.runtime import ClientInfo, finalize, init, is_initialized
+from yuanrong._private.state import load_state, save_state
 from yuanrong._private.unsupported import (
     cpp_function,
     cpp_instance_class,
@@ -143,9 +144,11 @@ __all__ = [
     "kv_set",
     "kv_write",
     "list_named_instances",
+    "load_state",
     "method",
     "put",
     "remove_resource_group",
     "resources",
+    "save_state",
     "wait",
 ]

@@ -556,3 +556,78 @@ def test_terminate_runs_the_shutdown_hook_first(yr_session, tmp_path):
     assert yr.get(g.ping.invoke()) == "pong"
     g.terminate(grace_period_seconds=5)
     assert marker.read_text() == "grace=5"
+
+
+@yr.instance
+class Tally:
+    def __init__(self, recover: bool = False):
+        self.count = 0
+        if recover:
+            try:
+                yr.load_state()         # after a restart: pick up what was saved before the crash
+            except RuntimeError:
+                pass                    # first start: nothing saved yet
+
+    def add(self, n=1):
+        self.count += n
+        return self.count
+
+    def save(self):
+        yr.save_state()
+        return self.count
+
+    def load(self):
+        yr.load_state()
+        return self.count
+
+    def die_once(self, in_pid):
+        if os.getpid() == in_pid:
+            os._exit(1)
+
+    def pid(self):
+        return os.getpid()
+
+
+def test_save_and_load_state_restore_attributes(yr_session):
+    c = Tally.options(cpu=100, memory=32).invoke()
+    with pytest.raises(RuntimeError, match="Failed to load state"):
+        yr.get(c.load.invoke())
+    yr.get(c.add.invoke(5))
+    assert yr.get(c.save.invoke()) == 5
+    yr.get(c.add.invoke(10))
+    assert yr.get(c.load.invoke()) == 5
+    assert yr.get(c.add.invoke()) == 6
+    c.terminate()
+
+
+def test_restarted_instance_reloads_its_saved_state(yr_session):
+    c = Tally.options(cpu=100, memory=32, recover_retry_times=1).invoke(True)
+    yr.get(c.add.invoke(7))
+    yr.get(c.save.invoke())
+    first = yr.get(c.pid.invoke())
+    c.die_once.invoke(first)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            pid = yr.get(c.pid.invoke(), timeout=30)
+            break
+        except yr.InstanceDiedError:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+    assert pid != first
+    assert yr.get(c.add.invoke(1)) == 8           # 7 came back from the saved state
+    c.terminate()
+
+
+def test_state_calls_outside_an_instance_say_where_they_work(yr_session):
+    with pytest.raises(RuntimeError, match="only works inside a method of a @yr.instance class"):
+        yr.save_state()
+
+    @yr.invoke
+    def stateless():
+        yr.load_state()
+
+    with pytest.raises(RuntimeError, match="stateless function"):
+        yr.get(stateless.options(cpu=100, memory=32).invoke())
+    with pytest.raises(ValueError, match="timeout_sec=0"):
+        yr.save_state(0)

@@ -10,7 +10,7 @@ from typing import Any
 import ray
 
 from yuanrong._private import options as options_mod
-from yuanrong._private import placement_bridge, runtime
+from yuanrong._private import placement_bridge, runtime, state
 from yuanrong._private.functions import check_return_nums, merge_options, wrap_result
 from yuanrong._private.object_ref import unwrap_args, unwrap_kwargs
 from yuanrong.config import InvokeOptions
@@ -148,6 +148,7 @@ def terminate(handle: Any, *, is_sync: bool, grace_period_seconds: float) -> Non
         hook = getattr(handle, SHUTDOWN_HOOK).remote(grace_period_seconds)
         ray.wait([hook], timeout=grace_period_seconds)
     ray.kill(handle, no_restart=True)
+    state.forget(handle._actor_id.hex())
     if is_sync:
         deadline = time.monotonic() + 30
         ping = handle.__ray_ready__.remote()

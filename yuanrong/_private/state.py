@@ -1,0 +1,103 @@
+"""openYuanrong's ``save_state`` / ``load_state``: an instance's attributes kept in yuanrong's KV.
+
+Inside a method (or ``__init__``) of a ``@yr.instance`` class, ``yr.save_state()`` pickles the
+instance's state (``__getstate__``, else its ``__dict__``) into datashare's KV under the instance's
+id, and ``yr.load_state()`` puts it back. Ray keeps an instance's id across restarts, so an
+instance restarted after a crash (``recover_retry_times``) finds what it saved before; calling
+``yr.load_state()`` in ``__init__`` is how it picks that up. Terminating the instance deletes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+from ray import cloudpickle
+
+from datashare import kv, ray_backend
+from datashare.errors import DatashareError
+from yuanrong._private import runtime
+
+_KEY_PREFIX = "yr-instance-state/"
+
+
+def key_for(actor_id_hex: str) -> str:
+    return _KEY_PREFIX + actor_id_hex
+
+
+def _current_instance(api: str) -> tuple[Any, str]:
+    """The instance object whose method is running in this worker, and its id."""
+    if not runtime._in_ray_worker():
+        raise RuntimeError(f"yr.{api}() only works inside a method of a @yr.instance class (remote code), "
+                           f"not on the driver; call it from the instance, e.g. in a method that you invoke.")
+    worker = ray._private.worker.global_worker
+    actor_id = worker.core_worker.get_actor_id()
+    if actor_id.is_nil():
+        raise RuntimeError(f"yr.{api}() was called in a stateless function; only @yr.instance classes have "
+                           f"state to save or load.")
+    # Ray's worker keeps the actor's object under its id from before __init__ runs (a private
+    # attribute of Ray 2.60, which yuanrong pins; tests/core/test_api.py would catch a change).
+    instance = worker.actors.get(actor_id)
+    if instance is None:
+        raise RuntimeError(f"yr.{api}(): this worker runs instance {actor_id.hex()} but Ray does not expose its "
+                           f"object; state cannot be saved or loaded here.")
+    return instance, actor_id.hex()
+
+
+def _check_timeout(timeout_sec: object, api: str) -> None:
+    if isinstance(timeout_sec, bool) or not isinstance(timeout_sec, int) or timeout_sec <= 0:
+        raise ValueError(f"yr.{api}(timeout_sec={timeout_sec!r}): expected a positive int of seconds, e.g. 30.")
+
+
+def save_state(timeout_sec: int = 30) -> None:
+    """Save the calling instance's state (its attributes) so :func:`load_state` can restore it.
+
+    Raises:
+        RuntimeError: Not called from an instance, or the state could not be stored ("Failed to
+            save state: ..." with the reason, e.g. an attribute that cannot be pickled).
+    """
+    _check_timeout(timeout_sec, "save_state")
+    instance, instance_id = _current_instance("save_state")
+    getstate = getattr(instance, "__getstate__", None)
+    state = getstate() if getstate is not None else vars(instance)
+    try:
+        blob = cloudpickle.dumps(state)
+        kv.kv_write(key_for(instance_id), blob)
+    except (DatashareError, TypeError, AttributeError, cloudpickle.pickle.PicklingError) as e:
+        raise RuntimeError(f"Failed to save state of instance {instance_id}: {e}") from e
+
+
+def load_state(timeout_sec: int = 30) -> None:
+    """Restore the calling instance's attributes to what it last saved with :func:`save_state`.
+
+    Raises:
+        RuntimeError: Not called from an instance, or nothing was saved for it ("Failed to load
+            state: ...").
+    """
+    _check_timeout(timeout_sec, "load_state")
+    instance, instance_id = _current_instance("load_state")
+    try:
+        blob = kv.kv_read(key_for(instance_id), timeout=0)
+    except DatashareError as e:
+        raise RuntimeError(f"Failed to load state of instance {instance_id}: nothing was saved for it "
+                           f"(call yr.save_state() first) — {e}") from None
+    state = cloudpickle.loads(blob)
+    setstate = getattr(instance, "__setstate__", None)
+    if setstate is not None:
+        setstate(state)
+    else:
+        instance.__dict__.clear()
+        instance.__dict__.update(state)
+
+
+def forget(actor_id_hex: str) -> None:
+    """Delete a terminated instance's saved state (no-op when there is none)."""
+    try:
+        # Without a catalogue nothing was ever saved; do not start one just to delete nothing.
+        ray.get_actor(ray_backend.CATALOGUE_NAME, namespace=ray_backend.NAMESPACE)
+    except ValueError:
+        return
+    try:
+        kv.kv_del(key_for(actor_id_hex))
+    except DatashareError:
+        pass
