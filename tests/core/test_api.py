@@ -403,18 +403,25 @@ def test_recover_retry_times_restarts_the_instance(yr_session):
                 os._exit(1)
 
     f = Fragile.options(recover_retry_times=1, cpu=100).invoke()
-    first = yr.get(f.pid.invoke())
-    f.die.invoke(first)
+    first, second = _crash_once(f)
+    assert second != first
+    f.terminate()
+
+
+def _crash_once(inst) -> tuple[int, int]:
+    """Kill the instance's process through its ``die(pid)`` method and wait until Ray restarted it.
+
+    Returns the process ids before and after.
+    """
+    first = yr.get(inst.pid.invoke())
+    inst.die.invoke(first)
     deadline = time.monotonic() + 60
     while True:
         try:
-            second = yr.get(f.pid.invoke(), timeout=30)
-            break
+            return first, yr.get(inst.pid.invoke(), timeout=30)
         except yr.InstanceDiedError:
             assert time.monotonic() < deadline
             time.sleep(0.5)
-    assert second != first
-    f.terminate()
 
 
 # --- named instances ---------------------------------------------------------------------------
@@ -580,7 +587,7 @@ class Tally:
         yr.load_state()
         return self.count
 
-    def die_once(self, in_pid):
+    def die(self, in_pid):
         if os.getpid() == in_pid:
             os._exit(1)
 
@@ -604,16 +611,7 @@ def test_restarted_instance_reloads_its_saved_state(yr_session):
     c = Tally.options(cpu=100, memory=32, recover_retry_times=1).invoke(True)
     yr.get(c.add.invoke(7))
     yr.get(c.save.invoke())
-    first = yr.get(c.pid.invoke())
-    c.die_once.invoke(first)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            pid = yr.get(c.pid.invoke(), timeout=30)
-            break
-        except yr.InstanceDiedError:
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
+    first, pid = _crash_once(c)
     assert pid != first
     assert yr.get(c.add.invoke(1)) == 8           # 7 came back from the saved state
     c.terminate()
