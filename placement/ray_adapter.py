@@ -365,13 +365,20 @@ class RayPlacer:
             f"{text}. The group was removed; retry, raise schedule_timeout_ms, or free capacity.",
             explanation=why, request=request, timed_out=True)
 
-    def bundle_selectors(self, request: PlacementRequest, *,
-                         policy: str | Policy = "default") -> list[dict[str, str]] | None:
+    def bundle_selectors(self, request: PlacementRequest, *, policy: str | Policy = "default",
+                         pin: str = "node") -> list[dict[str, str]] | None:
         """``bundle_label_selector`` pinning each bundle where the policy puts it, for a group whose
         caller creates it and waits on its own (openYuanrong's ``create_resource_group`` then ``wait``).
 
+        Args:
+            request: What to place.
+            policy: Policy name or object.
+            pin: ``"node"`` pins each bundle to its chosen node; ``"pool"`` to the chosen node's pool
+                (when every chosen node carries a pool label, else to the node), so Ray can
+                reschedule a bundle inside its pool when the node dies.
+
         Returns:
-            One node-id selector per bundle, or ``None`` when the request fits the cluster's totals
+            One selector per bundle, or ``None`` when the request fits the cluster's totals
             but not what is free right now: the caller then creates the group unpinned and Ray
             reserves it once capacity frees up, wherever that happens.
 
@@ -384,6 +391,11 @@ class RayPlacer:
             self._raise_unless_fits_totals(request, pol, decision)
             return None
         self._reserve(decision, request)
+        if pin == "pool":
+            labels = {n.node_id: n.labels for n in self.snapshot().nodes}
+            pools = [labels.get(p.node_id, {}).get(label_keys.POOL) for p in decision.placements]
+            if all(pools):
+                return [{label_keys.POOL: pool} for pool in pools]
         return [{label_keys.NODE_ID: p.node_id} for p in decision.placements]
 
     def _raise_unless_fits_totals(self, request: PlacementRequest, pol: Policy, decision: Decision) -> None:

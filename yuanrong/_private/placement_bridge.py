@@ -169,7 +169,8 @@ def group_selectors(ray_bundles: list[dict[str, float]], strategy: str, policy: 
     policy = _policy(policy, what)
     request = placement.PlacementRequest(tuple(placement.Bundle(b) for b in ray_bundles), strategy=strategy)
     with _explained(what):
-        return placer().bundle_selectors(request, policy=policy)
+        # Pool pins: a resource group outlives nodes, and Ray can move a bundle inside its pool.
+        return placer().bundle_selectors(request, policy=policy, pin="pool")
 
 
 def _resource_group_remote(ray_callable: Any, resolved: Resolved, *, what: str,
