@@ -46,6 +46,7 @@ from datashare.ray_backend import (
 from datashare.ray_backend import open_table as open  # noqa: A004 - the API's verb, like ray.get
 from datashare.ray_data_interop import publish_ray_dataset, to_ray_dataset
 from datashare.flight_server import FlightEndpoint, serve_flight
+from datashare.zero_copy import buffers_in_store
 
 list = list_datasets  # noqa: A001 - the API's verb; `datashare.list()`
 
@@ -64,6 +65,7 @@ __all__ = [
     "SchemaMismatchError",
     "StoreFullError",
     "append",
+    "buffers_in_store",
     "current_node_id",
     "delete",
     "get",

@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+import datashare
 import yuanrong as yr
 from apps.etl.pipeline import DATASET
 from apps.features import grpc_api
@@ -45,32 +46,11 @@ class UserState:
         return self.lookups.get(user_id, 0)
 
 
-def _store_spans() -> list[tuple[int, int]]:
-    spans = []
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            if "plasma" in line:
-                lo, hi = line.split()[0].split("-")
-                spans.append((int(lo, 16), int(hi, 16)))
-    return spans
-
-
-def buffers_in_store(table: pa.Table) -> tuple[int, int]:
-    """``(buffers in the shared-memory store, all buffers)`` of ``table``'s columns (Linux)."""
-    spans = _store_spans()
-    addresses = [b.address for col in table.columns for chunk in col.chunks for b in chunk.buffers()
-                 if b is not None and b.size > 0]
-    inside = sum(1 for a in addresses if any(lo <= a < hi for lo, hi in spans))
-    return inside, len(addresses)
-
-
 class FeatureService:
     """One replica: the feature table opened zero-copy, plus a handle to the shared per-user state."""
 
     def __init__(self, state: Any, dataset: str = DATASET) -> None:
         import ray
-
-        import datashare
 
         self._table = datashare.open(dataset)
         self._dataset = dataset
@@ -96,7 +76,7 @@ class FeatureService:
 
         parts = [p for p in request.url.path.split("/") if p]
         if parts[-1:] == ["stats"]:
-            inside, total = buffers_in_store(self._table)
+            inside, total = datashare.buffers_in_store(self._table)
             return {"dataset": self._dataset, "rows": self._table.num_rows, "pool": self._pool,
                     "buffers_in_store": inside, "buffers": total}
         if len(parts) >= 2 and parts[-2] == "users":

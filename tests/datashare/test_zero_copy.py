@@ -6,35 +6,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from datashare.zero_copy import buffer_addresses, store_mappings
+
 pytestmark = pytest.mark.cluster
 
 
-def _store_mappings() -> list[tuple[int, int]]:
-    spans = []
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            if "plasma" in line:
-                lo, hi = line.split()[0].split("-")
-                spans.append((int(lo, 16), int(hi, 16)))
-    return spans
-
-
 def _in_store(address: int) -> bool:
-    return any(lo <= address < hi for lo, hi in _store_mappings())
-
-
-def _buffer_addresses(value) -> list[int]:
-    if isinstance(value, np.ndarray):
-        return [value.__array_interface__["data"][0]]
-    if isinstance(value, pa.Table):
-        arrays = [c for col in value.columns for c in col.chunks]
-    elif isinstance(value, pa.RecordBatch):
-        arrays = list(value.columns)
-    elif isinstance(value, pa.ChunkedArray):
-        arrays = list(value.chunks)
-    else:
-        arrays = [value]
-    return [b.address for a in arrays for b in a.buffers() if b is not None and b.size > 0]
+    return any(lo <= address < hi for lo, hi in store_mappings())
 
 
 @pytest.mark.parametrize("kind", ["table", "batch", "chunked", "numpy"])
@@ -48,7 +26,7 @@ def test_same_node_get_points_into_the_store(ds, kind):
         "numpy": values,
     }[kind]
     got = ds.get(ds.put(value))
-    addresses = _buffer_addresses(got)
+    addresses = buffer_addresses(got)
     assert addresses and all(_in_store(a) for a in addresses), "a buffer was copied out of the store"
     if kind == "numpy":
         assert np.array_equal(got, values)
@@ -61,7 +39,7 @@ def test_open_of_a_published_dataset_points_into_the_store(ds):
     ds.publish("zc-open", table, chunk_bytes=8 * 2**20)
     opened = ds.open("zc-open")
     assert opened.equals(table)
-    assert all(_in_store(a) for a in _buffer_addresses(opened))
+    assert all(_in_store(a) for a in buffer_addresses(opened))
     ds.delete("zc-open")
 
 
