@@ -39,6 +39,7 @@ from yuanrong._private.kv import (
     kv_set,
     kv_write,
 )
+from yuanrong._private.groups import Group
 from yuanrong._private.object_ref import ObjectRef, ObjectRefGenerator
 from yuanrong._private.objects import cancel, get, put, wait
 from yuanrong._private.resource_groups import ResourceGroup
@@ -92,6 +93,7 @@ __all__ = [
     "ExistenceOpt",
     "FunctionProxy",
     "GetTimeoutError",
+    "Group",
     "GroupOptions",
     "InstanceCreator",
     "InstanceDiedError",

@@ -10,7 +10,7 @@ from typing import Any
 import ray
 
 from yuanrong._private import options as options_mod
-from yuanrong._private import placement_bridge, runtime, state
+from yuanrong._private import groups, placement_bridge, runtime, state
 from yuanrong._private.functions import check_return_nums, merge_options, wrap_result
 from yuanrong._private.object_ref import unwrap_args, unwrap_kwargs
 from yuanrong.config import InvokeOptions
@@ -82,11 +82,18 @@ class InstanceProxy:
     Handles can be passed to other functions and instances; all of them reach the same instance.
     """
 
-    __slots__ = ("_handle", "_methods")
+    __slots__ = ("_handle", "_methods", "_member")
 
-    def __init__(self, handle: Any) -> None:
+    def __init__(self, handle: Any, _member: Any = None) -> None:
         self._handle = handle
         self._methods: dict[str, MethodProxy] = {}
+        # A member of a yr.Group that is created only when the group is invoked.
+        self._member = _member
+
+    def _ray(self) -> Any:
+        if self._handle is None:
+            self._handle = self._member.ray_handle()
+        return self._handle
 
     def __getattr__(self, name: str) -> MethodProxy:
         if name.startswith("__") and name != SHUTDOWN_HOOK:
@@ -95,6 +102,7 @@ class InstanceProxy:
             return self._methods[name]
         except KeyError:
             pass
+        self._ray()
         try:
             actor_method = getattr(self._handle, name)
         except AttributeError:
@@ -107,12 +115,12 @@ class InstanceProxy:
     @property
     def instance_id(self) -> str:
         """The instance's id (Ray actor id, hex)."""
-        return self._handle._actor_id.hex()
+        return self._ray()._actor_id.hex()
 
     @property
     def ray_handle(self) -> Any:
         """The underlying Ray ``ActorHandle``."""
-        return self._handle
+        return self._ray()
 
     def terminate(self, is_sync: bool = False, grace_period_seconds: float = DEFAULT_GRACE_S) -> None:
         """Stop the instance. Runs its ``__yr_shutdown__(grace_period_seconds)`` first if it has one.
@@ -122,7 +130,7 @@ class InstanceProxy:
             grace_period_seconds: Time the shutdown hook may take before the instance is killed.
         """
         runtime.require_init()
-        terminate(self._handle, is_sync=is_sync, grace_period_seconds=grace_period_seconds)
+        terminate(self._ray(), is_sync=is_sync, grace_period_seconds=grace_period_seconds)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, InstanceProxy) and self.instance_id == other.instance_id
@@ -134,7 +142,7 @@ class InstanceProxy:
         return f"<yuanrong instance {self.instance_id}>"
 
     def __reduce__(self):
-        return (InstanceProxy, (self._handle,))
+        return (InstanceProxy, (self._ray(),))
 
 
 _live_handles: dict[Any, Any] = {}
@@ -182,6 +190,7 @@ class InstanceCreator:
             del self._ray_options["max_concurrency"]
         self._create = self._ray_cls.options(**self._ray_options).remote
         self._checked = False
+        self._group = opts.group_name
         self.__name__ = cls.__name__
         self.__qualname__ = cls.__qualname__
         self.__doc__ = cls.__doc__
@@ -197,6 +206,9 @@ class InstanceCreator:
             args = unwrap_args(args)
         if kwargs:
             kwargs = unwrap_kwargs(kwargs)
+        if self._group:
+            # Created with its group by yr.Group(...).invoke().
+            return InstanceProxy(None, groups.add_member(self, args, kwargs))
         handle = self._create(*args, **kwargs)
         # openYuanrong instances live until terminated or until the job ends, not until the last
         # handle is dropped (Ray's default): keep one handle per created instance until then.

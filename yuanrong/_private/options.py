@@ -125,7 +125,6 @@ UNSUPPORTED: dict[str, str] = {
                      "concurrency for a fixed pool of workers",
     "idle_timeout": "pooled function instances are not available on Ray",
     "max_invoke_latency": "heterogeneous-function latency targets are not available on Ray",
-    "group_name": "function groups are not available on Ray",
 }
 
 # Options the placement engine must act on: a call that sets any of them is placed by it.
@@ -248,6 +247,11 @@ def resolve(opts: InvokeOptions, *, for_instance: bool) -> Resolved:
             ray_opts["lifetime"] = "detached"
     else:
         ray_opts["max_retries"] = opts.retry_times
+        if opts.group_name:
+            raise InvalidOptionError(
+                f"InvokeOptions.group_name={opts.group_name!r} puts an instance in a yr.Group, but this is a "
+                f"stateless function; use @yr.instance for group members.", option="group_name",
+                value=opts.group_name)
         if opts.name:
             raise InvalidOptionError(
                 f"InvokeOptions.name={opts.name!r} names an instance, but this is a stateless function; "

@@ -1,0 +1,338 @@
+"""openYuanrong instance groups (``yr.Group``): instances placed all-or-nothing that share one fate.
+
+Instances created with ``InvokeOptions.group_name`` are only recorded; :meth:`Group.invoke` then asks
+the placement engine for one bundle per member (each member's resources, pools and tier), reserves
+them together as one Ray placement group, and creates every member inside its bundle. Nothing is
+created unless every bundle is reserved. With ``same_lifecycle`` (the default) the members share
+one fate: when one dies for good, a watcher in this process kills the others and frees the group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import uuid
+from typing import Any
+
+import ray
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+import placement
+from yuanrong._private import placement_bridge, runtime
+from yuanrong.config import GroupOptions
+from yuanrong.exception import InvalidOptionError, PlacementError, YRError
+
+_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
+_WATCH_PERIOD_S = 0.5
+
+
+@dataclasses.dataclass(eq=False)
+class _Member:
+    """One instance of a group: how to create it, and its Ray handle once created."""
+
+    creator: Any          # the InstanceCreator (its class and resolved options)
+    args: tuple
+    kwargs: dict
+    group_name: str
+    handle: Any = None
+    failed: str | None = None
+
+    def ray_handle(self) -> Any:
+        if self.handle is not None:
+            return self.handle
+        if self.failed:
+            raise YRError(f"this instance of group {self.group_name!r} was never created: {self.failed}")
+        raise YRError(
+            f"this instance belongs to group {self.group_name!r}, which has not been created yet; "
+            f"call yr.Group({self.group_name!r}, ...).invoke() first (members are created together).")
+
+
+_pending: dict[str, list[_Member]] = {}
+_created: dict[str, Group] = {}
+_lock = threading.Lock()
+
+
+def add_member(creator: Any, args: tuple, kwargs: dict) -> _Member:
+    """Record an instance to be created by its group's :meth:`Group.invoke`."""
+    name = creator._opts.group_name
+    member = _Member(creator, args, kwargs, name)
+    with _lock:
+        if name in _created:
+            raise InvalidOptionError(
+                f"group {name!r} was already created; a group's members are fixed when it is invoked. "
+                f"Use another group_name, or terminate the group and build it again.",
+                option="group_name", value=name)
+        _pending.setdefault(name, []).append(member)
+    return member
+
+
+def _reset() -> None:
+    with _lock:
+        _pending.clear()
+        _created.clear()
+
+
+runtime._finalize_hooks.append(_reset)
+
+
+class Group:
+    """Instances created and destroyed together (openYuanrong ``yr.Group``).
+
+    Create members with ``InvokeOptions(group_name=...)``, then call :meth:`invoke`::
+
+        g = yr.Group("pipeline", yr.GroupOptions(timeout=60))
+        opts = yr.InvokeOptions(group_name="pipeline")
+        a = Stage.options(opts).invoke("decode")
+        b = Stage.options(yr.InvokeOptions(group_name="pipeline", pool="cloud")).invoke("model")
+        g.invoke()          # both reserved together, then both created
+        g.wait()            # both constructed
+        ...
+        g.terminate()
+
+    Attributes:
+        group_name: The name members refer to.
+        group_opts: ``timeout`` (seconds to reserve and construct the members; ``-1``: the
+            members' ``schedule_timeout_ms``), ``same_lifecycle`` (members share one fate),
+            ``strategy`` (PACK, SPREAD, STRICT_PACK or STRICT_SPREAD; empty means PACK).
+    """
+
+    def __init__(self, group_name: str = "", group_opts: GroupOptions | None = None) -> None:
+        if not isinstance(group_name, str) or not group_name:
+            raise InvalidOptionError(f"group_name={group_name!r} must be a non-empty str; members refer to it "
+                                     f"with InvokeOptions.group_name.", option="group_name", value=group_name)
+        opts = group_opts if group_opts is not None else GroupOptions()
+        if not isinstance(opts, GroupOptions):
+            raise InvalidOptionError(f"group_opts={opts!r} must be a yr.GroupOptions.", option="group_opts",
+                                     value=opts)
+        if opts.strategy and opts.strategy not in _STRATEGIES:
+            raise InvalidOptionError(f"GroupOptions.strategy={opts.strategy!r} is invalid; use one of "
+                                     f"{', '.join(_STRATEGIES)} (empty means PACK).", option="strategy",
+                                     value=opts.strategy)
+        if isinstance(opts.timeout, bool) or not isinstance(opts.timeout, int) or (opts.timeout <= 0
+                                                                                  and opts.timeout != -1):
+            raise InvalidOptionError(f"GroupOptions.timeout={opts.timeout!r} must be a positive int of seconds, "
+                                     f"or -1 for the members' schedule_timeout_ms.", option="timeout",
+                                     value=opts.timeout)
+        self.group_name = group_name
+        self.group_opts = opts
+        self._members: list[_Member] = []
+        self._pg: Any = None
+        self._terminated = False
+
+    # -- creation ---------------------------------------------------------------------------------
+    def invoke(self) -> None:
+        """Reserve one bundle per member together, then create every member in its bundle.
+
+        Raises:
+            InvalidOptionError: No members, the group exists already, or a member's options cannot
+                be placed as part of a group.
+            PlacementError: The bundles could never be placed together, or were not reserved in
+                time; nothing is created.
+        """
+        runtime.require_init()
+        with _lock:
+            if self.group_name in _created:
+                raise InvalidOptionError(f"group {self.group_name!r} was already invoked.", option="group_name",
+                                         value=self.group_name)
+            members = _pending.pop(self.group_name, [])
+            if not members:
+                raise InvalidOptionError(
+                    f"group {self.group_name!r} has no members; create instances with "
+                    f"InvokeOptions(group_name={self.group_name!r}) before invoking the group.",
+                    option="group_name", value=self.group_name)
+            _created[self.group_name] = self
+        self._members = members
+        try:
+            self._reserve()
+        except BaseException as exc:
+            with _lock:
+                _created.pop(self.group_name, None)
+            for m in members:
+                m.failed = str(exc)
+            raise
+        for i, m in enumerate(members):
+            m.handle = self._create(i, m)
+        if self.group_opts.same_lifecycle:
+            _watcher.watch(self)
+
+    def _what(self) -> str:
+        return f"group {self.group_name!r}"
+
+    def _timeout_s(self) -> float:
+        if self.group_opts.timeout > 0:
+            return float(self.group_opts.timeout)
+        return max(m.creator._resolved.schedule_timeout_s for m in self._members)
+
+    def _reserve(self) -> None:
+        bundles, pools, tiers = [], [], []
+        for i, m in enumerate(self._members):
+            r = m.creator._resolved
+            if r.placement or r.resource_group:
+                given = sorted(r.placement) + (["resource_group_options"] if r.resource_group else [])
+                raise InvalidOptionError(
+                    f"{self._what()}: member {i} ({m.creator.__qualname__}) sets {', '.join(given)}; members of "
+                    f"a group are placed by the group's bundles, which take only resources, pool and tier.",
+                    option="group_name", value=self.group_name)
+            bundle = {k: float(v) for k, v in r.resources.items() if v > 0}
+            # Ray rejects an empty bundle; a member asking for nothing holds a token CPU share.
+            bundles.append(bundle or {"CPU": 0.001})
+            pools.append(r.pools)
+            tiers.append((r.tier,) if r.tier else ())
+        strategy = self.group_opts.strategy or "PACK"
+        request = placement.PlacementRequest(
+            tuple(placement.Bundle(b, pools=p, tiers=t) for b, p, t in zip(bundles, pools, tiers)),
+            strategy=strategy, name=self.group_name)
+        with placement_bridge._explained(self._what()):
+            selectors = placement_bridge.placer().bundle_selectors(request, pin="pool")
+        if selectors is None:
+            # Fits the cluster, not what is free now: pin to the members' own pools and let Ray wait.
+            selectors = [m.creator._ray_options.get("label_selector") or {} for m in self._members]
+        timeout = self._timeout_s()
+        pg = placement_group(bundles, strategy=strategy, name=f"yr-group-{self.group_name}-{uuid.uuid4().hex[:6]}",
+                             bundle_label_selector=selectors)
+        if not pg.wait(timeout):
+            remove_placement_group(pg)
+            raise PlacementError(
+                f"{self._what()} was not placed within {timeout:g} s: the cluster has no free room for all "
+                f"{len(bundles)} member(s) at once ({bundles}). Nothing was created; free resources, or raise "
+                f"GroupOptions.timeout.", explanation="bundles pending: not enough free resources at the same time")
+        self._pg = pg
+
+    def _create(self, index: int, m: _Member) -> Any:
+        from yuanrong._private import instances
+
+        creator = m.creator
+        opts = {k: v for k, v in creator._ray_options.items() if k != "label_selector"}
+        if "name" in opts and "namespace" not in opts:
+            opts["namespace"] = runtime.state.namespace
+        opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(self._pg, placement_group_bundle_index=index)
+        handle = creator._ray_cls.options(**opts).remote(*m.args, **m.kwargs)
+        instances._live_handles[handle._actor_id] = handle
+        return handle
+
+    # -- life -------------------------------------------------------------------------------------
+    def wait(self) -> None:
+        """Block until every member is constructed.
+
+        Raises:
+            YRError: The group was not invoked.
+            InstanceDiedError: A member's constructor failed or it died; the whole
+                group is then terminated (all or nothing).
+            TimeoutError: Not constructed within the group's timeout; the group is terminated.
+        """
+        runtime.require_init()
+        if self._pg is None:
+            raise YRError(f"{self._what()} has not been invoked; call invoke() before wait().")
+        from yuanrong._private.object_ref import ObjectRef
+        from yuanrong._private.objects import get
+
+        try:
+            get([ObjectRef(m.handle.__ray_ready__.remote()) for m in self._members], timeout=self._timeout_s())
+        except BaseException:
+            self.terminate()
+            raise
+
+    def terminate(self) -> None:
+        """Stop every member (their ``__yr_shutdown__`` hooks run first) and free the group's resources."""
+        runtime.require_init()
+        _watcher.unwatch(self)
+        with _lock:
+            if _created.get(self.group_name) is self:
+                del _created[self.group_name]
+        if self._terminated:
+            return
+        self._terminated = True
+        self._kill_members(grace=True)
+
+    def _kill_members(self, *, grace: bool) -> None:
+        from yuanrong._private import instances
+
+        for m in self._members:
+            if m.handle is None:
+                continue
+            try:
+                if grace:
+                    instances.terminate(m.handle, is_sync=False, grace_period_seconds=instances.DEFAULT_GRACE_S)
+                else:
+                    instances._live_handles.pop(m.handle._actor_id, None)
+                    ray.kill(m.handle, no_restart=True)
+            except Exception:  # noqa: BLE001 - a member already gone is what we want
+                pass
+        if self._pg is not None:
+            try:
+                remove_placement_group(self._pg)
+            except Exception:  # noqa: BLE001 - already removed
+                pass
+
+    @property
+    def instances(self) -> list[Any]:
+        """Handles of the members, in creation order (created once :meth:`invoke` returns)."""
+        from yuanrong._private.instances import InstanceProxy
+
+        return [InstanceProxy(m.handle) for m in self._members if m.handle is not None]
+
+    def suspend(self) -> None:
+        """Not available: Ray cannot pause running actors."""
+        raise NotImplementedError("yr.Group.suspend is not available in yuanrong: Ray cannot pause running "
+                                  "actors; terminate the group and invoke it again instead.")
+
+    def resume(self) -> None:
+        """Not available: Ray cannot pause running actors."""
+        raise NotImplementedError("yr.Group.resume is not available in yuanrong: Ray cannot pause running actors.")
+
+    def __repr__(self) -> str:
+        state = "terminated" if self._terminated else "created" if self._pg is not None else "pending"
+        return f"<yuanrong Group {self.group_name!r} {state} members={len(self._members)}>"
+
+
+class _FateWatcher:
+    """One daemon thread per process: when a member of a same-lifecycle group is dead for good
+    (Ray's actor table says DEAD, i.e. no restart left), the group's other members are killed too."""
+
+    def __init__(self) -> None:
+        self._groups: set[Group] = set()
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, group: Group) -> None:
+        with self._cv:
+            self._groups.add(group)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="yr-group-fate", daemon=True)
+                self._thread.start()
+
+    def unwatch(self, group: Group) -> None:
+        with self._cv:
+            self._groups.discard(group)
+
+    def _run(self) -> None:
+        from ray._private import state
+
+        while True:
+            with self._cv:
+                groups = list(self._groups)
+            if not groups:
+                return
+            if not ray.is_initialized():
+                with self._cv:
+                    self._groups.clear()
+                return
+            for g in groups:
+                try:
+                    dead = [m for m in g._members if m.handle is not None
+                            and (state.actors(m.handle._actor_id.hex()) or {}).get("State") == "DEAD"]
+                except Exception:  # noqa: BLE001 - the cluster is going away; the next pass decides
+                    continue
+                if dead:
+                    self.unwatch(g)
+                    g._terminated = True
+                    with _lock:
+                        if _created.get(g.group_name) is g:
+                            del _created[g.group_name]
+                    g._kill_members(grace=False)
+            time.sleep(_WATCH_PERIOD_S)
+
+
+_watcher = _FateWatcher()
