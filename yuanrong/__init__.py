@@ -40,6 +40,7 @@ from yuanrong._private.kv import (
     kv_write,
 )
 from yuanrong._private.groups import Group
+from yuanrong._private.exiting import exit
 from yuanrong._private.object_ref import ObjectRef, ObjectRefGenerator
 from yuanrong._private.objects import cancel, get, put, wait
 from yuanrong._private.resource_groups import ResourceGroup
@@ -48,6 +49,20 @@ from yuanrong._private.resource_groups import remove as remove_resource_group
 from yuanrong._private.resource_groups import resources
 from yuanrong._private.runtime import ClientInfo, finalize, init, is_initialized
 from yuanrong._private.state import load_state, save_state
+from yuanrong._private.streams import (
+    Consumer,
+    Element,
+    Producer,
+    ProducerConfig,
+    StreamFullError,
+    SubscriptionConfig,
+    SubscriptionType,
+    create_stream_consumer,
+    create_stream_producer,
+    delete_stream,
+    query_global_consumers_num,
+    query_global_producers_num,
+)
 from yuanrong._private.unsupported import (
     cpp_function,
     cpp_instance_class,
@@ -90,6 +105,8 @@ __all__ = [
     "ClientInfo",
     "ClusterConfigError",
     "Config",
+    "Consumer",
+    "Element",
     "ExistenceOpt",
     "FunctionProxy",
     "GetTimeoutError",
@@ -111,12 +128,17 @@ __all__ = [
     "ObjectRefGenerator",
     "OperatorType",
     "PlacementError",
+    "Producer",
+    "ProducerConfig",
     "ResourceGroup",
     "ResourceGroupOptions",
     "SetParam",
     "StatefulInstance",
     "StatefulInstanceCreator",
     "StatelessFunction",
+    "StreamFullError",
+    "SubscriptionConfig",
+    "SubscriptionType",
     "WriteMode",
     "YRError",
     "YRInvokeError",
@@ -125,6 +147,10 @@ __all__ = [
     "cpp_instance_class",
     "create_function_group",
     "create_resource_group",
+    "create_stream_consumer",
+    "create_stream_producer",
+    "delete_stream",
+    "exit",
     "finalize",
     "get",
     "get_function_group_context",
@@ -149,6 +175,8 @@ __all__ = [
     "load_state",
     "method",
     "put",
+    "query_global_consumers_num",
+    "query_global_producers_num",
     "remove_resource_group",
     "resources",
     "save_state",

@@ -1,0 +1,26 @@
+"""``yr.exit()``: leave the current instance, or end the driver's session."""
+
+from __future__ import annotations
+
+import ray
+
+from yuanrong._private import runtime
+from yuanrong.exception import YRError
+
+
+def exit() -> None:  # noqa: A001 - openYuanrong's name
+    """Inside an instance: stop this instance once the current call returns (no restart, as
+    ``terminate``). In a driver: the same as :func:`yuanrong.finalize`.
+
+    Raises:
+        YRError: Called inside a stateless function, which has nothing to exit.
+    """
+    if not runtime._in_ray_worker():
+        runtime.require_init()
+        runtime.finalize()
+        return
+    ctx = ray.get_runtime_context()
+    if ctx.get_actor_id() is None:
+        raise YRError("yr.exit() was called inside a stateless function; it stops an instance (call it in one of "
+                      "its methods) or ends a driver's session. Return from the function instead.")
+    ray.actor.exit_actor()
