@@ -25,6 +25,9 @@ class Reader:
     def __init__(self, stream, sub):
         self.c = yr.create_stream_consumer(stream, yr.SubscriptionConfig(sub))
 
+    def ready(self):
+        return True
+
     def take(self, n):
         got = self.c.receive(10_000, n)
         if got:
@@ -37,7 +40,16 @@ class Reader:
 
 def test_elements_flow_in_order_to_every_subscription(yr_session):
     a = yr.create_stream_consumer("orders", yr.SubscriptionConfig("billing"))
-    b = Reader.invoke("orders", "audit")
+    b = Reader.options(cpu=100, memory=32).invoke("orders", "audit")
+    try:
+        _flow(a, b)
+    finally:
+        b.terminate()
+
+
+def _flow(a, b):
+    # Subscribed before anything is sent, so the elements are held until both subscriptions ack.
+    assert yr.get(b.ready.invoke(), timeout=60)
     assert yr.get(produce.invoke("orders", 5)) == 5
     got = a.receive(timeout_ms=5_000, expect_num=5)
     assert [e.value for e in got] == [b"e0", b"e1", b"e2", b"e3", b"e4"]
