@@ -299,7 +299,7 @@ class _FateWatcher:
     def watch(self, group: Group) -> None:
         with self._cv:
             self._groups.add(group)
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="yr-group-fate", daemon=True)
                 self._thread.start()
 
@@ -313,12 +313,11 @@ class _FateWatcher:
         while True:
             with self._cv:
                 groups = list(self._groups)
-            if not groups:
-                return
-            if not ray.is_initialized():
-                with self._cv:
+                if not groups or not ray.is_initialized():
+                    # Decided under the lock, so a group watched from now on starts a new thread.
                     self._groups.clear()
-                return
+                    self._thread = None
+                    return
             for g in groups:
                 try:
                     dead = [m for m in g._members if m.handle is not None
