@@ -204,9 +204,7 @@ class Group:
         from yuanrong._private import instances
 
         creator = m.creator
-        opts = {k: v for k, v in creator._ray_options.items() if k != "label_selector"}
-        if "name" in opts and "namespace" not in opts:
-            opts["namespace"] = runtime.state.namespace
+        opts = {k: v for k, v in creator.actor_options().items() if k != "label_selector"}
         opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(self._pg, placement_group_bundle_index=index)
         handle = creator._ray_cls.options(**opts).remote(*m.args, **m.kwargs)
         instances._live_handles[handle._actor_id] = handle

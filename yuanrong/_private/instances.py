@@ -215,13 +215,19 @@ class InstanceCreator:
         _live_handles[handle._actor_id] = handle
         return InstanceProxy(handle)
 
-    def _first_call(self) -> None:
-        r = self._resolved
-        what = f"instance of {self.__qualname__}"
+    def actor_options(self) -> dict[str, Any]:
+        """Ray actor options of this creator, with a named instance's namespace filled in."""
         ray_options = dict(self._ray_options)
         if "name" in ray_options and "namespace" not in ray_options:
             # Named instances live in yuanrong's namespace, whatever Ray namespace the driver joined.
             ray_options["namespace"] = runtime.state.namespace
+        return ray_options
+
+    def _first_call(self) -> None:
+        r = self._resolved
+        what = f"instance of {self.__qualname__}"
+        ray_options = self.actor_options()
+        if ray_options != self._ray_options:
             self._create = self._ray_cls.options(**ray_options).remote
         if r.placement or r.resource_group:
             self._create = placement_bridge.remote_for(self._ray_cls, r, what=what, base_options=ray_options,
