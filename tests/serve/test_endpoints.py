@@ -23,6 +23,19 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 LIGHT = yr.InvokeOptions(cpu=250, memory=0)
 
 
+def _routed(method: str, url: str, body=None) -> tuple:
+    """The first request after a deploy: Serve's proxies learn new routes asynchronously, so a
+    request right after ``run`` can still get 404; wait (bounded) until the route is known."""
+    reply = []
+
+    def known() -> bool:
+        reply[:] = http(method, url, body)
+        return reply[0] != 404
+
+    wait_for(known, timeout=30, interval=0.2, what=f"the proxy to route {url}")
+    return tuple(reply)
+
+
 def _where() -> dict:
     import os
 
@@ -54,7 +67,7 @@ def where_pg(request):
 
 def test_function_endpoint_runs_in_its_pool_over_http(serve_address):
     run(where_fn)
-    status, body = http("POST", f"{serve_address.http_url}/where-fn", {"x": 7})
+    status, body = _routed("POST", f"{serve_address.http_url}/where-fn", {"x": 7})
     assert status == 200, body
     assert body["pool"] == "edge-1" and body["echo"] == 7
     serve.delete("where_fn")
@@ -64,7 +77,7 @@ def test_class_endpoint_with_two_replicas_in_the_cloud_tier(serve_address):
     handle = run(WhereCls.bind("hi"), name="where-cls", route="/where-cls")
     pids = set()
     for _ in range(30):
-        status, body = http("GET", f"{serve_address.http_url}/where-cls")
+        status, body = _routed("GET", f"{serve_address.http_url}/where-cls")
         assert status == 200 and body["tier"] == "cloud" and body["greeting"] == "hi"
         pids.add(body["pid"])
     assert len(pids) == 2, "both replicas should have served"
@@ -75,7 +88,7 @@ def test_class_endpoint_with_two_replicas_in_the_cloud_tier(serve_address):
 
 def test_placement_group_bundles_are_pinned_to_the_pool(serve_address):
     run(where_pg)
-    status, body = http("GET", f"{serve_address.http_url}/where-pg")
+    status, body = _routed("GET", f"{serve_address.http_url}/where-pg")
     assert status == 200 and body["pool"] == "edge-2"
     serve.delete("where_pg")
 
@@ -90,7 +103,7 @@ def test_latency_budget_places_replicas_through_the_placement_engine(serve_addre
     opts = near_site2.serve_options()["ray_actor_options"]
     assert opts["label_selector"] == {"yr.io/pool": "edge-2"}
     run(near_site2)
-    status, body = http("GET", f"{serve_address.http_url}/near-site2")
+    status, body = _routed("GET", f"{serve_address.http_url}/near-site2")
     assert status == 200 and body["pool"] == "edge-2"
     serve.delete("near_site2")
 
@@ -139,7 +152,7 @@ def test_scale_to_zero_and_back_on_a_request(serve_address):
     run(ep)
     assert _replicas("zero", "zero") == 0, "min_replicas=0 with initial_replicas=0 starts with no replica"
     started = time.monotonic()
-    status, body = http("POST", f"{serve_address.http_url}/zero", {"x": 1})
+    status, body = _routed("POST", f"{serve_address.http_url}/zero", {"x": 1})
     assert status == 200 and body["pool"] == "edge-1", body
     cold = time.monotonic() - started
     assert _replicas("zero", "zero") == 1
