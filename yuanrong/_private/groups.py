@@ -19,7 +19,6 @@ import ray
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-import placement
 from yuanrong._private import placement_bridge, runtime
 from yuanrong.config import GroupOptions
 from yuanrong.exception import InvalidOptionError, PlacementError, YRError
@@ -181,11 +180,8 @@ class Group:
             pools.append(r.pools)
             tiers.append((r.tier,) if r.tier else ())
         strategy = self.group_opts.strategy or "PACK"
-        request = placement.PlacementRequest(
-            tuple(placement.Bundle(b, pools=p, tiers=t) for b, p, t in zip(bundles, pools, tiers)),
-            strategy=strategy, name=self.group_name)
-        with placement_bridge._explained(self._what()):
-            selectors = placement_bridge.placer().bundle_selectors(request, pin="pool")
+        selectors = placement_bridge.group_selectors(bundles, strategy, None, what=self._what(), pools=pools,
+                                                     tiers=tiers)
         if selectors is None:
             # Fits the cluster, not what is free now: pin to the members' own pools and let Ray wait.
             selectors = [m.creator._ray_options.get("label_selector") or {} for m in self._members]

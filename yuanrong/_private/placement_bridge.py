@@ -164,10 +164,16 @@ def pool_options(resolved: Resolved, *, what: str) -> dict[str, Any]:
 
 
 def group_selectors(ray_bundles: list[dict[str, float]], strategy: str, policy: str | None, *,
-                    what: str) -> list[dict[str, str]] | None:
-    """Where the engine puts each bundle of a resource group (``None``: wait for free capacity)."""
+                    what: str, pools: list[tuple[str, ...]] | None = None,
+                    tiers: list[tuple[str, ...]] | None = None) -> list[dict[str, str]] | None:
+    """Where the engine puts each bundle of a resource group or instance group (``None``: wait for
+    free capacity); ``pools``/``tiers`` give each bundle's required pools and tiers."""
     policy = _policy(policy, what)
-    request = placement.PlacementRequest(tuple(placement.Bundle(b) for b in ray_bundles), strategy=strategy)
+    pools = pools or [()] * len(ray_bundles)
+    tiers = tiers or [()] * len(ray_bundles)
+    request = placement.PlacementRequest(
+        tuple(placement.Bundle(b, pools=p, tiers=t) for b, p, t in zip(ray_bundles, pools, tiers)),
+        strategy=strategy)
     with _explained(what):
         # Pool pins: a resource group outlives nodes, and Ray can move a bundle inside its pool.
         return placer().bundle_selectors(request, policy=policy, pin="pool")
