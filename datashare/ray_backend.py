@@ -603,8 +603,8 @@ def publish(name: str, data: Any, *, nodes: Sequence[str] | None = None,
         keep_previous: How many older versions stay readable; older ones are released.
         lifetime: ``"detached"`` (default): the data lives until deleted, owned by per-node
             holders (one extra in-store copy). ``"job"``: this process owns the chunks (no extra
-            copy); they are lost when it exits (as soon as Ray has freed a dead owner's objects,
-            usually well under a second), and readers then get :class:`ObjectLostError`.
+            copy); they are lost after it exits, once Ray has freed a dead owner's objects
+            (asynchronously, at times after many seconds); readers then get :class:`ObjectLostError`.
         timeout: Seconds to wait for the catalogue and holders.
 
     Returns:
