@@ -14,18 +14,9 @@ Write ``import yuanrong as yr`` where an openYuanrong program has ``import yr``:
     yr.finalize()
 """
 
-from yuanrong._private.functions import FunctionProxy, invoke
-from yuanrong._private.instances import (
-    InstanceCreator,
-    InstanceProxy,
-    MethodProxy,
-    get_instance,
-    instance,
-    kill_instance,
-    list_named_instances,
-    method,
-)
-from yuanrong._private.kv import (
+from yuanrong._private.compat.exiting import exit
+from yuanrong._private.compat.instance_state import load_state, save_state
+from yuanrong._private.compat.kv import (
     CacheType,
     ExistenceOpt,
     MSetParam,
@@ -39,17 +30,7 @@ from yuanrong._private.kv import (
     kv_set,
     kv_write,
 )
-from yuanrong._private.groups import Group
-from yuanrong._private.exiting import exit
-from yuanrong._private.object_ref import ObjectRef, ObjectRefGenerator
-from yuanrong._private.objects import cancel, get, put, wait
-from yuanrong._private.resource_groups import ResourceGroup
-from yuanrong._private.resource_groups import create as create_resource_group
-from yuanrong._private.resource_groups import remove as remove_resource_group
-from yuanrong._private.resource_groups import resources
-from yuanrong._private.runtime import ClientInfo, finalize, init, is_initialized
-from yuanrong._private.state import load_state, save_state
-from yuanrong._private.streams import (
+from yuanrong._private.compat.streams import (
     Consumer,
     Element,
     Producer,
@@ -63,7 +44,7 @@ from yuanrong._private.streams import (
     query_global_consumers_num,
     query_global_producers_num,
 )
-from yuanrong._private.unsupported import (
+from yuanrong._private.compat.unsupported import (
     cpp_function,
     cpp_instance_class,
     create_function_group,
@@ -73,6 +54,25 @@ from yuanrong._private.unsupported import (
     java_function,
     java_instance_class,
 )
+from yuanrong._private.core.functions import FunctionProxy, invoke
+from yuanrong._private.core.instance_groups import Group
+from yuanrong._private.core.instances import (
+    InstanceCreator,
+    InstanceProxy,
+    MethodProxy,
+    get_instance,
+    instance,
+    kill_instance,
+    list_named_instances,
+    method,
+)
+from yuanrong._private.core.objects import ObjectRef, ObjectRefGenerator
+from yuanrong._private.core.objects import cancel, get, put, wait
+from yuanrong._private.scheduling.resource_groups import ResourceGroup
+from yuanrong._private.scheduling.resource_groups import create as create_resource_group
+from yuanrong._private.scheduling.resource_groups import remove as remove_resource_group
+from yuanrong._private.scheduling.resource_groups import resources
+from yuanrong._private.session import ClientInfo, finalize, init, is_initialized
 from yuanrong.affinity import Affinity, AffinityKind, AffinityScope, AffinityType, LabelOperator, OperatorType
 from yuanrong.config import Config, GroupOptions, InvokeOptions, ResourceGroupOptions
 from yuanrong.exception import (

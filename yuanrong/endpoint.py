@@ -16,7 +16,7 @@ Example:
 
 from __future__ import annotations
 
-from yuanrong._private.endpoints import (
+from yuanrong._private.serve.endpoints import (
     Autoscaling,
     Endpoint,
     ServeAddress,
@@ -27,8 +27,8 @@ from yuanrong._private.endpoints import (
     shutdown,
     start,
 )
-from yuanrong._private.gateway import GATEWAY_ROUTE, serve_functions
-from yuanrong._private.router import OutstandingWorkRouter
+from yuanrong._private.serve.gateway import GATEWAY_ROUTE, serve_functions
+from yuanrong._private.serve.router import OutstandingWorkRouter
 
 __all__ = [
     "Autoscaling",

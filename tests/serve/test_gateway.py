@@ -9,7 +9,7 @@ import ray.cloudpickle
 from apps.client import request as http
 
 import yuanrong as yr
-from yuanrong._private.gateway import _Rejected, parse_invocation
+from yuanrong._private.serve.gateway import _Rejected, parse_invocation
 from yuanrong.endpoint import serve_functions
 
 # Serve's replicas import a deployment's module by name; test modules are not importable there.

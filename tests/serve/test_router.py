@@ -8,7 +8,7 @@ import time
 import pytest
 import ray.cloudpickle
 
-from yuanrong._private.router import estimate_cost, pick_least_work, remaining_work
+from yuanrong._private.serve.router import estimate_cost, pick_least_work, remaining_work
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import click
@@ -406,11 +407,25 @@ def demo(basic: bool, rows: int, requests: int, png: str) -> None:
 
         result = tour.main()
     else:
-        from apps import demo as side_by_side
-
-        result = side_by_side.main(["--rows", str(rows), "--requests", str(requests), "--png", png])
+        result = _run_side_by_side(["--rows", str(rows), "--requests", str(requests), "--png", png])
     if result:
         sys.exit(result)
+
+
+def _run_side_by_side(argv: list[str]) -> int:
+    """Run ``apps/demo.py`` from the source tree as its own program.
+
+    The apps are workloads that use yuanrong, not part of the package: they ship in the repository
+    beside it, and the wheel does not install them.
+    """
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "apps" / "demo.py").is_file():
+        raise BadInput(
+            "the side-by-side demo runs the apps in yuanrong's source tree (apps/), which this installation "
+            "does not have; clone the repository and run `pip install -e .` there, or run `yr demo --basic`.")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
+    return subprocess.run([sys.executable, "-m", "apps.demo", *argv], env=env).returncode
 
 
 def _print_json(value: Any) -> None:

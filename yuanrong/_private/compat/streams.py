@@ -19,7 +19,7 @@ from typing import Any
 
 import ray
 
-from yuanrong._private import runtime
+from yuanrong._private import session
 from yuanrong.exception import InvalidOptionError, YRError
 
 NAMESPACE = "yuanrong-streams"
@@ -298,7 +298,7 @@ class Consumer:
 
 def create_stream_producer(stream_name: str, config: ProducerConfig | None = None) -> Producer:
     """A producer of stream ``stream_name`` (the stream is created if it does not exist)."""
-    runtime.require_init()
+    session.require_init()
     config = config if config is not None else ProducerConfig()
     if not isinstance(config, ProducerConfig):
         raise InvalidOptionError(f"config={config!r} must be a yr.ProducerConfig.", option="config", value=config)
@@ -312,7 +312,7 @@ def create_stream_producer(stream_name: str, config: ProducerConfig | None = Non
 
 def create_stream_consumer(stream_name: str, config: SubscriptionConfig) -> Consumer:
     """A consumer of stream ``stream_name`` in subscription ``config.subscription_name``."""
-    runtime.require_init()
+    session.require_init()
     if not isinstance(config, SubscriptionConfig):
         raise InvalidOptionError(f"config={config!r} must be a yr.SubscriptionConfig(name).", option="config",
                                  value=config)
@@ -328,21 +328,21 @@ def create_stream_consumer(stream_name: str, config: SubscriptionConfig) -> Cons
 
 def query_global_producers_num(stream_name: str) -> int:
     """Open producers of the stream, across the cluster (0 when it does not exist)."""
-    runtime.require_init()
+    session.require_init()
     actor = _actor(_check_name(stream_name), create=False)
     return 0 if actor is None else _call(actor.counts.remote())[0]
 
 
 def query_global_consumers_num(stream_name: str) -> int:
     """Open consumers of the stream, across the cluster (0 when it does not exist)."""
-    runtime.require_init()
+    session.require_init()
     actor = _actor(_check_name(stream_name), create=False)
     return 0 if actor is None else _call(actor.counts.remote())[1]
 
 
 def delete_stream(stream_name: str) -> None:
     """Delete the stream and the elements it holds; it must have no open producer or consumer."""
-    runtime.require_init()
+    session.require_init()
     actor = _actor(_check_name(stream_name), create=False)
     if actor is None:
         return

@@ -10,9 +10,12 @@ from typing import Any
 import ray
 
 from yuanrong._private import options as options_mod
-from yuanrong._private import groups, placement_bridge, runtime, state
-from yuanrong._private.functions import check_return_nums, merge_options, wrap_result
-from yuanrong._private.object_ref import unwrap_args, unwrap_kwargs
+from yuanrong._private import session
+from yuanrong._private.compat import instance_state
+from yuanrong._private.core import group_members
+from yuanrong._private.core.functions import check_return_nums, merge_options, wrap_result
+from yuanrong._private.core.objects import unwrap_args, unwrap_kwargs
+from yuanrong._private.scheduling import calls, pins
 from yuanrong.config import InvokeOptions
 from yuanrong.exception import InstanceNotFoundError, InvalidOptionError
 
@@ -129,7 +132,7 @@ class InstanceProxy:
             is_sync: Wait until the instance is gone before returning.
             grace_period_seconds: Time the shutdown hook may take before the instance is killed.
         """
-        runtime.require_init()
+        session.require_init()
         terminate(self._ray(), is_sync=is_sync, grace_period_seconds=grace_period_seconds)
 
     def __eq__(self, other: object) -> bool:
@@ -145,18 +148,23 @@ class InstanceProxy:
         return (InstanceProxy, (self._ray(),))
 
 
-_live_handles: dict[Any, Any] = {}
-runtime._finalize_hooks.append(_live_handles.clear)
+def keep_alive(handle: Any) -> None:
+    """Keep a created instance alive until it is terminated or the session ends.
+
+    openYuanrong instances live until terminated or until the job ends, not until the last handle
+    is dropped (Ray's default): the session keeps one handle per created instance until then.
+    """
+    session.current().live_handles[handle._actor_id] = handle
 
 
 def terminate(handle: Any, *, is_sync: bool, grace_period_seconds: float) -> None:
-    _live_handles.pop(handle._actor_id, None)
-    placement_bridge.forget_instance(handle)
+    session.current().live_handles.pop(handle._actor_id, None)
+    pins.forget_instance(handle)
     if SHUTDOWN_HOOK in getattr(handle, "_ray_method_num_returns", {}):
         hook = getattr(handle, SHUTDOWN_HOOK).remote(grace_period_seconds)
         ray.wait([hook], timeout=grace_period_seconds)
     ray.kill(handle, no_restart=True)
-    state.forget(handle._actor_id.hex())
+    instance_state.forget(handle._actor_id.hex())
     if is_sync:
         deadline = time.monotonic() + 30
         ping = handle.__ray_ready__.remote()
@@ -198,8 +206,8 @@ class InstanceCreator:
 
     def invoke(self, *args: Any, **kwargs: Any) -> InstanceProxy:
         """Create the instance (asynchronously) and return its handle."""
-        if not runtime.state.initialized:
-            runtime.require_init()
+        if not session.current().initialized:
+            session.require_init()
         if not self._checked:
             self._first_call()
         if args:
@@ -208,11 +216,9 @@ class InstanceCreator:
             kwargs = unwrap_kwargs(kwargs)
         if self._group:
             # Created with its group by yr.Group(...).invoke().
-            return InstanceProxy(None, groups.add_member(self, args, kwargs))
+            return InstanceProxy(None, group_members.add_member(self, self._group, args, kwargs))
         handle = self._create(*args, **kwargs)
-        # openYuanrong instances live until terminated or until the job ends, not until the last
-        # handle is dropped (Ray's default): keep one handle per created instance until then.
-        _live_handles[handle._actor_id] = handle
+        keep_alive(handle)
         return InstanceProxy(handle)
 
     def actor_options(self) -> dict[str, Any]:
@@ -220,21 +226,15 @@ class InstanceCreator:
         ray_options = dict(self._ray_options)
         if "name" in ray_options and "namespace" not in ray_options:
             # Named instances live in yuanrong's namespace, whatever Ray namespace the driver joined.
-            ray_options["namespace"] = runtime.state.namespace
+            ray_options["namespace"] = session.current().namespace
         return ray_options
 
     def _first_call(self) -> None:
-        r = self._resolved
-        what = f"instance of {self.__qualname__}"
         ray_options = self.actor_options()
         if ray_options != self._ray_options:
             self._create = self._ray_cls.options(**ray_options).remote
-        if r.placement or r.resource_group:
-            self._create = placement_bridge.remote_for(self._ray_cls, r, what=what, base_options=ray_options,
-                                                       for_instance=True)
-            self._checked = True
-            return
-        runtime.cluster.check(what=what, pools=r.pools, tier=r.tier, need=r.resources)
+        self._create = calls.remote_for(self._ray_cls, self._resolved, what=f"instance of {self.__qualname__}",
+                                             base_options=ray_options, default=self._create, for_instance=True)
         self._checked = True
 
     def options(self, invoke_options: InvokeOptions | None = None, **kwargs: Any) -> InstanceCreator:
@@ -300,7 +300,7 @@ def _make_creator(cls: Any, invoke_options: InvokeOptions | None) -> InstanceCre
 def _namespace(namespace: str) -> str:
     if not isinstance(namespace, str):
         raise InvalidOptionError(f"namespace={namespace!r} must be a str.", option="namespace", value=namespace)
-    return namespace or runtime.state.namespace
+    return namespace or session.current().namespace
 
 
 def get_instance(name: str, namespace: str = "", timeout: float = 60) -> InstanceProxy:
@@ -313,7 +313,7 @@ def get_instance(name: str, namespace: str = "", timeout: float = 60) -> Instanc
         InstanceNotFoundError: No such instance appeared within ``timeout`` (it lists the names that
             do exist in that namespace).
     """
-    runtime.require_init()
+    session.require_init()
     if not isinstance(name, str) or not name:
         raise InvalidOptionError(f"name={name!r} must be a non-empty str.", option="name", value=name)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
@@ -354,7 +354,7 @@ def list_named_instances(all_namespaces: bool = False, namespace: str = "") -> l
 
     With ``all_namespaces=True``, a list of ``{"name": ..., "namespace": ...}`` for every namespace.
     """
-    runtime.require_init()
+    session.require_init()
     entries = ray.util.list_named_actors(all_namespaces=True)
     if all_namespaces:
         return sorted(entries, key=lambda e: (e["namespace"], e["name"]))
@@ -368,7 +368,7 @@ def kill_instance(instance_or_name: InstanceProxy | str, namespace: str = "") ->
     Raises:
         InstanceNotFoundError: No instance has that name.
     """
-    runtime.require_init()
+    session.require_init()
     if isinstance(instance_or_name, InstanceProxy):
         instance_or_name.terminate()
         return

@@ -9,8 +9,9 @@ from typing import Any
 import ray
 
 from yuanrong._private import options as options_mod
-from yuanrong._private import placement_bridge, runtime
-from yuanrong._private.object_ref import ObjectRef, ObjectRefGenerator, unwrap_args, unwrap_kwargs
+from yuanrong._private import session
+from yuanrong._private.scheduling import calls
+from yuanrong._private.core.objects import ObjectRef, ObjectRefGenerator, unwrap_args, unwrap_kwargs
 from yuanrong.config import InvokeOptions
 from yuanrong.exception import InvalidOptionError
 
@@ -70,8 +71,8 @@ class FunctionProxy:
 
     def invoke(self, *args: Any, **kwargs: Any) -> Any:
         """Run the function in the cluster; returns immediately with the result's ref(s)."""
-        if not runtime.state.initialized:
-            runtime.require_init()
+        if not session.current().initialized:
+            session.require_init()
         if not self._checked:
             self._first_call()
         if args:
@@ -81,17 +82,11 @@ class FunctionProxy:
         return self._wrap(self._remote(*args, **kwargs))
 
     def _first_call(self) -> None:
-        r = self._resolved
-        if r.placement or r.resource_group:
-            self._remote = placement_bridge.remote_for(self._ray_fn, r, what=f"function {self.__qualname__}",
-                                                       base_options=self._ray_options())
-            self._checked = True
-            return
-        runtime.cluster.check(what=f"function {self.__qualname__}", pools=r.pools, tier=r.tier, need=r.resources)
+        self._remote = calls.remote_for(self._ray_fn, self._resolved, what=f"function {self.__qualname__}",
+                                             base_options={"num_returns": self._num_returns,
+                                                           **self._resolved.ray_options},
+                                             default=self._remote)
         self._checked = True
-
-    def _ray_options(self) -> dict:
-        return {"num_returns": self._num_returns, **self._resolved.ray_options}
 
     def options(self, invoke_options: InvokeOptions | None = None, **kwargs: Any) -> FunctionProxy:
         """Return a proxy of the same function with other options (``self`` is not changed).

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import ray
 from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from yuanrong._private import placement_bridge, runtime
+from yuanrong._private import session
+from yuanrong._private.options import Resolved
+from yuanrong._private.scheduling import pins
 from yuanrong.exception import InvalidOptionError, PlacementError
 
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
@@ -72,7 +75,7 @@ class ResourceGroup:
         Raises:
             PlacementError: Not reserved within ``timeout_seconds`` (the message says why, when known).
         """
-        runtime.require_init()
+        session.require_init()
         if not self._pg.wait(timeout_seconds):
             raise PlacementError(
                 f"resource group {self.resource_group_name!r} was not placed within {timeout_seconds}s: the cluster "
@@ -102,7 +105,7 @@ def create(bundles: Sequence[Mapping[str, float]], name: str | None = None, stra
         InvalidOptionError: Bad bundles, strategy, name or policy.
         PlacementError: The group could never be placed, with the engine's explanation.
     """
-    runtime.require_init()
+    session.require_init()
     if not isinstance(bundles, (list, tuple)) or not bundles:
         raise InvalidOptionError(f"bundles={bundles!r} must be a non-empty list of dicts.", option="bundles",
                                  value=bundles)
@@ -123,7 +126,7 @@ def create(bundles: Sequence[Mapping[str, float]], name: str | None = None, stra
     else:
         raise InvalidOptionError(f"a resource group named {name!r} already exists; remove it first or pick another "
                                  f"name.", option="name", value=name)
-    selectors = placement_bridge.group_selectors(ray_bundles, strategy, placement_policy,
+    selectors = pins.group_selectors(ray_bundles, strategy, placement_policy,
                                                  what=f"resource group {name!r}")
     pg = placement_group(ray_bundles, strategy=strategy, name=name, bundle_label_selector=selectors)
     return ResourceGroup(name, [dict(b) for b in bundles], pg)
@@ -131,17 +134,17 @@ def create(bundles: Sequence[Mapping[str, float]], name: str | None = None, stra
 
 def check_feasible(ray_bundles: list[dict[str, float]], strategy: str, *, what: str) -> None:
     """Raise PlacementError when the bundles could never fit the live cluster (Ray would wait forever)."""
-    nodes = runtime.cluster.nodes()
+    nodes = session.current().cluster.nodes()
     if strategy == "STRICT_PACK":
         total: dict[str, float] = {}
         for b in ray_bundles:
             for k, v in b.items():
                 total[k] = total.get(k, 0.0) + v
-        runtime.cluster.check(what=f"{what} (STRICT_PACK: all bundles on one node)", pools=(), tier=None,
-                              need=total)
+        session.current().cluster.check(what=f"{what} (STRICT_PACK: all bundles on one node)", pools=(),
+                                        tier=None, need=total)
         return
     for i, b in enumerate(ray_bundles):
-        runtime.cluster.check(what=f"{what} bundle {i}", pools=(), tier=None, need=b)
+        session.current().cluster.check(what=f"{what} bundle {i}", pools=(), tier=None, need=b)
     if strategy == "STRICT_SPREAD" and len(ray_bundles) > len(nodes):
         raise PlacementError(
             f"{what} can never be placed: STRICT_SPREAD needs {len(ray_bundles)} different nodes but the cluster "
@@ -159,8 +162,37 @@ def lookup(name: str) -> Any:
             f"yr.create_resource_group(bundles, name={name!r}).", option="resource_group_name", value=name) from None
 
 
+def remote_for(ray_callable: Any, resolved: Resolved, *, what: str,
+               base_options: Mapping[str, Any]) -> Callable[..., Any]:
+    """The ``.remote`` of calls that target a bundle of a resource group
+    (``InvokeOptions.resource_group_options``)."""
+    if resolved.placement:
+        raise InvalidOptionError(
+            f"{what}: resource_group_options cannot be combined with {', '.join(sorted(resolved.placement))}; "
+            f"the group's bundles were already placed. Give those constraints when creating the group.",
+            option="resource_group_options", value=resolved.resource_group)
+    name, index = resolved.resource_group
+    pg = lookup(name)
+    count = len(pg.bundle_specs)
+    if not -1 <= index < count:
+        raise InvalidOptionError(
+            f"{what}: resource_group_options.bundle_index={index} is out of range for resource group {name!r} "
+            f"with {count} bundle(s); use -1 (any bundle) or 0..{count - 1}.", option="bundle_index", value=index)
+    need = {k: v for k, v in resolved.resources.items() if v > 0}
+    bundles = pg.bundle_specs if index == -1 else [pg.bundle_specs[index]]
+    if not any(all(b.get(k, 0) + 1e-9 >= v for k, v in need.items()) for b in bundles):
+        where = "any bundle" if index == -1 else f"bundle {index} {bundles[0]}"
+        raise InvalidOptionError(
+            f"{what} needs {need} but {where} of resource group {name!r} is smaller (Ray units: CPU, memory "
+            f"in bytes); lower InvokeOptions.cpu/memory/custom_resources or create the group with larger bundles.",
+            option="resource_group_options", value=resolved.resource_group)
+    strategy = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=index)
+    return ray_callable.options(**base_options, scheduling_strategy=strategy).remote
+
+
+
 def remove(resource_group: ResourceGroup | str) -> None:
-    runtime.require_init()
+    session.require_init()
     if isinstance(resource_group, ResourceGroup):
         pg = resource_group.placement_group
     elif isinstance(resource_group, str):
@@ -180,7 +212,7 @@ def remove(resource_group: ResourceGroup | str) -> None:
 
 def resources() -> list[dict[str, Any]]:
     """Node capacity in openYuanrong's shape: CPU in millicores, Memory in MB."""
-    runtime.require_init()
+    session.require_init()
     available = ray._private.state.available_resources_per_node()
     out = []
     for node in ray.nodes():

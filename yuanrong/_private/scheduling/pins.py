@@ -1,4 +1,4 @@
-"""Where yuanrong hands calls to the placement engine: resource groups, policies, affinities.
+"""Where yuanrong hands calls to the placement engine: policies, affinities, latency, data locality.
 
 Calls whose options need a decision (``schedule_affinities``, instance ``labels``,
 ``placement_policy``, ``latency_budget_ms``/``client_region``, ``data_locality``) are placed by
@@ -11,39 +11,27 @@ ordered fallbacks instead, so a restart after the node dies is re-placed by the 
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import ray
-from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+import datashare
 import placement
 from placement.ray_adapter import RayPlacer
-from yuanrong._private import runtime
+from yuanrong._private import session
+from yuanrong._private.core.objects import ObjectRef
 from yuanrong._private.options import Resolved
 from yuanrong.affinity import Affinity
 from yuanrong.exception import InvalidOptionError, PlacementError
 
-_placer: RayPlacer | None = None
-_placer_lock = threading.Lock()
-
-
 def placer() -> RayPlacer:
-    """This process's placer (one snapshot cache, one view of the instance-label registry)."""
-    global _placer
-    with _placer_lock:
-        if _placer is None:
-            _placer = RayPlacer(pools=runtime.state.pools_file or None)
-        return _placer
-
-
-def _reset() -> None:
-    global _placer
-    _placer = None
-
-
-runtime._finalize_hooks.append(_reset)
+    """This session's placer (one snapshot cache, one view of the instance-label registry)."""
+    s = session.current()
+    with s.placer_lock:
+        if s.placer is None:
+            s.placer = RayPlacer(pools=s.pools_file or None)
+        return s.placer
 
 
 def to_placement_affinity(a: Affinity) -> placement.Affinity:
@@ -66,9 +54,6 @@ def instance_labels(labels: tuple[str, ...]) -> dict[str, str]:
 
 
 def _data_nodes(items: list[Any]) -> tuple[str, ...]:
-    import datashare
-    from yuanrong._private.object_ref import ObjectRef
-
     nodes: list[str] = []
     refs = [i.ray_ref if isinstance(i, ObjectRef) else i for i in items if isinstance(i, (ObjectRef, ray.ObjectRef))]
     if refs:
@@ -118,8 +103,6 @@ def _policy(name: str | None, what: str) -> str:
 def remote_for(ray_callable: Any, resolved: Resolved, *, what: str, base_options: Mapping[str, Any],
                for_instance: bool = False) -> Callable[..., Any]:
     """The ``.remote`` to use for calls with placement-related options."""
-    if resolved.resource_group:
-        return _resource_group_remote(ray_callable, resolved, what=what, base_options=base_options)
     policy = _policy(resolved.placement.get("placement_policy"), what)
     base = {k: v for k, v in base_options.items() if k != "label_selector"}
     restartable = for_instance and base.get("max_restarts", 0) > 0
@@ -179,35 +162,8 @@ def group_selectors(ray_bundles: list[dict[str, float]], strategy: str, policy: 
         return placer().bundle_selectors(request, policy=policy, pin="pool")
 
 
-def _resource_group_remote(ray_callable: Any, resolved: Resolved, *, what: str,
-                           base_options: Mapping[str, Any]) -> Callable[..., Any]:
-    if resolved.placement:
-        raise InvalidOptionError(
-            f"{what}: resource_group_options cannot be combined with {', '.join(sorted(resolved.placement))}; "
-            f"the group's bundles were already placed. Give those constraints when creating the group.",
-            option="resource_group_options", value=resolved.resource_group)
-    from yuanrong._private import resource_groups
-
-    name, index = resolved.resource_group
-    pg = resource_groups.lookup(name)
-    count = len(pg.bundle_specs)
-    if not -1 <= index < count:
-        raise InvalidOptionError(
-            f"{what}: resource_group_options.bundle_index={index} is out of range for resource group {name!r} "
-            f"with {count} bundle(s); use -1 (any bundle) or 0..{count - 1}.", option="bundle_index", value=index)
-    need = {k: v for k, v in resolved.resources.items() if v > 0}
-    bundles = pg.bundle_specs if index == -1 else [pg.bundle_specs[index]]
-    if not any(all(b.get(k, 0) + 1e-9 >= v for k, v in need.items()) for b in bundles):
-        where = "any bundle" if index == -1 else f"bundle {index} {bundles[0]}"
-        raise InvalidOptionError(
-            f"{what} needs {need} but {where} of resource group {name!r} is smaller (Ray units: CPU, memory "
-            f"in bytes); lower InvokeOptions.cpu/memory/custom_resources or create the group with larger bundles.",
-            option="resource_group_options", value=resolved.resource_group)
-    strategy = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=index)
-    return ray_callable.options(**base_options, scheduling_strategy=strategy).remote
-
-
 def forget_instance(handle: Any) -> None:
     """Drop a terminated instance's labels from the registry (if the placer is in use)."""
-    if _placer is not None:
-        _placer.forget_instance(handle._actor_id.hex())
+    placer_ = session.current().placer
+    if placer_ is not None:
+        placer_.forget_instance(handle._actor_id.hex())

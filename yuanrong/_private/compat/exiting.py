@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ray
 
-from yuanrong._private import runtime
+from yuanrong._private import session
 from yuanrong.exception import YRError
 
 
@@ -15,9 +15,9 @@ def exit() -> None:  # noqa: A001 - openYuanrong's name
     Raises:
         YRError: Called inside a stateless function, which has nothing to exit.
     """
-    if not runtime._in_ray_worker():
-        runtime.require_init()
-        runtime.finalize()
+    if not session.in_ray_worker():
+        session.require_init()
+        session.finalize()
         return
     ctx = ray.get_runtime_context()
     if ctx.get_actor_id() is None:

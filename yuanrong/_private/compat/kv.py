@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from datashare import kv as _kv
 from datashare.errors import DatashareError
-from yuanrong._private import runtime
+from yuanrong._private import session
 from yuanrong.exception import _adopt
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -17,7 +17,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _api(fn: F) -> F:
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
-        runtime.require_init()
+        session.require_init()
         try:
             return fn(*args, **kwargs)
         except DatashareError as e:

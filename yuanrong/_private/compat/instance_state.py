@@ -16,7 +16,7 @@ from ray import cloudpickle
 
 from datashare import kv, ray_backend
 from datashare.errors import DatashareError
-from yuanrong._private import runtime
+from yuanrong._private import session
 
 _KEY_PREFIX = "yr-instance-state/"
 
@@ -27,7 +27,7 @@ def key_for(actor_id_hex: str) -> str:
 
 def _current_instance(api: str) -> tuple[Any, str]:
     """The instance object whose method is running in this worker, and its id."""
-    if not runtime._in_ray_worker():
+    if not session.in_ray_worker():
         raise RuntimeError(f"yr.{api}() only works inside a method of a @yr.instance class (remote code), "
                            f"not on the driver; call it from the instance, e.g. in a method that you invoke.")
     worker = ray._private.worker.global_worker

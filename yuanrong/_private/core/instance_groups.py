@@ -9,7 +9,6 @@ one fate: when one dies for good, a watcher in this process kills the others and
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 import uuid
@@ -19,61 +18,16 @@ import ray
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from yuanrong._private import placement_bridge, runtime
+from yuanrong._private import session
+from yuanrong._private.core import instances
+from yuanrong._private.core.group_members import GroupMember
+from yuanrong._private.core.objects import ObjectRef, get
+from yuanrong._private.scheduling import pins
 from yuanrong.config import GroupOptions
 from yuanrong.exception import InvalidOptionError, PlacementError, YRError
 
 _STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 _WATCH_PERIOD_S = 0.5
-
-
-@dataclasses.dataclass(eq=False)
-class _Member:
-    """One instance of a group: how to create it, and its Ray handle once created."""
-
-    creator: Any          # the InstanceCreator (its class and resolved options)
-    args: tuple
-    kwargs: dict
-    group_name: str
-    handle: Any = None
-    failed: str | None = None
-
-    def ray_handle(self) -> Any:
-        if self.handle is not None:
-            return self.handle
-        if self.failed:
-            raise YRError(f"this instance of group {self.group_name!r} was never created: {self.failed}")
-        raise YRError(
-            f"this instance belongs to group {self.group_name!r}, which has not been created yet; "
-            f"call yr.Group({self.group_name!r}, ...).invoke() first (members are created together).")
-
-
-_pending: dict[str, list[_Member]] = {}
-_created: dict[str, Group] = {}
-_lock = threading.Lock()
-
-
-def add_member(creator: Any, args: tuple, kwargs: dict) -> _Member:
-    """Record an instance to be created by its group's :meth:`Group.invoke`."""
-    name = creator._opts.group_name
-    member = _Member(creator, args, kwargs, name)
-    with _lock:
-        if name in _created:
-            raise InvalidOptionError(
-                f"group {name!r} was already created; a group's members are fixed when it is invoked. "
-                f"Use another group_name, or terminate the group and build it again.",
-                option="group_name", value=name)
-        _pending.setdefault(name, []).append(member)
-    return member
-
-
-def _reset() -> None:
-    with _lock:
-        _pending.clear()
-        _created.clear()
-
-
-runtime._finalize_hooks.append(_reset)
 
 
 class Group:
@@ -116,7 +70,7 @@ class Group:
                                      value=opts.timeout)
         self.group_name = group_name
         self.group_opts = opts
-        self._members: list[_Member] = []
+        self._members: list[GroupMember] = []
         self._pg: Any = None
         self._terminated = False
 
@@ -130,31 +84,32 @@ class Group:
             PlacementError: The bundles could never be placed together, or were not reserved in
                 time; nothing is created.
         """
-        runtime.require_init()
-        with _lock:
-            if self.group_name in _created:
+        session.require_init()
+        s = session.current()
+        with s.groups_lock:
+            if self.group_name in s.created_groups:
                 raise InvalidOptionError(f"group {self.group_name!r} was already invoked.", option="group_name",
                                          value=self.group_name)
-            members = _pending.pop(self.group_name, [])
+            members = s.pending_group_members.pop(self.group_name, [])
             if not members:
                 raise InvalidOptionError(
                     f"group {self.group_name!r} has no members; create instances with "
                     f"InvokeOptions(group_name={self.group_name!r}) before invoking the group.",
                     option="group_name", value=self.group_name)
-            _created[self.group_name] = self
+            s.created_groups[self.group_name] = self
         self._members = members
         try:
             self._reserve()
         except BaseException as exc:
-            with _lock:
-                _created.pop(self.group_name, None)
+            with s.groups_lock:
+                s.created_groups.pop(self.group_name, None)
             for m in members:
                 m.failed = str(exc)
             raise
         for i, m in enumerate(members):
             m.handle = self._create(i, m)
         if self.group_opts.same_lifecycle:
-            _watcher.watch(self)
+            _watcher(s).watch(self)
 
     def _what(self) -> str:
         return f"group {self.group_name!r}"
@@ -180,7 +135,7 @@ class Group:
             pools.append(r.pools)
             tiers.append((r.tier,) if r.tier else ())
         strategy = self.group_opts.strategy or "PACK"
-        selectors = placement_bridge.group_selectors(bundles, strategy, None, what=self._what(), pools=pools,
+        selectors = pins.group_selectors(bundles, strategy, None, what=self._what(), pools=pools,
                                                      tiers=tiers)
         if selectors is None:
             # Fits the cluster, not what is free now: pin to the members' own pools and let Ray wait.
@@ -196,14 +151,12 @@ class Group:
                 f"GroupOptions.timeout.", explanation="bundles pending: not enough free resources at the same time")
         self._pg = pg
 
-    def _create(self, index: int, m: _Member) -> Any:
-        from yuanrong._private import instances
-
+    def _create(self, index: int, m: GroupMember) -> Any:
         creator = m.creator
         opts = {k: v for k, v in creator.actor_options().items() if k != "label_selector"}
         opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(self._pg, placement_group_bundle_index=index)
         handle = creator._ray_cls.options(**opts).remote(*m.args, **m.kwargs)
-        instances._live_handles[handle._actor_id] = handle
+        instances.keep_alive(handle)
         return handle
 
     # -- life -------------------------------------------------------------------------------------
@@ -216,12 +169,9 @@ class Group:
                 group is then terminated (all or nothing).
             TimeoutError: Not constructed within the group's timeout; the group is terminated.
         """
-        runtime.require_init()
+        session.require_init()
         if self._pg is None:
             raise YRError(f"{self._what()} has not been invoked; call invoke() before wait().")
-        from yuanrong._private.object_ref import ObjectRef
-        from yuanrong._private.objects import get
-
         try:
             get([ObjectRef(m.handle.__ray_ready__.remote()) for m in self._members], timeout=self._timeout_s())
         except BaseException:
@@ -230,19 +180,16 @@ class Group:
 
     def terminate(self) -> None:
         """Stop every member (their ``__yr_shutdown__`` hooks run first) and free the group's resources."""
-        runtime.require_init()
-        _watcher.unwatch(self)
-        with _lock:
-            if _created.get(self.group_name) is self:
-                del _created[self.group_name]
+        session.require_init()
+        s = session.current()
+        _watcher(s).unwatch(self)
+        _forget(s, self)
         if self._terminated:
             return
         self._terminated = True
         self._kill_members(grace=True)
 
     def _kill_members(self, *, grace: bool) -> None:
-        from yuanrong._private import instances
-
         for m in self._members:
             if m.handle is None:
                 continue
@@ -250,7 +197,7 @@ class Group:
                 if grace:
                     instances.terminate(m.handle, is_sync=False, grace_period_seconds=instances.DEFAULT_GRACE_S)
                 else:
-                    instances._live_handles.pop(m.handle._actor_id, None)
+                    session.current().live_handles.pop(m.handle._actor_id, None)
                     ray.kill(m.handle, no_restart=True)
             except Exception:  # noqa: BLE001 - a member already gone is what we want
                 pass
@@ -263,9 +210,7 @@ class Group:
     @property
     def instances(self) -> list[Any]:
         """Handles of the members, in creation order (created once :meth:`invoke` returns)."""
-        from yuanrong._private.instances import InstanceProxy
-
-        return [InstanceProxy(m.handle) for m in self._members if m.handle is not None]
+        return [instances.InstanceProxy(m.handle) for m in self._members if m.handle is not None]
 
     def suspend(self) -> None:
         """Not available: Ray cannot pause running actors."""
@@ -281,11 +226,18 @@ class Group:
         return f"<yuanrong Group {self.group_name!r} {state} members={len(self._members)}>"
 
 
+def _forget(s: session.Session, group: Group) -> None:
+    with s.groups_lock:
+        if s.created_groups.get(group.group_name) is group:
+            del s.created_groups[group.group_name]
+
+
 class _FateWatcher:
-    """One daemon thread per process: when a member of a same-lifecycle group is dead for good
+    """One daemon thread per session: when a member of a same-lifecycle group is dead for good
     (Ray's actor table says DEAD, i.e. no restart left), the group's other members are killed too."""
 
-    def __init__(self) -> None:
+    def __init__(self, s: session.Session) -> None:
+        self._session = s
         self._groups: set[Group] = set()
         self._cv = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -321,11 +273,13 @@ class _FateWatcher:
                 if dead:
                     self.unwatch(g)
                     g._terminated = True
-                    with _lock:
-                        if _created.get(g.group_name) is g:
-                            del _created[g.group_name]
+                    _forget(self._session, g)
                     g._kill_members(grace=False)
             time.sleep(_WATCH_PERIOD_S)
 
 
-_watcher = _FateWatcher()
+def _watcher(s: session.Session) -> _FateWatcher:
+    with s.groups_lock:
+        if s.group_watcher is None:
+            s.group_watcher = _FateWatcher(s)
+        return s.group_watcher

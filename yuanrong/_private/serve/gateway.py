@@ -20,8 +20,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from yuanrong._private import endpoints
-from yuanrong._private.functions import FunctionProxy
+from yuanrong._private.serve import endpoints
+from yuanrong._private.core.functions import FunctionProxy
 from yuanrong.exception import InvalidOptionError, YRError, YRInvokeError
 
 GATEWAY_ROUTE = "/serverless"

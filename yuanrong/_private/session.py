@@ -1,0 +1,250 @@
+"""This process's connection to a cluster, and every registry that lives as long as it.
+
+``init`` connects (or starts an embedded cluster) and ``finalize`` disconnects; in between, one
+:class:`Session` holds what yuanrong keeps per process: the connection facts, the cached cluster
+view, the handles that keep instances alive, the placer, the instance groups being built. A new
+``init`` after ``finalize`` starts from a fresh Session, so nothing of the old cluster leaks into
+the new one.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import logging
+import os
+import socket
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import ray
+
+from placement import labels as pool_labels
+from yuanrong._private.scheduling.feasibility import ClusterView
+from yuanrong.config import Config
+from yuanrong.exception import InvalidOptionError, NotInitializedError, YRError
+
+logger = logging.getLogger("yuanrong")
+
+DEFAULT_NAMESPACE = "default"
+ADDRESS_ENV_VARS = ("YR_ADDRESS", "YR_SERVER_ADDRESS", "RAY_ADDRESS")
+_OPENYUANRONG_ONLY_CONFIG = (
+    "function_id", "cpp_function_id", "ds_address", "invoke_timeout", "code_dir", "connection_nums",
+    "recycle_time", "in_cluster", "enable_metrics", "custom_envs", "tls_config", "auto", "deployment_config",
+    "rt_server_address", "log_file_size_max", "log_file_num_max", "log_flush_interval", "max_task_instance_num",
+    "load_paths", "rpc_timeout", "enable_mtls", "private_key_path", "certificate_file_path", "verify_file_path",
+    "server_name", "master_addr_list", "enable_ds_encrypt", "ds_public_key_path", "runtime_public_key_path",
+    "runtime_private_key_path",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClientInfo:
+    """What :func:`yuanrong.init` returns.
+
+    Attributes:
+        job_id: Ray's job id of this driver (hex).
+        address: The cluster address the driver is connected to.
+        namespace: Default namespace for named instances.
+        embedded: Whether ``init`` started the cluster itself.
+    """
+
+    job_id: str
+    address: str = ""
+    namespace: str = DEFAULT_NAMESPACE
+    embedded: bool = False
+
+
+@dataclasses.dataclass(eq=False)
+class Session:
+    """Everything yuanrong keeps for one connection of this process to a cluster.
+
+    The registries are plain containers; the modules that own each concept fill them
+    (``core.instances``: ``live_handles``; ``core.instance_groups``: the group fields;
+    ``scheduling.pins``: ``placer``).
+    """
+
+    initialized: bool = False
+    owns_ray: bool = False
+    namespace: str = DEFAULT_NAMESPACE
+    info: ClientInfo | None = None
+    pools_file: str = ""
+    finalized: bool = False
+    cluster: ClusterView = dataclasses.field(default_factory=ClusterView)
+    # One Ray handle per created instance: openYuanrong instances live until terminated or the end of
+    # the job, not until the last handle is dropped (Ray's default).
+    live_handles: dict[Any, Any] = dataclasses.field(default_factory=dict)
+    placer: Any = None
+    placer_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    pending_group_members: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
+    created_groups: dict[str, Any] = dataclasses.field(default_factory=dict)
+    groups_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    group_watcher: Any = None
+
+
+_lock = threading.Lock()
+_current = Session()
+
+
+def current() -> Session:
+    """This process's session (a fresh, uninitialised one before ``init`` and after ``finalize``)."""
+    return _current
+
+
+def in_ray_worker() -> bool:
+    worker = ray._private.worker.global_worker
+    return ray.is_initialized() and worker.mode == ray.WORKER_MODE
+
+
+def require_init() -> None:
+    """Raise :class:`NotInitializedError` unless this process may use the API.
+
+    Inside a Ray worker (a yuanrong function or instance calling others) the API is always usable.
+    """
+    session = _current
+    if session.initialized:
+        return
+    if in_ray_worker():
+        session.initialized = True
+        return
+    raise NotInitializedError(
+        "yuanrong is not initialized: call yr.init() (embedded cluster) or "
+        "yr.init(yr.Config(server_address='HOST:PORT')) before using the API"
+        + (" — yr.finalize() was already called in this process." if session.finalized else "."))
+
+
+def _check_config(conf: Config) -> None:
+    if not isinstance(conf, Config):
+        raise InvalidOptionError(f"yr.init(conf={conf!r}): conf must be a yr.Config.", option="conf", value=conf)
+    checks = (
+        ("server_address", isinstance(conf.server_address, str), "a str such as 'HOST:PORT' or ''"),
+        ("ns", isinstance(conf.ns, str), "a str"),
+        ("num_cpus", conf.num_cpus is None or (isinstance(conf.num_cpus, int) and conf.num_cpus > 0),
+         "None or an int > 0"),
+        ("runtime_env", conf.runtime_env is None or isinstance(conf.runtime_env, Mapping), "None or a dict"),
+        ("working_dir", isinstance(conf.working_dir, str), "a str path"),
+        ("object_store_memory_mb", conf.object_store_memory_mb is None
+         or (isinstance(conf.object_store_memory_mb, int) and conf.object_store_memory_mb >= 64),
+         "None or an int >= 64"),
+    )
+    for name, ok, expect in checks:
+        if not ok:
+            value = getattr(conf, name)
+            raise InvalidOptionError(f"Config.{name}={value!r} is invalid: expected {expect}.", option=name, value=value)
+    defaults = Config()
+    changed = [n for n in _OPENYUANRONG_ONLY_CONFIG if getattr(conf, n) != getattr(defaults, n)]
+    if changed:
+        logger.warning("Config fields %s configure openYuanrong's own services and have no effect on Ray.",
+                       ", ".join(changed))
+
+
+def is_initialized() -> bool:
+    """Whether the API is usable in this process (after :func:`init`, or inside a yuanrong worker)."""
+    return _current.initialized or in_ray_worker()
+
+
+def init(conf: Config | None = None) -> ClientInfo:
+    """Connect this process to a cluster, or start an embedded one.
+
+    With no address in ``conf`` nor in ``YR_ADDRESS`` / ``YR_SERVER_ADDRESS`` / ``RAY_ADDRESS``, a
+    new single-node Ray cluster starts inside this process's lifetime (``address="local"``: it never
+    joins a cluster left running on the machine). If this process is already a Ray driver, that
+    connection is adopted and :func:`finalize` leaves it open.
+
+    Example:
+        >>> import yuanrong as yr
+        >>> yr.init()                                                      # doctest: +SKIP
+        >>> yr.init(yr.Config(server_address="10.0.0.5:6379", ns="shop"))  # doctest: +SKIP
+    """
+    global _current
+    with _lock:
+        if _current.initialized and not in_ray_worker():
+            raise YRError("yr.init() was already called in this process; call yr.finalize() first to reconnect.")
+        conf = Config() if conf is None else conf
+        _check_config(conf)
+        address = conf.server_address or next((os.environ[v] for v in ADDRESS_ENV_VARS if os.environ.get(v)), "")
+        namespace = conf.ns or DEFAULT_NAMESPACE
+        runtime_env = dict(conf.runtime_env or {})
+        if conf.working_dir:
+            runtime_env.setdefault("working_dir", conf.working_dir)
+        logging.getLogger("yuanrong").setLevel(conf.log_level)
+
+        embedded = False
+        if ray.is_initialized():
+            current = ray.get_runtime_context().gcs_address
+            if address and address not in ("auto", current):
+                raise YRError(
+                    f"this process is already connected to the Ray cluster at {current}, not {address}; "
+                    f"call ray.shutdown() first or pass server_address={current!r}.")
+            owns = False
+        elif address and address != "local":
+            _probe(address)
+            try:
+                ray.init(address=address, namespace=namespace, runtime_env=runtime_env or None,
+                         logging_level=conf.log_level, log_to_driver=conf.log_to_driver)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise YRError(
+                    f"could not connect to the cluster at {address!r}: {e}. Check that a head node is running "
+                    f"there (`yr status --address {address}`), or leave server_address, YR_ADDRESS and "
+                    f"RAY_ADDRESS empty to start an embedded cluster.") from e
+            owns = True
+        else:
+            ray.init(
+                address="local",
+                num_cpus=conf.num_cpus,
+                namespace=namespace,
+                runtime_env=runtime_env or None,
+                include_dashboard=conf.include_dashboard,
+                labels=pool_labels.pool_labels(conf.pool, tier=conf.tier),
+                object_store_memory=conf.object_store_memory_mb * 1024 * 1024 if conf.object_store_memory_mb else None,
+                logging_level=conf.log_level,
+                log_to_driver=conf.log_to_driver,
+            )
+            owns = True
+            embedded = True
+        ctx = ray.get_runtime_context()
+        info = ClientInfo(job_id=ctx.get_job_id(), address=ctx.gcs_address, namespace=namespace,
+                          embedded=embedded)
+        _current = Session(initialized=True, owns_ray=owns, namespace=namespace, info=info,
+                           pools_file=conf.pools_file or os.environ.get("YR_POOLS_FILE", ""))
+        if owns:
+            atexit.register(finalize)
+        return info
+
+
+def _probe(address: str) -> None:
+    """Fail in seconds, with a clear message, when nothing listens at ``address``.
+
+    Ray itself retries a dead GCS address for minutes before giving up.
+    """
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise InvalidOptionError(
+            f"server_address={address!r} is not HOST:PORT (or ray://HOST:PORT, or 'auto').",
+            option="server_address", value=address)
+    timeout = float(os.environ.get("YR_CONNECT_TIMEOUT_S", "5"))
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise YRError(
+            f"could not connect to the cluster at {address!r}: {e.strerror or e} (waited up to {timeout:g}s). "
+            f"Check that a head node is running there (`yr status --address {address}`), or leave "
+            f"server_address, YR_ADDRESS and RAY_ADDRESS empty to start an embedded cluster.") from e
+
+
+def finalize() -> None:
+    """Disconnect from the cluster (and stop it, if :func:`init` started it). A no-op if not initialized."""
+    global _current
+    with _lock:
+        session = _current
+        if not session.initialized:
+            return
+        session.initialized = False
+        if session.owns_ray and ray.is_initialized():
+            ray.shutdown()
+        # Every registry of the old connection goes with it.
+        _current = Session(finalized=True)
