@@ -10,18 +10,29 @@ openYuanrong already has a meaning for the error, the class also derives from th
      ├── NotInitializedError      (RuntimeError) the API was used before yr.init() or after finalize()
      ├── InstanceNotFoundError    (RuntimeError) no named instance with that name and namespace
      ├── InstanceDiedError        (RuntimeError) the instance's process died or was terminated
-     ├── ObjectLostError          an object's value is gone (its owner or every copy died)
+     ├── ObjectLostError          an object's value is gone (its owner or every copy died);
+     │                            also a datashare.ObjectLostError
      ├── InvokeCancelledError     (RuntimeError) the call was cancelled with yr.cancel()
      ├── GetTimeoutError          (TimeoutError) yr.get / yr.get_instance ran out of time
-     ├── PlacementError           placement cannot be satisfied (carries an explanation)
-     └── ClusterConfigError       a cluster or pools configuration is invalid
+     ├── PlacementError           (RuntimeError) placement cannot be satisfied (carries an
+     │                            explanation); also a placement.PlacementInfeasible
+     └── ClusterConfigError       (ValueError) a cluster config or pools file is invalid
+
+One class per concept: where a composed package (placement, datashare) names the concept first,
+yuanrong's class subclasses it, so ``except placement.PlacementError`` and ``except
+datashare.ObjectLostError`` catch what yuanrong raises too. Other datashare and placement errors
+reach yuanrong's callers re-typed to also be a :class:`YRError` (see ``_adopt``).
 
 Exceptions carry their data as attributes (``option``, ``value``, ``name``, ``explanation``...).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from datashare import errors as _datashare_errors
+from placement import errors as _placement_errors
 
 __all__ = [
     "ClusterConfigError",
@@ -78,8 +89,24 @@ class InstanceDiedError(YRError, RuntimeError):
     """The instance a method was called on has died or was terminated."""
 
 
-class ObjectLostError(YRError):
-    """An object's value can no longer be fetched (its owner or every copy is gone)."""
+class ObjectLostError(YRError, _datashare_errors.ObjectLostError):
+    """An object's value can no longer be fetched (its owner or every copy is gone).
+
+    The same concept as :class:`datashare.ObjectLostError`, whose attributes it carries (``None``
+    and empty when the lost value is a plain object rather than dataset chunks).
+    """
+
+    def __init__(self, message: str, *, name: str | None = None, version: int | None = None,
+                 lost_chunks: Sequence[int] = (), total_chunks: int = 0, node_ids: Sequence[str] = ()) -> None:
+        Exception.__init__(self, message)
+        self.name = name
+        self.version = version
+        self.lost_chunks = tuple(lost_chunks)
+        self.total_chunks = total_chunks
+        self.node_ids = tuple(node_ids)
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild_object_lost, (str(self), self.__dict__))
 
 
 class InvokeCancelledError(YRError, RuntimeError):
@@ -98,20 +125,39 @@ class GetTimeoutError(YRError, TimeoutError):
         self.timeout = timeout
 
 
-class PlacementError(YRError):
+def _rebuild_object_lost(message: str, attrs: dict[str, Any]) -> ObjectLostError:
+    err = ObjectLostError(message)
+    err.__dict__.update(attrs)
+    return err
+
+
+class PlacementError(YRError, _placement_errors.PlacementInfeasible, RuntimeError):
     """A placement can never be satisfied, or was not satisfied in time.
+
+    The placement engine's :class:`placement.PlacementInfeasible`, said of what yuanrong was
+    placing; a ``RuntimeError`` as in openYuanrong, whose programs catch that.
 
     Attributes:
         explanation: Human-readable reasons, per constraint and pool, from the placement engine.
     """
 
-    def __init__(self, message: str, *, explanation: str = "") -> None:
-        super().__init__(message)
-        self.explanation = explanation
+    def __init__(self, message: str, *, explanation: str = "", request: Any = None, timed_out: bool = False) -> None:
+        _placement_errors.PlacementInfeasible.__init__(self, message, explanation=explanation, request=request,
+                                                       timed_out=timed_out)
 
 
-class ClusterConfigError(YRError):
-    """A cluster-launcher config or pools file is invalid."""
+class ClusterConfigError(YRError, ValueError):
+    """A cluster-launcher config, KubeRay manifest or pools file is invalid.
+
+    Attributes:
+        source: The file (or ``"<string>"``) the config came from.
+        reason: The message without the file prefix.
+    """
+
+    def __init__(self, reason: str, *, source: str = "<string>") -> None:
+        super().__init__(f"{source}: {reason}")
+        self.source = source
+        self.reason = reason
 
 
 class YRInvokeError(YRError):
@@ -188,6 +234,10 @@ def _adopt(err: BaseException) -> BaseException:
     """
     if isinstance(err, YRError):
         return err
+    if isinstance(err, _datashare_errors.ObjectLostError):
+        lost = ObjectLostError(str(err))
+        lost.__dict__.update(err.__dict__)
+        return lost
     cls = _adopted_classes.get(type(err))
     if cls is None:
         try:

@@ -2,8 +2,7 @@
 
 The tree::
 
-    yuanrong.ClusterConfigError
-    └── ClusterConfigError (ValueError)   a cluster config or pools file is invalid; .source/.reason
+    yuanrong.ClusterConfigError (ValueError)  a cluster config or pools file is invalid; .source/.reason
     click.ClickException
     ├── CommandFailed                 exit 1: the command was fine, the world was not
     │                                 (unreachable cluster, `ray start` failed, nothing running)
@@ -17,24 +16,9 @@ from __future__ import annotations
 
 import click
 
-from yuanrong import exception as _yr_exception
+from yuanrong.exception import ClusterConfigError
 
-
-class ClusterConfigError(_yr_exception.ClusterConfigError, ValueError):
-    """A cluster-launcher config, KubeRay manifest or pools file is invalid.
-
-    Also a :class:`yuanrong.ClusterConfigError` (and a ``ValueError``), so callers catching
-    yuanrong's exception root catch it too.
-
-    Attributes:
-        source: The file (or ``"<string>"``) the config came from.
-        reason: The message without the file prefix.
-    """
-
-    def __init__(self, reason: str, *, source: str = "<string>") -> None:
-        super().__init__(f"{source}: {reason}")
-        self.source = source
-        self.reason = reason
+__all__ = ["BadInput", "ClusterConfigError", "CommandFailed"]
 
 
 class CommandFailed(click.ClickException):
