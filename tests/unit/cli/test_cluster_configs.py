@@ -24,7 +24,7 @@ from yuanrong.cli._errors import ClusterConfigError
 from yuanrong.cli._pools_file import read_pools
 from yuanrong.local_cluster import DEFAULT_TOPOLOGY
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CONFIG_DIR = ROOT / "cluster_configs"
 POOLS_FILE = CONFIG_DIR / "pools.yaml"
 LAUNCHER_CONFIGS = ("cloud-aws.yaml", "edge-onprem.yaml", "hybrid.yaml")
