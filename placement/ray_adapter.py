@@ -58,6 +58,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, Place
 from placement import labels as label_keys
 from placement.decision import Decision
 from placement.errors import PlacementError, PlacementInfeasible
+from placement.ledger import ReservationLedger
 from placement.policies import Policy, get_policy
 from placement.pools import PoolSet, load_pools
 from placement.requests import PlacementRequest
@@ -131,7 +132,7 @@ class PlacedGroup:
         remove_placement_group(self.placement_group)
         self._removed = True
         if self._placer is not None:
-            self._placer._release(self.decision, self.request)
+            self._placer._ledger.release(self.decision, self.request)
 
     def __enter__(self) -> PlacedGroup:
         return self
@@ -159,11 +160,10 @@ class RayPlacer:
         if cache_ttl_s < 0:
             raise ValueError(f"cache_ttl_s={cache_ttl_s} is negative; give 0 (no cache) or a number of seconds.")
         self._pools = pools or PoolSet()
-        self._ttl = float(cache_ttl_s)
         self._use_registry = use_instance_registry
         self._lock = threading.Lock()
-        self._snap: ClusterSnapshot | None = None
-        self._snap_time = 0.0
+        # The cached snapshot and the placements made on it since it was read.
+        self._ledger = ReservationLedger(ttl_s=cache_ttl_s)
         self._node_key: tuple[Any, ...] | None = None
         self._alive_ids: frozenset[str] = frozenset()
         self._table_time = 0.0
@@ -175,27 +175,26 @@ class RayPlacer:
         """The cluster now (cached for ``cache_ttl_s`` unless ``fresh``)."""
         _require_ray()
         with self._lock:
-            if not fresh and self._snap is not None and time.monotonic() - self._snap_time < self._ttl:
-                return self._snap
-            self._snap = self._read_cluster()
-            self._snap_time = time.monotonic()
-            return self._snap
+            snap = None if fresh else self._ledger.fresh()
+            if snap is None:
+                snap = self._read_cluster(self._ledger.snapshot)
+                self._ledger.record(snap)
+            return snap
 
     def invalidate(self) -> None:
         """Drop the cached snapshot (e.g. after work outside this placer changed the cluster)."""
-        with self._lock:
-            self._snap = None
+        self._ledger.invalidate()
 
-    def _read_cluster(self) -> ClusterSnapshot:
+    def _read_cluster(self, last: ClusterSnapshot | None) -> ClusterSnapshot:
         from ray._private import state
 
         avail = state.available_resources_per_node()
-        if (self._snap is not None and self._alive_ids == frozenset(avail)
+        if (last is not None and self._alive_ids == frozenset(avail)
                 and time.monotonic() - self._table_time < _NODE_TABLE_TTL_S):
             # The same live nodes as at the last full read (labels are fixed when a node starts), so
             # one GCS read of free resources is enough; the node table is re-read periodically and
             # whenever a node joins or leaves.
-            return self._refreshed(self._snap, avail, self._instances(set(self._alive_ids)))
+            return self._refreshed(last, avail, self._instances(set(self._alive_ids)))
         table = ray.nodes()
         self._table_time = time.monotonic()
         self._alive_ids = frozenset(n["NodeID"] for n in table if n["Alive"])
@@ -204,9 +203,9 @@ class RayPlacer:
              tuple(sorted((r, v) for r, v in (n.get("Resources") or {}).items() if not _is_internal_resource(r))))
             for n in table))
         instances = self._instances({n["NodeID"] for n in table if n["Alive"]})
-        if self._snap is not None and key == self._node_key:
+        if last is not None and key == self._node_key:
             # Same nodes, labels and totals: reuse the index, refresh only what changes.
-            return self._refreshed(self._snap, avail, instances)
+            return self._refreshed(last, avail, instances)
         nodes = []
         for n in table:
             total = {r: float(v) for r, v in (n.get("Resources") or {}).items() if not _is_internal_resource(r)}
@@ -249,9 +248,8 @@ class RayPlacer:
         entry = ({str(k): str(v) for k, v in labels.items()}, node_id)
         with self._lock:
             self._local_instances[actor_id] = entry
-            if self._snap is not None and node_id is not None:
-                self._snap = self._snap.replace(
-                    instances=[*self._snap.instances, Instance(actor_id, node_id, entry[0])])
+        if node_id is not None:
+            self._ledger.add_instance(Instance(actor_id, node_id, entry[0]))
         if self._use_registry:
             ray.get(self._registry_handle().set.remote(actor_id, entry[0], node_id))
 
@@ -259,8 +257,7 @@ class RayPlacer:
         """Remove an instance from the registry (call when it is terminated)."""
         with self._lock:
             self._local_instances.pop(actor_id, None)
-            if self._snap is not None:
-                self._snap = self._snap.replace(instances=[i for i in self._snap.instances if i.instance_id != actor_id])
+        self._ledger.drop_instances([actor_id])
         if self._use_registry:
             ray.get(self._registry_handle().drop.remote([actor_id]))
 
@@ -295,26 +292,6 @@ class RayPlacer:
         """Decide on the current snapshot without reserving anything."""
         return get_policy(policy)(request, self.snapshot(fresh=fresh))
 
-    def _reserve(self, decision: Decision, request: PlacementRequest, sign: float = -1.0) -> None:
-        with self._lock:
-            snap = self._snap
-            if snap is None:
-                return
-            matrix = snap.available.copy()
-            pos = {nid: i for i, nid in enumerate(snap.node_ids)}
-            res = {r: j for j, r in enumerate(snap.resources)}
-            for p in decision.placements:
-                i = pos.get(p.node_id)
-                if i is None:
-                    continue
-                for r, v in request.bundles[p.bundle_index].resources.items():
-                    if r in res:
-                        matrix[i, res[r]] = max(0.0, matrix[i, res[r]] + sign * v)
-            self._snap = snap.replace(available=matrix)
-
-    def _release(self, decision: Decision, request: PlacementRequest) -> None:
-        self._reserve(decision, request, sign=+1.0)
-
     def create_group(self, request: PlacementRequest, *, policy: str | Policy = "default",
                      timeout_s: float = 30.0, name: str | None = None) -> PlacedGroup:
         """Decide, create a Ray placement group pinned to the chosen nodes, and wait until it is ready.
@@ -340,7 +317,7 @@ class RayPlacer:
         selectors = [{label_keys.NODE_ID: p.node_id} for p in decision.placements]
         pg = placement_group([dict(b.resources) for b in request.bundles], strategy=request.strategy.value,
                              name=name or request.name or "", bundle_label_selector=selectors)
-        self._reserve(decision, request)
+        self._ledger.reserve(decision, request)
         group = PlacedGroup(pg, decision, request, self)
         try:
             ray.get(pg.ready(), timeout=max(0.001, deadline - time.monotonic()))
@@ -390,7 +367,7 @@ class RayPlacer:
         if not decision.feasible:
             self._raise_unless_fits_totals(request, pol, decision)
             return None
-        self._reserve(decision, request)
+        self._ledger.reserve(decision, request)
         if pin == "pool":
             labels = {n.node_id: n.labels for n in self.snapshot().nodes}
             pools = [labels.get(p.node_id, {}).get(label_keys.POOL) for p in decision.placements]
@@ -458,7 +435,7 @@ class RayPlacer:
             raise ValueError(f"pin={pin!r} is not one of 'node', 'pool', 'node_affinity'.")
         decision = self._decide_within(request, policy, time.monotonic() + timeout_s, timeout_s)
         p = decision.placements[0]
-        self._reserve(decision, request)
+        self._ledger.reserve(decision, request)
         if pin == "node_affinity":
             return {"scheduling_strategy": NodeAffinitySchedulingStrategy(p.node_id, soft=False)}
         if pin == "node":
