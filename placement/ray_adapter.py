@@ -46,13 +46,13 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import ray
-from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+from ray.util.placement_group import PlacementGroup, placement_group, placement_group_table, remove_placement_group
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 from placement import labels as label_keys
@@ -61,7 +61,7 @@ from placement.errors import PlacementError, PlacementInfeasible
 from placement.ledger import ReservationLedger
 from placement.policies import Policy, get_policy
 from placement.pools import PoolSet, load_pools
-from placement.requests import PlacementRequest
+from placement.requests import PlacementRequest, Strategy
 from placement.snapshot import ClusterSnapshot, Instance, Node
 
 _NODE_TABLE_TTL_S = 10.0
@@ -315,32 +315,30 @@ class RayPlacer:
         deadline = time.monotonic() + timeout_s
         decision = self._decide_within(request, policy, deadline, timeout_s)
         selectors = [{label_keys.NODE_ID: p.node_id} for p in decision.placements]
-        pg = placement_group([dict(b.resources) for b in request.bundles], strategy=request.strategy.value,
-                             name=name or request.name or "", bundle_label_selector=selectors)
+        pg = create_placement_group([b.resources for b in request.bundles], strategy=request.strategy.value,
+                                    name=name or request.name or "", bundle_label_selector=selectors)
         self._ledger.reserve(decision, request)
         group = PlacedGroup(pg, decision, request, self)
-        try:
-            ray.get(pg.ready(), timeout=max(0.001, deadline - time.monotonic()))
-            return group
-        except ray.exceptions.GetTimeoutError:
-            pass
-        group.remove()
+
+        wait_placement_group(pg, timeout_s=timeout_s, started_at=deadline - timeout_s, request=request,
+                             what=f"placement group for {len(request.bundles)} bundle(s)",
+                             on_timeout=lambda: self._after_timeout(group, policy),
+                             next_step="retry, raise schedule_timeout_ms, or free capacity")
+        return group
+
+    def _after_timeout(self, group: PlacedGroup, policy: str | Policy) -> tuple[str, Any]:
+        """Why a group Ray did not realise in time is still pending; releases what it had booked."""
+        group._removed = True  # wait_placement_group removed it
+        self._ledger.release(group.decision, group.request)
         self.invalidate()
         try:
-            again = self.decide(request, policy=policy, fresh=True)
+            again = self.decide(group.request, policy=policy, fresh=True)
         except PlacementError:
             again = None
         if again is not None and not again.feasible:
-            why: Any = again.infeasibility
-            text = f"the cluster changed and the request is now infeasible: {again.infeasibility}"
-        else:
-            why = decision.explain()
-            text = ("the engine found a placement but Ray did not reserve it in time, usually because "
-                    "resources were taken by work outside the engine since the snapshot")
-        raise PlacementInfeasible(
-            f"placement group for {len(request.bundles)} bundle(s) was not ready within {timeout_s:g} s; "
-            f"{text}. The group was removed; retry, raise schedule_timeout_ms, or free capacity.",
-            explanation=why, request=request, timed_out=True)
+            return f"the cluster changed and the request is now infeasible: {again.infeasibility}", again.infeasibility
+        return ("the engine found a placement but Ray did not reserve it in time, usually because resources were "
+                "taken by work outside the engine since the snapshot", group.decision.explain())
 
     def bundle_selectors(self, request: PlacementRequest, *, policy: str | Policy = "default",
                          pin: str = "node") -> list[dict[str, str]] | None:
@@ -448,6 +446,97 @@ class RayPlacer:
         if fallbacks:
             opts["fallback_strategy"] = fallbacks
         return opts
+
+
+def create_placement_group(bundles: Sequence[Mapping[str, float]], *, strategy: str = "PACK", name: str = "",
+                           bundle_label_selector: Sequence[Mapping[str, str]] | None = None,
+                           lifetime: str | None = None) -> PlacementGroup:
+    """Create a Ray placement group (without waiting for it): the one place placement groups are made.
+
+    Args:
+        bundles: Ray bundles, e.g. ``[{"CPU": 1, "memory": 2**28}]`` (memory in bytes).
+        strategy: PACK, SPREAD, STRICT_PACK or STRICT_SPREAD.
+        name: Placement group name (``""``: anonymous).
+        bundle_label_selector: One label selector per bundle (``{}`` leaves a bundle unpinned), e.g.
+            ``{"ray.io/node-id": node_id}`` or ``{"yr.io/pool": "edge-1"}``.
+        lifetime: ``None`` (removed with its creator's job) or ``"detached"``.
+
+    Returns:
+        The group; wait for it with :func:`wait_placement_group`.
+
+    Raises:
+        ValueError: An unknown strategy, or a selector count that differs from the bundle count.
+    """
+    if isinstance(strategy, str) and strategy in Strategy.__members__:
+        strategy = Strategy(strategy).value
+    else:
+        raise ValueError(f"strategy={strategy!r} is not a Strategy; valid ones are {', '.join(Strategy.__members__)}.")
+    ray_bundles = [{str(k): float(v) for k, v in b.items()} for b in bundles]
+    selectors = None
+    if bundle_label_selector is not None:
+        selectors = [dict(sel) for sel in bundle_label_selector]
+        if len(selectors) != len(ray_bundles):
+            raise ValueError(
+                f"bundle_label_selector has {len(selectors)} selector(s) for {len(ray_bundles)} bundle(s); give one "
+                "per bundle ({} leaves a bundle unpinned).")
+    return placement_group(ray_bundles, strategy=strategy, name=name, lifetime=lifetime,
+                           bundle_label_selector=selectors)
+
+
+def wait_placement_group(pg: PlacementGroup, *, timeout_s: float, started_at: float | None = None,
+                         what: str | None = None, request: PlacementRequest | None = None,
+                         on_timeout: Callable[[], tuple[str, Any]] | None = None, remove_on_timeout: bool = True,
+                         next_step: str = "free capacity (remove other groups or instances) or allow a longer timeout",
+                         ) -> None:
+    """Wait until Ray has reserved every bundle of ``pg``; never hang silently.
+
+    Ray leaves a placement group ``PENDING`` for as long as no set of nodes has free room for all of
+    its bundles at once, or while a bundle's label selector matches no node with room — with no error
+    (ray-project/ray#18835). This waits at most ``timeout_s`` and then raises, saying what was asked
+    and why it may be pending.
+
+    Args:
+        pg: The group (from :func:`create_placement_group`).
+        timeout_s: The timeout in seconds (fractions count; Ray's ``pg.wait`` takes whole seconds).
+        started_at: ``time.monotonic()`` when the timeout began, if the caller spent part of it
+            before creating the group (deciding, waiting for capacity); defaults to now.
+        what: How the message names the group; defaults to ``placement group 'name' for N bundle(s)``.
+        request: The request the group realises, kept on the error.
+        on_timeout: Called after a timeout (and the removal): releases whatever the caller booked for
+            the group and returns the reason for the message and the explanation kept on the error.
+            Without it the reason names the bundles, the strategy and Ray's state of the group.
+        remove_on_timeout: Remove the group on timeout (all or nothing); ``False`` leaves it pending
+            for the caller to wait on again.
+        next_step: What the caller can do, ending the message.
+
+    Raises:
+        PlacementInfeasible: Not ready in time (``timed_out=True``; ``explanation`` says why).
+    """
+    left = timeout_s if started_at is None else started_at + timeout_s - time.monotonic()
+    try:
+        ray.get(pg.ready(), timeout=max(0.001, left))
+        return
+    except ray.exceptions.GetTimeoutError:
+        pass
+    info = placement_group_table(pg)
+    if remove_on_timeout:
+        remove_placement_group(pg)
+    bundles = [info["bundles"][i] for i in sorted(info.get("bundles") or {})]
+    if what is None:
+        what = f"placement group {info.get('name')!r} for {len(bundles)} bundle(s)" if info.get("name") \
+            else f"placement group for {len(bundles)} bundle(s)"
+    if on_timeout is not None:
+        why, explanation = on_timeout()
+    else:
+        why = (f"Ray still has it {info.get('state', 'PENDING')} for bundles {bundles} (strategy "
+               f"{info.get('strategy', '?')}): a group stays pending while no set of nodes has free room for "
+               "all its bundles at once, or while a bundle's label selector matches no node with room")
+        explanation = why
+    removed = "The group was removed" if remove_on_timeout else "The group is still pending"
+    raise PlacementInfeasible(
+        f"{what} was not ready within {timeout_s:g} s; "
+        f"{why}. {removed}; {next_step}.",
+        explanation=explanation, request=request, timed_out=True)
 
 
 def _require_ray() -> None:
