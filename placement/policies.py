@@ -44,6 +44,7 @@ from typing import Protocol
 import numpy as np
 
 from placement.decision import BundlePlacement, Decision, Exclusion, Infeasibility, RunnerUp
+from placement.feasibility import unknown_pool
 from placement.requests import Affinity, AffinityKind, AffinityType, Bundle, PlacementRequest, Strategy
 from placement.snapshot import ClusterSnapshot
 
@@ -199,7 +200,7 @@ class _Engine:
                 msg = f"bundle requires pool in ({', '.join(b.pools)})"
                 if unknown:
                     live = [p for p in names if s.alive[s.pool_nodes[p]].any()]
-                    msg += f"; pool={unknown[0]!r} does not exist; known pools: {', '.join(live) or '(none)'}"
+                    msg += f"; {unknown_pool(unknown[0], live)}"
                     if len(live) < len(names):
                         msg += f" (no live node: {', '.join(p for p in names if p not in live)})"
                     msg += ". Add it to the pools file or pick one of those"
