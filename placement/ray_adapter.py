@@ -6,8 +6,9 @@ What it does:
   ``available_resources_per_node`` (one GCS read) and, when the set of live nodes changed or at
   least every 10 s, ``ray.nodes()`` (labels, totals, liveness) — no dashboard or state-API server
   involved. The snapshot is cached for
-  ``cache_ttl_s``; placements made through this placer are subtracted from the cached copy at once,
-  so back-to-back requests do not over-commit a node while the cache is warm.
+  ``cache_ttl_s``; placements made through this placer are subtracted from the cached copy at once
+  (:class:`~placement.ledger.ReservationLedger`), so back-to-back requests do not over-commit a node
+  while the cache is warm.
 * INSTANCE affinity needs the labels of instances already placed, which Ray does not keep (an actor
   has no user labels). They live in :class:`InstanceLabels`, one detached named actor per cluster:
   it outlives any driver, every driver of the cluster sees the same registry, and reading it is one
@@ -20,6 +21,10 @@ What it does:
   infeasible request raises :class:`~placement.errors.PlacementInfeasible` *before* creating
   anything; if Ray does not realise the group within the timeout, the group is removed and the
   same error (``timed_out=True``) is raised — never a silent hang.
+* :func:`create_placement_group` and :func:`wait_placement_group` are the one place a Ray placement
+  group is created and awaited (the placer's groups, yuanrong's resource and instance groups): the
+  wait takes fractional seconds, removes the group on timeout and raises
+  :class:`~placement.errors.PlacementInfeasible` saying what was asked and why it may be pending.
 * :meth:`RayPlacer.options_for` is the fast path for one task or actor: a decision becomes
   ``.options()`` keywords (``label_selector`` and, for pool pinning, ``fallback_strategy`` built from
   the runner-up pools) without any placement group.
@@ -33,6 +38,8 @@ API for yuanrong (all keyword-only after the request)::
     opts = placer.options_for(request, policy="edge_first", pin="node")  # one task/actor, no group
     placer.register_instance(actor_id_hex, labels, node_id=chosen)     # for INSTANCE affinity
     placer.forget_instance(actor_id_hex)
+    pg = create_placement_group(ray_bundles, strategy="PACK", name=name, bundle_label_selector=selectors)
+    wait_placement_group(pg, timeout_s=30, what=f"resource group {name!r}")  # raises PlacementInfeasible
 
 Example:
     >>> placer = RayPlacer()                                      # doctest: +SKIP
@@ -107,14 +114,14 @@ class PlacedGroup:
     placement_group: PlacementGroup
     decision: Decision
     request: PlacementRequest
-    _placer: RayPlacer | None = dataclasses.field(default=None, repr=False)
+    _placer: RayPlacer = dataclasses.field(repr=False)
     _removed: bool = dataclasses.field(default=False, repr=False)
 
     @property
     def node_ids(self) -> tuple[str, ...]:
         return self.decision.node_ids
 
-    def bundle_options(self, index: int, *, capture_child_tasks: bool = False) -> dict[str, Any]:
+    def bundle_options(self, index: int) -> dict[str, Any]:
         """``.options()`` keywords that run a task or actor inside bundle ``index``."""
         if not 0 <= index < len(self.request.bundles):
             raise IndexError(
@@ -122,8 +129,7 @@ class PlacedGroup:
                 f"(0..{len(self.request.bundles) - 1})."
             )
         return {"scheduling_strategy": PlacementGroupSchedulingStrategy(
-            self.placement_group, placement_group_bundle_index=index,
-            placement_group_capture_child_tasks=capture_child_tasks)}
+            self.placement_group, placement_group_bundle_index=index)}
 
     def remove(self) -> None:
         """Remove the placement group; everything it reserved is freed. Idempotent."""
@@ -131,8 +137,7 @@ class PlacedGroup:
             return
         remove_placement_group(self.placement_group)
         self._removed = True
-        if self._placer is not None:
-            self._placer._ledger.release(self.decision, self.request)
+        self._placer._ledger.release(self.decision, self.request)
 
     def __enter__(self) -> PlacedGroup:
         return self
