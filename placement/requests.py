@@ -47,6 +47,10 @@ class _Coded(int, enum.Enum):
         member._value_ = name
         return member
 
+    def __repr__(self) -> str:
+        # Enum's repr would format the (str) value with int's repr.
+        return f"<{type(self).__name__}.{self.name}: {int(self)}>"
+
     @classmethod
     def _missing_(cls, value: object) -> _Coded | None:
         if isinstance(value, int) and not isinstance(value, bool):

@@ -30,6 +30,10 @@ def test_enums_carry_names_and_openyuanrong_codes():
         AffinityType(True)
     for member in (AffinityKind.INSTANCE, OperatorType.LABEL_IN, AffinityScope.POD):
         assert pickle.loads(pickle.dumps(member)) is member
+    assert repr(AffinityKind.RESOURCE) == "<AffinityKind.RESOURCE: 10>"
+    assert str(AffinityType.REQUIRED) == f"{AffinityType.REQUIRED}" == "AffinityType.REQUIRED"  # as before
+    rule = Affinity("INSTANCE", "REQUIRED", [LabelOperator("LABEL_EXISTS", "role")])
+    assert repr(rule).startswith("Affinity(kind=<AffinityKind.INSTANCE: 20>, type=<AffinityType.REQUIRED: 2>")
 
 
 def test_openyuanrong_constructor_and_attribute_names():
