@@ -23,6 +23,7 @@ from placement.pools import POOLS_SCHEMA, CarbonIntensity, Pool, PoolSet, load_p
 from placement.requests import (
     Affinity,
     AffinityKind,
+    AffinityScope,
     AffinityType,
     Bundle,
     LabelOperator,
@@ -35,6 +36,7 @@ from placement.snapshot import ClusterSnapshot, Instance, Node
 __all__ = [
     "Affinity",
     "AffinityKind",
+    "AffinityScope",
     "AffinityType",
     "Bundle",
     "BundlePlacement",

@@ -6,8 +6,9 @@ What it does:
   ``available_resources_per_node`` (one GCS read) and, when the set of live nodes changed or at
   least every 10 s, ``ray.nodes()`` (labels, totals, liveness) — no dashboard or state-API server
   involved. The snapshot is cached for
-  ``cache_ttl_s``; placements made through this placer are subtracted from the cached copy at once,
-  so back-to-back requests do not over-commit a node while the cache is warm.
+  ``cache_ttl_s``; placements made through this placer are subtracted from the cached copy at once
+  (:class:`~placement.ledger.ReservationLedger`), so back-to-back requests do not over-commit a node
+  while the cache is warm.
 * INSTANCE affinity needs the labels of instances already placed, which Ray does not keep (an actor
   has no user labels). They live in :class:`InstanceLabels`, one detached named actor per cluster:
   it outlives any driver, every driver of the cluster sees the same registry, and reading it is one
@@ -20,6 +21,10 @@ What it does:
   infeasible request raises :class:`~placement.errors.PlacementInfeasible` *before* creating
   anything; if Ray does not realise the group within the timeout, the group is removed and the
   same error (``timed_out=True``) is raised — never a silent hang.
+* :func:`create_placement_group` and :func:`wait_placement_group` are the one place a Ray placement
+  group is created and awaited (the placer's groups, yuanrong's resource and instance groups): the
+  wait takes fractional seconds, removes the group on timeout and raises
+  :class:`~placement.errors.PlacementInfeasible` saying what was asked and why it may be pending.
 * :meth:`RayPlacer.options_for` is the fast path for one task or actor: a decision becomes
   ``.options()`` keywords (``label_selector`` and, for pool pinning, ``fallback_strategy`` built from
   the runner-up pools) without any placement group.
@@ -33,6 +38,8 @@ API for yuanrong (all keyword-only after the request)::
     opts = placer.options_for(request, policy="edge_first", pin="node")  # one task/actor, no group
     placer.register_instance(actor_id_hex, labels, node_id=chosen)     # for INSTANCE affinity
     placer.forget_instance(actor_id_hex)
+    pg = create_placement_group(ray_bundles, strategy="PACK", name=name, bundle_label_selector=selectors)
+    wait_placement_group(pg, timeout_s=30, what=f"resource group {name!r}")  # raises PlacementInfeasible
 
 Example:
     >>> placer = RayPlacer()                                      # doctest: +SKIP
@@ -46,21 +53,22 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import ray
-from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+from ray.util.placement_group import PlacementGroup, placement_group, placement_group_table, remove_placement_group
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 from placement import labels as label_keys
 from placement.decision import Decision
 from placement.errors import PlacementError, PlacementInfeasible
+from placement.ledger import ReservationLedger
 from placement.policies import Policy, get_policy
 from placement.pools import PoolSet, load_pools
-from placement.requests import PlacementRequest
+from placement.requests import PlacementRequest, Strategy
 from placement.snapshot import ClusterSnapshot, Instance, Node
 
 _NODE_TABLE_TTL_S = 10.0
@@ -106,14 +114,14 @@ class PlacedGroup:
     placement_group: PlacementGroup
     decision: Decision
     request: PlacementRequest
-    _placer: RayPlacer | None = dataclasses.field(default=None, repr=False)
+    _placer: RayPlacer = dataclasses.field(repr=False)
     _removed: bool = dataclasses.field(default=False, repr=False)
 
     @property
     def node_ids(self) -> tuple[str, ...]:
         return self.decision.node_ids
 
-    def bundle_options(self, index: int, *, capture_child_tasks: bool = False) -> dict[str, Any]:
+    def bundle_options(self, index: int) -> dict[str, Any]:
         """``.options()`` keywords that run a task or actor inside bundle ``index``."""
         if not 0 <= index < len(self.request.bundles):
             raise IndexError(
@@ -121,8 +129,7 @@ class PlacedGroup:
                 f"(0..{len(self.request.bundles) - 1})."
             )
         return {"scheduling_strategy": PlacementGroupSchedulingStrategy(
-            self.placement_group, placement_group_bundle_index=index,
-            placement_group_capture_child_tasks=capture_child_tasks)}
+            self.placement_group, placement_group_bundle_index=index)}
 
     def remove(self) -> None:
         """Remove the placement group; everything it reserved is freed. Idempotent."""
@@ -130,8 +137,7 @@ class PlacedGroup:
             return
         remove_placement_group(self.placement_group)
         self._removed = True
-        if self._placer is not None:
-            self._placer._release(self.decision, self.request)
+        self._placer._ledger.release(self.decision, self.request)
 
     def __enter__(self) -> PlacedGroup:
         return self
@@ -159,11 +165,10 @@ class RayPlacer:
         if cache_ttl_s < 0:
             raise ValueError(f"cache_ttl_s={cache_ttl_s} is negative; give 0 (no cache) or a number of seconds.")
         self._pools = pools or PoolSet()
-        self._ttl = float(cache_ttl_s)
         self._use_registry = use_instance_registry
         self._lock = threading.Lock()
-        self._snap: ClusterSnapshot | None = None
-        self._snap_time = 0.0
+        # The cached snapshot and the placements made on it since it was read.
+        self._ledger = ReservationLedger(ttl_s=cache_ttl_s)
         self._node_key: tuple[Any, ...] | None = None
         self._alive_ids: frozenset[str] = frozenset()
         self._table_time = 0.0
@@ -175,27 +180,26 @@ class RayPlacer:
         """The cluster now (cached for ``cache_ttl_s`` unless ``fresh``)."""
         _require_ray()
         with self._lock:
-            if not fresh and self._snap is not None and time.monotonic() - self._snap_time < self._ttl:
-                return self._snap
-            self._snap = self._read_cluster()
-            self._snap_time = time.monotonic()
-            return self._snap
+            snap = None if fresh else self._ledger.fresh()
+            if snap is None:
+                snap = self._read_cluster(self._ledger.snapshot)
+                self._ledger.record(snap)
+            return snap
 
     def invalidate(self) -> None:
         """Drop the cached snapshot (e.g. after work outside this placer changed the cluster)."""
-        with self._lock:
-            self._snap = None
+        self._ledger.invalidate()
 
-    def _read_cluster(self) -> ClusterSnapshot:
+    def _read_cluster(self, last: ClusterSnapshot | None) -> ClusterSnapshot:
         from ray._private import state
 
         avail = state.available_resources_per_node()
-        if (self._snap is not None and self._alive_ids == frozenset(avail)
+        if (last is not None and self._alive_ids == frozenset(avail)
                 and time.monotonic() - self._table_time < _NODE_TABLE_TTL_S):
             # The same live nodes as at the last full read (labels are fixed when a node starts), so
             # one GCS read of free resources is enough; the node table is re-read periodically and
             # whenever a node joins or leaves.
-            return self._refreshed(self._snap, avail, self._instances(set(self._alive_ids)))
+            return self._refreshed(last, avail, self._instances(set(self._alive_ids)))
         table = ray.nodes()
         self._table_time = time.monotonic()
         self._alive_ids = frozenset(n["NodeID"] for n in table if n["Alive"])
@@ -204,9 +208,9 @@ class RayPlacer:
              tuple(sorted((r, v) for r, v in (n.get("Resources") or {}).items() if not _is_internal_resource(r))))
             for n in table))
         instances = self._instances({n["NodeID"] for n in table if n["Alive"]})
-        if self._snap is not None and key == self._node_key:
+        if last is not None and key == self._node_key:
             # Same nodes, labels and totals: reuse the index, refresh only what changes.
-            return self._refreshed(self._snap, avail, instances)
+            return self._refreshed(last, avail, instances)
         nodes = []
         for n in table:
             total = {r: float(v) for r, v in (n.get("Resources") or {}).items() if not _is_internal_resource(r)}
@@ -249,9 +253,8 @@ class RayPlacer:
         entry = ({str(k): str(v) for k, v in labels.items()}, node_id)
         with self._lock:
             self._local_instances[actor_id] = entry
-            if self._snap is not None and node_id is not None:
-                self._snap = self._snap.replace(
-                    instances=[*self._snap.instances, Instance(actor_id, node_id, entry[0])])
+        if node_id is not None:
+            self._ledger.add_instance(Instance(actor_id, node_id, entry[0]))
         if self._use_registry:
             ray.get(self._registry_handle().set.remote(actor_id, entry[0], node_id))
 
@@ -259,8 +262,7 @@ class RayPlacer:
         """Remove an instance from the registry (call when it is terminated)."""
         with self._lock:
             self._local_instances.pop(actor_id, None)
-            if self._snap is not None:
-                self._snap = self._snap.replace(instances=[i for i in self._snap.instances if i.instance_id != actor_id])
+        self._ledger.drop_instances([actor_id])
         if self._use_registry:
             ray.get(self._registry_handle().drop.remote([actor_id]))
 
@@ -295,26 +297,6 @@ class RayPlacer:
         """Decide on the current snapshot without reserving anything."""
         return get_policy(policy)(request, self.snapshot(fresh=fresh))
 
-    def _reserve(self, decision: Decision, request: PlacementRequest, sign: float = -1.0) -> None:
-        with self._lock:
-            snap = self._snap
-            if snap is None:
-                return
-            matrix = snap.available.copy()
-            pos = {nid: i for i, nid in enumerate(snap.node_ids)}
-            res = {r: j for j, r in enumerate(snap.resources)}
-            for p in decision.placements:
-                i = pos.get(p.node_id)
-                if i is None:
-                    continue
-                for r, v in request.bundles[p.bundle_index].resources.items():
-                    if r in res:
-                        matrix[i, res[r]] = max(0.0, matrix[i, res[r]] + sign * v)
-            self._snap = snap.replace(available=matrix)
-
-    def _release(self, decision: Decision, request: PlacementRequest) -> None:
-        self._reserve(decision, request, sign=+1.0)
-
     def create_group(self, request: PlacementRequest, *, policy: str | Policy = "default",
                      timeout_s: float = 30.0, name: str | None = None) -> PlacedGroup:
         """Decide, create a Ray placement group pinned to the chosen nodes, and wait until it is ready.
@@ -338,32 +320,30 @@ class RayPlacer:
         deadline = time.monotonic() + timeout_s
         decision = self._decide_within(request, policy, deadline, timeout_s)
         selectors = [{label_keys.NODE_ID: p.node_id} for p in decision.placements]
-        pg = placement_group([dict(b.resources) for b in request.bundles], strategy=request.strategy.value,
-                             name=name or request.name or "", bundle_label_selector=selectors)
-        self._reserve(decision, request)
+        pg = create_placement_group([b.resources for b in request.bundles], strategy=request.strategy.value,
+                                    name=name or request.name or "", bundle_label_selector=selectors)
+        self._ledger.reserve(decision, request)
         group = PlacedGroup(pg, decision, request, self)
-        try:
-            ray.get(pg.ready(), timeout=max(0.001, deadline - time.monotonic()))
-            return group
-        except ray.exceptions.GetTimeoutError:
-            pass
-        group.remove()
+
+        wait_placement_group(pg, timeout_s=timeout_s, started_at=deadline - timeout_s, request=request,
+                             what=f"placement group for {len(request.bundles)} bundle(s)",
+                             on_timeout=lambda: self._after_timeout(group, policy),
+                             next_step="retry, raise schedule_timeout_ms, or free capacity")
+        return group
+
+    def _after_timeout(self, group: PlacedGroup, policy: str | Policy) -> tuple[str, Any]:
+        """Why a group Ray did not realise in time is still pending; releases what it had booked."""
+        group._removed = True  # wait_placement_group removed it
+        self._ledger.release(group.decision, group.request)
         self.invalidate()
         try:
-            again = self.decide(request, policy=policy, fresh=True)
+            again = self.decide(group.request, policy=policy, fresh=True)
         except PlacementError:
             again = None
         if again is not None and not again.feasible:
-            why: Any = again.infeasibility
-            text = f"the cluster changed and the request is now infeasible: {again.infeasibility}"
-        else:
-            why = decision.explain()
-            text = ("the engine found a placement but Ray did not reserve it in time, usually because "
-                    "resources were taken by work outside the engine since the snapshot")
-        raise PlacementInfeasible(
-            f"placement group for {len(request.bundles)} bundle(s) was not ready within {timeout_s:g} s; "
-            f"{text}. The group was removed; retry, raise schedule_timeout_ms, or free capacity.",
-            explanation=why, request=request, timed_out=True)
+            return f"the cluster changed and the request is now infeasible: {again.infeasibility}", again.infeasibility
+        return ("the engine found a placement but Ray did not reserve it in time, usually because resources were "
+                "taken by work outside the engine since the snapshot", group.decision.explain())
 
     def bundle_selectors(self, request: PlacementRequest, *, policy: str | Policy = "default",
                          pin: str = "node") -> list[dict[str, str]] | None:
@@ -390,7 +370,7 @@ class RayPlacer:
         if not decision.feasible:
             self._raise_unless_fits_totals(request, pol, decision)
             return None
-        self._reserve(decision, request)
+        self._ledger.reserve(decision, request)
         if pin == "pool":
             labels = {n.node_id: n.labels for n in self.snapshot().nodes}
             pools = [labels.get(p.node_id, {}).get(label_keys.POOL) for p in decision.placements]
@@ -458,7 +438,7 @@ class RayPlacer:
             raise ValueError(f"pin={pin!r} is not one of 'node', 'pool', 'node_affinity'.")
         decision = self._decide_within(request, policy, time.monotonic() + timeout_s, timeout_s)
         p = decision.placements[0]
-        self._reserve(decision, request)
+        self._ledger.reserve(decision, request)
         if pin == "node_affinity":
             return {"scheduling_strategy": NodeAffinitySchedulingStrategy(p.node_id, soft=False)}
         if pin == "node":
@@ -471,6 +451,97 @@ class RayPlacer:
         if fallbacks:
             opts["fallback_strategy"] = fallbacks
         return opts
+
+
+def create_placement_group(bundles: Sequence[Mapping[str, float]], *, strategy: str = "PACK", name: str = "",
+                           bundle_label_selector: Sequence[Mapping[str, str]] | None = None,
+                           lifetime: str | None = None) -> PlacementGroup:
+    """Create a Ray placement group (without waiting for it): the one place placement groups are made.
+
+    Args:
+        bundles: Ray bundles, e.g. ``[{"CPU": 1, "memory": 2**28}]`` (memory in bytes).
+        strategy: PACK, SPREAD, STRICT_PACK or STRICT_SPREAD.
+        name: Placement group name (``""``: anonymous).
+        bundle_label_selector: One label selector per bundle (``{}`` leaves a bundle unpinned), e.g.
+            ``{"ray.io/node-id": node_id}`` or ``{"yr.io/pool": "edge-1"}``.
+        lifetime: ``None`` (removed with its creator's job) or ``"detached"``.
+
+    Returns:
+        The group; wait for it with :func:`wait_placement_group`.
+
+    Raises:
+        ValueError: An unknown strategy, or a selector count that differs from the bundle count.
+    """
+    if isinstance(strategy, str) and strategy in Strategy.__members__:
+        strategy = Strategy(strategy).value
+    else:
+        raise ValueError(f"strategy={strategy!r} is not a Strategy; valid ones are {', '.join(Strategy.__members__)}.")
+    ray_bundles = [{str(k): float(v) for k, v in b.items()} for b in bundles]
+    selectors = None
+    if bundle_label_selector is not None:
+        selectors = [dict(sel) for sel in bundle_label_selector]
+        if len(selectors) != len(ray_bundles):
+            raise ValueError(
+                f"bundle_label_selector has {len(selectors)} selector(s) for {len(ray_bundles)} bundle(s); give one "
+                "per bundle ({} leaves a bundle unpinned).")
+    return placement_group(ray_bundles, strategy=strategy, name=name, lifetime=lifetime,
+                           bundle_label_selector=selectors)
+
+
+def wait_placement_group(pg: PlacementGroup, *, timeout_s: float, started_at: float | None = None,
+                         what: str | None = None, request: PlacementRequest | None = None,
+                         on_timeout: Callable[[], tuple[str, Any]] | None = None, remove_on_timeout: bool = True,
+                         next_step: str = "free capacity (remove other groups or instances) or allow a longer timeout",
+                         ) -> None:
+    """Wait until Ray has reserved every bundle of ``pg``; never hang silently.
+
+    Ray leaves a placement group ``PENDING`` for as long as no set of nodes has free room for all of
+    its bundles at once, or while a bundle's label selector matches no node with room — with no error
+    (ray-project/ray#18835). This waits at most ``timeout_s`` and then raises, saying what was asked
+    and why it may be pending.
+
+    Args:
+        pg: The group (from :func:`create_placement_group`).
+        timeout_s: The timeout in seconds (fractions count; Ray's ``pg.wait`` takes whole seconds).
+        started_at: ``time.monotonic()`` when the timeout began, if the caller spent part of it
+            before creating the group (deciding, waiting for capacity); defaults to now.
+        what: How the message names the group; defaults to ``placement group 'name' for N bundle(s)``.
+        request: The request the group realises, kept on the error.
+        on_timeout: Called after a timeout (and the removal): releases whatever the caller booked for
+            the group and returns the reason for the message and the explanation kept on the error.
+            Without it the reason names the bundles, the strategy and Ray's state of the group.
+        remove_on_timeout: Remove the group on timeout (all or nothing); ``False`` leaves it pending
+            for the caller to wait on again.
+        next_step: What the caller can do, ending the message.
+
+    Raises:
+        PlacementInfeasible: Not ready in time (``timed_out=True``; ``explanation`` says why).
+    """
+    left = timeout_s if started_at is None else started_at + timeout_s - time.monotonic()
+    try:
+        ray.get(pg.ready(), timeout=max(0.001, left))
+        return
+    except ray.exceptions.GetTimeoutError:
+        pass
+    info = placement_group_table(pg)
+    if remove_on_timeout:
+        remove_placement_group(pg)
+    bundles = [info["bundles"][i] for i in sorted(info.get("bundles") or {})]
+    if what is None:
+        what = f"placement group {info.get('name')!r} for {len(bundles)} bundle(s)" if info.get("name") \
+            else f"placement group for {len(bundles)} bundle(s)"
+    if on_timeout is not None:
+        why, explanation = on_timeout()
+    else:
+        why = (f"Ray still has it {info.get('state', 'PENDING')} for bundles {bundles} (strategy "
+               f"{info.get('strategy', '?')}): a group stays pending while no set of nodes has free room for "
+               "all its bundles at once, or while a bundle's label selector matches no node with room")
+        explanation = why
+    removed = "The group was removed" if remove_on_timeout else "The group is still pending"
+    raise PlacementInfeasible(
+        f"{what} was not ready within {timeout_s:g} s; "
+        f"{why}. {removed}; {next_step}.",
+        explanation=explanation, request=request, timed_out=True)
 
 
 def _require_ray() -> None:

@@ -5,6 +5,11 @@
 keep away from, them). Operators inside one rule are ANDed; rules of the same kind and type are
 ORed.
 
+The model is the placement engine's (:mod:`placement.requests`): the enums are its enums, and
+:class:`Affinity` and :class:`LabelOperator` are its classes with openYuanrong's stricter
+constructor in front (enum members only, errors as :class:`~yuanrong.InvalidOptionError`). So a
+rule built here is handed to the engine as it is.
+
 Example:
     >>> rule = Affinity(AffinityKind.RESOURCE, AffinityType.REQUIRED,
     ...                 [LabelOperator(OperatorType.LABEL_IN, "yr.io/tier", ["edge"])])
@@ -12,51 +17,16 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 from collections.abc import Sequence
 
+import placement.requests as _model
+from placement.requests import AffinityKind, AffinityScope, AffinityType, OperatorType
 from yuanrong.exception import InvalidOptionError
 
 __all__ = ["Affinity", "AffinityKind", "AffinityScope", "AffinityType", "LabelOperator", "OperatorType"]
 
 
-class AffinityKind(enum.IntEnum):
-    """What a rule's labels are matched against."""
-
-    RESOURCE = 10
-    """Node labels."""
-    INSTANCE = 20
-    """Labels of instances already placed on the node."""
-
-
-class AffinityType(enum.IntEnum):
-    """How strongly a rule binds."""
-
-    PREFERRED = 0
-    PREFERRED_ANTI = 1
-    REQUIRED = 2
-    REQUIRED_ANTI = 3
-
-
-class AffinityScope(enum.IntEnum):
-    """The granularity an INSTANCE rule is evaluated at; nodes are the only scope on Ray."""
-
-    POD = 1
-    NODE = 2
-
-
-class OperatorType(enum.IntEnum):
-    """How a label is matched."""
-
-    LABEL_IN = 0
-    LABEL_NOT_IN = 1
-    LABEL_EXISTS = 2
-    LABEL_NOT_EXISTS = 3
-
-
-@dataclasses.dataclass(frozen=True)
-class LabelOperator:
+class LabelOperator(_model.LabelOperator):
     """One label condition.
 
     Args:
@@ -64,10 +34,6 @@ class LabelOperator:
         key: The label key.
         values: The values for ``LABEL_IN`` / ``LABEL_NOT_IN``; empty for the existence operators.
     """
-
-    operator_type: OperatorType
-    key: str
-    values: tuple[str, ...] = ()
 
     def __init__(self, operator_type: OperatorType, key: str, values: Sequence[str] | None = None) -> None:
         if not isinstance(operator_type, OperatorType):
@@ -85,13 +51,13 @@ class LabelOperator:
             raise InvalidOptionError(
                 f"LabelOperator {operator_type.name} on key {key!r} needs at least one value; "
                 f"use LABEL_EXISTS / LABEL_NOT_EXISTS to test for the key alone.", option="values", value=values)
-        object.__setattr__(self, "operator_type", operator_type)
-        object.__setattr__(self, "key", key)
-        object.__setattr__(self, "values", vals)
+        try:
+            super().__init__(operator_type, key, vals)
+        except (TypeError, ValueError) as e:  # the engine's remaining rules, e.g. EXISTS takes no values
+            raise InvalidOptionError(str(e), option="values", value=values) from None
 
 
-@dataclasses.dataclass(frozen=True)
-class Affinity:
+class Affinity(_model.Affinity):
     """One affinity rule: a kind, a type and the label conditions that must all hold.
 
     Args:
@@ -101,13 +67,9 @@ class Affinity:
         affinity_scope: Kept for compatibility; on Ray every rule is evaluated per node.
     """
 
-    affinity_kind: AffinityKind
-    affinity_type: AffinityType
-    label_operators: tuple[LabelOperator, ...]
-    affinity_scope: AffinityScope = AffinityScope.NODE
-
     def __init__(self, affinity_kind: AffinityKind, affinity_type: AffinityType,
-                 label_operators: Sequence[LabelOperator], affinity_scope: AffinityScope = AffinityScope.NODE) -> None:
+                 label_operators: Sequence[_model.LabelOperator],
+                 affinity_scope: AffinityScope = AffinityScope.NODE) -> None:
         if not isinstance(affinity_kind, AffinityKind):
             raise InvalidOptionError(f"Affinity kind={affinity_kind!r} is not an AffinityKind; use "
                                      f"AffinityKind.RESOURCE or AffinityKind.INSTANCE.", option="affinity_kind",
@@ -117,10 +79,10 @@ class Affinity:
                                      f"{', '.join('AffinityType.' + t.name for t in AffinityType)}.",
                                      option="affinity_type", value=affinity_type)
         ops = tuple(label_operators)
-        if not ops or any(not isinstance(o, LabelOperator) for o in ops):
+        if not ops or any(not isinstance(o, _model.LabelOperator) for o in ops):
             raise InvalidOptionError(f"Affinity label_operators={list(ops)!r} must be a non-empty list of "
                                      f"LabelOperator.", option="label_operators", value=label_operators)
-        object.__setattr__(self, "affinity_kind", affinity_kind)
-        object.__setattr__(self, "affinity_type", affinity_type)
-        object.__setattr__(self, "label_operators", ops)
-        object.__setattr__(self, "affinity_scope", affinity_scope)
+        try:
+            super().__init__(affinity_kind, affinity_type, ops, affinity_scope)
+        except (TypeError, ValueError) as e:  # the engine's remaining rules, e.g. an unknown scope
+            raise InvalidOptionError(str(e), option="affinity_scope", value=affinity_scope) from None

@@ -243,3 +243,38 @@ def test_fast_path_options_for_tasks(placer, ray_session, where):
     assert ray.get(where.options(**by_pool).remote()) == ray_session.node_ids("edge-1")[0]
     strat = placer.options_for(PlacementRequest.single({"sensor": 1}), pin="node_affinity")
     assert ray.get(where.options(**strat).remote()) == ray_session.node_ids("edge-2")[0]
+
+
+def test_create_and_wait_pin_bundles_by_label_and_time_out_with_a_reason(ray_session, where):
+    """The one helper pair every caller uses to make a placement group and await it."""
+    import ray
+    from ray.util.placement_group import placement_group_table
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from placement.ray_adapter import create_placement_group, wait_placement_group
+
+    pg = create_placement_group([{"CPU": 0.5}, {"CPU": 0.5}], strategy="SPREAD",
+                                bundle_label_selector=[{"yr.io/pool": "edge-1"}, {}])
+    try:
+        wait_placement_group(pg, timeout_s=20)
+        strategy = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=0)
+        assert ray.get(where.options(scheduling_strategy=strategy).remote()) == ray_session.node_ids("edge-1")[0]
+    finally:
+        ray.util.remove_placement_group(pg)
+    # A selector no node matches: Ray would keep the group PENDING forever; the wait says why and removes it.
+    stuck = create_placement_group([{"CPU": 0.5}], name="yr-test-stuck", bundle_label_selector=[{"yr.io/pool": "mars"}])
+    t0 = time.monotonic()
+    with pytest.raises(PlacementInfeasible) as info:
+        wait_placement_group(stuck, timeout_s=1.5)
+    assert 1.4 < time.monotonic() - t0 < 5
+    message = str(info.value)
+    assert info.value.timed_out and "placement group 'yr-test-stuck' for 1 bundle(s) was not ready within 1.5 s" in message
+    assert "PENDING" in message and "label selector matches no node" in message and "The group was removed" in message
+    deadline = time.monotonic() + 5
+    while placement_group_table(stuck)["state"] != "REMOVED" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert placement_group_table(stuck)["state"] == "REMOVED"
+    with pytest.raises(ValueError, match="strategy='CLOSE' is not a Strategy"):
+        create_placement_group([{"CPU": 1}], strategy="CLOSE")
+    with pytest.raises(ValueError, match="1 selector"):
+        create_placement_group([{"CPU": 1}, {"CPU": 1}], bundle_label_selector=[{}])
