@@ -56,7 +56,10 @@ RAY_PRIVATE_ALLOWED = {
 
 # Files allowed over MAX_LINES, each with why it is one concern.
 MAX_LINES = 500
-LONG_FILES_ALLOWED: dict[str, str] = {}
+LONG_FILES_ALLOWED = {
+    "placement/engine.py": "one vectorised decision procedure: every step reads the same prepared arrays",
+    "placement/ray_adapter.py": "the whole Ray seam of the engine: snapshots in; groups, pins and waits out",
+}
 
 
 def _sources() -> list[Path]:
@@ -74,12 +77,23 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+def _runtime_nodes(tree: ast.AST):
+    """Every node of the tree except those under ``if TYPE_CHECKING:`` (imports for type hints only)."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            yield from (n for child in node.orelse for n in [child, *_runtime_nodes(child)])
+            continue
+        yield node
+        yield from _runtime_nodes(node)
+
+
 def _imports(path: Path) -> list[tuple[str, int]]:
-    """Every module an import statement names (top-level or inside functions), absolute."""
+    """Every module an import statement names (top-level or inside functions), absolute; imports
+    made only for type checkers do not count."""
     tree = ast.parse(path.read_text(), filename=str(path))
     package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
     out = []
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             out.extend((alias.name, node.lineno) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

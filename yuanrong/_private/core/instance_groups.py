@@ -15,16 +15,18 @@ import uuid
 from typing import Any
 
 import ray
-from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.placement_group import remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from placement import ray_adapter
 from yuanrong._private import session
 from yuanrong._private.core import instances
 from yuanrong._private.core.group_members import GroupMember
 from yuanrong._private.core.objects import ObjectRef, get
 from yuanrong._private.scheduling import pins
+from yuanrong._private.scheduling.feasibility import as_placement_error
 from yuanrong.config import GroupOptions
-from yuanrong.exception import InvalidOptionError, PlacementError, YRError
+from yuanrong.exception import InvalidOptionError, YRError
 
 _STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 _WATCH_PERIOD_S = 0.5
@@ -141,14 +143,15 @@ class Group:
             # Fits the cluster, not what is free now: pin to the members' own pools and let Ray wait.
             selectors = [m.creator._ray_options.get("label_selector") or {} for m in self._members]
         timeout = self._timeout_s()
-        pg = placement_group(bundles, strategy=strategy, name=f"yr-group-{self.group_name}-{uuid.uuid4().hex[:6]}",
-                             bundle_label_selector=selectors)
-        if not pg.wait(timeout):
-            remove_placement_group(pg)
-            raise PlacementError(
-                f"{self._what()} was not placed within {timeout:g} s: the cluster has no free room for all "
-                f"{len(bundles)} member(s) at once ({bundles}). Nothing was created; free resources, or raise "
-                f"GroupOptions.timeout.", explanation="bundles pending: not enough free resources at the same time")
+        pg = ray_adapter.create_placement_group(
+            bundles, strategy=strategy, name=f"yr-group-{self.group_name}-{uuid.uuid4().hex[:6]}",
+            bundle_label_selector=selectors)
+        with as_placement_error():
+            ray_adapter.wait_placement_group(
+                pg, timeout_s=timeout, what=self._what(), on_timeout=lambda: (
+                    f"the cluster has no free room for all {len(bundles)} member(s) at once ({bundles})",
+                    "bundles pending: not enough free resources at the same time"),
+                next_step="nothing was created; free resources, or raise GroupOptions.timeout")
         self._pg = pg
 
     def _create(self, index: int, m: GroupMember) -> Any:

@@ -4,14 +4,16 @@ pending forever)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import ray
 
-from placement import labels as pool_labels
+from placement import errors as placement_errors
+from placement import feasibility
 from yuanrong.exception import PlacementError
 
 
@@ -48,51 +50,38 @@ class ClusterView:
         A required pool or tier that no node carries, or resources larger than every candidate node,
         can never be satisfied: Ray would leave such work pending forever.
         """
-        if os.environ.get("YR_FAIL_FAST_INFEASIBLE", "1") == "0":
+        if not _enabled():
             return
-        nodes = self.nodes()
-        known_pools = sorted({n.labels.get(pool_labels.POOL, "") for n in nodes} - {""})
-        unknown = [p for p in pools if p not in known_pools]
-        if unknown:
-            raise PlacementError(
-                f"{what}: pool={unknown[0]!r} does not exist; known pools: {', '.join(known_pools) or '(none)'}. "
-                f"Add nodes labelled {pool_labels.POOL}={unknown[0]} to the cluster or pick one of those.",
-                explanation=f"no live node carries the label {pool_labels.POOL}={unknown[0]}")
-        known_tiers = sorted({n.labels.get(pool_labels.TIER, "") for n in nodes} - {""})
-        if tier is not None and tier not in known_tiers:
-            raise PlacementError(
-                f"{what}: tier={tier!r} does not exist; known tiers: {', '.join(known_tiers) or '(none)'}.",
-                explanation=f"no live node carries the label {pool_labels.TIER}={tier}")
-        candidates = [n for n in nodes
-                      if (not pools or n.labels.get(pool_labels.POOL) in pools)
-                      and (tier is None or n.labels.get(pool_labels.TIER) == tier)]
-        short = []
-        for n in candidates:
-            lacking = {k: v for k, v in need.items() if v > 0 and n.total.get(k, 0.0) < v}
-            if not lacking:
-                return
-            short.append((n, lacking))
-        scope = f"pool(s) {', '.join(pools)}" if pools else (f"tier {tier}" if tier else "the cluster")
-        lines = [
-            f"  node {n.node_id[:12]} (pool {n.labels.get(pool_labels.POOL, '-')}): "
-            + ", ".join(f"needs {k}={_fmt(k, v)}, has {_fmt(k, n.total.get(k, 0.0))}" for k, v in lacking.items())
-            for n, lacking in short
-        ]
-        explanation = "\n".join(lines) or "  (no node)"
-        raise PlacementError(
-            f"{what} can never be placed: it needs {_fmt_need(need)} but no node in {scope} has that much.\n"
-            f"{explanation}\nLower InvokeOptions.cpu/memory/custom_resources or add a larger node.",
-            explanation=explanation)
+        with as_placement_error():
+            feasibility.check_bundle(self.nodes(), what=what, need=need, pools=pools, tier=tier, fix=_FIX)
+
+    def check_group(self, bundles: Sequence[Mapping[str, float]], strategy: str, *, what: str) -> None:
+        """Raise :class:`PlacementError` when ``bundles`` could never fit the live cluster together."""
+        if not _enabled():
+            return
+        with as_placement_error():
+            feasibility.check_group(self.nodes(), bundles, strategy, what=what, fix=_FIX)
 
 
-def _fmt(key: str, value: float) -> str:
-    if key == "CPU":
-        return f"{value:g} ({int(value * 1000)}m)"
-    if key == "memory":
-        return f"{value / 2**20:.0f}MB"
-    return f"{value:g}"
+_FIX = "Lower InvokeOptions.cpu/memory/custom_resources or add a larger node."
 
 
-def _fmt_need(need: Mapping[str, float]) -> str:
-    return ", ".join(f"{k}={_fmt(k, v)}" for k, v in need.items() if v > 0) or "no resources"
+def _enabled() -> bool:
+    return os.environ.get("YR_FAIL_FAST_INFEASIBLE", "1") != "0"
 
+
+@contextlib.contextmanager
+def as_placement_error(what: str | None = None) -> Iterator[None]:
+    """The engine's :class:`placement.PlacementInfeasible` as yuanrong's :class:`PlacementError`.
+
+    With ``what``, the message says what was being placed ("<what> cannot be placed: <reason>").
+    """
+    try:
+        yield
+    except PlacementError:
+        raise
+    except placement_errors.PlacementInfeasible as e:
+        if what is None:
+            explanation = e.explanation if isinstance(e.explanation, str) else str(e)
+            raise PlacementError(str(e), explanation=explanation, timed_out=e.timed_out) from None
+        raise PlacementError(f"{what} cannot be placed: {e}", explanation=str(e), timed_out=e.timed_out) from None

@@ -10,8 +10,7 @@ ordered fallbacks instead, so a restart after the node dies is re-placed by the 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import ray
@@ -22,8 +21,8 @@ from placement.ray_adapter import RayPlacer
 from yuanrong._private import session
 from yuanrong._private.core.objects import ObjectRef
 from yuanrong._private.options import Resolved
-from yuanrong.affinity import Affinity
-from yuanrong.exception import InvalidOptionError, PlacementError
+from yuanrong._private.scheduling.feasibility import as_placement_error
+from yuanrong.exception import InvalidOptionError
 
 def placer() -> RayPlacer:
     """This session's placer (one snapshot cache, one view of the instance-label registry)."""
@@ -32,16 +31,6 @@ def placer() -> RayPlacer:
         if s.placer is None:
             s.placer = RayPlacer(pools=s.pools_file or None)
         return s.placer
-
-
-def to_placement_affinity(a: Affinity) -> placement.Affinity:
-    return placement.Affinity(
-        placement.AffinityKind[a.affinity_kind.name],
-        placement.AffinityType[a.affinity_type.name],
-        tuple(placement.LabelOperator(placement.OperatorType[o.operator_type.name], o.key, o.values)
-              for o in a.label_operators),
-        priority=0,
-    )
 
 
 def instance_labels(labels: tuple[str, ...]) -> dict[str, str]:
@@ -70,7 +59,7 @@ def _data_nodes(items: list[Any]) -> tuple[str, ...]:
 
 def build_request(resolved: Resolved) -> placement.PlacementRequest:
     p = resolved.placement
-    affinities = tuple(to_placement_affinity(a) for a in p.get("schedule_affinities", ()))
+    affinities = tuple(p.get("schedule_affinities", ()))
     bundle = placement.Bundle(
         {k: v for k, v in resolved.resources.items() if v > 0},
         pools=resolved.pools,
@@ -80,15 +69,6 @@ def build_request(resolved: Resolved) -> placement.PlacementRequest:
     )
     return placement.PlacementRequest((bundle,), client_region=p.get("client_region"),
                                       latency_budget_ms=p.get("latency_budget_ms"))
-
-
-@contextlib.contextmanager
-def _explained(what: str) -> Iterator[None]:
-    """The engine's infeasibility as yuanrong's PlacementError, naming what was being placed."""
-    try:
-        yield
-    except placement.PlacementInfeasible as e:
-        raise PlacementError(f"{what} cannot be placed: {e}", explanation=str(e)) from None
 
 
 def _policy(name: str | None, what: str) -> str:
@@ -113,7 +93,7 @@ def remote_for(ray_callable: Any, resolved: Resolved, *, what: str, base_options
 
     def remote(*args: Any, **kwargs: Any) -> Any:
         request = fixed_request or build_request(resolved)
-        with _explained(what):
+        with as_placement_error(what):
             chosen = placer().options_for(request, policy=policy, pin=pin, timeout_s=resolved.schedule_timeout_s)
         out = ray_callable.options(**base, **chosen).remote(*args, **kwargs)
         if labels:
@@ -141,7 +121,7 @@ def pool_options(resolved: Resolved, *, what: str) -> dict[str, Any]:
             f"which Serve creates and restarts itself; use RESOURCE affinity, pool= or placement_policy instead.",
             option=field, value=p[field])
     policy = _policy(p.get("placement_policy"), what)
-    with _explained(what):
+    with as_placement_error(what):
         return placer().options_for(build_request(resolved), policy=policy, pin="pool",
                                     timeout_s=resolved.schedule_timeout_s)
 
@@ -157,7 +137,7 @@ def group_selectors(ray_bundles: list[dict[str, float]], strategy: str, policy: 
     request = placement.PlacementRequest(
         tuple(placement.Bundle(b, pools=p, tiers=t) for b, p, t in zip(ray_bundles, pools, tiers)),
         strategy=strategy)
-    with _explained(what):
+    with as_placement_error(what):
         # Pool pins: a resource group outlives nodes, and Ray can move a bundle inside its pool.
         return placer().bundle_selectors(request, policy=policy, pin="pool")
 

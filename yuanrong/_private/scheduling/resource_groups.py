@@ -8,13 +8,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import ray
-from ray.util.placement_group import placement_group, placement_group_table, remove_placement_group
+from ray.util.placement_group import placement_group_table, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from placement import ray_adapter
 from yuanrong._private import session
 from yuanrong._private.options import Resolved
 from yuanrong._private.scheduling import pins
-from yuanrong.exception import InvalidOptionError, PlacementError
+from yuanrong._private.scheduling.feasibility import as_placement_error
+from yuanrong.exception import InvalidOptionError
 
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 # openYuanrong fills CPU and Memory of a bundle that leaves them unset or 0 with these.
@@ -76,12 +78,13 @@ class ResourceGroup:
             PlacementError: Not reserved within ``timeout_seconds`` (the message says why, when known).
         """
         session.require_init()
-        if not self._pg.wait(timeout_seconds):
-            raise PlacementError(
-                f"resource group {self.resource_group_name!r} was not placed within {timeout_seconds}s: the cluster "
-                f"does not currently have free resources for all of {self.bundle_specs} "
-                f"together. Free resources (terminate instances, remove other groups) or wait longer.",
-                explanation="bundles pending: not enough free resources at the same time")
+        with as_placement_error():
+            ray_adapter.wait_placement_group(
+                self._pg, timeout_s=timeout_seconds, what=f"resource group {self.resource_group_name!r}",
+                remove_on_timeout=False, on_timeout=lambda: (
+                    f"the cluster does not currently have free resources for all of {self.bundle_specs} together",
+                    "bundles pending: not enough free resources at the same time"),
+                next_step="free resources (terminate instances, remove other groups) or wait longer")
 
     def __repr__(self) -> str:
         return f"<ResourceGroup {self.resource_group_name!r} bundles={self.bundle_specs}>"
@@ -118,7 +121,7 @@ def create(bundles: Sequence[Mapping[str, float]], name: str | None = None, stra
         raise InvalidOptionError(f"name={name!r} must be a non-empty str other than 'primary'.", option="name",
                                  value=name)
     ray_bundles = [to_ray_bundle(b, i) for i, b in enumerate(bundles)]
-    check_feasible(ray_bundles, strategy, what=f"resource group {name!r}")
+    session.current().cluster.check_group(ray_bundles, strategy, what=f"resource group {name!r}")
     try:
         ray.util.get_placement_group(name)
     except ValueError:
@@ -128,28 +131,9 @@ def create(bundles: Sequence[Mapping[str, float]], name: str | None = None, stra
                                  f"name.", option="name", value=name)
     selectors = pins.group_selectors(ray_bundles, strategy, placement_policy,
                                                  what=f"resource group {name!r}")
-    pg = placement_group(ray_bundles, strategy=strategy, name=name, bundle_label_selector=selectors)
+    pg = ray_adapter.create_placement_group(ray_bundles, strategy=strategy, name=name,
+                                            bundle_label_selector=selectors)
     return ResourceGroup(name, [dict(b) for b in bundles], pg)
-
-
-def check_feasible(ray_bundles: list[dict[str, float]], strategy: str, *, what: str) -> None:
-    """Raise PlacementError when the bundles could never fit the live cluster (Ray would wait forever)."""
-    nodes = session.current().cluster.nodes()
-    if strategy == "STRICT_PACK":
-        total: dict[str, float] = {}
-        for b in ray_bundles:
-            for k, v in b.items():
-                total[k] = total.get(k, 0.0) + v
-        session.current().cluster.check(what=f"{what} (STRICT_PACK: all bundles on one node)", pools=(),
-                                        tier=None, need=total)
-        return
-    for i, b in enumerate(ray_bundles):
-        session.current().cluster.check(what=f"{what} bundle {i}", pools=(), tier=None, need=b)
-    if strategy == "STRICT_SPREAD" and len(ray_bundles) > len(nodes):
-        raise PlacementError(
-            f"{what} can never be placed: STRICT_SPREAD needs {len(ray_bundles)} different nodes but the cluster "
-            f"has {len(nodes)}. Use SPREAD, or fewer bundles.",
-            explanation=f"{len(ray_bundles)} bundles > {len(nodes)} nodes")
 
 
 def lookup(name: str) -> Any:
