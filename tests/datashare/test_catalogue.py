@@ -143,12 +143,12 @@ def test_repeat_open_is_served_from_cache_until_another_process_publishes(ds, ru
 def test_catalogue_restart_rebuilds_from_the_holders(ds, ray_cluster):
     import ray
 
-    from datashare import ray_backend
+    from datashare._ray import naming
 
     t = _table(5000)
     ds.publish("cat-restart", t, nodes=[node_of(ray_cluster, "edge-2")])
     ds.append("cat-restart", _table(10, start=5000))
-    catalogue = ray.get_actor(ray_backend.CATALOGUE_NAME, namespace=ray_backend.NAMESPACE)
+    catalogue = ray.get_actor(naming.CATALOGUE_NAME, namespace=naming.NAMESPACE)
     ray.kill(catalogue, no_restart=False)            # crash it; Ray restarts it
     assert ds.versions("cat-restart") == [1, 2]
     assert ds.open("cat-restart", fresh=True).num_rows == 5010
