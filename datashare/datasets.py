@@ -332,7 +332,13 @@ def delete(name: str, *, version: int | None = None, timeout: float = CONTROL_TI
 
 
 def locality(name_or_ref: Any, *, timeout: float = CONTROL_TIMEOUT_S) -> dict[str, int]:
-    """Bytes of the data held on each node (copies included), largest first."""
+    """Bytes of the data held on each node (copies included), largest first.
+
+    Args:
+        name_or_ref: A dataset name (its latest version), a Ray ``ObjectRef``, or an object whose
+            ``ray_ref`` attribute is one (a yuanrong ``ObjectRef``).
+        timeout: Seconds to wait for Ray's object directory.
+    """
     require_connected()
     ref = as_ray_ref(name_or_ref)
     if ref is not None:
@@ -348,7 +354,8 @@ def where(name_or_ref: Any, *, timeout: float = CONTROL_TIMEOUT_S) -> tuple[str,
     """Node ids holding the data, most bytes first (for placing work next to it).
 
     Args:
-        name_or_ref: A dataset name (its latest version) or an ``ObjectRef``.
+        name_or_ref: A dataset name (its latest version), a Ray ``ObjectRef``, or an object whose
+            ``ray_ref`` attribute is one (a yuanrong ``ObjectRef``).
         timeout: Seconds to wait for Ray's object directory.
 
     Example:

@@ -38,13 +38,23 @@ def put(value: Any) -> Any:
 def get(refs: Any | Sequence[Any], *, timeout: float | None = CONTROL_TIMEOUT_S) -> Any:
     """Get one object (or a list): same-node Arrow/numpy data comes back without a copy.
 
+    Args:
+        refs: A Ray ``ObjectRef``, an object whose ``ray_ref`` attribute is one (a yuanrong
+            ``ObjectRef``), or a list of those.
+        timeout: Seconds to wait; ``None`` waits forever.
+
     Example:
         >>> get(put(pa.table({"x": [1]}))).num_rows   # doctest: +SKIP
         1
     """
     require_connected()
     single = as_ray_ref(refs)
-    ref_list = [single] if single is not None else list(refs)
+    ref_list = [single] if single is not None else [_unwrap(r) for r in refs]
     values = get_chunks(ref_list, name=None, version=None, node_ids=(), timeout=timeout)
     return values[0] if single is not None else values
 
+
+def _unwrap(ref: Any) -> Any:
+    # Anything that is not a ref is left for Ray to refuse, with its own message.
+    inner = as_ray_ref(ref)
+    return ref if inner is None else inner

@@ -23,8 +23,15 @@ STORE_FULL_ERRORS = (rex.ObjectStoreFullError, rex.OutOfDiskError)
 
 
 def as_ray_ref(value: object) -> ray.ObjectRef | None:
-    """``value`` if it is a Ray ``ObjectRef``, else ``None``."""
-    return value if isinstance(value, ray.ObjectRef) else None
+    """``value`` as a Ray ``ObjectRef``, or ``None`` when it is not one.
+
+    Besides Ray's own refs this takes any object whose ``ray_ref`` attribute is one, such as
+    yuanrong's ``ObjectRef``, without datashare having to import yuanrong.
+    """
+    if isinstance(value, ray.ObjectRef):
+        return value
+    inner = getattr(value, "ray_ref", None)
+    return inner if isinstance(inner, ray.ObjectRef) else None
 
 
 def put_value(value: Any, nbytes: int | None) -> ray.ObjectRef:

@@ -87,6 +87,23 @@ def test_where_reports_the_holding_nodes(ds, ray_cluster):
     ds.delete("cat-where")
 
 
+def test_where_locality_and_get_take_a_yuanrong_object_ref(ds, yr_session):
+    yr = yr_session
+    here = ds.current_node_id()
+    t = pa.table({"a": np.zeros(100_000)})
+    ref = yr.put(t)
+    assert ds.where(ref) == (here,)
+    assert ds.locality(ref)[here] >= t.nbytes
+    assert ds.get(ref).equals(t)
+    assert [v.num_rows for v in ds.get([ref, ds.put(t)])] == [100_000, 100_000]
+
+    class NotARef:
+        ray_ref = "not a Ray ObjectRef"
+
+    with pytest.raises(ds.InvalidArgumentError, match="pass a dataset name or an ObjectRef"):
+        ds.where(NotARef())
+
+
 def test_spread_over_nodes_and_stream(ds, ray_cluster):
     nodes = [node_of(ray_cluster, p) for p in ("cloud", "edge-1", "edge-2")]
     t = pa.table({"v": np.arange(3_000_000, dtype=np.int64)})   # 24 MB
