@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+from datashare._ray.handles import current_node_id, shutdown_actors
+from datashare._ray.ray_data import publish_ray_dataset, to_ray_dataset
 from datashare.chunking import DEFAULT_CHUNK_BYTES
 from datashare.dataset_info import DatasetInfo
 from datashare.errors import (
@@ -27,25 +29,21 @@ from datashare.errors import (
     SchemaMismatchError,
     StoreFullError,
 )
-from datashare.ray_backend import (
+from datashare.datasets import (
     append,
-    current_node_id,
     delete,
-    get,
     info,
     list_datasets,
     locality,
     publish,
-    put,
     refs,
-    shutdown_actors,
     stream,
     versions,
     where,
 )
-from datashare.ray_backend import open_table as open  # noqa: A004 - the API's verb, like ray.get
-from datashare.ray_data_interop import publish_ray_dataset, to_ray_dataset
+from datashare.datasets import open_table as open  # noqa: A004 - the API's verb, like ray.get
 from datashare.flight_server import FlightEndpoint, serve_flight
+from datashare.objects import get, put
 from datashare.zero_copy import buffers_in_store
 
 list = list_datasets  # noqa: A001 - the API's verb; `datashare.list()`

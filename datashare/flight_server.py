@@ -28,7 +28,8 @@ from collections.abc import Iterator
 
 import pyarrow.flight as flight
 
-from datashare import ray_backend
+from datashare import datasets
+from datashare._ray import handles
 from datashare.dataset_info import DatasetInfo
 from datashare.errors import DatasetNotFoundError, DatashareError, InvalidArgumentError
 
@@ -49,28 +50,28 @@ class _DatasetFlightServer(flight.FlightServerBase):
         return flight.FlightInfo(info.schema, descriptor, [endpoint], info.num_rows, info.nbytes)
 
     def list_flights(self, context, criteria) -> Iterator[flight.FlightInfo]:
-        for info in ray_backend.list_datasets():
+        for info in datasets.list_datasets():
             yield self._flight_info(info)
 
     def get_flight_info(self, context, descriptor) -> flight.FlightInfo:
         name = _descriptor_name(descriptor)
-        return self._flight_info(_translate(lambda: ray_backend.info(name)))
+        return self._flight_info(_translate(lambda: datasets.info(name)))
 
     def do_get(self, context, ticket) -> flight.RecordBatchStream:
         name, version = _parse_ticket(ticket.ticket)
-        table = _translate(lambda: ray_backend.open_table(name, version=version))
+        table = _translate(lambda: datasets.open_table(name, version=version))
         return flight.RecordBatchStream(table)
 
     def do_put(self, context, descriptor, reader, writer) -> None:
         name = _descriptor_name(descriptor)
         table = reader.read_all()
-        _translate(lambda: ray_backend.publish(name, table))
+        _translate(lambda: datasets.publish(name, table))
 
     def do_action(self, context, action) -> Iterator[flight.Result]:
         if action.type != "delete":
             raise flight.FlightServerError(f"unknown action {action.type!r}; supported: delete")
         name = action.body.to_pybytes().decode()
-        deleted = _translate(lambda: ray_backend.delete(name))
+        deleted = _translate(lambda: datasets.delete(name))
         yield flight.Result(b"deleted" if deleted else b"absent")
 
     def list_actions(self, context):
@@ -136,7 +137,7 @@ def serve_flight(*, host: str = DEFAULT_HOST, port: int = 0) -> FlightEndpoint:
     Returns:
         The running endpoint; call :meth:`FlightEndpoint.shutdown` to stop it.
     """
-    ray_backend.require_connected()
+    handles.require_connected()
     if not isinstance(host, str) or not host:
         raise InvalidArgumentError("host", host, "give an interface address such as '127.0.0.1'.")
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on (default: loopback)")
     parser.add_argument("--port", type=int, default=8815, help="port to listen on (default: 8815)")
     args = parser.parse_args(argv)
-    ray_backend.connect(args.address)
+    handles.connect(args.address)
     endpoint = serve_flight(host=args.host, port=args.port)
     print(f"datashare Flight endpoint at {endpoint.location}", flush=True)
     endpoint._server.wait()

@@ -41,7 +41,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from datashare import ray_backend
+from datashare._ray import kv_storage
+from datashare._ray.handles import CONTROL_TIMEOUT_S
 from datashare.errors import InvalidArgumentError, KVKeyExistsError, KVKeyNotFoundError
 
 __all__ = [
@@ -195,7 +196,7 @@ def kv_read(key: str | Sequence[str], timeout: int | float = DEFAULT_GET_TIMEOUT
     pause = 0.01
     while True:
         missing = [k for k in dict.fromkeys(keys) if k not in found]
-        found.update(ray_backend.kv_fetch(missing, timeout=ray_backend.CONTROL_TIMEOUT_S))
+        found.update(kv_storage.fetch(missing, timeout=CONTROL_TIMEOUT_S))
         missing = [k for k in missing if k not in found]
         if not missing:
             break
@@ -218,12 +219,12 @@ def kv_get(key: str | Sequence[str], timeout: int | float = DEFAULT_GET_TIMEOUT)
 def kv_del(key: str | Sequence[str]) -> None:
     """Delete one key or a list of keys; missing keys are ignored."""
     keys = [_check_key(key)] if isinstance(key, str) else [_check_key(k) for k in _key_list(key)]
-    ray_backend.kv_remove(keys, timeout=ray_backend.CONTROL_TIMEOUT_S)
+    kv_storage.remove(keys, timeout=CONTROL_TIMEOUT_S)
 
 
 def kv_keys() -> list[str]:
     """Every live key, sorted (a yuanrong extension)."""
-    return ray_backend.kv_list(timeout=ray_backend.CONTROL_TIMEOUT_S)
+    return kv_storage.keys(timeout=CONTROL_TIMEOUT_S)
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,8 +248,8 @@ def _write(entries: dict[str, Any], *, existence: object, write_mode: object, tt
             "in the shared-memory object store (and spill to disk under pressure). Use CacheType.MEMORY.")
     if not isinstance(ttl_second, int) or isinstance(ttl_second, bool) or ttl_second < 0:
         raise InvalidArgumentError("ttl_second", ttl_second, "it must be an int >= 0 (0: never expires).")
-    clash = ray_backend.kv_store(entries, nx=existence is ExistenceOpt.NX, ttl_s=ttl_second,
-                                 timeout=ray_backend.CONTROL_TIMEOUT_S)
+    clash = kv_storage.store(entries, nx=existence is ExistenceOpt.NX, ttl_s=ttl_second,
+                             timeout=CONTROL_TIMEOUT_S)
     if clash:
         raise KVKeyExistsError(clash[0])
 

@@ -87,6 +87,23 @@ def test_where_reports_the_holding_nodes(ds, ray_cluster):
     ds.delete("cat-where")
 
 
+def test_where_locality_and_get_take_a_yuanrong_object_ref(ds, yr_session):
+    yr = yr_session
+    here = ds.current_node_id()
+    t = pa.table({"a": np.zeros(100_000)})
+    ref = yr.put(t)
+    assert ds.where(ref) == (here,)
+    assert ds.locality(ref)[here] >= t.nbytes
+    assert ds.get(ref).equals(t)
+    assert [v.num_rows for v in ds.get([ref, ds.put(t)])] == [100_000, 100_000]
+
+    class NotARef:
+        ray_ref = "not a Ray ObjectRef"
+
+    with pytest.raises(ds.InvalidArgumentError, match="pass a dataset name or an ObjectRef"):
+        ds.where(NotARef())
+
+
 def test_spread_over_nodes_and_stream(ds, ray_cluster):
     nodes = [node_of(ray_cluster, p) for p in ("cloud", "edge-1", "edge-2")]
     t = pa.table({"v": np.arange(3_000_000, dtype=np.int64)})   # 24 MB
@@ -143,12 +160,12 @@ def test_repeat_open_is_served_from_cache_until_another_process_publishes(ds, ru
 def test_catalogue_restart_rebuilds_from_the_holders(ds, ray_cluster):
     import ray
 
-    from datashare import ray_backend
+    from datashare._ray import naming
 
     t = _table(5000)
     ds.publish("cat-restart", t, nodes=[node_of(ray_cluster, "edge-2")])
     ds.append("cat-restart", _table(10, start=5000))
-    catalogue = ray.get_actor(ray_backend.CATALOGUE_NAME, namespace=ray_backend.NAMESPACE)
+    catalogue = ray.get_actor(naming.CATALOGUE_NAME, namespace=naming.NAMESPACE)
     ray.kill(catalogue, no_restart=False)            # crash it; Ray restarts it
     assert ds.versions("cat-restart") == [1, 2]
     assert ds.open("cat-restart", fresh=True).num_rows == 5010

@@ -14,7 +14,8 @@ from typing import Any
 import ray
 from ray import cloudpickle
 
-from datashare import kv, ray_backend
+from datashare import kv
+from datashare._ray import naming
 from datashare.errors import DatashareError
 from yuanrong._private import session
 
@@ -94,7 +95,7 @@ def forget(actor_id_hex: str) -> None:
     """Delete a terminated instance's saved state (no-op when there is none)."""
     try:
         # Without a catalogue nothing was ever saved; do not start one just to delete nothing.
-        ray.get_actor(ray_backend.CATALOGUE_NAME, namespace=ray_backend.NAMESPACE)
+        ray.get_actor(naming.CATALOGUE_NAME, namespace=naming.NAMESPACE)
     except ValueError:
         return
     try:

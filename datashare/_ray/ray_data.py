@@ -1,6 +1,7 @@
 """Named datasets as Ray Data datasets, and Ray Data results as named datasets.
 
-Imports ``ray.data``; with :mod:`datashare.ray_backend` the only modules that touch Ray.
+Unlike the rest of :mod:`datashare._ray`, this module sits on top of :mod:`datashare.datasets`:
+it turns Ray Data objects into chunk refs and back, and leaves naming and versions to the API.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from typing import Any
 
 import ray.data
 
-from datashare import ray_backend
+from datashare import datasets
 from datashare.dataset_info import DatasetInfo
 from datashare.errors import InvalidArgumentError
 
@@ -26,7 +27,7 @@ def to_ray_dataset(name: str, *, version: int | None = None) -> ray.data.Dataset
         >>> ds = to_ray_dataset("features")          # doctest: +SKIP
         >>> ds.map_batches(f, batch_format="pyarrow", zero_copy_batch=True)  # doctest: +SKIP
     """
-    _, chunk_refs = ray_backend.refs(name, version=version)
+    _, chunk_refs = datasets.refs(name, version=version)
     return ray.data.from_arrow_refs(chunk_refs)
 
 
@@ -39,4 +40,4 @@ def publish_ray_dataset(name: str, dataset: Any, *, keep_previous: int = 1) -> D
     if not isinstance(dataset, ray.data.Dataset):
         raise InvalidArgumentError("dataset", dataset, "it must be a ray.data.Dataset; publish Arrow "
                                    "tables with datashare.publish instead.")
-    return ray_backend.publish_refs(name, dataset.to_arrow_refs(), keep_previous=keep_previous)
+    return datasets.publish_refs(name, dataset.to_arrow_refs(), keep_previous=keep_previous)

@@ -1,0 +1,135 @@
+"""The catalogue actor: a detached, restartable actor around the pure :class:`Catalogue`.
+
+An actor, not Ray's internal KV, because:
+
+* it holds real ``ObjectRef``s and so takes part in Ray's distributed reference counting, while a
+  ref serialised into internal KV is invisible to it (the object could be freed under it);
+* its calls run one at a time, which makes version numbers, ``ExistenceOpt.NX`` and appends atomic
+  without a compare-and-swap protocol;
+* internal KV is private Ray API that may change without notice.
+
+If the catalogue process dies, Ray restarts it and it rebuilds the dataset table from the holders,
+which keep every chunk together with its metadata. Small KV values kept inline in the catalogue are
+lost in that case (larger KV values live in holders and are recovered); ``docs/datashare.md`` says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import ray
+
+from datashare._ray.naming import HOLDER_PREFIX, NAMESPACE
+from datashare.catalogue import Catalogue, Describe, Found, KVValue, Missing, Release
+from datashare.dataset_info import DatasetInfo
+
+
+@ray.remote(num_cpus=0, max_restarts=-1)
+class CatalogueActor:
+    """Runs the catalogue's steps one at a time and carries out its instructions to holders.
+
+    An async actor: every method runs on one event loop and none awaits once it has started
+    changing state, so each call is atomic; only :meth:`wait_change` parks, which lets every
+    reader process keep one watch open without tying up a thread.
+    """
+
+    def __init__(self) -> None:
+        self._state = Catalogue()
+        self._changed: asyncio.Event | None = None
+        self._ready: asyncio.Future | None = None
+
+    async def _step(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # Awaiting a finished future does not yield, so calls stay atomic after the first.
+        if self._ready is None:
+            self._ready = asyncio.ensure_future(self._rebuild())
+        await self._ready
+        before = self._state.generation
+        try:
+            return method(*args, **kwargs)
+        finally:
+            self._carry_out()
+            if self._state.generation != before and self._changed is not None:
+                self._changed.set()
+                self._changed = None
+
+    def _carry_out(self) -> None:
+        for step in self._state.take_instructions():
+            holder = _holder(step.holder)
+            if holder is None:
+                continue
+            if isinstance(step, Describe):
+                holder.describe.remote(step.key, step.info)
+            elif isinstance(step, Release):
+                holder.release.remote(list(step.keys))
+
+    async def _rebuild(self) -> None:
+        """After a restart, recover the dataset table from the holders' inventories."""
+        try:
+            actors = ray.util.list_named_actors(all_namespaces=True)
+        except Exception:  # noqa: BLE001 - a fresh cluster without GCS support just starts empty
+            return
+        names = [a["name"] for a in actors
+                 if a.get("namespace") == NAMESPACE and a["name"].startswith(HOLDER_PREFIX)]
+        inventories = {}
+        for hname in names:
+            try:
+                handle = ray.get_actor(hname, namespace=NAMESPACE)
+                inventories[hname] = await asyncio.wait_for(handle.inventory.remote(), 10)
+            except Exception:  # noqa: BLE001 - a dead holder's data is gone; skip it
+                continue
+        self._state.restore(inventories)
+
+    async def wait_change(self, since: int, timeout_s: float) -> int:
+        """Return the dataset-table generation once it differs from ``since`` (or on timeout)."""
+        generation = await self._step(lambda: self._state.generation)
+        if generation == since:
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            event = self._changed
+            try:
+                await asyncio.wait_for(event.wait(), timeout_s)
+            except asyncio.TimeoutError:
+                pass
+        return self._state.generation
+
+    async def reserve_version(self, name: str) -> int:
+        return await self._step(self._state.reserve_version, name)
+
+    async def commit(self, info: DatasetInfo, refs: list, holders: list[str], keep_previous: int) -> None:
+        await self._step(self._state.commit, info, refs, holders, keep_previous)
+
+    async def lookup(self, name: str, version: int | None) -> Found | Missing:
+        return await self._step(self._state.lookup, name, version)
+
+    async def list(self) -> list[DatasetInfo]:
+        return await self._step(self._state.list)
+
+    async def versions(self, name: str) -> list[int]:
+        return await self._step(self._state.versions, name)
+
+    async def delete(self, name: str, version: int | None) -> bool:
+        return await self._step(self._state.delete, name, version)
+
+    async def kv_write_many(self, entries: dict[str, KVValue], nx: bool, ttl_s: int) -> list[str]:
+        """All-or-nothing write; returns the keys that already exist (nothing written then)."""
+        return await self._step(self._state.kv_write_many, entries, nx=nx, ttl_s=ttl_s)
+
+    async def kv_read(self, keys: list[str]) -> dict[str, KVValue]:
+        return await self._step(self._state.kv_read, keys)
+
+    async def kv_delete(self, keys: list[str]) -> int:
+        return await self._step(self._state.kv_delete, keys)
+
+    async def kv_keys(self) -> list[str]:
+        return await self._step(self._state.kv_keys)
+
+
+def _holder(hname: str):
+    if not hname.startswith(HOLDER_PREFIX):
+        return None      # chunks of lifetime="job" data belong to their publisher, not a holder
+    try:
+        return ray.get_actor(hname, namespace=NAMESPACE)
+    except ValueError:  # the holder died with its node, and its data with it
+        return None

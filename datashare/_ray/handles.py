@@ -1,0 +1,156 @@
+"""This process's link to datashare's actors: connecting, finding and caching their handles,
+control calls with clear timeouts, and shutting everything down."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ray
+import ray.exceptions as rex
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from datashare._ray.catalogue_actor import CatalogueActor
+from datashare._ray.holder import Holder
+from datashare._ray.naming import CATALOGUE_NAME, HOLDER_PREFIX, NAMESPACE, holder_name
+from datashare._ray.store import STORE_FULL_ERRORS
+from datashare.errors import DataTimeoutError, NotConnectedError, StoreFullError
+
+CONTROL_TIMEOUT_S = 60.0
+"""Longest wait for a catalogue or holder call before a clear timeout error."""
+
+_handles_lock = threading.Lock()
+_holder_handles: dict[str, Any] = {}
+_catalogue_handle: list[Any] = []
+_on_forget: list[Callable[[], None]] = []
+
+
+def require_connected() -> None:
+    """Raise :class:`NotConnectedError` unless this process is a Ray driver or worker."""
+    if not ray.is_initialized():
+        raise NotConnectedError()
+
+
+def connect(address: str) -> None:
+    """Connect this process to the Ray cluster at ``address`` (for the Flight CLI)."""
+    if not ray.is_initialized():
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+
+
+def current_node_id() -> str:
+    """Ray node id of the node this process runs on."""
+    require_connected()
+    return ray.get_runtime_context().get_node_id()
+
+
+def alive_nodes() -> dict[str, dict[str, Any]]:
+    """Node id -> Ray's node record, for live nodes."""
+    return {n["NodeID"]: n for n in ray.nodes() if n.get("Alive")}
+
+
+def catalogue():
+    """The catalogue actor's handle, creating the actor on the head node if it does not exist."""
+    with _handles_lock:
+        if _catalogue_handle:
+            return _catalogue_handle[0]
+        handle = CatalogueActor.options(
+            name=CATALOGUE_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+            # The head node lives as long as the cluster; edge nodes may come and go.
+            resources={"node:__internal_head__": 0.001},
+        ).remote()
+        _catalogue_handle.append(handle)
+        return handle
+
+
+def holder(node_id: str):
+    """The handle of ``node_id``'s holder, creating the holder (pinned to that node) if needed."""
+    with _handles_lock:
+        handle = _holder_handles.get(node_id)
+        if handle is None:
+            handle = Holder.options(
+                name=holder_name(node_id), namespace=NAMESPACE, lifetime="detached",
+                get_if_exists=True,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+            ).remote()
+            _holder_handles[node_id] = handle
+        return handle
+
+
+def holder_by_name(hname: str):
+    return holder(hname[len(HOLDER_PREFIX):])
+
+
+def on_forget(callback: Callable[[], None]) -> None:
+    """Run ``callback`` whenever the cached handles are dropped (the actors were killed)."""
+    _on_forget.append(callback)
+
+
+def _forget_handles() -> None:
+    for callback in _on_forget:
+        callback()
+    with _handles_lock:
+        _holder_handles.clear()
+        _catalogue_handle.clear()
+
+
+def call(ref, *, what: str, timeout: float = CONTROL_TIMEOUT_S):
+    """``ray.get`` for control calls: a clear timeout, and the remote error's own type."""
+    try:
+        return ray.get(ref, timeout=timeout)
+    except rex.GetTimeoutError:
+        raise DataTimeoutError(what, timeout) from None
+    except rex.RayTaskError as exc:
+        cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+        if isinstance(cause, STORE_FULL_ERRORS):
+            raise StoreFullError(nbytes=None, node_id=None, cause=type(cause).__name__) from exc
+        raise
+
+
+def ask_catalogue(method: str, *args: Any, timeout: float) -> Any:
+    """Call the catalogue, riding out a restart (Ray restarts it; calls fail meanwhile).
+
+    Every catalogue method is safe to repeat: lookups read, commits and deletes converge, and a
+    repeated ``reserve_version`` only skips a number.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.05
+    while True:
+        remaining = max(0.001, deadline - time.monotonic())
+        try:
+            return call(getattr(catalogue(), method).remote(*args), what="the catalogue", timeout=remaining)
+        except (rex.ActorUnavailableError, rex.ActorDiedError) as exc:
+            if isinstance(exc, rex.ActorDiedError):
+                _forget_handles()   # killed for good: the next call creates (and rebuilds) a new one
+            if time.monotonic() + pause >= deadline:
+                raise DataTimeoutError("an answer from the restarting catalogue", timeout) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+
+def watch_catalogue(since: int, timeout_s: float, on_done: Callable[[Any], None]) -> object:
+    """Ask the catalogue to answer once its generation differs from ``since``.
+
+    ``on_done`` gets a ``concurrent.futures.Future`` of the new generation. Returns a token the
+    caller keeps while it wants the answer (the pending call's ref).
+    """
+    watch = catalogue().wait_change.remote(since, timeout_s)
+    watch.future().add_done_callback(on_done)
+    return watch
+
+
+def shutdown_actors() -> None:
+    """Kill the catalogue and every holder: all published data and KV entries are dropped.
+
+    For tests and for tearing a cluster down; published data is gone afterwards.
+    """
+    require_connected()
+    for actor in ray.util.list_named_actors(all_namespaces=True):
+        if actor.get("namespace") != NAMESPACE:
+            continue
+        try:
+            ray.kill(ray.get_actor(actor["name"], namespace=NAMESPACE), no_restart=True)
+        except ValueError:
+            pass
+    _forget_handles()

@@ -1,0 +1,324 @@
+"""The catalogue as a pure state machine: names, versions, generations and the KV table.
+
+No Ray here. Refs and holder names are opaque values the catalogue stores and hands back; what
+must happen to holders as a consequence of a call (describe a new version, release dropped chunks)
+comes out as instructions, collected by :meth:`Catalogue.take_instructions`, which the catalogue
+actor (:mod:`datashare._ray.catalogue_actor`) carries out. Time comes from a clock given to the
+constructor, so KV expiry is deterministic under test.
+
+Example:
+    >>> cat = Catalogue(clock=lambda: 0.0)
+    >>> cat.reserve_version("t")
+    1
+    >>> isinstance(cat.lookup("t", None), Missing)
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple, Union
+
+from datashare.dataset_info import DatasetInfo
+
+__all__ = [
+    "Catalogue",
+    "Describe",
+    "Found",
+    "HeldData",
+    "HolderKey",
+    "Instruction",
+    "KVValue",
+    "Missing",
+    "Release",
+    "dataset_key",
+    "kv_holder_key",
+]
+
+
+class HolderKey(NamedTuple):
+    """What a holder files its chunks under: one dataset version, or one KV value."""
+
+    space: str          # "ds" for a dataset version, "kv" for a KV value
+    name: str           # dataset name or KV key
+    tag: Any            # dataset version (int), or a unique token per KV write (str)
+
+
+def dataset_key(name: str, version: int) -> HolderKey:
+    return HolderKey("ds", name, version)
+
+
+def kv_holder_key(key: str, token: str) -> HolderKey:
+    return HolderKey("kv", key, token)
+
+
+class HeldData(NamedTuple):
+    """One key of a holder's inventory, used to rebuild the catalogue after a restart."""
+
+    description: Any                 # DatasetInfo for a dataset, the value kind (str) for KV
+    chunks: Mapping[int, Any]        # chunk index -> ref
+
+
+@dataclasses.dataclass(frozen=True)
+class Found:
+    """A lookup that found the version: its metadata, chunk refs and the holder of each chunk."""
+
+    info: DatasetInfo
+    refs: tuple
+    holders: tuple[str, ...]
+    generation: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Missing:
+    """A lookup that found nothing: the names that exist, and the versions of the asked name."""
+
+    known: tuple[str, ...]
+    versions: tuple[int, ...]
+    generation: int
+
+
+@dataclasses.dataclass(frozen=True)
+class KVValue:
+    """A KV value: inline ``bytes`` (no holder), or a ref kept by ``holder`` under ``holder_key``."""
+
+    kind: str                        # "bytes" or "arrow": how a reader turns it back into a value
+    payload: Any                     # bytes, or the ref of the stored object
+    holder: str | None = None
+    holder_key: HolderKey | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Describe:
+    """Instruction: ``holder`` should keep ``info`` with ``key``, to rebuild from after a restart."""
+
+    holder: str
+    key: HolderKey
+    info: DatasetInfo
+
+
+@dataclasses.dataclass(frozen=True)
+class Release:
+    """Instruction: ``holder`` may let go of the chunks it keeps under ``keys``."""
+
+    holder: str
+    keys: tuple[HolderKey, ...]
+
+
+Instruction = Union[Describe, Release]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Version:
+    info: DatasetInfo
+    refs: tuple
+    holders: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class _KVEntry:
+    value: KVValue
+    expires_at: float | None
+    seq: int
+
+
+class Catalogue:
+    """Names -> versions -> chunk refs, plus the KV table with NX writes and TTL expiry.
+
+    Every method is a step of the state machine: it reads or changes state and queues the
+    instructions for holders that follow from the change. ``generation`` grows whenever the
+    dataset table changes, so readers can tell that what they cached is stale.
+
+    Args:
+        clock: Seconds since the epoch, as ``time.time`` gives them; KV TTLs count on it.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._datasets: dict[str, dict[int, _Version]] = {}
+        self._next_version: dict[str, int] = {}
+        self._kv: dict[str, _KVEntry] = {}
+        self._expiry: list[tuple[float, int, str]] = []      # heap of (deadline, write seq, key)
+        self._seq = 0
+        self._generation = 0
+        self._outbox: list[Instruction] = []
+
+    @property
+    def generation(self) -> int:
+        """Counter of changes to the dataset table (KV writes do not count)."""
+        return self._generation
+
+    def take_instructions(self) -> list[Instruction]:
+        """The instructions queued since the last call, oldest first."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    # --- datasets ---------------------------------------------------------------------------
+
+    def reserve_version(self, name: str) -> int:
+        """The next version number of ``name``; a reserved number is never handed out again."""
+        version = self._next_version.get(name, 1)
+        self._next_version[name] = version + 1
+        return version
+
+    def commit(self, info: DatasetInfo, refs: Iterable, holders: Iterable[str], keep_previous: int) -> None:
+        """Make ``info.version`` of ``info.name`` readable; release versions beyond ``keep_previous``.
+
+        Raises:
+            ValueError: ``refs`` and ``holders`` do not pair up, or ``keep_previous`` < 0.
+        """
+        refs, holders = tuple(refs), tuple(holders)
+        if len(refs) != len(holders):
+            raise ValueError(f"{len(refs)} refs but {len(holders)} holders; give one holder per chunk")
+        if keep_previous < 0:
+            raise ValueError(f"keep_previous={keep_previous}; it must be >= 0")
+        versions = self._datasets.setdefault(info.name, {})
+        versions[info.version] = _Version(info, refs, holders)
+        key = dataset_key(info.name, info.version)
+        for hname in dict.fromkeys(holders):
+            self._outbox.append(Describe(hname, key, info))
+        older = sorted(v for v in versions if v < info.version)
+        self._drop(info.name, older[: max(0, len(older) - keep_previous)])
+        self._bump()
+
+    def lookup(self, name: str, version: int | None) -> Found | Missing:
+        """The given version of ``name`` (``None``: the latest), or what exists instead."""
+        versions = self._datasets.get(name)
+        if not versions:
+            return Missing(tuple(sorted(self._datasets)), (), self._generation)
+        entry = versions.get(max(versions) if version is None else version)
+        if entry is None:
+            return Missing(tuple(sorted(self._datasets)), tuple(sorted(versions)), self._generation)
+        return Found(entry.info, entry.refs, entry.holders, self._generation)
+
+    def list(self) -> list[DatasetInfo]:
+        """The latest version of every dataset, sorted by name."""
+        return [v[max(v)].info for _, v in sorted(self._datasets.items()) if v]
+
+    def versions(self, name: str) -> list[int]:
+        """Retained versions of ``name``, oldest first (empty if unknown)."""
+        return sorted(self._datasets.get(name, {}))
+
+    def delete(self, name: str, version: int | None) -> bool:
+        """Drop every version of ``name`` (or one); False when there was nothing to drop."""
+        versions = self._datasets.get(name)
+        if not versions:
+            return False
+        if version is None:
+            self._drop(name, list(versions))
+            return True
+        if version not in versions:
+            return False
+        self._drop(name, [version])
+        return True
+
+    def _drop(self, name: str, versions: list[int]) -> None:
+        table = self._datasets.get(name, {})
+        by_holder: dict[str, list[HolderKey]] = {}
+        for version in versions:
+            entry = table.pop(version, None)
+            if entry is None:
+                continue
+            for hname in dict.fromkeys(entry.holders):
+                by_holder.setdefault(hname, []).append(dataset_key(name, version))
+        if not table:
+            self._datasets.pop(name, None)
+        if versions:
+            self._bump()
+        for hname, keys in by_holder.items():
+            self._outbox.append(Release(hname, tuple(keys)))
+
+    def _bump(self) -> None:
+        self._generation += 1
+
+    # --- KV ---------------------------------------------------------------------------------
+
+    def kv_write_many(self, entries: Mapping[str, KVValue], *, nx: bool, ttl_s: float) -> list[str]:
+        """Write every entry, or none: with ``nx``, returns the keys already set (nothing written).
+
+        ``ttl_s`` > 0 makes the entries expire that many seconds from now; 0 keeps them.
+
+        Raises:
+            ValueError: ``ttl_s`` < 0.
+        """
+        if ttl_s < 0:
+            raise ValueError(f"ttl_s={ttl_s}; it must be >= 0 (0: never expires)")
+        self._expire()
+        if nx:
+            clash = [k for k in entries if k in self._kv]
+            if clash:
+                return clash
+        expires = self._clock() + ttl_s if ttl_s > 0 else None
+        for key, value in entries.items():
+            self._kv_remove(key)
+            self._seq += 1
+            self._kv[key] = _KVEntry(value, expires, self._seq)
+            if expires is not None:
+                heapq.heappush(self._expiry, (expires, self._seq, key))
+        return []
+
+    def kv_read(self, keys: Iterable[str]) -> dict[str, KVValue]:
+        """The values of those ``keys`` that are set and not expired."""
+        self._expire()
+        return {k: self._kv[k].value for k in keys if k in self._kv}
+
+    def kv_delete(self, keys: Iterable[str]) -> int:
+        """Delete ``keys``; returns how many were set."""
+        self._expire()
+        return sum(self._kv_remove(k) for k in keys)
+
+    def kv_keys(self) -> list[str]:
+        """Every live key, sorted."""
+        self._expire()
+        return sorted(self._kv)
+
+    def _expire(self) -> None:
+        now = self._clock()
+        while self._expiry and self._expiry[0][0] <= now:
+            _, seq, key = heapq.heappop(self._expiry)
+            entry = self._kv.get(key)
+            if entry is not None and entry.seq == seq:     # not rewritten since
+                self._kv_remove(key)
+
+    def _kv_remove(self, key: str) -> bool:
+        entry = self._kv.pop(key, None)
+        if entry is None:
+            return False
+        if entry.value.holder is not None:
+            self._outbox.append(Release(entry.value.holder, (entry.value.holder_key,)))
+        return True
+
+    # --- recovery ---------------------------------------------------------------------------
+
+    def restore(self, inventories: Mapping[str, Mapping[tuple, HeldData]]) -> None:
+        """Rebuild from the holders' inventories (holder name -> key -> held data) after a restart.
+
+        A dataset version comes back only when its metadata and every chunk were found; KV values
+        kept by holders come back without their TTL. State already present wins.
+        """
+        found: dict[tuple, tuple[Any, dict[int, tuple[Any, str]]]] = {}
+        for hname, inventory in inventories.items():
+            for key, (description, chunks) in inventory.items():
+                key = HolderKey(*key)
+                if key.space != "ds":
+                    ref = chunks.get(0)
+                    if description is not None and ref is not None and key.name not in self._kv:
+                        self._seq += 1
+                        self._kv[key.name] = _KVEntry(KVValue(description, ref, hname, key), None, self._seq)
+                    continue
+                info, held = found.setdefault(key, (description, {}))
+                if info is None and description is not None:
+                    found[key] = (description, held)
+                for index, ref in chunks.items():
+                    held[index] = (ref, hname)
+        for key, (info, held) in found.items():
+            if info is None or sorted(held) != list(range(info.num_chunks)):
+                continue
+            name, version = key.name, key.tag
+            refs = tuple(held[i][0] for i in range(info.num_chunks))
+            holders = tuple(held[i][1] for i in range(info.num_chunks))
+            self._datasets.setdefault(name, {}).setdefault(version, _Version(info, refs, holders))
+            self._next_version[name] = max(self._next_version.get(name, 1), version + 1)

@@ -1,0 +1,365 @@
+"""Named, versioned datasets: publish, append, open, stream, inspect, delete and locate them.
+
+A dataset version is a list of chunk tables in Ray's object store, owned by per-node holders
+(or, with ``lifetime="job"``, by the publishing process) and named in the catalogue. The Ray
+mechanics live in :mod:`datashare._ray`; this module is the API and its checks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from datashare._ray import handles
+from datashare._ray.handles import CONTROL_TIMEOUT_S, current_node_id, require_connected
+from datashare._ray.naming import node_of
+from datashare._ray.pipeline import ChunkWriter
+from datashare._ray.store import as_ray_ref, bytes_by_node, get_chunks, prefetch
+from datashare.catalogue import Found, dataset_key
+from datashare.chunking import DEFAULT_CHUNK_BYTES, as_table_stream
+from datashare.dataset_info import DatasetInfo
+from datashare.errors import DatasetNotFoundError, InvalidArgumentError, ObjectLostError, SchemaMismatchError
+from datashare.read_cache import ReadCache
+
+__all__ = [
+    "append",
+    "check_name",
+    "delete",
+    "info",
+    "list_datasets",
+    "locality",
+    "open_table",
+    "publish",
+    "publish_refs",
+    "refs",
+    "stream",
+    "versions",
+    "where",
+]
+
+_NAME_MAX = 255
+
+_read_cache = ReadCache(handles.watch_catalogue)
+handles.on_forget(_read_cache.clear)
+
+
+def check_name(name: object, *, argument: str = "name") -> str:
+    """Validate a dataset name or KV key: a non-empty str of at most 255 bytes, no NUL."""
+    if not isinstance(name, str) or not name:
+        raise InvalidArgumentError(argument, name, "it must be a non-empty str.")
+    if len(name.encode()) > _NAME_MAX or "\x00" in name:
+        raise InvalidArgumentError(argument, name, f"it must be at most {_NAME_MAX} bytes, without NUL.")
+    return name
+
+
+def _check_keep(keep_previous: object) -> None:
+    if not isinstance(keep_previous, int) or isinstance(keep_previous, bool) or keep_previous < 0:
+        raise InvalidArgumentError("keep_previous", keep_previous, "it must be an int >= 0.")
+
+
+def _target_nodes(nodes: Sequence[str] | None) -> list[str]:
+    if nodes is None:
+        return [current_node_id()]
+    if isinstance(nodes, str) or not nodes:
+        raise InvalidArgumentError("nodes", nodes, "it must be a non-empty sequence of Ray node ids.")
+    live = handles.alive_nodes()
+    unknown = [n for n in nodes if n not in live]
+    if unknown:
+        raise InvalidArgumentError(
+            "nodes", list(nodes), f"node(s) {', '.join(unknown)} are not alive in this cluster; live "
+            f"nodes: {', '.join(sorted(live))}.")
+    return list(dict.fromkeys(nodes))
+
+
+# --------------------------------------------------------------------------------------------
+# Publishing
+# --------------------------------------------------------------------------------------------
+
+
+def publish(name: str, data: Any, *, nodes: Sequence[str] | None = None,
+            chunk_bytes: int = DEFAULT_CHUNK_BYTES, keep_previous: int = 1, lifetime: str = "detached",
+            timeout: float = CONTROL_TIMEOUT_S) -> DatasetInfo:
+    """Publish ``data`` under ``name`` as a new version.
+
+    Args:
+        name: Dataset name (1-255 bytes).
+        data: A pyarrow Table, RecordBatch, RecordBatchReader, or an iterable of tables/batches
+            with one schema.
+        nodes: Node ids whose holders keep the chunks, round-robin; default: this node.
+        chunk_bytes: Target size of one chunk object.
+        keep_previous: How many older versions stay readable; older ones are released.
+        lifetime: ``"detached"`` (default): the data lives until deleted, owned by per-node
+            holders (one extra in-store copy). ``"job"``: this process owns the chunks (no extra
+            copy); they are lost after it exits, once Ray has freed a dead owner's objects
+            (asynchronously, at times after many seconds); readers then get :class:`ObjectLostError`.
+        timeout: Seconds to wait for the catalogue and holders.
+
+    Returns:
+        The new version's :class:`DatasetInfo`.
+
+    Raises:
+        SchemaMismatchError: Pieces of ``data`` disagree on the schema.
+        StoreFullError: The store is full and cannot spill.
+        InvalidArgumentError: A bad name, option or data type.
+
+    Example:
+        >>> publish("features", pa.table({"x": [1, 2]}))   # doctest: +SKIP
+    """
+    return _publish(name, data, nodes=nodes, chunk_bytes=chunk_bytes, keep_previous=keep_previous,
+                    lifetime=lifetime, timeout=timeout, base=None)
+
+
+def append(name: str, data: Any, *, nodes: Sequence[str] | None = None,
+           chunk_bytes: int = DEFAULT_CHUNK_BYTES, keep_previous: int = 1, lifetime: str = "detached",
+           timeout: float = CONTROL_TIMEOUT_S) -> DatasetInfo:
+    """Publish a new version of ``name`` made of its latest version plus ``data``.
+
+    The existing chunks are reused (no copy); only ``data`` is stored. Arguments as for
+    :func:`publish`.
+
+    Raises:
+        DatasetNotFoundError: ``name`` is not published.
+        SchemaMismatchError: ``data`` does not have the dataset's schema.
+    """
+    check_name(name)
+    base = _lookup(name, None, timeout)
+    return _publish(name, data, nodes=nodes, chunk_bytes=chunk_bytes, keep_previous=keep_previous,
+                    lifetime=lifetime, timeout=timeout, base=base)
+
+
+def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: int, keep_previous: int,
+             lifetime: str, timeout: float, base: Found | None) -> DatasetInfo:
+    require_connected()
+    check_name(name)
+    _check_keep(keep_previous)
+    if lifetime not in ("detached", "job"):
+        raise InvalidArgumentError("lifetime", lifetime, "use 'detached' (lives until deleted) or 'job' "
+                                   "(owned by this process, no extra copy).")
+    targets = _target_nodes(nodes)
+    if lifetime == "job" and targets != [current_node_id()]:
+        raise InvalidArgumentError("nodes", nodes, "lifetime='job' data stays on this process's node; "
+                                   "leave nodes unset, or use lifetime='detached' to place it elsewhere.")
+    version = handles.ask_catalogue("reserve_version", name, timeout=timeout)
+    writer = ChunkWriter(dataset_key(name, version), timeout=timeout)
+    schema: pa.Schema | None = None
+    num_rows = nbytes = 0
+    try:
+        if base is not None:
+            # The holders of the previous version also keep these chunks for the new one.
+            writer.reuse(base.refs, base.holders)
+            schema, num_rows, nbytes = base.info.schema, base.info.num_rows, base.info.nbytes
+        for n, chunk in enumerate(as_table_stream(data, chunk_bytes=chunk_bytes)):
+            if schema is None:
+                schema = chunk.schema
+            elif not chunk.schema.equals(schema):
+                raise SchemaMismatchError(name, schema, chunk.schema)
+            writer.add(chunk, targets[n % len(targets)], lifetime=lifetime)
+            num_rows += chunk.num_rows
+            nbytes += chunk.nbytes
+        writer.finish()
+        if schema is None:
+            raise InvalidArgumentError("data", data, "it holds no table or record batch, so there is no "
+                                       "schema to publish; publish an empty table to publish no rows.")
+        info_ = DatasetInfo(
+            name=name, version=version, schema=schema, num_rows=num_rows, nbytes=nbytes,
+            num_chunks=len(writer.refs),
+            node_ids=tuple(dict.fromkeys(node_of(h) for h in writer.holders)),
+            created_at=time.time(),
+        )
+        handles.ask_catalogue("commit", info_, writer.refs, writer.holders, keep_previous, timeout=timeout)
+        _read_cache.clear()  # read-your-writes, before the change notification arrives
+        return info_
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def publish_refs(name: str, block_refs: Sequence[Any], *, keep_previous: int = 1,
+                 timeout: float = CONTROL_TIMEOUT_S) -> DatasetInfo:
+    """Publish Arrow tables already in the object store (e.g. Ray Data blocks) under ``name``.
+
+    Each block is adopted by the holder of a node that already has it, so nothing crosses the
+    network; the holder's copy is the only one made.
+    """
+    require_connected()
+    check_name(name)
+    _check_keep(keep_previous)
+    block_refs = list(block_refs)
+    if not block_refs:
+        raise InvalidArgumentError("block_refs", block_refs, "there is nothing to publish; give at least one block.")
+    version = handles.ask_catalogue("reserve_version", name, timeout=timeout)
+    writer = ChunkWriter(dataset_key(name, version), timeout=timeout)
+    try:
+        adopted = writer.adopt_in_place(block_refs, name=name, version=version)
+        schema = adopted[0].schema
+        if schema is None:
+            raise InvalidArgumentError("block_refs", block_refs[0], "blocks must be pyarrow Tables "
+                                       "(ray.data.Dataset.to_arrow_refs() gives those).")
+        for block in adopted[1:]:
+            if block.schema is None or not block.schema.equals(schema):
+                raise SchemaMismatchError(name, schema, block.schema)
+        info_ = DatasetInfo(
+            name=name, version=version, schema=schema, num_rows=sum(a.num_rows for a in adopted),
+            nbytes=sum(a.nbytes for a in adopted), num_chunks=len(adopted),
+            node_ids=tuple(dict.fromkeys(node_of(h) for h in writer.holders)), created_at=time.time(),
+        )
+        handles.ask_catalogue("commit", info_, writer.refs, writer.holders, keep_previous, timeout=timeout)
+        _read_cache.clear()
+        return info_
+    except BaseException:
+        writer.abort()
+        raise
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+def _lookup(name: str, version: int | None, timeout: float) -> Found:
+    require_connected()
+    check_name(name)
+    if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
+        raise InvalidArgumentError("version", version, "it must be an int >= 1, or None for the latest.")
+    reply = handles.ask_catalogue("lookup", name, version, timeout=timeout)
+    _read_cache.saw_generation(reply.generation)
+    if not isinstance(reply, Found):
+        raise DatasetNotFoundError(name, version=version, known=reply.known, versions=reply.versions)
+    return reply
+
+
+def info(name: str, *, version: int | None = None, timeout: float = CONTROL_TIMEOUT_S) -> DatasetInfo:
+    """Metadata of the latest (or the given) version of ``name``."""
+    return _lookup(name, version, timeout).info
+
+
+def refs(name: str, *, version: int | None = None, timeout: float = CONTROL_TIMEOUT_S) -> tuple[DatasetInfo, list]:
+    """Metadata and chunk refs of ``name`` (borrowed; they keep the chunks alive while held)."""
+    found = _lookup(name, version, timeout)
+    return found.info, list(found.refs)
+
+
+def open_table(name: str, *, version: int | None = None, timeout: float | None = CONTROL_TIMEOUT_S,
+               fresh: bool = False) -> pa.Table:
+    """The whole dataset as one table whose buffers live in the object store (no copy on this node).
+
+    Args:
+        name: Dataset name.
+        version: A retained version; ``None`` for the latest.
+        timeout: Seconds to wait for the chunks (pulled from other nodes if needed).
+        fresh: Ask the catalogue even if this process has the table cached.
+
+    Returns:
+        A table made of the published chunks (read-only buffers in shared memory).
+
+    Raises:
+        DatasetNotFoundError: No such name or version.
+        ObjectLostError: Some chunks are gone; nothing partial is returned.
+        DataTimeoutError: The chunks did not arrive in time.
+
+    Example:
+        >>> open_table("features").num_rows   # doctest: +SKIP
+        3
+    """
+    if not fresh:
+        require_connected()
+        check_name(name)
+        hit = _read_cache.get(name, version)
+        if hit is not None:
+            return hit[1]
+    found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S)
+    info_ = found.info
+    chunks = get_chunks(list(found.refs), name=name, version=info_.version, node_ids=info_.node_ids,
+                        timeout=timeout)
+    table = chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks)
+    _read_cache.put(name, version, info_, table, found.generation)
+    return table
+
+
+def stream(name: str, *, version: int | None = None,
+           timeout: float | None = CONTROL_TIMEOUT_S) -> Iterator[pa.RecordBatch]:
+    """Yield the dataset's record batches chunk by chunk, fetching the next chunk ahead.
+
+    Only one or two chunks need to be local at a time, so this reads datasets larger than the
+    reader's store. Raises :class:`ObjectLostError` at the first unreadable chunk.
+
+    Example:
+        >>> rows = sum(b.num_rows for b in stream("big"))   # doctest: +SKIP
+    """
+    found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S)
+    info_, refs_ = found.info, found.refs
+    for i, ref in enumerate(refs_):
+        if i + 1 < len(refs_):
+            prefetch(refs_[i + 1])     # pull the next chunk while the caller works on this one
+        try:
+            (chunk,) = get_chunks([ref], name=name, version=info_.version, node_ids=info_.node_ids,
+                                  timeout=timeout)
+        except ObjectLostError as exc:
+            raise ObjectLostError(name=name, version=info_.version, lost_chunks=[i],
+                                  total_chunks=len(refs_), node_ids=info_.node_ids,
+                                  cause="chunk unreadable during streaming") from exc
+        yield from chunk.to_batches()
+
+
+def list_datasets(*, timeout: float = CONTROL_TIMEOUT_S) -> list[DatasetInfo]:
+    """Latest version of every published dataset, sorted by name."""
+    require_connected()
+    return handles.ask_catalogue("list", timeout=timeout)
+
+
+def versions(name: str, *, timeout: float = CONTROL_TIMEOUT_S) -> list[int]:
+    """Retained versions of ``name`` (empty if unknown)."""
+    require_connected()
+    check_name(name)
+    return handles.ask_catalogue("versions", name, timeout=timeout)
+
+
+def delete(name: str, *, version: int | None = None, timeout: float = CONTROL_TIMEOUT_S) -> bool:
+    """Drop ``name`` (or one version); False when there was nothing to drop."""
+    require_connected()
+    check_name(name)
+    deleted = handles.ask_catalogue("delete", name, version, timeout=timeout)
+    _read_cache.clear()
+    return deleted
+
+
+# --------------------------------------------------------------------------------------------
+# Locality
+# --------------------------------------------------------------------------------------------
+
+
+def locality(name_or_ref: Any, *, timeout: float = CONTROL_TIMEOUT_S) -> dict[str, int]:
+    """Bytes of the data held on each node (copies included), largest first.
+
+    Args:
+        name_or_ref: A dataset name (its latest version), a Ray ``ObjectRef``, or an object whose
+            ``ray_ref`` attribute is one (a yuanrong ``ObjectRef``).
+        timeout: Seconds to wait for Ray's object directory.
+    """
+    require_connected()
+    ref = as_ray_ref(name_or_ref)
+    if ref is not None:
+        ref_list = [ref]
+    elif isinstance(name_or_ref, str):
+        ref_list = list(_lookup(name_or_ref, None, timeout).refs)
+    else:
+        raise InvalidArgumentError("name_or_ref", name_or_ref, "pass a dataset name or an ObjectRef.")
+    return bytes_by_node(ref_list, timeout=timeout)
+
+
+def where(name_or_ref: Any, *, timeout: float = CONTROL_TIMEOUT_S) -> tuple[str, ...]:
+    """Node ids holding the data, most bytes first (for placing work next to it).
+
+    Args:
+        name_or_ref: A dataset name (its latest version), a Ray ``ObjectRef``, or an object whose
+            ``ray_ref`` attribute is one (a yuanrong ``ObjectRef``).
+        timeout: Seconds to wait for Ray's object directory.
+
+    Example:
+        >>> where("features")   # doctest: +SKIP
+        ('5f1c...', '9a0e...')
+    """
+    return tuple(locality(name_or_ref, timeout=timeout))

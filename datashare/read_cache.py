@@ -1,0 +1,88 @@
+"""Tables this process opened, kept until the catalogue's dataset table changes (no Ray here).
+
+A watch call stays parked in the catalogue; when any dataset is published, appended or deleted
+it returns and the cache is emptied. So a repeated ``open`` costs no round trip, and this process
+sees another process's publish as soon as the notification arrives (milliseconds). Cached tables
+pin their buffers in the store, exactly as a caller holding the table would; they are let go on
+the next change.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+
+from datashare.dataset_info import DatasetInfo
+
+Watch = Callable[[int, float, Callable[[Any], None]], object]
+"""``watch(since, timeout_s, on_done)``: ask the catalogue to answer once its generation differs
+from ``since`` (or after ``timeout_s``); ``on_done`` gets a future of the generation then. Returns
+a token to keep while waiting."""
+
+
+class ReadCache:
+    """Opened tables by ``(name, version)``, valid for one catalogue generation.
+
+    Args:
+        watch: How to watch the catalogue for changes (see :data:`Watch`).
+    """
+
+    _WATCH_S = 30.0
+
+    def __init__(self, watch: Watch) -> None:
+        self._watch_fn = watch
+        self._lock = threading.Lock()
+        self._generation: int | None = None
+        self._watch: Any = None
+        self._tables: dict[tuple[str, int | None], tuple[DatasetInfo, pa.Table, int]] = {}
+
+    def get(self, name: str, version: int | None) -> tuple[DatasetInfo, pa.Table] | None:
+        with self._lock:
+            hit = self._tables.get((name, version))
+            if hit is None or self._watch is None or hit[2] != self._generation:
+                return None
+            return hit[0], hit[1]
+
+    def put(self, name: str, version: int | None, info: DatasetInfo, table: pa.Table, generation: int) -> None:
+        with self._lock:
+            if generation == self._generation and self._watch is not None:
+                self._tables[(name, version)] = (info, table, generation)
+
+    def saw_generation(self, generation: int) -> None:
+        """Called with the generation each catalogue lookup reports."""
+        with self._lock:
+            if generation == self._generation and self._watch is not None:
+                return
+            self._tables.clear()
+            self._generation = generation
+            self._arm(generation)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tables.clear()
+            self._generation = None
+
+    def _arm(self, generation: int) -> None:
+        try:
+            self._watch = self._watch_fn(generation, self._WATCH_S,
+                                         lambda fut, g=generation: self._on_change(g, fut))
+        except Exception:  # noqa: BLE001 - no watch just means no caching
+            self._watch = None
+
+    def _on_change(self, generation: int, fut: Any) -> None:
+        try:
+            new = fut.result()
+        except Exception:  # noqa: BLE001 - catalogue restarted or died: stop trusting the cache
+            new = None
+        with self._lock:
+            if self._generation != generation:
+                return
+            if new == generation:
+                self._arm(generation)           # quiet period: keep the cache, watch again
+                return
+            self._tables.clear()
+            self._generation = None
+            self._watch = None
