@@ -66,7 +66,7 @@ def test_load_pools_reads_file(tmp_path):
 def test_shipped_example_pools_file_is_valid():
     from pathlib import Path
 
-    pools = load_pools(Path(__file__).parents[2] / "cluster_configs" / "pools.yaml")
+    pools = load_pools(Path(__file__).parents[3] / "cluster_configs" / "pools.yaml")
     assert {"cloud", "edge-1", "edge-2"} <= set(pools.names)
 
 
