@@ -109,6 +109,10 @@ def test_stream_errors_name_the_fix(yr_session):
         yr.create_stream_consumer("s1", yr.SubscriptionConfig())
     with pytest.raises(NotImplementedError, match="STREAM"):
         yr.create_stream_consumer("s1", yr.SubscriptionConfig("x", yr.SubscriptionType.ROUND_ROBIN))
+    with pytest.raises(NotImplementedError, match="ProducerConfig.extend_config"):
+        yr.create_stream_producer("s1", yr.ProducerConfig(extend_config={"reserveSize": "1"}))
+    with pytest.raises(NotImplementedError, match="SubscriptionConfig.extend_config"):
+        yr.create_stream_consumer("s1", yr.SubscriptionConfig("x", extend_config={"k": "v"}))
     p = yr.create_stream_producer("s1")
     with pytest.raises(yr.InvalidOptionError, match="bytes"):
         p.send("text")

@@ -307,6 +307,7 @@ def create_stream_producer(stream_name: str, config: ProducerConfig | None = Non
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise InvalidOptionError(f"ProducerConfig.{field}={value!r} must be an int > 0 (bytes).", option=field,
                                      value=value)
+    _refuse_extend_config(config)
     return Producer(_check_name(stream_name), config)
 
 
@@ -323,7 +324,15 @@ def create_stream_consumer(stream_name: str, config: SubscriptionConfig) -> Cons
         raise NotImplementedError(f"SubscriptionType.{config.subscription_type.name} is not available in yuanrong: "
                                   f"only STREAM subscriptions exist (give consumers that should share work the "
                                   f"same subscription name).")
+    _refuse_extend_config(config)
     return Consumer(_check_name(stream_name), config)
+
+
+def _refuse_extend_config(config: ProducerConfig | SubscriptionConfig) -> None:
+    if config.extend_config:
+        raise NotImplementedError(
+            f"{type(config).__name__}.extend_config={config.extend_config!r} is not available in yuanrong: it tunes "
+            f"openYuanrong's own data system, which streams on Ray do not use. Leave it empty.")
 
 
 def query_global_producers_num(stream_name: str) -> int:
