@@ -125,6 +125,13 @@ UNSUPPORTED: dict[str, str] = {
                      "concurrency for a fixed pool of workers",
     "idle_timeout": "pooled function instances are not available on Ray",
     "max_invoke_latency": "heterogeneous-function latency targets are not available on Ray",
+    "preferred_priority": "the placement engine always weighs preferred affinities in their order (higher "
+                          "Affinity priority first, then the order given), which is preferred_priority=True",
+    "required_priority": "required affinities of one kind and type are alternatives (any one may hold), "
+                         "which is required_priority=False; order them as preferred affinities instead",
+    "preferred_anti_other_labels": "the placement engine does not penalise nodes for labels outside a preferred "
+                                   "rule; express that as a PREFERRED_ANTI affinity",
+    "trace_id": "per-call trace ids are not available yet; yuanrong does not trace calls",
 }
 
 # Options the placement engine must act on: a call that sets any of them is placed by it.
@@ -178,6 +185,11 @@ def check(opts: InvokeOptions) -> None:
             raise InvalidOptionError(
                 f"InvokeOptions.custom_resources has {key!r}; set CPU with InvokeOptions.cpu (millicores) and "
                 f"memory with InvokeOptions.memory (MB) instead.", option="custom_resources", value=opts.custom_resources)
+    if opts.need_order and opts.concurrency > 1:
+        raise InvalidOptionError(
+            f"InvokeOptions.need_order=True asks an instance to run one caller's calls in order, but "
+            f"concurrency={opts.concurrency} lets that many run at once; set concurrency=1 (calls from one caller "
+            f"then run in the order they were made).", option="need_order", value=True)
     if opts.namespace and opts.ns and opts.namespace != opts.ns:
         raise InvalidOptionError(
             f"InvokeOptions.namespace={opts.namespace!r} and ns={opts.ns!r} disagree; set only one of them.",

@@ -91,9 +91,29 @@ def test_instance_only_options_rejected_for_functions():
 def test_openyuanrong_only_options_raise_not_implemented(field):
     opts = yr.InvokeOptions()
     default = getattr(opts, field)
-    setattr(opts, field, {"k": "v"} if isinstance(default, dict) else "g1" if isinstance(default, str) else 7)
+    other = (not default if isinstance(default, bool) else {"k": "v"} if isinstance(default, dict)
+             else "g1" if isinstance(default, str) else 7)
+    setattr(opts, field, other)
     with pytest.raises(NotImplementedError, match=field):
         options.resolve(opts, for_instance=True)
+
+
+def test_need_order_conflicts_with_concurrent_calls():
+    assert options.resolve(yr.InvokeOptions(need_order=True), for_instance=True)
+    with pytest.raises(yr.InvalidOptionError, match="need_order=True .* concurrency=4"):
+        options.resolve(yr.InvokeOptions(need_order=True, concurrency=4), for_instance=True)
+
+    class Async:
+        async def step(self):
+            return 1
+
+    with pytest.raises(yr.InvalidOptionError, match="need_order=True cannot hold for .*Async.*async methods"):
+        yr.instance(invoke_options=yr.InvokeOptions(need_order=True))(Async)
+
+
+def test_concurrency_groups_are_refused_not_ignored():
+    with pytest.raises(NotImplementedError, match="concurrency_group"):
+        yr.method(concurrency_group="io")
 
 
 def test_conflicting_namespace_fields():

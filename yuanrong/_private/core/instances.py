@@ -37,11 +37,14 @@ def method(*args: Any, **kwargs: Any) -> Any:
         return args[0]
     if args:
         raise TypeError(f"yr.method takes keywords only (return_nums=N), got positional {args!r}.")
-    unknown = set(kwargs) - {"return_nums", "concurrency_group"}
+    if "concurrency_group" in kwargs:
+        raise NotImplementedError(
+            "@yr.method(concurrency_group=...) is not available in yuanrong: an instance's calls share one "
+            "concurrency limit, InvokeOptions.concurrency. Drop concurrency_group, or split the methods that need "
+            "their own limit into another instance.")
+    unknown = set(kwargs) - {"return_nums"}
     if unknown:
         raise TypeError(f"yr.method got unknown keyword(s) {sorted(unknown)}; valid ones are return_nums.")
-    if "concurrency_group" in kwargs and "return_nums" not in kwargs:
-        return lambda f: f
     n = check_return_nums(kwargs.get("return_nums", 1), "@yr.method")
 
     def annotate(func: Callable) -> Callable:
@@ -192,6 +195,11 @@ class InstanceCreator:
         self._resolved = options_mod.resolve(opts, for_instance=True)
         self._ray_cls = _ray_cls if _ray_cls is not None else ray.remote(cls)
         self._ray_options = dict(self._resolved.ray_options)
+        if opts.need_order and _is_async_class(cls):
+            raise InvalidOptionError(
+                f"InvokeOptions.need_order=True cannot hold for {cls.__qualname__}: it has async methods, which "
+                f"run concurrently. Make the methods synchronous, or drop need_order.", option="need_order",
+                value=True)
         if opts.concurrency == 1 and _is_async_class(cls):
             # As in openYuanrong, an async class is not serialised to one call at a time by default:
             # leave Ray's own default for async actors.
