@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tests.datashare.conftest import node_of
+from tests.integration.datashare.conftest import node_of
 
 pytestmark = pytest.mark.cluster
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from tests.datashare.conftest import node_of
+from tests.integration.datashare.conftest import node_of
 
 pytestmark = pytest.mark.cluster
 
