@@ -23,11 +23,16 @@ ray_session = _refuse("ray_session")
 yr_session = _refuse("yr_session")
 
 
-@pytest.fixture(autouse=True)
-def _no_ray_connection():
-    yield
+def _connected() -> bool:
     import sys
 
     ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
+    return ray is not None and ray.is_initialized()
+
+
+@pytest.fixture(autouse=True)
+def _no_ray_connection():
+    before = _connected()
+    yield
+    if not before and _connected():
         pytest.fail("this unit test connected to Ray; move it to tests/integration/.")
