@@ -1,0 +1,287 @@
+"""Warm workers: which instances adopt (pure), and adoption on the shared multi-pool cluster.
+
+The shared session starts with warm pools off (the default); the ``warm`` fixture starts pools on
+the running session for this module only, exactly as ``yr.init`` does for ``Config.warm_pool_size``,
+and stops them afterwards so no other test sees their resources held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+
+import yuanrong as yr
+from yuanrong._private import options as options_mod
+from yuanrong._private import session
+from yuanrong._private.core import warm_workers
+from yuanrong._private.core.warm_workers import ASYNC, SYNC, MethodTable, WarmRequest, choose_pool, request_for
+from yuanrong.cli._ray_state import build_snapshot, read_tables
+from yuanrong.cli._status_view import render_table
+
+
+def _request(cls_is_async=False, **kw):
+    opts = yr.InvokeOptions(**kw)
+    return request_for(opts, options_mod.resolve(opts, for_instance=True), is_async=cls_is_async)
+
+
+# --- pure: which instances adopt -----------------------------------------------------------------
+
+def test_only_the_default_shape_without_names_groups_or_placement_adopts():
+    assert _request() == WarmRequest(SYNC)
+    assert _request(True) == WarmRequest(ASYNC)
+    assert _request(pool="edge-1", recover_retry_times=2) == WarmRequest(SYNC, ("edge-1",), None, 2)
+    assert _request(tier="edge") == WarmRequest(SYNC, (), "edge")
+    cold = [dict(cpu=100), dict(memory=32), dict(custom_resources={"camera": 1}), dict(name="svc"),
+            dict(group_name="g"), dict(concurrency=4), dict(env_vars={"A": "1"}), dict(labels=["role:db"]),
+            dict(custom_extensions={"lifecycle": "detached"}), dict(placement_policy="cost_first"),
+            dict(resource_group_options=yr.ResourceGroupOptions("rg", 0))]
+    for kw in cold:
+        assert _request(**kw) is None, kw
+
+
+def test_a_pool_is_chosen_among_allowed_ones_with_the_most_idle_workers():
+    idle = {("cloud", SYNC): 1, ("edge-1", SYNC): 2, ("edge-2", SYNC): 0, ("cloud", ASYNC): 3}
+    tiers = {"cloud": "cloud", "edge-1": "edge", "edge-2": "edge"}
+    assert choose_pool(WarmRequest(SYNC), idle, tiers) == "edge-1"
+    assert choose_pool(WarmRequest(SYNC, ("cloud",)), idle, tiers) == "cloud"
+    assert choose_pool(WarmRequest(SYNC, ("edge-2",)), idle, tiers) is None
+    assert choose_pool(WarmRequest(SYNC, (), "cloud"), idle, tiers) == "cloud"
+    assert choose_pool(WarmRequest(ASYNC, (), "edge"), idle, tiers) is None
+
+
+def test_pool_sizes_are_checked_against_the_live_pools():
+    pools = {"cloud": "cloud", "edge-1": "edge"}
+    assert warm_workers.sizes_for(1, pools, field="warm_pool_size") == {"cloud": 1, "edge-1": 1}
+    assert warm_workers.sizes_for({"cloud": 2, "edge-1": 0}, pools, field="warm_pool_size") == {"cloud": 2}
+    with pytest.raises(yr.InvalidOptionError, match=r"'mars'.*known pools: cloud, edge-1"):
+        warm_workers.sizes_for({"mars": 1}, pools, field="warm_pool_size")
+    with pytest.raises(yr.InvalidOptionError, match="Config.warm_pool_size"):
+        session._check_config(yr.Config(warm_pool_size=-1))
+    with pytest.raises(yr.InvalidOptionError, match="Config.warm_async_pool_size"):
+        session._check_config(yr.Config(warm_async_pool_size={"cloud": "2"}))
+
+
+def test_method_table_knows_return_nums_and_generators():
+    table = MethodTable.of(Counter.__wrapped__, 0)
+    assert table.returns["split"] == 2 and table.returns["stream"] == "streaming" and table.returns["add"] == 1
+    assert "__init__" not in table.returns
+
+
+def test_status_counts_warm_workers_apart_from_instances():
+    tables = {"nodes": [{"NodeID": "c1", "Alive": True, "Labels": {"yr.io/pool": "cloud"}, "Resources": {"CPU": 4}}],
+              "totals": {}, "available": {},
+              "actors": {"a": {"State": "ALIVE", "ActorClassName": "WarmWorker", "Address": {"NodeID": "c1"}},
+                         "b": {"State": "ALIVE", "ActorClassName": "AsyncWarmWorker", "Address": {"NodeID": "c1"}},
+                         "c": {"State": "ALIVE", "ActorClassName": "Counter", "Address": {"NodeID": "c1"}}}}
+    snap = build_snapshot(tables, address="x")
+    (cloud,) = snap["pools"]
+    assert cloud["warm_workers"] == 2 and [i["class_name"] for i in cloud["instances"]] == ["Counter"]
+    snap["datasets"] = {}
+    assert "warm workers: 2" in render_table(snap)
+
+
+# --- on the cluster ------------------------------------------------------------------------------
+
+@yr.instance
+class Counter:
+    def __init__(self, start=0, recover=False):
+        self.n = start
+        if recover:
+            try:
+                yr.load_state()
+            except RuntimeError:
+                pass
+
+    def add(self, k=1):
+        self.n += k
+        return self.n
+
+    def pid(self):
+        return os.getpid()
+
+    def pool(self):
+        import ray
+
+        return ray.get_runtime_context().get_node_labels().get("yr.io/pool")
+
+    @yr.method(return_nums=2)
+    def split(self):
+        return self.n, -self.n
+
+    def stream(self, k):
+        for i in range(k):
+            yield self.n + i
+
+    def save(self):
+        yr.save_state()
+        return self.n
+
+    def die(self, in_pid):
+        if os.getpid() == in_pid:
+            os._exit(1)
+
+    def __yr_shutdown__(self, grace_period_seconds):
+        with open(f"/tmp/yr-warm-shutdown-{self.n}", "w") as f:
+            f.write(str(grace_period_seconds))
+
+
+@yr.instance
+class AsyncNapper:
+    async def nap(self, s):
+        await asyncio.sleep(s)
+        return os.getpid()
+
+    async def count(self, k):
+        for i in range(k):
+            await asyncio.sleep(0)
+            yield i
+
+    def pid(self):
+        return os.getpid()
+
+
+@yr.instance
+class Broken:
+    def __init__(self):
+        raise ValueError("no config")
+
+    def ping(self):
+        return "pong"
+
+
+@yr.invoke
+def add_through(counter, k):
+    return yr.get(counter.add.invoke(k))
+
+
+SIZES = {"cloud": 1, "edge-1": 1}
+
+
+def _wait_full(pools, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        idle = pools.idle()
+        if all(len(idle[key]) >= size for key, size in pools.sizes.items()):
+            return idle
+        time.sleep(0.1)
+    raise AssertionError(f"warm pools did not fill within {timeout}s: {pools.idle()}")
+
+
+@pytest.fixture(scope="module")
+def warm(yr_session):
+    s = session.current()
+    s.warm_pools = warm_workers.start(SIZES, {"cloud": 1})
+    try:
+        _wait_full(s.warm_pools)
+        yield s.warm_pools
+    finally:
+        s.warm_pools.stop()
+        s.warm_pools = None
+
+
+def _idle_pids(idle, pool=None, kind=SYNC):
+    return {w["pid"] for (p, k), ws in idle.items() if k == kind and (pool is None or p == pool) for w in ws}
+
+
+def test_a_new_instance_runs_in_a_prestarted_worker_and_the_pool_refills(warm):
+    before = _wait_full(warm)
+    c = Counter.invoke(3)
+    pid = yr.get(c.pid.invoke(), timeout=30)
+    assert pid in _idle_pids(before)
+    assert yr.get(c.add.invoke(2)) == 5
+    after = _wait_full(warm)
+    assert pid not in _idle_pids(after) and len(_idle_pids(after)) == len(_idle_pids(before))
+    c.terminate()
+
+
+def test_methods_return_nums_generators_and_handles_work_on_adopted_instances(warm):
+    before = _wait_full(warm)
+    c = Counter.options(pool="edge-1").invoke(10)
+    assert yr.get(c.pid.invoke()) in _idle_pids(before, "edge-1")
+    assert yr.get(c.pool.invoke()) == "edge-1"
+    refs = c.split.invoke()
+    assert isinstance(refs, list) and yr.get(refs) == [10, -10]
+    gen = c.stream.invoke(3)
+    assert isinstance(gen, yr.ObjectRefGenerator) and [yr.get(r) for r in gen] == [10, 11, 12]
+    assert yr.get(add_through.invoke(c, 5)) == 15          # the handle travels with its method table
+    with pytest.raises(AttributeError, match="no method 'nope'.*add"):
+        c.nope.invoke()
+    c.terminate()
+
+
+def test_async_instances_adopt_an_async_worker_and_run_calls_concurrently(warm):
+    before = _wait_full(warm)
+    a = AsyncNapper.invoke()
+    assert yr.get(a.pid.invoke(), timeout=30) in _idle_pids(before, kind=ASYNC)
+    t0 = time.monotonic()
+    assert len(set(yr.get([a.nap.invoke(1) for _ in range(5)], timeout=30))) == 1
+    assert time.monotonic() - t0 < 3
+    assert [yr.get(r) for r in a.count.invoke(3)] == [0, 1, 2]
+    a.terminate()
+
+
+def test_a_crashed_adopted_instance_restarts_adopts_again_and_reloads_its_state(warm):
+    _wait_full(warm)
+    c = Counter.options(recover_retry_times=1).invoke(0, True)
+    yr.get(c.add.invoke(7))
+    yr.get(c.save.invoke())
+    first = yr.get(c.pid.invoke())
+    # recover_retry_times also retries this call on the restarted instance, which survives it.
+    yr.get(c.die.invoke(first), timeout=60)
+    assert yr.get(c.pid.invoke(), timeout=30) != first
+    assert yr.get(c.add.invoke(1)) == 8                     # 7 came back from the saved state
+    c.terminate()
+
+
+def test_an_instance_without_restarts_stays_dead_after_a_crash(warm):
+    _wait_full(warm)
+    c = Counter.invoke()
+    pid = yr.get(c.pid.invoke())
+    with pytest.raises(yr.InstanceDiedError):
+        yr.get(c.die.invoke(pid), timeout=30)
+    with pytest.raises(yr.InstanceDiedError, match="no restarts left|died"):
+        yr.get(c.pid.invoke(), timeout=30)
+
+
+def test_a_failing_constructor_kills_the_instance(warm):
+    _wait_full(warm)
+    b = Broken.invoke()
+    with pytest.raises(yr.InstanceDiedError, match="exit_actor"):
+        yr.get(b.ping.invoke(), timeout=30)
+
+
+def test_other_shapes_and_named_instances_take_the_cold_path(warm):
+    before = _wait_full(warm)
+    small = Counter.options(cpu=100, memory=32).invoke()
+    named = Counter.options(name="warm-test-named").invoke()
+    assert yr.get(small.pid.invoke(), timeout=60) not in _idle_pids(before)
+    assert yr.get(named.pid.invoke(), timeout=60) not in _idle_pids(before)
+    assert yr.get(yr.get_instance("warm-test-named").add.invoke(1)) == 1
+    assert _idle_pids(warm.idle()) == _idle_pids(before)    # nothing was taken from the pools
+    small.terminate()
+    named.terminate()
+
+
+def test_terminate_runs_the_adopted_instances_shutdown_hook(warm):
+    _wait_full(warm)
+    c = Counter.invoke(4242)
+    assert yr.get(c.add.invoke(0)) == 4242
+    marker = "/tmp/yr-warm-shutdown-4242"
+    if os.path.exists(marker):
+        os.remove(marker)
+    c.terminate(is_sync=True, grace_period_seconds=3)
+    assert open(marker).read() == "3"
+    os.remove(marker)
+    with pytest.raises(yr.InstanceDiedError):
+        yr.get(c.add.invoke(1), timeout=30)
+
+
+def test_yr_status_shows_the_warm_workers(warm, ray_cluster):
+    _wait_full(warm)
+    snap = build_snapshot(read_tables(ray_cluster.address), address=ray_cluster.address)
+    by_pool = {p["name"]: p for p in snap["pools"]}
+    assert by_pool["cloud"]["warm_workers"] >= 2 and by_pool["edge-1"]["warm_workers"] >= 1
+    assert by_pool["edge-2"]["warm_workers"] == 0
