@@ -82,6 +82,11 @@ class Config(_StrictFields):
         log_to_driver: Print what functions and instances write to stdout/stderr (and Ray's own
             worker messages) on this driver's console. Off by default, as in openYuanrong, where
             that output goes to log files and the program's own output stays clean.
+        warm_pool_size: Warm workers kept started per pool, so that a new ``@yr.instance`` of the
+            default shape (500 millicores, 500 MB) is adopted by one instead of starting a process:
+            an int for every pool, or a dict pool -> int. Each holds its resources while idle.
+            0 (off) by default; see the user guide's "Warm workers".
+        warm_async_pool_size: The same for classes with async methods (asyncio workers).
     """
 
     server_address: str = ""
@@ -135,6 +140,8 @@ class Config(_StrictFields):
     include_dashboard: bool = False
     object_store_memory_mb: int | None = None
     log_to_driver: bool = False
+    warm_pool_size: int | dict[str, int] = 0
+    warm_async_pool_size: int | dict[str, int] = 0
 
 
 @_strict

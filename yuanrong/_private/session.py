@@ -62,7 +62,7 @@ class Session:
 
     The registries are plain containers; the modules that own each concept fill them
     (``core.instances``: ``live_handles``; ``core.instance_groups``: the group fields;
-    ``scheduling.pins``: ``placer``).
+    ``scheduling.pins``: ``placer``; ``core.warm_workers``: ``warm_pools``).
     """
 
     initialized: bool = False
@@ -81,6 +81,8 @@ class Session:
     created_groups: dict[str, Any] = dataclasses.field(default_factory=dict)
     groups_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     group_watcher: Any = None
+    # Pre-started workers that adopt new instances (Config.warm_pool_size); None when off.
+    warm_pools: Any = None
 
 
 _lock = threading.Lock()
@@ -124,6 +126,8 @@ def _check_config(conf: Config) -> None:
          "None or an int > 0"),
         ("runtime_env", conf.runtime_env is None or isinstance(conf.runtime_env, Mapping), "None or a dict"),
         ("working_dir", isinstance(conf.working_dir, str), "a str path"),
+        ("warm_pool_size", _is_pool_sizes(conf.warm_pool_size), "an int >= 0 or a dict pool -> int >= 0"),
+        ("warm_async_pool_size", _is_pool_sizes(conf.warm_async_pool_size), "an int >= 0 or a dict pool -> int >= 0"),
         ("object_store_memory_mb", conf.object_store_memory_mb is None
          or (isinstance(conf.object_store_memory_mb, int) and conf.object_store_memory_mb >= 64),
          "None or an int >= 64"),
@@ -137,6 +141,12 @@ def _check_config(conf: Config) -> None:
     if changed:
         logger.warning("Config fields %s configure openYuanrong's own services and have no effect on Ray.",
                        ", ".join(changed))
+
+
+def _is_pool_sizes(value: Any) -> bool:
+    sizes = value.values() if isinstance(value, Mapping) else [value]
+    return all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in sizes) and (
+        not isinstance(value, Mapping) or all(isinstance(k, str) for k in value))
 
 
 def is_initialized() -> bool:
@@ -208,6 +218,10 @@ def init(conf: Config | None = None) -> ClientInfo:
                           embedded=embedded)
         _current = Session(initialized=True, owns_ray=owns, namespace=namespace, info=info,
                            pools_file=conf.pools_file or os.environ.get("YR_POOLS_FILE", ""))
+        if conf.warm_pool_size or conf.warm_async_pool_size:
+            from yuanrong._private.core import warm_workers
+
+            _current.warm_pools = warm_workers.start(conf.warm_pool_size, conf.warm_async_pool_size)
         if owns:
             atexit.register(finalize)
         return info
@@ -244,6 +258,8 @@ def finalize() -> None:
         if not session.initialized:
             return
         session.initialized = False
+        if session.warm_pools is not None and ray.is_initialized():
+            session.warm_pools.stop()
         if session.owns_ray and ray.is_initialized():
             ray.shutdown()
         # Every registry of the old connection goes with it.

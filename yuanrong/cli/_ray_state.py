@@ -22,6 +22,9 @@ UNLABELLED = "(no pool)"
 _SHOWN_RESOURCES = ("CPU", "GPU", "memory", "object_store_memory")
 _HIDDEN_PREFIXES = ("node:", "accelerator_type:")
 _SERVE_REPLICA_PREFIX = "ServeReplica:"
+# Actor classes of yuanrong's warm workers (yuanrong/_private/core/warm_workers.py); the GCS table
+# cannot tell an idle one from one that adopted an instance.
+WARM_WORKER_CLASSES = ("WarmWorker", "AsyncWarmWorker")
 
 
 def read_tables(address: str) -> dict[str, Any]:
@@ -75,7 +78,7 @@ def _global_state(address: str) -> Any:
 
 def build_snapshot(tables: Mapping[str, Any], *, address: str,
                    declared_pools: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Group nodes, resources, instances and Serve endpoints by pool.
+    """Group nodes, resources, instances, warm workers and Serve endpoints by pool.
 
     Args:
         tables: What :func:`read_tables` returns.
@@ -93,7 +96,7 @@ def build_snapshot(tables: Mapping[str, Any], *, address: str,
     def pool_entry(name: str, tier: str | None) -> dict[str, Any]:
         return pools.setdefault(name, {
             "name": name, "tier": tier, "declared": name in declared_pools,
-            "nodes": [], "resources": {}, "instances": [], "endpoints": [],
+            "nodes": [], "resources": {}, "instances": [], "endpoints": [], "warm_workers": 0,
         })
 
     for name, pool in declared_pools.items():
@@ -137,6 +140,9 @@ def build_snapshot(tables: Mapping[str, Any], *, address: str,
         if name is None:
             continue
         class_name = actor.get("ActorClassName", "")
+        if class_name in WARM_WORKER_CLASSES:
+            pools[name]["warm_workers"] += 1
+            continue
         pools[name]["instances"].append({
             "actor_id": actor_id, "class_name": class_name, "name": actor.get("Name") or None,
             "node_id": node_id, "detached": bool(actor.get("IsDetached")),

@@ -91,6 +91,8 @@ def render_table(snapshot: Mapping[str, Any]) -> str:
         if pool["instances"]:
             lines.append(f"  instances: {len(pool['instances'])}"
                          + (f" (named: {', '.join(_short(n) for n in sorted(i['name'] for i in named)[:8])})" if named else ""))
+        if pool.get("warm_workers"):
+            lines.append(f"  warm workers: {pool['warm_workers']} (idle, or running an instance they adopted)")
         for ep in pool["endpoints"]:
             lines.append(f"  endpoint {ep['application']}/{ep['deployment']}: {ep['replicas']} replica(s)")
     datasets = snapshot.get("datasets") or {}

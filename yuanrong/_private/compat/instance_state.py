@@ -42,6 +42,10 @@ def _current_instance(api: str) -> tuple[Any, str]:
     if instance is None:
         raise RuntimeError(f"yr.{api}(): this worker runs instance {actor_id.hex()} but Ray does not expose its "
                            f"object; state cannot be saved or loaded here.")
+    # A warm worker (core/warm_workers.py) is not the instance: it runs the one it adopted.
+    adopted = getattr(instance, "__yr_instance__", None)
+    if adopted is not None:
+        instance = adopted
     return instance, actor_id.hex()
 
 

@@ -12,7 +12,7 @@ import ray
 from yuanrong._private import options as options_mod
 from yuanrong._private import session
 from yuanrong._private.compat import instance_state
-from yuanrong._private.core import group_members
+from yuanrong._private.core import group_members, warm_workers
 from yuanrong._private.core.functions import check_return_nums, merge_options, wrap_result
 from yuanrong._private.core.objects import unwrap_args, unwrap_kwargs
 from yuanrong._private.scheduling import calls, pins
@@ -64,9 +64,9 @@ class MethodProxy:
 
     __slots__ = ("_remote", "_wrap", "_name")
 
-    def __init__(self, actor_method: Any, name: str) -> None:
-        self._remote = actor_method.remote
-        self._wrap = wrap_result(actor_method._num_returns)
+    def __init__(self, remote: Callable[..., Any], num_returns: Any, name: str) -> None:
+        self._remote = remote
+        self._wrap = wrap_result(num_returns)
         self._name = name
 
     def invoke(self, *args: Any, **kwargs: Any) -> Any:
@@ -88,13 +88,15 @@ class InstanceProxy:
     Handles can be passed to other functions and instances; all of them reach the same instance.
     """
 
-    __slots__ = ("_handle", "_methods", "_member")
+    __slots__ = ("_handle", "_methods", "_member", "_table")
 
-    def __init__(self, handle: Any, _member: Any = None) -> None:
+    def __init__(self, handle: Any, _member: Any = None, _table: warm_workers.MethodTable | None = None) -> None:
         self._handle = handle
         self._methods: dict[str, MethodProxy] = {}
         # A member of a yr.Group that is created only when the group is invoked.
         self._member = _member
+        # An instance adopted by a warm worker: its class's methods, called through the worker's call().
+        self._table = _table
 
     def _ray(self) -> Any:
         if self._handle is None:
@@ -109,13 +111,17 @@ class InstanceProxy:
         except KeyError:
             pass
         self._ray()
+        if self._table is not None:
+            remote, num_returns = self._table.remote_for(self._handle, name)
+            proxy = self._methods[name] = MethodProxy(remote, num_returns, name)
+            return proxy
         try:
             actor_method = getattr(self._handle, name)
         except AttributeError:
             known = sorted(m for m in getattr(self._handle, "_ray_method_num_returns", {}) if not m.startswith("__"))
             raise AttributeError(
                 f"the instance has no method {name!r}; its methods are: {', '.join(known)}.") from None
-        proxy = self._methods[name] = MethodProxy(actor_method, name)
+        proxy = self._methods[name] = MethodProxy(actor_method.remote, actor_method._num_returns, name)
         return proxy
 
     @property
@@ -137,6 +143,8 @@ class InstanceProxy:
         """
         session.require_init()
         terminate(self._ray(), is_sync=is_sync, grace_period_seconds=grace_period_seconds)
+        if self._table is not None and self._table.retries:
+            warm_workers.forget_record(self._handle._actor_id.hex())
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, InstanceProxy) and self.instance_id == other.instance_id
@@ -148,7 +156,7 @@ class InstanceProxy:
         return f"<yuanrong instance {self.instance_id}>"
 
     def __reduce__(self):
-        return (InstanceProxy, (self._ray(),))
+        return (InstanceProxy, (self._ray(), None, self._table))
 
 
 def keep_alive(handle: Any) -> None:
@@ -205,6 +213,8 @@ class InstanceCreator:
             # leave Ray's own default for async actors.
             del self._ray_options["max_concurrency"]
         self._create = self._ray_cls.options(**self._ray_options).remote
+        # Which warm worker may adopt these instances (None: always a new actor).
+        self._warm = warm_workers.request_for(opts, self._resolved, is_async=_is_async_class(cls))
         self._checked = False
         self._group = opts.group_name
         self.__name__ = cls.__name__
@@ -225,6 +235,13 @@ class InstanceCreator:
         if self._group:
             # Created with its group by yr.Group(...).invoke().
             return InstanceProxy(None, group_members.add_member(self, self._group, args, kwargs))
+        if self._warm is not None:
+            pools = session.current().warm_pools
+            adopted = pools and warm_workers.adopt(pools, self._cls, self._warm, args, kwargs)
+            if adopted:
+                handle, table = adopted
+                keep_alive(handle)
+                return InstanceProxy(handle, _table=table)
         handle = self._create(*args, **kwargs)
         keep_alive(handle)
         return InstanceProxy(handle)
