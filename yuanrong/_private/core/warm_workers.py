@@ -385,8 +385,11 @@ class WarmPools:
     answers, which :meth:`take` checks without waiting.
     """
 
-    def __init__(self, sizes: Mapping[tuple[str, str], int], tiers: Mapping[str, str | None]) -> None:
+    def __init__(self, sizes: Mapping[tuple[str, str], int], tiers: Mapping[str, str | None], *,
+                 shape: Mapping[str, Any] | None = None) -> None:
         self.sizes = dict(sizes)
+        # The default instance shape, unless the owner's instances have another (an endpoint's replicas).
+        self.shape = dict(WARM_SHAPE if shape is None else shape)
         self.tiers = dict(tiers)
         self._idle: dict[tuple[str, str], collections.deque[_Idle]] = {key: collections.deque() for key in sizes}
         self._starting: dict[Any, tuple[tuple[str, str], Any]] = {}
@@ -399,7 +402,7 @@ class WarmPools:
 
     def _start_one(self, key: tuple[str, str]) -> None:
         pool, kind = key
-        options: dict[str, Any] = {**WARM_SHAPE, "max_restarts": -1,
+        options: dict[str, Any] = {**self.shape, "max_restarts": -1,
                                    "label_selector": {pool_labels.POOL: pool}}
         if kind == SYNC:
             options["max_concurrency"] = 1
