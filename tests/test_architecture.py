@@ -26,6 +26,8 @@ RAY_SEAMS = {
     "yuanrong/_private/serve/endpoints.py": "endpoints are Ray Serve deployments",
     "yuanrong/_private/serve/gateway.py": "the gateway is a Ray Serve deployment",
     "yuanrong/_private/serve/router.py": "the router subclasses Ray Serve's RequestRouter",
+    "yuanrong/_private/serve/activator.py": "the activator is a Ray Serve deployment that adopts warm workers "
+                                            "(Ray actors) as its replicas",
     "yuanrong/_private/compat/": "KV, streams, instance state and exit run on Ray actors and Ray's worker",
     "yuanrong/cli/": "starts, inspects and stops Ray processes",
     "yuanrong/local_cluster.py": "starts real raylets labelled as pools",

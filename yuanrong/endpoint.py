@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 from yuanrong._private.serve.endpoints import (
+    Activator,
     Autoscaling,
     Endpoint,
     ServeAddress,
@@ -31,6 +32,7 @@ from yuanrong._private.serve.gateway import GATEWAY_ROUTE, serve_functions
 from yuanrong._private.serve.router import OutstandingWorkRouter
 
 __all__ = [
+    "Activator",
     "Autoscaling",
     "Endpoint",
     "GATEWAY_ROUTE",

@@ -19,7 +19,16 @@ from ray import serve
 from yuanrong._private import options as options_mod
 from yuanrong._private import session
 from yuanrong._private.scheduling import pins
-from yuanrong._private.serve.spec import ACTOR_OPTION_KEYS, Autoscaling, EndpointSpec, check_route, is_int, make_spec
+from yuanrong._private.serve import activator as activator_mod
+from yuanrong._private.serve.spec import (
+    ACTOR_OPTION_KEYS,
+    Activator,
+    Autoscaling,
+    EndpointSpec,
+    check_route,
+    is_int,
+    make_spec,
+)
 from yuanrong.config import InvokeOptions
 from yuanrong.exception import InvalidOptionError
 
@@ -60,16 +69,26 @@ class Endpoint:
     def spec(self) -> EndpointSpec:
         return self._spec
 
-    def serve_options(self) -> dict[str, Any]:
-        """The keyword arguments handed to ``ray.serve.deployment`` for this endpoint."""
+    def _replica_actor_options(self) -> dict[str, Any]:
         s, r = self._spec, self._resolved
         actor = {k: r.ray_options[k] for k in ACTOR_OPTION_KEYS if k in r.ray_options}
-        out: dict[str, Any] = {"name": s.name}
         if r.placement:
             # Affinities, a policy, a latency budget or data locality: the placement engine picks
             # the pool (with runner-up pools as fallbacks); Serve places replicas inside it.
             session.require_init()
             actor.update(pins.pool_options(r, what=f"endpoint {s.name!r}"))
+        return actor
+
+    def serve_options(self) -> dict[str, Any]:
+        """The keyword arguments handed to ``ray.serve.deployment`` for this endpoint.
+
+        For an endpoint with an activator these are the activator's (its replicas are not Serve's).
+        """
+        s = self._spec
+        actor = self._replica_actor_options()
+        if s.activator is not None:
+            return activator_mod.serve_options(s, actor)
+        out: dict[str, Any] = {"name": s.name}
         selector = actor.get("label_selector")
         if s.bundles is not None:
             actor.pop("label_selector", None)
@@ -100,7 +119,9 @@ class Endpoint:
 
     @property
     def deployment(self) -> Any:
-        """The ``ray.serve.Deployment`` this endpoint is."""
+        """The ``ray.serve.Deployment`` this endpoint is (with an activator: the activator's)."""
+        if self._spec.activator is not None:
+            return activator_mod.deployment(self.serve_options())
         return serve.deployment(**self.serve_options())(self._target)
 
     def check_placement(self) -> None:
@@ -116,6 +137,9 @@ class Endpoint:
         """
         session.require_init()
         self.check_placement()
+        if self._spec.activator is not None:
+            return activator_mod.bind(self._target, self._spec, self._replica_actor_options(), self._resolved.tier,
+                                  args, kwargs)
         return self.deployment.bind(*args, **kwargs)
 
     def options(self, **kwargs: Any) -> Endpoint:
@@ -126,6 +150,7 @@ class Endpoint:
             "num_replicas": s.num_replicas, "autoscaling": s.autoscaling,
             "max_ongoing_requests": s.max_ongoing_requests, "bundles": s.bundles,
             "request_router": s.request_router, "request_router_kwargs": s.request_router_kwargs,
+            "activator": s.activator,
         }
         unknown = set(kwargs) - set(current)
         if unknown:
@@ -152,7 +177,8 @@ def endpoint(_target: Any = None, *, name: str | None = None, route: str | None 
              invoke_options: InvokeOptions | None = None, num_replicas: int | None = None,
              autoscaling: Autoscaling | None = None, max_ongoing_requests: int | None = None,
              bundles: Sequence[Mapping[str, float]] | None = None, request_router: type | str | None = None,
-             request_router_kwargs: Mapping[str, Any] | None = None) -> Any:
+             request_router_kwargs: Mapping[str, Any] | None = None,
+             activator: Activator | bool | None = None) -> Any:
     """Declare a function or class as a Serve endpoint whose replicas run in the given pools.
 
     Use bare (``@endpoint``) or with keyword-only options. A function receives each request
@@ -177,6 +203,11 @@ def endpoint(_target: Any = None, *, name: str | None = None, route: str | None 
         request_router: A ``RequestRouter`` subclass (or its import path) to route requests,
             e.g. :class:`yuanrong.endpoint.OutstandingWorkRouter`.
         request_router_kwargs: Keyword arguments for the router's ``initialize_state``.
+        activator: With ``autoscaling=Autoscaling(min_replicas=0)``: ``True`` or
+            :class:`Activator` deploys an always-on activator at the route that serves the first
+            request after scaling to zero from a pre-started warm worker (milliseconds instead of
+            Serve's seconds). Its warm workers hold the replica resources while idle. ``None``
+            (default): a plain Serve deployment, which holds nothing at zero.
 
     Returns:
         An :class:`Endpoint`.
@@ -190,7 +221,8 @@ def endpoint(_target: Any = None, *, name: str | None = None, route: str | None 
     options = {"name": name, "route": route, "pool": pool, "tier": tier, "invoke_options": invoke_options,
                "num_replicas": num_replicas, "autoscaling": autoscaling,
                "max_ongoing_requests": max_ongoing_requests, "bundles": bundles,
-               "request_router": request_router, "request_router_kwargs": request_router_kwargs or {}}
+               "request_router": request_router, "request_router_kwargs": request_router_kwargs or {},
+               "activator": activator}
     if _target is not None:
         return _make_endpoint(_target, options)
 

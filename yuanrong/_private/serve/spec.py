@@ -104,6 +104,42 @@ class Autoscaling:
 
 
 @dataclasses.dataclass(frozen=True)
+class Activator:
+    """Scale from zero without waiting for a new process: options of a scale-to-zero endpoint's activator.
+
+    An endpoint with ``Autoscaling(min_replicas=0)`` and ``activator=Activator(...)`` is deployed as
+    one always-on Serve replica at its route (the activator, 0 CPU: it only forwards) that owns the
+    endpoint's replicas: pre-started warm workers adopt the handler when a request finds no replica.
+
+    Args:
+        warm_workers: Workers the activator keeps started and idle, ready to become a replica. Each
+            holds the endpoint's replica resources (``invoke_options``: cpu, memory, ...) while idle,
+            even when the endpoint has no replica. ``0`` holds nothing, and a request that finds no
+            replica waits for a new process instead (~0.5 s or more).
+        replica_timeout_s: How long a request may wait for a replica before it is answered 503
+            with the reason (e.g. no warm worker idle and a new one could not be placed).
+
+    Example:
+        >>> Activator(warm_workers=2)
+        Activator(warm_workers=2, replica_timeout_s=10.0)
+    """
+
+    warm_workers: int = 1
+    replica_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not (is_int(self.warm_workers) and self.warm_workers >= 0):
+            raise InvalidOptionError(
+                f"Activator.warm_workers={self.warm_workers!r} is invalid: expected an int >= 0 (0 keeps no worker "
+                f"ready, so the first request waits for a new process).", option="warm_workers",
+                value=self.warm_workers)
+        if not _is_pos_num(self.replica_timeout_s):
+            raise InvalidOptionError(
+                f"Activator.replica_timeout_s={self.replica_timeout_s!r} is invalid: expected a number of seconds "
+                f"> 0.", option="replica_timeout_s", value=self.replica_timeout_s)
+
+
+@dataclasses.dataclass(frozen=True)
 class EndpointSpec:
     """Everything an endpoint was declared with, validated; see :func:`endpoint` for the fields."""
 
@@ -116,6 +152,7 @@ class EndpointSpec:
     bundles: tuple[Mapping[str, float], ...] | None
     request_router: type | str | None
     request_router_kwargs: Mapping[str, Any]
+    activator: Activator | None = None
 
 
 def check_route(route: Any, name: str) -> str | None:
@@ -133,7 +170,7 @@ def check_route(route: Any, name: str) -> str | None:
 def make_spec(target: Any, *, router_base: type, name: str | None, route: Any, pool: Any, tier: Any,
                invoke_options: InvokeOptions | None, num_replicas: Any, autoscaling: Any,
                max_ongoing_requests: Any, bundles: Any, request_router: Any,
-               request_router_kwargs: Any) -> EndpointSpec:
+               request_router_kwargs: Any, activator: Any = None) -> EndpointSpec:
     qual = getattr(target, "__qualname__", repr(target))
     name = name if name is not None else getattr(target, "__name__", None)
     if not isinstance(name, str) or not name or "#" in name:
@@ -191,7 +228,45 @@ def make_spec(target: Any, *, router_base: type, name: str | None, route: Any, p
     if not isinstance(request_router_kwargs, Mapping):
         raise InvalidOptionError(f"endpoint {name!r}: request_router_kwargs={request_router_kwargs!r} must be a "
                                  f"dict.", option="request_router_kwargs", value=request_router_kwargs)
+    activator = _check_activator(target, name, activator, autoscaling=autoscaling, bundles=bundles,
+                                 request_router=request_router)
     return EndpointSpec(
         name=name, route=check_route(route, name), invoke_options=opts, num_replicas=num_replicas,
         autoscaling=autoscaling, max_ongoing_requests=max_ongoing_requests, bundles=bundles,
-        request_router=request_router, request_router_kwargs=dict(request_router_kwargs))
+        request_router=request_router, request_router_kwargs=dict(request_router_kwargs), activator=activator)
+
+
+def _check_activator(target: Any, name: str, activator: Any, *, autoscaling: Autoscaling | None, bundles: Any,
+                     request_router: Any) -> Activator | None:
+    if activator is None or activator is False:
+        return None
+    if activator is True:
+        activator = Activator()
+    if not isinstance(activator, Activator):
+        raise InvalidOptionError(
+            f"endpoint {name!r}: activator={activator!r} is a {type(activator).__name__}; pass True or "
+            f"yuanrong.endpoint.Activator(warm_workers=..., replica_timeout_s=...).", option="activator",
+            value=activator)
+    if autoscaling is None or autoscaling.min_replicas != 0:
+        raise InvalidOptionError(
+            f"endpoint {name!r}: activator is for endpoints that scale to zero, but autoscaling="
+            f"{autoscaling!r}; set autoscaling=Autoscaling(min_replicas=0, ...) or drop activator "
+            f"(endpoints with replicas always running are plain Serve deployments).", option="activator",
+            value=activator)
+    for option, value, why in (("bundles", bundles, "its replicas are warm workers, not placement groups"),
+                               ("request_router", request_router, "the activator routes requests itself")):
+        if value is not None:
+            raise InvalidOptionError(
+                f"endpoint {name!r}: {option}={value!r} cannot be used with activator: {why}. Drop {option}, "
+                f"or drop activator to deploy a plain Serve deployment.", option=option, value=value)
+    if inspect.isclass(target) and not any("__call__" in vars(k) for k in target.__mro__[:-1]):
+        raise InvalidOptionError(
+            f"endpoint {name!r}: class {target.__qualname__} has no __call__, and an endpoint with an activator "
+            f"serves HTTP requests only: define `def __call__(self, request)` (or drop activator).",
+            option="activator", value=activator)
+    if autoscaling.initial_replicas:
+        raise InvalidOptionError(
+            f"endpoint {name!r}: Autoscaling.initial_replicas={autoscaling.initial_replicas} with activator: an "
+            f"activator endpoint starts with no replica and adopts one on the first request; leave "
+            f"initial_replicas None or 0.", option="initial_replicas", value=autoscaling.initial_replicas)
+    return activator
