@@ -25,9 +25,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import inspect
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -35,11 +33,11 @@ from typing import Any
 import ray
 from ray import cloudpickle, serve
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
 
 from placement import labels as pool_labels
 from yuanrong._private.core import warm_workers
 from yuanrong._private.serve import scaling
+from yuanrong._private.serve.replica_server import ReplicaServer, error_response
 from yuanrong._private.serve.spec import EndpointSpec
 from yuanrong.exception import InvalidOptionError
 
@@ -51,62 +49,6 @@ SERVE_DEFAULT_MAX_ONGOING = 5
 _SCOPE_KEYS = ("type", "asgi", "http_version", "method", "scheme", "path", "raw_path", "root_path",
                "query_string", "headers", "client", "server")
 _REPLICA_ACTOR_KEYS = ("num_cpus", "num_gpus", "memory", "resources", "runtime_env")
-
-
-def _error(status: int, kind: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status)
-
-
-# --- the replica: runs in an adopted warm worker (or a new actor) ---------------------------------
-
-class ReplicaServer:
-    """One replica of a scale-to-zero endpoint: the user's function, or an instance of its class.
-
-    Requests arrive as Serve's ASGI scope (method, path, query, headers...) and the body, and are
-    rebuilt into a Starlette ``Request``; the handler's result (dict, str, bytes, a Starlette
-    ``Response``) goes back to the activator, which Serve then answers with exactly as it would
-    for a plain endpoint.
-    """
-
-    def __init__(self, target_blob: bytes, args_blob: bytes) -> None:
-        target = cloudpickle.loads(target_blob)
-        self._name = getattr(target, "__qualname__", repr(target))
-        self._init_error: str | None = None
-        self._handler: Callable[..., Any] | None = None
-        try:
-            args, kwargs = cloudpickle.loads(args_blob)
-            self._handler = target(*args, **kwargs) if inspect.isclass(target) else target
-        except Exception as e:  # noqa: BLE001 - reported to every request, as the replica cannot serve
-            logger.exception("endpoint %s: the constructor raised", self._name)
-            self._init_error = f"{type(e).__name__}: {e}"
-
-    async def ready(self) -> int:
-        return os.getpid()
-
-    async def handle(self, scope: dict[str, Any], body: bytes) -> Any:
-        if self._init_error is not None:
-            return _error(500, "ConstructorError", f"the constructor of {self._name} raised {self._init_error}")
-        sent = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        try:
-            result = self._handler(Request(scope, receive))
-            if inspect.isawaitable(result):
-                result = await result
-        except Exception as e:  # noqa: BLE001 - the handler's error is the response, as over plain Serve
-            logger.exception("endpoint %s raised", self._name)
-            return _error(500, type(e).__name__, str(e))
-        if isinstance(result, StreamingResponse) or inspect.isgenerator(result) or inspect.isasyncgen(result):
-            return _error(500, "StreamingNotSupported",
-                          f"{self._name} returned a stream; endpoints with an activator answer with whole "
-                          f"responses only. Return the full body, or deploy without activator= to stream.")
-        return result
 
 
 # --- the activator: one always-on Serve replica at the endpoint's route --------------------------
@@ -181,7 +123,7 @@ class ActivatorServer:
         try:
             replica = await self._choose(time.monotonic() + self._s.replica_timeout_s + 1.0)
         except NoReplica as e:
-            return _error(503, "NoReplica", str(e))
+            return error_response(503, "NoReplica", str(e))
         finally:
             self._waiting -= 1
         replica.inflight += 1
@@ -191,7 +133,7 @@ class ActivatorServer:
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as e:
             self._release(replica)
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            return _error(503, "ReplicaDied", f"endpoint {self._s.name!r}: the replica serving this request died "
+            return error_response(503, "ReplicaDied", f"endpoint {self._s.name!r}: the replica serving this request died "
                                               f"({reason}); the next request gets a new replica.")
         finally:
             replica.inflight -= 1
