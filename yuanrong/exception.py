@@ -14,6 +14,7 @@ openYuanrong already has a meaning for the error, the class also derives from th
      ├── InvokeCancelledError     (RuntimeError) the call was cancelled with yr.cancel()
      ├── GetTimeoutError          (TimeoutError) yr.get / yr.get_instance ran out of time
      ├── PlacementError           placement cannot be satisfied (carries an explanation)
+     ├── FunctionQueueFullError   (RuntimeError) a function's instances are all busy and its queue is full
      └── ClusterConfigError       a cluster or pools configuration is invalid
 
 Exceptions carry their data as attributes (``option``, ``value``, ``name``, ``explanation``...).
@@ -25,6 +26,7 @@ from typing import Any
 
 __all__ = [
     "ClusterConfigError",
+    "FunctionQueueFullError",
     "GetTimeoutError",
     "InstanceDiedError",
     "InstanceNotFoundError",
@@ -108,6 +110,20 @@ class PlacementError(YRError):
     def __init__(self, message: str, *, explanation: str = "") -> None:
         super().__init__(message)
         self.explanation = explanation
+
+
+class FunctionQueueFullError(YRError, RuntimeError):
+    """A stateless function's instances are all busy at ``max_instances`` and its call queue is full.
+
+    Attributes:
+        function: The function's name.
+        limit: The number of calls that may wait for a busy instance.
+    """
+
+    def __init__(self, message: str, *, function: str, limit: int) -> None:
+        super().__init__(message)
+        self.function = function
+        self.limit = limit
 
 
 class ClusterConfigError(YRError):

@@ -1,0 +1,323 @@
+"""Pools of function instances: the processes a stateless function's calls run in.
+
+One :class:`FunctionPool` per function × resolved options × placement, per calling process, kept in
+the :class:`~yuanrong._private.session.Session` (``function_pools``, a :class:`Registry`). A call
+goes to the least-loaded *ready* instance with a free slot (``concurrency`` slots each). When every
+instance is busy the pool starts another (up to ``max_instances``, a few at a time) and, while it
+starts (a process start, ~0.4 s), the call runs as a plain Ray task instead of waiting for it; so a
+first call costs what a Ray task costs and nothing waits on an instance that cannot be placed. At
+``max_instances`` the call queues on the least-loaded instance, up to a bound, then fails with
+:class:`~yuanrong.FunctionQueueFullError`.
+
+A background reaper (one thread per process, stopped by ``finalize``) releases instances idle for
+``idle_timeout`` seconds (down to ``min_instances``), releases idle instances early when the
+cluster has work waiting for resources (an idle instance must not starve a task, an instance or a
+resource group), drops instances that died, and gives up on instances that could not be placed
+within ``schedule_timeout_ms``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ray
+
+from yuanrong._private import ray_errors
+from yuanrong._private.core.function_instances import AsyncFunctionInstance, FunctionInstance
+from yuanrong.exception import FunctionQueueFullError
+
+logger = logging.getLogger("yuanrong")
+
+AUTO_MAX_INSTANCES = 64
+"""Bound used for ``max_instances=0``, also capped by what the cluster's CPUs hold."""
+QUEUE_LIMIT_ENV = "YR_FUNCTION_QUEUE_LIMIT"
+DEFAULT_QUEUE_LIMIT = 10_000
+STARTS_AT_ONCE = 4          # instances one pool starts at the same time
+REAP_PERIOD_S = 0.5
+PRESSURE_GRACE_S = 1.0      # an instance idle this long yields to work waiting for resources
+PING_PERIOD_S = 5.0         # idle instances are pinged this often so dead ones are dropped
+
+_SyncHost = ray.remote(FunctionInstance)
+_AsyncHost = ray.remote(AsyncFunctionInstance)
+
+
+class _Instance:
+    __slots__ = ("handle", "actor_id", "ready", "dead", "started", "last_used", "in_flight", "markers", "pinged",
+                 "call", "stream")
+
+    def __init__(self, handle: Any, return_nums: int) -> None:
+        self.handle = handle
+        self.actor_id = handle._actor_id.hex()
+        self.ready = False
+        self.dead = False
+        self.started = self.last_used = self.pinged = time.monotonic()
+        self.in_flight = 0
+        self.markers: dict[Any, None] = {}
+        self.call = handle.call.options(num_returns=return_nums + 1).remote
+        self.stream = handle.stream.options(num_returns="streaming").remote
+
+
+class FunctionPool:
+    """The instances of one function with one set of options, and the dispatch of its calls."""
+
+    def __init__(self, registry: Registry, *, func: Callable, name: str, return_nums: int, streaming: bool,
+                 is_async: bool, actor_options: dict[str, Any], create: Callable[..., Any], run_as_task: Callable,
+                 concurrency: int, min_instances: int, max_instances: int, idle_timeout: float,
+                 schedule_timeout_s: float) -> None:
+        self.registry = registry
+        self.func = func
+        self.name = name
+        self.return_nums = return_nums
+        self.streaming = streaming
+        self.actor_options = actor_options
+        self._create = create
+        self.run_as_task = run_as_task
+        self.concurrency = concurrency
+        self.min_instances = min_instances
+        self.max_instances = max_instances
+        self.idle_timeout = idle_timeout
+        self.schedule_timeout_s = schedule_timeout_s
+        self.queue_limit = int(os.environ.get(QUEUE_LIMIT_ENV, DEFAULT_QUEUE_LIMIT))
+        self.closed = False
+        self.lock = threading.RLock()
+        self.instances: list[_Instance] = []
+        with self.lock:
+            for _ in range(min_instances):
+                self._start()
+
+    # --- the call path ------------------------------------------------------------------------
+
+    def submit(self, args: tuple, kwargs: dict) -> Any:
+        """Run one call; returns Ray's result (a ref, a list of refs, or a generator)."""
+        with self.lock:
+            inst = self._choose()
+            if inst is not None:
+                inst.in_flight += 1
+                inst.last_used = time.monotonic()
+        if inst is None:
+            return self.run_as_task(*args, **kwargs)
+        try:
+            if self.streaming:
+                out = inst.stream(*args, **kwargs)
+                marker, result = out.completed(), out
+            else:
+                out = inst.call(*args, **kwargs)
+                marker = out[-1]
+                result = out[0] if self.return_nums == 1 else out[:-1]
+        except BaseException:
+            with self.lock:
+                inst.in_flight -= 1
+            raise
+        first = result if self.return_nums == 1 and not self.streaming else None
+        if first is not None:
+            self.registry.running[first] = (self, inst)
+        inst.markers[marker] = None
+        marker._on_completed(lambda value: self._finished(inst, marker, first, value))
+        return result
+
+    def _choose(self) -> _Instance | None:
+        """The instance for the next call, or None to run it as a Ray task (called with the lock)."""
+        best = None
+        for inst in self.instances:
+            if inst.ready and not inst.dead and (best is None or inst.in_flight < best.in_flight):
+                best = inst
+        if best is not None and best.in_flight >= self.concurrency:
+            # A result may be in hand before its completion callback ran: count what really finished.
+            self._reconcile(best)
+        if best is not None and best.in_flight < self.concurrency:
+            return best
+        live = [i for i in self.instances if not i.dead]
+        starting = sum(1 for i in live if not i.ready)
+        if len(live) < self.max_instances and starting < STARTS_AT_ONCE:
+            self._start()
+            return None
+        if starting:
+            return None
+        if best is None:
+            return None
+        queued = sum(max(0, i.in_flight - self.concurrency) for i in live)
+        if queued >= self.queue_limit:
+            raise FunctionQueueFullError(
+                f"function {self.name}: {queued} calls are already queued (the limit is {self.queue_limit}) and all "
+                f"{len(live)} of its instances (max_instances={self.max_instances}) are busy with "
+                f"concurrency={self.concurrency} calls each. Raise InvokeOptions.max_instances or concurrency, wait "
+                f"for earlier results before invoking more, or raise the limit with {QUEUE_LIMIT_ENV}.",
+                function=self.name, limit=self.queue_limit)
+        return best
+
+    def _reconcile(self, inst: _Instance) -> None:
+        markers = list(inst.markers)
+        if markers:
+            done, _ = ray.wait(markers, num_returns=len(markers), timeout=0, fetch_local=False)
+            for marker in done:
+                if inst.markers.pop(marker, 0) is None:
+                    inst.in_flight -= 1
+
+    def _finished(self, inst: _Instance, marker: Any, first: Any, value: Any) -> None:
+        if first is not None:
+            self.registry.running.pop(first, None)
+        with self.lock:
+            if inst.markers.pop(marker, 0) is None:
+                inst.in_flight -= 1
+            inst.last_used = time.monotonic()
+            if isinstance(value, ray.exceptions.RayActorError) and not isinstance(
+                    value, ray.exceptions.ActorUnavailableError):
+                self._drop(inst, kill=False)
+
+    # --- instances ----------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        inst = _Instance(self._create(self.func, self.return_nums), self.return_nums)
+        self.instances.append(inst)
+        ready = inst.handle.__ray_ready__.remote()
+        ready._on_completed(lambda value: self._on_ready(inst, value))
+
+    def _on_ready(self, inst: _Instance, value: Any) -> None:
+        with self.lock:
+            if isinstance(value, Exception):
+                if not inst.dead:
+                    logger.warning("a function instance of %s could not start: %s", self.name, value)
+                self._drop(inst, kill=False)
+            elif not inst.dead:
+                inst.ready = True
+                inst.last_used = time.monotonic()
+
+    def _on_ping(self, inst: _Instance, value: Any) -> None:
+        if isinstance(value, ray.exceptions.RayActorError):
+            with self.lock:
+                self._drop(inst, kill=False)
+
+    def _drop(self, inst: _Instance, *, kill: bool) -> None:
+        inst.dead = True
+        if inst in self.instances:
+            self.instances.remove(inst)
+        if kill:
+            try:
+                ray.kill(inst.handle, no_restart=True)
+            except Exception:  # already gone, or Ray is shutting down
+                pass
+
+    def kill_running(self, inst: _Instance) -> bool:
+        """Stop a cancelled call by killing its instance, if that call is all the instance runs."""
+        with self.lock:
+            if inst.dead or inst.in_flight != 1:
+                return False
+            ray_errors.note_cancelled_instance(inst.actor_id)
+            self._drop(inst, kill=True)
+            return True
+
+    def reap(self, now: float, pressure: bool) -> None:
+        """Release idle, dead and unplaceable instances (the reaper's work for this pool)."""
+        with self.lock:
+            live = [i for i in self.instances if not i.dead]
+            for inst in live:
+                if not inst.ready and now - inst.started > self.schedule_timeout_s:
+                    logger.warning("a function instance of %s was not placed within schedule_timeout_ms=%d; its "
+                                   "calls run as Ray tasks meanwhile. Giving up on it.", self.name,
+                                   int(self.schedule_timeout_s * 1000))
+                    self._drop(inst, kill=True)
+            spare = len([i for i in self.instances if not i.dead]) - self.min_instances
+            for inst in sorted(self.instances, key=lambda i: i.last_used):
+                if spare <= 0:
+                    break
+                if inst.ready and inst.in_flight == 0:
+                    idle = now - inst.last_used
+                    if idle >= self.idle_timeout or (pressure and idle >= PRESSURE_GRACE_S):
+                        self._drop(inst, kill=True)
+                        spare -= 1
+            for inst in self.instances:
+                if inst.ready and inst.in_flight == 0 and now - inst.pinged > PING_PERIOD_S:
+                    inst.pinged = now
+                    ping = inst.handle.__ray_ready__.remote()
+                    ping._on_completed(lambda value, inst=inst: self._on_ping(inst, value))
+            while len([i for i in self.instances if not i.dead]) < self.min_instances:
+                self._start()
+
+    def releasable(self, now: float) -> bool:
+        """Whether some idle instance could yield to work waiting for resources."""
+        with self.lock:
+            return len(self.instances) > self.min_instances and any(
+                i.ready and i.in_flight == 0 and now - i.last_used >= PRESSURE_GRACE_S for i in self.instances)
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            for inst in list(self.instances):
+                self._drop(inst, kill=True)
+
+    def instance_count(self) -> int:
+        with self.lock:
+            return len([i for i in self.instances if not i.dead])
+
+
+class Registry:
+    """Every function pool of this process's session, and the reaper thread that tends them."""
+
+    def __init__(self) -> None:
+        self.pools: dict[Any, FunctionPool] = {}
+        self.running: dict[Any, tuple[FunctionPool, _Instance]] = {}
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reaper: threading.Thread | None = None
+        self._gcs_address = ""
+
+    def pool(self, key: Any, make: Callable[[Registry], FunctionPool]) -> FunctionPool:
+        with self.lock:
+            if self._stop.is_set():
+                raise RuntimeError("the function pools of this session were closed (yr.finalize()).")
+            pool = self.pools.get(key)
+            if pool is None:
+                pool = self.pools[key] = make(self)
+            if self._reaper is None:
+                self._gcs_address = ray.get_runtime_context().gcs_address
+                self._reaper = threading.Thread(target=self._reap_loop, name="yr-function-pools", daemon=True)
+                self._reaper.start()
+            return pool
+
+    def cancel(self, ref: Any, force: bool) -> bool:
+        """Force-stop the running pooled call producing ``ref``; False if it is not one of ours."""
+        entry = self.running.get(ref)
+        if entry is None or not force:
+            return False
+        pool, inst = entry
+        return pool.kill_running(inst)
+
+    def _reap_loop(self) -> None:
+        while not self._stop.wait(REAP_PERIOD_S):
+            try:
+                now = time.monotonic()
+                pools = list(self.pools.values())
+                pressure = any(p.releasable(now) for p in pools) and self._resources_wanted()
+                for pool in pools:
+                    pool.reap(now, pressure)
+            except Exception as e:  # the reaper must outlive a bad tick (e.g. a GCS hiccup)
+                if self._stop.is_set():
+                    return
+                logger.debug("function pool reaper: %s", e)
+
+    def _resources_wanted(self) -> bool:
+        """Whether tasks, actors or placement groups in the cluster wait for resources."""
+        from ray.autoscaler.v2.sdk import get_cluster_status
+
+        demand = get_cluster_status(self._gcs_address, timeout=5).resource_demands
+        return bool(demand.ray_task_actor_demand or demand.placement_group_demand)
+
+    def close(self) -> None:
+        """Stop the reaper and kill every instance (finalize leaves nothing running)."""
+        self._stop.set()
+        with self.lock:
+            pools, self.pools = list(self.pools.values()), {}
+        for pool in pools:
+            pool.close()
+        self.running.clear()
+        if self._reaper is not None and self._reaper is not threading.current_thread():
+            self._reaper.join(timeout=5)
+
+
+def host_class(is_async: bool) -> Any:
+    return _AsyncHost if is_async else _SyncHost
