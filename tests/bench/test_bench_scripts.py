@@ -12,7 +12,7 @@ BENCH = pathlib.Path(__file__).resolve().parents[2] / "bench"
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("name", ["invoke", "placement", "datashare", "serve"])
+@pytest.mark.parametrize("name", ["invoke", "coldstart", "placement", "datashare", "serve"])
 def test_bench_script_starts_and_explains_itself(name, tmp_path):
     proc = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--help"], capture_output=True, text=True,
                           timeout=120, cwd=tmp_path)

@@ -3,7 +3,7 @@
 One :class:`FunctionPool` per function × resolved options × placement, per calling process, kept in
 the :class:`~yuanrong._private.session.Session` (``function_pools``, a :class:`Registry`). A call
 goes to the least-loaded *ready* instance with a free slot (``concurrency`` slots each). When every
-instance is busy the pool starts another (up to ``max_instances``, a few at a time) and, while it
+instance is busy the pool starts another (up to ``max_instances``, one at a time) and, while it
 starts (a process start, ~0.4 s), the call runs as a plain Ray task instead of waiting for it; so a
 first call costs what a Ray task costs and nothing waits on an instance that cannot be placed. At
 ``max_instances`` the call queues on the least-loaded instance, up to a bound, then fails with
@@ -37,7 +37,9 @@ AUTO_MAX_INSTANCES = 64
 """Bound used for ``max_instances=0``, also capped by what the cluster's CPUs hold."""
 QUEUE_LIMIT_ENV = "YR_FUNCTION_QUEUE_LIMIT"
 DEFAULT_QUEUE_LIMIT = 10_000
-STARTS_AT_ONCE = 4          # instances one pool starts at the same time
+# Instances one pool starts at the same time (beyond min_instances). One: a burst is served by Ray
+# tasks meanwhile, and a 2-core node should not spend a second starting processes it may not need.
+STARTS_AT_ONCE = 1
 REAP_PERIOD_S = 0.5
 PRESSURE_GRACE_S = 1.0      # an instance idle this long yields to work waiting for resources
 PING_PERIOD_S = 5.0         # idle instances are pinged this often so dead ones are dropped
@@ -86,19 +88,26 @@ class FunctionPool:
         self.closed = False
         self.lock = threading.RLock()
         self.instances: list[_Instance] = []
-        with self.lock:
-            for _ in range(min_instances):
-                self._start()
+        self._reserved = 0          # instances being created right now (outside the lock)
+        self._reserved += min_instances
+        for _ in range(min_instances):
+            self._start()
 
     # --- the call path ------------------------------------------------------------------------
+    # Ray runs completion callbacks on its own threads, and some Ray calls wait for those threads:
+    # so no Ray call is made while ``self.lock`` is held (the lock guards only this pool's lists).
 
     def submit(self, args: tuple, kwargs: dict) -> Any:
         """Run one call; returns Ray's result (a ref, a list of refs, or a generator)."""
         with self.lock:
-            inst = self._choose()
-            if inst is not None:
-                inst.in_flight += 1
-                inst.last_used = time.monotonic()
+            inst, start, saturated = self._choose()
+        if saturated is not None:
+            # A result may be in hand before its completion callback ran: count what really finished.
+            self._reconcile(saturated)
+            with self.lock:
+                inst, start, _ = self._choose(reconciled=True)
+        if start:
+            self._start()
         if inst is None:
             return self.run_as_task(*args, **kwargs)
         try:
@@ -120,26 +129,29 @@ class FunctionPool:
         marker._on_completed(lambda value: self._finished(inst, marker, first, value))
         return result
 
-    def _choose(self) -> _Instance | None:
-        """The instance for the next call, or None to run it as a Ray task (called with the lock)."""
+    def _choose(self, reconciled: bool = False) -> tuple[_Instance | None, bool, _Instance | None]:
+        """Decide where the next call goes (called with the lock held).
+
+        Returns:
+            ``(instance, start, saturated)``: the instance the call is counted on (None: run it as a
+            Ray task), whether to start one more instance, and an instance whose finished calls
+            should be counted before deciding again.
+        """
         best = None
         for inst in self.instances:
             if inst.ready and not inst.dead and (best is None or inst.in_flight < best.in_flight):
                 best = inst
-        if best is not None and best.in_flight >= self.concurrency:
-            # A result may be in hand before its completion callback ran: count what really finished.
-            self._reconcile(best)
         if best is not None and best.in_flight < self.concurrency:
-            return best
+            return self._take(best), False, None
+        if best is not None and not reconciled and best.markers:
+            return None, False, best
         live = [i for i in self.instances if not i.dead]
-        starting = sum(1 for i in live if not i.ready)
-        if len(live) < self.max_instances and starting < STARTS_AT_ONCE:
-            self._start()
-            return None
-        if starting:
-            return None
-        if best is None:
-            return None
+        starting = sum(1 for i in live if not i.ready) + self._reserved
+        if len(live) + self._reserved < self.max_instances and starting < STARTS_AT_ONCE:
+            self._reserved += 1
+            return None, True, None
+        if starting or best is None:
+            return None, False, None
         queued = sum(max(0, i.in_flight - self.concurrency) for i in live)
         if queued >= self.queue_limit:
             raise FunctionQueueFullError(
@@ -148,15 +160,22 @@ class FunctionPool:
                 f"concurrency={self.concurrency} calls each. Raise InvokeOptions.max_instances or concurrency, wait "
                 f"for earlier results before invoking more, or raise the limit with {QUEUE_LIMIT_ENV}.",
                 function=self.name, limit=self.queue_limit)
-        return best
+        return self._take(best), False, None
+
+    @staticmethod
+    def _take(inst: _Instance) -> _Instance:
+        inst.in_flight += 1
+        inst.last_used = time.monotonic()
+        return inst
 
     def _reconcile(self, inst: _Instance) -> None:
         markers = list(inst.markers)
         if markers:
             done, _ = ray.wait(markers, num_returns=len(markers), timeout=0, fetch_local=False)
-            for marker in done:
-                if inst.markers.pop(marker, 0) is None:
-                    inst.in_flight -= 1
+            with self.lock:
+                for marker in done:
+                    if inst.markers.pop(marker, 0) is None:
+                        inst.in_flight -= 1
 
     def _finished(self, inst: _Instance, marker: Any, first: Any, value: Any) -> None:
         if first is not None:
@@ -167,13 +186,25 @@ class FunctionPool:
             inst.last_used = time.monotonic()
             if isinstance(value, ray.exceptions.RayActorError) and not isinstance(
                     value, ray.exceptions.ActorUnavailableError):
-                self._drop(inst, kill=False)
+                self._forget(inst)
 
     # --- instances ----------------------------------------------------------------------------
 
     def _start(self) -> None:
-        inst = _Instance(self._create(self.func, self.return_nums), self.return_nums)
-        self.instances.append(inst)
+        """Start one instance (a slot was reserved in ``_reserved`` under the lock)."""
+        try:
+            inst = _Instance(self._create(self.func, self.return_nums), self.return_nums)
+        finally:
+            with self.lock:
+                self._reserved -= 1
+        with self.lock:
+            if self.closed:
+                inst.dead = True
+            else:
+                self.instances.append(inst)
+        if inst.dead:
+            _kill([inst])
+            return
         ready = inst.handle.__ray_ready__.remote()
         ready._on_completed(lambda value: self._on_ready(inst, value))
 
@@ -182,7 +213,7 @@ class FunctionPool:
             if isinstance(value, Exception):
                 if not inst.dead:
                     logger.warning("a function instance of %s could not start: %s", self.name, value)
-                self._drop(inst, kill=False)
+                self._forget(inst)
             elif not inst.dead:
                 inst.ready = True
                 inst.last_used = time.monotonic()
@@ -190,17 +221,13 @@ class FunctionPool:
     def _on_ping(self, inst: _Instance, value: Any) -> None:
         if isinstance(value, ray.exceptions.RayActorError):
             with self.lock:
-                self._drop(inst, kill=False)
+                self._forget(inst)
 
-    def _drop(self, inst: _Instance, *, kill: bool) -> None:
+    def _forget(self, inst: _Instance) -> None:
+        """Take ``inst`` out of the pool (with the lock held); the caller kills it if needed."""
         inst.dead = True
         if inst in self.instances:
             self.instances.remove(inst)
-        if kill:
-            try:
-                ray.kill(inst.handle, no_restart=True)
-            except Exception:  # already gone, or Ray is shutting down
-                pass
 
     def kill_running(self, inst: _Instance) -> bool:
         """Stop a cancelled call by killing its instance, if that call is all the instance runs."""
@@ -208,35 +235,42 @@ class FunctionPool:
             if inst.dead or inst.in_flight != 1:
                 return False
             ray_errors.note_cancelled_instance(inst.actor_id)
-            self._drop(inst, kill=True)
-            return True
+            self._forget(inst)
+        _kill([inst])
+        return True
 
     def reap(self, now: float, pressure: bool) -> None:
         """Release idle, dead and unplaceable instances (the reaper's work for this pool)."""
+        doomed, ping = [], []
         with self.lock:
-            live = [i for i in self.instances if not i.dead]
-            for inst in live:
+            for inst in list(self.instances):
                 if not inst.ready and now - inst.started > self.schedule_timeout_s:
                     logger.warning("a function instance of %s was not placed within schedule_timeout_ms=%d; its "
-                                   "calls run as Ray tasks meanwhile. Giving up on it.", self.name,
+                                   "calls ran as Ray tasks meanwhile. Giving up on it.", self.name,
                                    int(self.schedule_timeout_s * 1000))
-                    self._drop(inst, kill=True)
-            spare = len([i for i in self.instances if not i.dead]) - self.min_instances
+                    self._forget(inst)
+                    doomed.append(inst)
+            spare = len(self.instances) - self.min_instances
             for inst in sorted(self.instances, key=lambda i: i.last_used):
                 if spare <= 0:
                     break
                 if inst.ready and inst.in_flight == 0:
                     idle = now - inst.last_used
                     if idle >= self.idle_timeout or (pressure and idle >= PRESSURE_GRACE_S):
-                        self._drop(inst, kill=True)
+                        self._forget(inst)
+                        doomed.append(inst)
                         spare -= 1
             for inst in self.instances:
                 if inst.ready and inst.in_flight == 0 and now - inst.pinged > PING_PERIOD_S:
                     inst.pinged = now
-                    ping = inst.handle.__ray_ready__.remote()
-                    ping._on_completed(lambda value, inst=inst: self._on_ping(inst, value))
-            while len([i for i in self.instances if not i.dead]) < self.min_instances:
-                self._start()
+                    ping.append(inst)
+            missing = self.min_instances - len(self.instances) - self._reserved
+            self._reserved += max(0, missing)
+        _kill(doomed)
+        for inst in ping:
+            inst.handle.__ray_ready__.remote()._on_completed(lambda value, inst=inst: self._on_ping(inst, value))
+        for _ in range(max(0, missing)):
+            self._start()
 
     def releasable(self, now: float) -> bool:
         """Whether some idle instance could yield to work waiting for resources."""
@@ -247,12 +281,22 @@ class FunctionPool:
     def close(self) -> None:
         with self.lock:
             self.closed = True
-            for inst in list(self.instances):
-                self._drop(inst, kill=True)
+            doomed = list(self.instances)
+            for inst in doomed:
+                self._forget(inst)
+        _kill(doomed)
 
     def instance_count(self) -> int:
         with self.lock:
-            return len([i for i in self.instances if not i.dead])
+            return len(self.instances)
+
+
+def _kill(instances: list[_Instance]) -> None:
+    for inst in instances:
+        try:
+            ray.kill(inst.handle, no_restart=True)
+        except Exception:  # already gone, or Ray is shutting down
+            pass
 
 
 class Registry:
@@ -289,6 +333,11 @@ class Registry:
 
     def _reap_loop(self) -> None:
         while not self._stop.wait(REAP_PERIOD_S):
+            if not ray.is_initialized():
+                # Disconnected without finalize (e.g. ray.shutdown()): the instances went with the
+                # connection, and any Ray call here would start a new one.
+                self._stop.set()
+                return
             try:
                 now = time.monotonic()
                 pools = list(self.pools.values())

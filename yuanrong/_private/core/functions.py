@@ -10,6 +10,7 @@ pool starts an instance.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import math
 from collections.abc import Callable
@@ -67,7 +68,7 @@ class FunctionProxy:
         self._num_returns = num_returns
         if _ray_fn is None:
             # The base function is made once; options() reuses its export and only overrides options.
-            self._ray_fn = ray.remote(num_returns=num_returns, **self._resolved.ray_options)(func)
+            self._ray_fn = ray.remote(num_returns=num_returns, **self._resolved.ray_options)(_task_body(func))
             self._remote = self._ray_fn.remote
         else:
             self._ray_fn = _ray_fn
@@ -170,6 +171,30 @@ class FunctionProxy:
 
     def __repr__(self) -> str:
         return f"<yuanrong function {self.__qualname__}>"
+
+
+def _task_body(func: Callable) -> Callable:
+    """What a Ray task runs for ``func``: itself, or for ``async def`` functions (which Ray tasks do
+    not take) a sync wrapper that runs it on an event loop of its own."""
+    if inspect.iscoroutinefunction(func):
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return asyncio.run(func(*args, **kwargs))
+    elif inspect.isasyncgenfunction(func):
+        def run(*args: Any, **kwargs: Any) -> Any:
+            loop = asyncio.new_event_loop()
+            items = func(*args, **kwargs)
+            try:
+                while True:
+                    try:
+                        yield loop.run_until_complete(items.__anext__())
+                    except StopAsyncIteration:
+                        return
+            finally:
+                loop.close()
+    else:
+        return func
+    run.__name__, run.__qualname__, run.__doc__ = func.__name__, func.__qualname__, func.__doc__
+    return run
 
 
 def _auto_max_instances(cpus: float) -> int:
