@@ -3,9 +3,11 @@
 One :class:`FunctionPool` per function × resolved options × placement, per calling process, kept in
 the :class:`~yuanrong._private.session.Session` (``function_pools``, a :class:`Registry`). A call
 goes to the least-loaded *ready* instance with a free slot (``concurrency`` slots each). When every
-instance is busy the pool starts another (up to ``max_instances``, one at a time) and, while it
-starts (a process start, ~0.4 s), the call runs as a plain Ray task instead of waiting for it; so a
-first call costs what a Ray task costs and nothing waits on an instance that cannot be placed. At
+instance is busy the pool starts another (up to ``max_instances``, one at a time); meanwhile the
+call queues on the least-loaded instance if, by the calls' average duration so far, it would wait
+there less than 50 ms, and otherwise runs as a plain Ray task rather than wait for a process start
+(~0.4 s). So a first call costs what a Ray task costs and nothing waits on an instance that cannot
+be placed. At
 ``max_instances`` the call queues on the least-loaded instance, up to a bound, then fails with
 :class:`~yuanrong.FunctionQueueFullError`.
 
@@ -40,8 +42,10 @@ DEFAULT_QUEUE_LIMIT = 10_000
 # Instances one pool starts at the same time (beyond min_instances). One: a burst is served by Ray
 # tasks meanwhile, and a 2-core node should not spend a second starting processes it may not need.
 STARTS_AT_ONCE = 1
-REAP_PERIOD_S = 0.5
+REAP_PERIOD_S = 1.0
+PRESSURE_PERIOD_S = 5.0     # how often the cluster's waiting work is looked at (a GCS round trip)
 PRESSURE_GRACE_S = 1.0      # an instance idle this long yields to work waiting for resources
+QUEUE_WAIT_S = 0.05         # a call queues on a busy instance if it would wait less than this
 PING_PERIOD_S = 5.0         # idle instances are pinged this often so dead ones are dropped
 
 _SyncHost = ray.remote(FunctionInstance)
@@ -50,7 +54,7 @@ _AsyncHost = ray.remote(AsyncFunctionInstance)
 
 class _Instance:
     __slots__ = ("handle", "actor_id", "ready", "dead", "started", "last_used", "in_flight", "markers", "pinged",
-                 "call", "stream")
+                 "last_done", "call", "stream")
 
     def __init__(self, handle: Any, return_nums: int) -> None:
         self.handle = handle
@@ -59,6 +63,7 @@ class _Instance:
         self.dead = False
         self.started = self.last_used = self.pinged = time.monotonic()
         self.in_flight = 0
+        self.last_done = 0.0
         self.markers: dict[Any, None] = {}
         self.call = handle.call.options(num_returns=return_nums + 1).remote
         self.stream = handle.stream.options(num_returns="streaming").remote
@@ -89,6 +94,9 @@ class FunctionPool:
         self.lock = threading.RLock()
         self.instances: list[_Instance] = []
         self._reserved = 0          # instances being created right now (outside the lock)
+        self._avg_call_s = 1.0      # running mean of a call's duration; pessimistic until measured
+        self._next_start_at = 0.0   # after an instance failed to start, wait before trying again
+        self._start_backoff_s = 1.0
         self._reserved += min_instances
         for _ in range(min_instances):
             self._start()
@@ -126,7 +134,8 @@ class FunctionPool:
         if first is not None:
             self.registry.running[first] = (self, inst)
         inst.markers[marker] = None
-        marker._on_completed(lambda value: self._finished(inst, marker, first, value))
+        sent = time.monotonic()
+        marker._on_completed(lambda value: self._finished(inst, marker, first, value, sent))
         return result
 
     def _choose(self, reconciled: bool = False) -> tuple[_Instance | None, bool, _Instance | None]:
@@ -147,10 +156,17 @@ class FunctionPool:
             return None, False, best
         live = [i for i in self.instances if not i.dead]
         starting = sum(1 for i in live if not i.ready) + self._reserved
-        if len(live) + self._reserved < self.max_instances and starting < STARTS_AT_ONCE:
+        start = (len(live) + self._reserved < self.max_instances and starting < STARTS_AT_ONCE
+                 and time.monotonic() >= self._next_start_at)
+        if start:
             self._reserved += 1
-            return None, True, None
-        if starting or best is None:
+            if best is None or self._expected_wait(best) > QUEUE_WAIT_S:
+                return None, True, None
+            return self._take(best), True, None
+        if best is None:
+            return None, False, None
+        if starting and self._expected_wait(best) > QUEUE_WAIT_S:
+            # Waiting for a busy instance would take longer than a Ray task: run it as one.
             return None, False, None
         queued = sum(max(0, i.in_flight - self.concurrency) for i in live)
         if queued >= self.queue_limit:
@@ -161,6 +177,11 @@ class FunctionPool:
                 f"for earlier results before invoking more, or raise the limit with {QUEUE_LIMIT_ENV}.",
                 function=self.name, limit=self.queue_limit)
         return self._take(best), False, None
+
+    def _expected_wait(self, inst: _Instance) -> float:
+        """Seconds a call queued on ``inst`` would wait, from the calls' average duration so far."""
+        ahead = inst.in_flight - self.concurrency + 1
+        return ahead * self._avg_call_s / self.concurrency
 
     @staticmethod
     def _take(inst: _Instance) -> _Instance:
@@ -177,13 +198,18 @@ class FunctionPool:
                     if inst.markers.pop(marker, 0) is None:
                         inst.in_flight -= 1
 
-    def _finished(self, inst: _Instance, marker: Any, first: Any, value: Any) -> None:
+    def _finished(self, inst: _Instance, marker: Any, first: Any, value: Any, sent: float) -> None:
         if first is not None:
             self.registry.running.pop(first, None)
+        now = time.monotonic()
         with self.lock:
             if inst.markers.pop(marker, 0) is None:
                 inst.in_flight -= 1
-            inst.last_used = time.monotonic()
+            # A call's service time: from when it was sent, or, if it queued, from the previous
+            # completion on this instance.
+            sample = now - max(sent, inst.last_done)
+            self._avg_call_s += 0.2 * (sample - self._avg_call_s)
+            inst.last_used = inst.last_done = now
             if isinstance(value, ray.exceptions.RayActorError) and not isinstance(
                     value, ray.exceptions.ActorUnavailableError):
                 self._forget(inst)
@@ -212,9 +238,13 @@ class FunctionPool:
         with self.lock:
             if isinstance(value, Exception):
                 if not inst.dead:
-                    logger.warning("a function instance of %s could not start: %s", self.name, value)
+                    logger.warning("a function instance of %s could not start (next try in %gs; calls run as Ray "
+                                   "tasks meanwhile): %s", self.name, self._start_backoff_s, value)
+                    self._next_start_at = time.monotonic() + self._start_backoff_s
+                    self._start_backoff_s = min(60.0, self._start_backoff_s * 2)
                 self._forget(inst)
             elif not inst.dead:
+                self._start_backoff_s = 1.0
                 inst.ready = True
                 inst.last_used = time.monotonic()
 
@@ -309,6 +339,9 @@ class Registry:
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
         self._gcs_address = ""
+        self._gcs: Any = None
+        self._pressure = False
+        self._pressure_at = float("-inf")
 
     def pool(self, key: Any, make: Callable[[Registry], FunctionPool]) -> FunctionPool:
         with self.lock:
@@ -350,11 +383,25 @@ class Registry:
                 logger.debug("function pool reaper: %s", e)
 
     def _resources_wanted(self) -> bool:
-        """Whether tasks, actors or placement groups in the cluster wait for resources."""
-        from ray.autoscaler.v2.sdk import get_cluster_status
+        """Whether tasks, actors or placement groups in the cluster wait for resources.
 
-        demand = get_cluster_status(self._gcs_address, timeout=5).resource_demands
-        return bool(demand.ray_task_actor_demand or demand.placement_group_demand)
+        Asked of the GCS (Ray's autoscaler state, what ``ray status`` shows as demands) at most
+        every PRESSURE_PERIOD_S, over one kept client: a new client per question costs a connection.
+        """
+        now = time.monotonic()
+        if now - self._pressure_at < PRESSURE_PERIOD_S:
+            return self._pressure
+        from ray._raylet import GcsClient
+        from ray.core.generated.autoscaler_pb2 import GetClusterStatusReply
+
+        if self._gcs is None:
+            self._gcs = GcsClient(self._gcs_address)
+        reply = GetClusterStatusReply()
+        reply.ParseFromString(self._gcs.get_cluster_status(timeout_s=5))
+        state = reply.cluster_resource_state
+        self._pressure = bool(state.pending_resource_requests or state.pending_gang_resource_requests)
+        self._pressure_at = now
+        return self._pressure
 
     def close(self) -> None:
         """Stop the reaper and kill every instance (finalize leaves nothing running)."""
