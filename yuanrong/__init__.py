@@ -77,6 +77,7 @@ from yuanrong.affinity import Affinity, AffinityKind, AffinityScope, AffinityTyp
 from yuanrong.config import Config, GroupOptions, InvokeOptions, ResourceGroupOptions
 from yuanrong.exception import (
     ClusterConfigError,
+    FunctionQueueFullError,
     GetTimeoutError,
     InstanceDiedError,
     InstanceNotFoundError,
@@ -109,6 +110,7 @@ __all__ = [
     "Element",
     "ExistenceOpt",
     "FunctionProxy",
+    "FunctionQueueFullError",
     "GetTimeoutError",
     "Group",
     "GroupOptions",

@@ -176,12 +176,16 @@ class InvokeOptions(_StrictFields):
     openYuanrong fields:
         cpu: Millicores, ``[0, 1024000]``; default 500 (half a Ray CPU).
         memory: MB of Ray's ``memory`` resource, ``[0, 1073741824]``; default 500.
-        concurrency: Calls an instance runs at once, ``[1, 1000]`` (Ray ``max_concurrency``).
+        concurrency: Calls an instance runs at once, ``[1, 1000]`` (Ray ``max_concurrency``). For a
+            stateless function, the calls one function instance runs at once; an ``async def``
+            function left at 1 gets 1000, as in openYuanrong.
         custom_resources: Extra resources, e.g. ``{"camera": 1}``; ``"GPU"`` maps to ``num_gpus``.
         custom_extensions: String settings; ``{"lifecycle": "detached"}`` makes an instance outlive its job.
         labels: Instance labels, ``"key"`` or ``"key:value"``, for INSTANCE affinity of later placements.
         schedule_affinities: :class:`yuanrong.Affinity` rules.
-        retry_times: Re-executions of a stateless call after a worker failure (Ray ``max_retries``).
+        retry_times: Re-executions of a stateless call after its process died (Ray ``max_retries``
+            for a call that runs as a Ray task; for a function instance, Ray restarts it and re-runs
+            the calls it was running, ``max_restarts`` / ``max_task_retries``).
         recover_retry_times: Restarts of an instance after its process dies (Ray ``max_restarts``,
             and the same number of retries of calls that were in flight).
         name / namespace (or ns): Name an instance; creating an existing name returns that instance.
@@ -189,6 +193,11 @@ class InvokeOptions(_StrictFields):
         env_vars, runtime_env: Environment of the worker; ``env_vars`` wins over ``runtime_env["env_vars"]``.
         resource_group_options: Target a bundle of a resource group.
         schedule_timeout_ms: Time allowed for a placement before it fails with its explanation.
+        min_instances: Function instances of a stateless function started at its first call and kept
+            while idle; default 0 (idle instances are released, down to none).
+        max_instances: Most function instances of one function (per options and calling process);
+            0 (default) means as many as the cluster's CPUs hold at ``cpu`` each, at most 64.
+        idle_timeout: Seconds a function instance may stay idle before it is released; default 300.
         need_order: Calls to an instance from one caller run in order (always true on Ray when
             ``concurrency == 1``).
 
@@ -200,6 +209,9 @@ class InvokeOptions(_StrictFields):
         latency_budget_ms: Maximum network latency from ``client_region`` to the chosen pool.
         client_region: Where the caller's clients are (for ``latency_budget_ms``).
         data_locality: Object refs or dataset names whose holder nodes the call should run on.
+        function_instances: Whether a stateless function's calls run in pooled function instances
+            (default ``True``); ``False`` runs every call as a plain Ray task. See the user guide's
+            "Function instances" for the cases that always use Ray tasks.
     """
 
     cpu: int = 500
@@ -227,7 +239,7 @@ class InvokeOptions(_StrictFields):
     max_invoke_latency: int = 5000
     min_instances: int = 0
     max_instances: int = 0
-    idle_timeout: int = 0
+    idle_timeout: int = 300
     pod_labels: dict[str, str] = dataclasses.field(default_factory=dict)
     alias_params: dict[str, str] = dataclasses.field(default_factory=dict)
     group_name: str = ""
@@ -238,3 +250,4 @@ class InvokeOptions(_StrictFields):
     latency_budget_ms: float | None = None
     client_region: str | None = None
     data_locality: list[Any] = dataclasses.field(default_factory=list)
+    function_instances: bool = True

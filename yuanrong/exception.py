@@ -16,6 +16,7 @@ openYuanrong already has a meaning for the error, the class also derives from th
      ├── GetTimeoutError          (TimeoutError) yr.get / yr.get_instance ran out of time
      ├── PlacementError           (RuntimeError) placement cannot be satisfied (carries an
      │                            explanation); also a placement.PlacementInfeasible
+     ├── FunctionQueueFullError   (RuntimeError) a function's instances are all busy and its queue is full
      └── ClusterConfigError       (ValueError) a cluster config or pools file is invalid
 
 One class per concept: where a composed package (placement, datashare) names the concept first,
@@ -36,6 +37,7 @@ from placement import errors as _placement_errors
 
 __all__ = [
     "ClusterConfigError",
+    "FunctionQueueFullError",
     "GetTimeoutError",
     "InstanceDiedError",
     "InstanceNotFoundError",
@@ -144,6 +146,20 @@ class PlacementError(YRError, _placement_errors.PlacementInfeasible, RuntimeErro
     def __init__(self, message: str, *, explanation: str = "", request: Any = None, timed_out: bool = False) -> None:
         _placement_errors.PlacementInfeasible.__init__(self, message, explanation=explanation, request=request,
                                                        timed_out=timed_out)
+
+
+class FunctionQueueFullError(YRError, RuntimeError):
+    """A stateless function's instances are all busy at ``max_instances`` and its call queue is full.
+
+    Attributes:
+        function: The function's name.
+        limit: The number of calls that may wait for a busy instance.
+    """
+
+    def __init__(self, message: str, *, function: str, limit: int) -> None:
+        super().__init__(message)
+        self.function = function
+        self.limit = limit
 
 
 class ClusterConfigError(YRError, ValueError):

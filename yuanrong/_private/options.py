@@ -101,7 +101,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "max_invoke_latency": (lambda v: v == -1 or _int_in(0, _MAX_INT)(v), f"-1 or an int in [0, {_MAX_INT}]"),
     "min_instances": (_int_in(0, _MAX_INT), f"an int in [0, {_MAX_INT}]"),
     "max_instances": (_int_in(0, _MAX_INT), f"an int in [0, {_MAX_INT}]"),
-    "idle_timeout": (_int_in(0, _MAX_INT), f"an int in [0, {_MAX_INT}]"),
+    "idle_timeout": (_int_in(0, _MAX_INT), f"an int of seconds in [0, {_MAX_INT}]"),
+    "function_instances": (_is_bool, "a bool"),
     "pod_labels": (_str_dict, "a dict of str -> str"),
     "alias_params": (_str_dict, "a dict of str -> str"),
     "group_name": (_is_str, "a str"),
@@ -119,11 +120,6 @@ UNSUPPORTED: dict[str, str] = {
     "pod_labels": "pod labels are applied by openYuanrong's Kubernetes scaler and Ray has no pods to "
                   "label; use InvokeOptions.labels for instance labels",
     "alias_params": "function aliases belong to openYuanrong's function service, which Ray does not have",
-    "min_instances": "pooled function instances are not available on Ray (each call runs on Ray's shared "
-                     "worker pool); use @yr.instance with concurrency for a fixed pool of workers",
-    "max_instances": "pooled function instances are not available on Ray; use @yr.instance with "
-                     "concurrency for a fixed pool of workers",
-    "idle_timeout": "pooled function instances are not available on Ray",
     "max_invoke_latency": "heterogeneous-function latency targets are not available on Ray",
     "preferred_priority": "the placement engine always weighs preferred affinities in their order (higher "
                           "Affinity priority first, then the order given), which is preferred_priority=True",
@@ -135,6 +131,9 @@ UNSUPPORTED: dict[str, str] = {
 }
 
 # Options the placement engine must act on: a call that sets any of them is placed by it.
+# Options of a stateless function's pooled instances; an @yr.instance is a single instance of its own.
+FUNCTION_INSTANCE_FIELDS = ("min_instances", "max_instances", "idle_timeout", "function_instances")
+
 PLACEMENT_FIELDS = ("labels", "schedule_affinities", "placement_policy", "latency_budget_ms",
                     "client_region", "data_locality")
 
@@ -246,6 +245,13 @@ def resolve(opts: InvokeOptions, *, for_instance: bool) -> Resolved:
         ray_opts["label_selector"] = selector
 
     if for_instance:
+        for name in FUNCTION_INSTANCE_FIELDS:
+            if getattr(opts, name) != getattr(_DEFAULTS, name):
+                raise InvalidOptionError(
+                    f"InvokeOptions.{name}={getattr(opts, name)!r} sizes the pool of a stateless function's instances, "
+                    f"but this is an @yr.instance class (one instance per invoke()); leave it at its default "
+                    f"{getattr(_DEFAULTS, name)!r}, or use @yr.invoke for pooled function instances.",
+                    option=name, value=getattr(opts, name))
         ray_opts["max_concurrency"] = opts.concurrency
         ray_opts["max_restarts"] = opts.recover_retry_times
         ray_opts["max_task_retries"] = opts.recover_retry_times
@@ -264,6 +270,11 @@ def resolve(opts: InvokeOptions, *, for_instance: bool) -> Resolved:
                 f"InvokeOptions.group_name={opts.group_name!r} puts an instance in a yr.Group, but this is a "
                 f"stateless function; use @yr.instance for group members.", option="group_name",
                 value=opts.group_name)
+        if opts.max_instances and opts.min_instances > opts.max_instances:
+            raise InvalidOptionError(
+                f"InvokeOptions.min_instances={opts.min_instances} is more than max_instances={opts.max_instances}; "
+                f"raise max_instances (0 = the default bound) or lower min_instances.", option="min_instances",
+                value=opts.min_instances)
         if opts.name:
             raise InvalidOptionError(
                 f"InvokeOptions.name={opts.name!r} names an instance, but this is a stateless function; "

@@ -15,6 +15,16 @@ from yuanrong.exception import (
 )
 
 
+# Function instances killed by yr.cancel(allow_force=True) to stop the one call they ran.
+_cancelled_instances: set[str] = set()
+_FUNCTION_INSTANCE_CLASSES = ("class_name: FunctionInstance", "class_name: AsyncFunctionInstance")
+
+
+def note_cancelled_instance(actor_id_hex: str) -> None:
+    """Remember that this function instance died because its call was cancelled, not by accident."""
+    _cancelled_instances.add(actor_id_hex)
+
+
 def translate(err: BaseException, *, timeout: float | None = None) -> BaseException:
     """Map an exception raised by Ray onto yuanrong's exception tree (returned, not raised)."""
     if isinstance(err, rex.RayTaskError):
@@ -37,6 +47,13 @@ def translate(err: BaseException, *, timeout: float | None = None) -> BaseExcept
             f"wait without limit, or use yr.wait() to poll.", timeout=timeout)
     if isinstance(err, rex.TaskCancelledError):
         return InvokeCancelledError("the call was cancelled with yr.cancel() before it produced a result.")
+    if isinstance(err, rex.RayActorError) and getattr(err, "actor_id", None) in _cancelled_instances:
+        return InvokeCancelledError("the call was cancelled with yr.cancel() while it ran; its function instance "
+                                    "was stopped.")
+    if isinstance(err, rex.RayActorError) and any(c in str(err) for c in _FUNCTION_INSTANCE_CLASSES):
+        return InstanceDiedError(
+            f"the function instance running the call died ({str(err).splitlines()[-1]}). Set "
+            f"InvokeOptions.retry_times to re-run stateless calls after a crash.\n{err}")
     if isinstance(err, (rex.RayActorError, rex.ActorUnavailableError)):
         return InstanceDiedError(f"the instance is no longer running: {err}")
     if isinstance(err, rex.WorkerCrashedError):

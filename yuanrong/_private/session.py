@@ -21,6 +21,7 @@ from typing import Any
 import ray
 
 from placement import labels as pool_labels
+from yuanrong._private.compat import node_env
 from yuanrong._private.scheduling.feasibility import ClusterView
 from yuanrong.config import Config
 from yuanrong.exception import InvalidOptionError, NotInitializedError, YRError
@@ -83,9 +84,13 @@ class Session:
     group_watcher: Any = None
     # Pre-started workers that adopt new instances (Config.warm_pool_size); None when off.
     warm_pools: Any = None
+    # core.function_pools.Registry: pooled function instances and their reaper, made at the first call.
+    function_pools: Any = None
 
 
 _lock = threading.Lock()
+# Guards creating a registry on the current session (held only for that moment).
+registry_lock = threading.Lock()
 _current = Session()
 
 
@@ -260,7 +265,15 @@ def finalize() -> None:
         session.initialized = False
         if session.warm_pools is not None and ray.is_initialized():
             session.warm_pools.stop()
+        if session.function_pools is not None:
+            # Kill every function instance while the connection is still open.
+            session.function_pools.close()
         if session.owns_ray and ray.is_initialized():
             ray.shutdown()
         # Every registry of the old connection goes with it.
         _current = Session(finalized=True)
+
+
+if in_ray_worker():
+    # Any worker that runs yuanrong code sees openYuanrong's NODE_ID / INIT_LABELS.
+    node_env.export()

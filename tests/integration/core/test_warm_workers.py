@@ -166,7 +166,7 @@ def test_a_crashed_adopted_instance_restarts_adopts_again_and_reloads_its_state(
     yr.get(c.add.invoke(7))
     yr.get(c.save.invoke())
     first = yr.get(c.pid.invoke())
-    # As tests/core/test_api.py's _crash_once: the die call itself may fail while Ray restarts the
+    # As tests/integration/core/test_api.py's _crash_once: the die call itself may fail while Ray restarts the
     # worker (ActorUnavailableError), so wait on the next call instead.
     c.die.invoke(first)
     deadline = time.monotonic() + 60

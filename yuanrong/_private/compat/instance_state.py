@@ -37,8 +37,11 @@ def _current_instance(api: str) -> tuple[Any, str]:
         raise RuntimeError(f"yr.{api}() was called in a stateless function; only @yr.instance classes have "
                            f"state to save or load.")
     # Ray's worker keeps the actor's object under its id from before __init__ runs (a private
-    # attribute of Ray 2.60, which yuanrong pins; tests/core/test_api.py would catch a change).
+    # attribute of Ray 2.60, which yuanrong pins; tests/integration/core/test_api.py would catch a change).
     instance = worker.actors.get(actor_id)
+    if getattr(instance, "_yr_function_instance", False):
+        raise RuntimeError(f"yr.{api}() was called in a stateless function; only @yr.instance classes have "
+                           f"state to save or load.")
     if instance is None:
         raise RuntimeError(f"yr.{api}(): this worker runs instance {actor_id.hex()} but Ray does not expose its "
                            f"object; state cannot be saved or loaded here.")

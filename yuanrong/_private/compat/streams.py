@@ -69,12 +69,33 @@ class SubscriptionConfig:
 SubscriptionConfig.subscriptionType = SubscriptionType  # type: ignore[attr-defined]
 
 
-@dataclasses.dataclass
 class Element:
-    """One element of a stream: bytes, and the id the stream gave it (0 before it is sent)."""
+    """One element of a stream: bytes, and the id the stream gave it (0 before it is sent).
 
-    value: bytes
-    id: int = 0
+    As in openYuanrong, ``yr.Element(value, ele_id=0)`` with attributes ``data`` and ``id``;
+    ``value`` is the same bytes as ``data``.
+
+    Example:
+        >>> e = Element(b"frame", ele_id=7)
+        >>> (e.data, e.id)
+        (b'frame', 7)
+    """
+
+    __slots__ = ("data", "id")
+
+    def __init__(self, value: bytes = b"", ele_id: int = 0) -> None:
+        self.data = value
+        self.id = ele_id
+
+    @property
+    def value(self) -> bytes:
+        return self.data
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Element) and (self.data, self.id) == (other.data, other.id)
+
+    def __repr__(self) -> str:
+        return f"Element({self.data!r}, ele_id={self.id})"
 
 
 class StreamFullError(YRError):

@@ -1,8 +1,18 @@
-"""@yr.invoke: stateless functions that run as Ray tasks."""
+"""@yr.invoke: stateless functions, run in pooled function instances or as Ray tasks.
+
+By default a function's calls run in its function instances (``core.function_pools``): reused
+processes that serve many calls, ``concurrency`` at a time. Calls run as plain Ray tasks when the
+options ask for it (``function_instances=False``), when they target a resource group's bundle (an
+instance would hold the bundle the group reserved for other work, and die with the group), when
+they ask for data locality (decided per call, where the data is now), and, for a moment, while a
+pool starts an instance.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +20,7 @@ import ray
 
 from yuanrong._private import options as options_mod
 from yuanrong._private import session
+from yuanrong._private.core import function_pools
 from yuanrong._private.scheduling import calls
 from yuanrong._private.core.objects import ObjectRef, ObjectRefGenerator, unwrap_args, unwrap_kwargs
 from yuanrong.config import InvokeOptions
@@ -57,12 +68,17 @@ class FunctionProxy:
         self._num_returns = num_returns
         if _ray_fn is None:
             # The base function is made once; options() reuses its export and only overrides options.
-            self._ray_fn = ray.remote(num_returns=num_returns, **self._resolved.ray_options)(func)
+            self._ray_fn = ray.remote(num_returns=num_returns, **self._resolved.ray_options)(_task_body(func))
             self._remote = self._ray_fn.remote
         else:
             self._ray_fn = _ray_fn
             self._remote = _ray_fn.options(num_returns=num_returns, **self._resolved.ray_options).remote
         self._wrap = wrap_result(num_returns)
+        self._is_async = inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
+        self._pooled = (opts.function_instances and self._resolved.resource_group is None
+                        and "data_locality" not in self._resolved.placement)
+        self._pool: function_pools.FunctionPool | None = None
+        self._create_instance: Callable[..., Any] | None = None
         self._checked = False
         self.__name__ = getattr(func, "__name__", "function")
         self.__qualname__ = getattr(func, "__qualname__", self.__name__)
@@ -79,14 +95,65 @@ class FunctionProxy:
             args = unwrap_args(args)
         if kwargs:
             kwargs = unwrap_kwargs(kwargs)
+        if self._pooled:
+            pool = self._pool
+            if pool is None or pool.closed:
+                pool = self._bind_pool()
+            return self._wrap(pool.submit(args, kwargs))
         return self._wrap(self._remote(*args, **kwargs))
 
     def _first_call(self) -> None:
-        self._remote = calls.remote_for(self._ray_fn, self._resolved, what=f"function {self.__qualname__}",
+        what = f"function {self.__qualname__}"
+        self._remote = calls.remote_for(self._ray_fn, self._resolved, what=what,
                                              base_options={"num_returns": self._num_returns,
                                                            **self._resolved.ray_options},
                                              default=self._remote)
+        if self._pooled:
+            host = function_pools.host_class(self._is_async)
+            options = self.instance_options()
+            self._create_instance = calls.remote_for(host, self._resolved, what=what, base_options=options,
+                                                     default=host.options(**options).remote)
         self._checked = True
+
+    def instance_options(self) -> dict[str, Any]:
+        """Ray actor options of this function's instances: the call's resources and placement, plus
+        ``concurrency`` and ``retry_times`` as actor restarts and call retries."""
+        options = {k: v for k, v in self._resolved.ray_options.items() if k != "max_retries"}
+        concurrency = self._opts.concurrency
+        if self._is_async and concurrency == 1:
+            concurrency = 1000  # openYuanrong's default for async functions
+        options.update(max_concurrency=concurrency, max_restarts=self._opts.retry_times,
+                       max_task_retries=self._opts.retry_times)
+        return options
+
+    def _bind_pool(self) -> function_pools.FunctionPool:
+        sess = session.current()
+        registry = sess.function_pools
+        if registry is None:
+            with session.registry_lock:
+                if sess.function_pools is None:
+                    sess.function_pools = function_pools.Registry()
+                registry = sess.function_pools
+        key = (self._func, repr(self._opts), self._return_nums)
+        self._pool = registry.pool(key, self._make_pool)
+        return self._pool
+
+    def _make_pool(self, registry: function_pools.Registry) -> function_pools.FunctionPool:
+        opts = self._opts
+        options = self.instance_options()
+        max_instances = opts.max_instances or _auto_max_instances(opts.cpu / 1000)
+        return function_pools.FunctionPool(
+            registry, func=self._func, name=self.__qualname__, return_nums=self._return_nums,
+            streaming=self._num_returns == "streaming", is_async=self._is_async, actor_options=options,
+            create=self._create_instance, run_as_task=self._remote, concurrency=options["max_concurrency"],
+            min_instances=opts.min_instances, max_instances=max(max_instances, opts.min_instances),
+            idle_timeout=opts.idle_timeout, schedule_timeout_s=self._resolved.schedule_timeout_s)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A pool belongs to the process that made it; a copy sent to a worker builds its own.
+        state = dict(self.__dict__)
+        state["_pool"] = None
+        return state
 
     def options(self, invoke_options: InvokeOptions | None = None, **kwargs: Any) -> FunctionProxy:
         """Return a proxy of the same function with other options (``self`` is not changed).
@@ -104,6 +171,38 @@ class FunctionProxy:
 
     def __repr__(self) -> str:
         return f"<yuanrong function {self.__qualname__}>"
+
+
+def _task_body(func: Callable) -> Callable:
+    """What a Ray task runs for ``func``: itself, or for ``async def`` functions (which Ray tasks do
+    not take) a sync wrapper that runs it on an event loop of its own."""
+    if inspect.iscoroutinefunction(func):
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return asyncio.run(func(*args, **kwargs))
+    elif inspect.isasyncgenfunction(func):
+        def run(*args: Any, **kwargs: Any) -> Any:
+            loop = asyncio.new_event_loop()
+            items = func(*args, **kwargs)
+            try:
+                while True:
+                    try:
+                        yield loop.run_until_complete(items.__anext__())
+                    except StopAsyncIteration:
+                        return
+            finally:
+                loop.close()
+    else:
+        return func
+    run.__name__, run.__qualname__, run.__doc__ = func.__name__, func.__qualname__, func.__doc__
+    return run
+
+
+def _auto_max_instances(cpus: float) -> int:
+    """``max_instances=0``: as many instances as the cluster's CPUs hold, at most AUTO_MAX_INSTANCES."""
+    if cpus <= 0:
+        return function_pools.AUTO_MAX_INSTANCES
+    total = ray.cluster_resources().get("CPU", 0)
+    return max(1, min(function_pools.AUTO_MAX_INSTANCES, math.floor(total / cpus)))
 
 
 def merge_options(invoke_options: InvokeOptions | None, kwargs: dict, *, where: str) -> InvokeOptions:

@@ -274,8 +274,11 @@ def cancel(obj_refs: ObjectRef | Sequence[ObjectRef], allow_force: bool = True,
            allow_recursive: bool = False) -> None:
     """Cancel stateless calls; their refs then raise :class:`yuanrong.InvokeCancelledError`.
 
-    ``allow_force`` kills the worker running a call that already started. Calls on instances are
-    cancelled only if they have not started (Ray cannot force-stop an instance's method).
+    ``allow_force`` kills the worker running a call that already started; for a call running in a
+    function instance, that instance is stopped, if the call is the only one it runs (with
+    ``concurrency > 1`` the others would die with it: then the call only sees Ray's cancellation
+    flag, ``ray.get_runtime_context().is_canceled()``). Calls on instances are cancelled only if
+    they have not started (Ray cannot force-stop an instance's method).
     """
     session.require_init()
     if type(obj_refs) is ObjectRef:
@@ -286,3 +289,6 @@ def cancel(obj_refs: ObjectRef | Sequence[ObjectRef], allow_force: bool = True,
         except ValueError:
             # Ray refuses force=True for actor tasks; a queued instance call can still be cancelled.
             ray.cancel(ref, force=False, recursive=allow_recursive)
+            pools = session.current().function_pools
+            if pools is not None:
+                pools.cancel(ref, allow_force)

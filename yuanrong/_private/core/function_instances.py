@@ -1,0 +1,62 @@
+"""The processes behind pooled function instances.
+
+One generic actor class (two: sync and ``async``) runs any ``@yr.invoke`` function, which it
+receives when it starts, so Ray exports the class once per job whatever the number of functions.
+Each call returns one extra, tiny object after the function's own results: the caller's pool
+watches that one to learn when the call finished, without fetching the (maybe large) result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from yuanrong._private.compat import node_env
+
+#: Ray names the actor class in its death messages; :mod:`yuanrong._private.ray_errors` looks for it.
+CLASS_NAMES = ("FunctionInstance", "AsyncFunctionInstance")
+
+
+def _with_marker(out: Any, return_nums: int, func: Callable) -> tuple:
+    if return_nums == 1:
+        return out, None
+    if not isinstance(out, (tuple, list)) or len(out) != return_nums:
+        got = f"{len(out)} values" if isinstance(out, (tuple, list)) else f"one {type(out).__name__}"
+        raise ValueError(f"{getattr(func, '__qualname__', func)} was declared with return_nums={return_nums} but "
+                         f"returned {got}; return a tuple of {return_nums} values.")
+    return (*out, None)
+
+
+class FunctionInstance:
+    """Runs one stateless function's calls, ``concurrency`` at a time (a threaded actor when > 1)."""
+
+    _yr_function_instance = True
+
+    def __init__(self, func: Callable, return_nums: int) -> None:
+        node_env.export()
+        self._func = func
+        self._return_nums = return_nums
+
+    def call(self, *args: Any, **kwargs: Any) -> tuple:
+        return _with_marker(self._func(*args, **kwargs), self._return_nums, self._func)
+
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        yield from self._func(*args, **kwargs)
+
+
+class AsyncFunctionInstance:
+    """Runs one ``async def`` function's calls on an event loop, ``concurrency`` at a time."""
+
+    _yr_function_instance = True
+
+    def __init__(self, func: Callable, return_nums: int) -> None:
+        node_env.export()
+        self._func = func
+        self._return_nums = return_nums
+
+    async def call(self, *args: Any, **kwargs: Any) -> tuple:
+        return _with_marker(await self._func(*args, **kwargs), self._return_nums, self._func)
+
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        async for item in self._func(*args, **kwargs):
+            yield item

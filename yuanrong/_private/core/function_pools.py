@@ -1,0 +1,419 @@
+"""Pools of function instances: the processes a stateless function's calls run in.
+
+One :class:`FunctionPool` per function × resolved options × placement, per calling process, kept in
+the :class:`~yuanrong._private.session.Session` (``function_pools``, a :class:`Registry`). A call
+goes to the least-loaded *ready* instance with a free slot (``concurrency`` slots each). When every
+instance is busy the pool starts another (up to ``max_instances``, one at a time); meanwhile the
+call queues on the least-loaded instance if, by the calls' average duration so far, it would wait
+there less than 50 ms, and otherwise runs as a plain Ray task rather than wait for a process start
+(~0.4 s). So a first call costs what a Ray task costs and nothing waits on an instance that cannot
+be placed. At
+``max_instances`` the call queues on the least-loaded instance, up to a bound, then fails with
+:class:`~yuanrong.FunctionQueueFullError`.
+
+A background reaper (one thread per process, stopped by ``finalize``) releases instances idle for
+``idle_timeout`` seconds (down to ``min_instances``), releases idle instances early when the
+cluster has work waiting for resources (an idle instance must not starve a task, an instance or a
+resource group), drops instances that died, and gives up on instances that could not be placed
+within ``schedule_timeout_ms``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ray
+
+from yuanrong._private import ray_errors
+from yuanrong._private.core.function_instances import AsyncFunctionInstance, FunctionInstance
+from yuanrong.exception import FunctionQueueFullError
+
+logger = logging.getLogger("yuanrong")
+
+AUTO_MAX_INSTANCES = 64
+"""Bound used for ``max_instances=0``, also capped by what the cluster's CPUs hold."""
+QUEUE_LIMIT_ENV = "YR_FUNCTION_QUEUE_LIMIT"
+DEFAULT_QUEUE_LIMIT = 10_000
+# Instances one pool starts at the same time (beyond min_instances). One: a burst is served by Ray
+# tasks meanwhile, and a 2-core node should not spend a second starting processes it may not need.
+STARTS_AT_ONCE = 1
+REAP_PERIOD_S = 1.0
+PRESSURE_PERIOD_S = 5.0     # how often the cluster's waiting work is looked at (a GCS round trip)
+PRESSURE_GRACE_S = 1.0      # an instance idle this long yields to work waiting for resources
+QUEUE_WAIT_S = 0.05         # a call queues on a busy instance if it would wait less than this
+PING_PERIOD_S = 5.0         # idle instances are pinged this often so dead ones are dropped
+
+_SyncHost = ray.remote(FunctionInstance)
+_AsyncHost = ray.remote(AsyncFunctionInstance)
+
+
+class _Instance:
+    __slots__ = ("handle", "actor_id", "ready", "dead", "started", "last_used", "in_flight", "markers", "pinged",
+                 "last_done", "call", "stream")
+
+    def __init__(self, handle: Any, return_nums: int) -> None:
+        self.handle = handle
+        self.actor_id = handle._actor_id.hex()
+        self.ready = False
+        self.dead = False
+        self.started = self.last_used = self.pinged = time.monotonic()
+        self.in_flight = 0
+        self.last_done = 0.0
+        self.markers: dict[Any, None] = {}
+        self.call = handle.call.options(num_returns=return_nums + 1).remote
+        self.stream = handle.stream.options(num_returns="streaming").remote
+
+
+class FunctionPool:
+    """The instances of one function with one set of options, and the dispatch of its calls."""
+
+    def __init__(self, registry: Registry, *, func: Callable, name: str, return_nums: int, streaming: bool,
+                 is_async: bool, actor_options: dict[str, Any], create: Callable[..., Any], run_as_task: Callable,
+                 concurrency: int, min_instances: int, max_instances: int, idle_timeout: float,
+                 schedule_timeout_s: float) -> None:
+        self.registry = registry
+        self.func = func
+        self.name = name
+        self.return_nums = return_nums
+        self.streaming = streaming
+        self.actor_options = actor_options
+        self._create = create
+        self.run_as_task = run_as_task
+        self.concurrency = concurrency
+        self.min_instances = min_instances
+        self.max_instances = max_instances
+        self.idle_timeout = idle_timeout
+        self.schedule_timeout_s = schedule_timeout_s
+        self.queue_limit = int(os.environ.get(QUEUE_LIMIT_ENV, DEFAULT_QUEUE_LIMIT))
+        self.closed = False
+        self.lock = threading.RLock()
+        self.instances: list[_Instance] = []
+        self._reserved = 0          # instances being created right now (outside the lock)
+        self._avg_call_s = 1.0      # running mean of a call's duration; pessimistic until measured
+        self._next_start_at = 0.0   # after an instance failed to start, wait before trying again
+        self._start_backoff_s = 1.0
+        self._reserved += min_instances
+        for _ in range(min_instances):
+            self._start()
+
+    # --- the call path ------------------------------------------------------------------------
+    # Ray runs completion callbacks on its own threads, and some Ray calls wait for those threads:
+    # so no Ray call is made while ``self.lock`` is held (the lock guards only this pool's lists).
+
+    def submit(self, args: tuple, kwargs: dict) -> Any:
+        """Run one call; returns Ray's result (a ref, a list of refs, or a generator)."""
+        with self.lock:
+            inst, start, saturated = self._choose()
+        if saturated is not None:
+            # A result may be in hand before its completion callback ran: count what really finished.
+            self._reconcile(saturated)
+            with self.lock:
+                inst, start, _ = self._choose(reconciled=True)
+        if start:
+            self._start()
+        if inst is None:
+            return self.run_as_task(*args, **kwargs)
+        try:
+            if self.streaming:
+                out = inst.stream(*args, **kwargs)
+                marker, result = out.completed(), out
+            else:
+                out = inst.call(*args, **kwargs)
+                marker = out[-1]
+                result = out[0] if self.return_nums == 1 else out[:-1]
+        except BaseException:
+            with self.lock:
+                inst.in_flight -= 1
+            raise
+        first = result if self.return_nums == 1 and not self.streaming else None
+        if first is not None:
+            self.registry.running[first] = (self, inst)
+        inst.markers[marker] = None
+        sent = time.monotonic()
+        marker._on_completed(lambda value: self._finished(inst, marker, first, value, sent))
+        return result
+
+    def _choose(self, reconciled: bool = False) -> tuple[_Instance | None, bool, _Instance | None]:
+        """Decide where the next call goes (called with the lock held).
+
+        Returns:
+            ``(instance, start, saturated)``: the instance the call is counted on (None: run it as a
+            Ray task), whether to start one more instance, and an instance whose finished calls
+            should be counted before deciding again.
+        """
+        best = None
+        for inst in self.instances:
+            if inst.ready and not inst.dead and (best is None or inst.in_flight < best.in_flight):
+                best = inst
+        if best is not None and best.in_flight < self.concurrency:
+            return self._take(best), False, None
+        if best is not None and not reconciled and best.markers:
+            return None, False, best
+        live = [i for i in self.instances if not i.dead]
+        starting = sum(1 for i in live if not i.ready) + self._reserved
+        start = (len(live) + self._reserved < self.max_instances and starting < STARTS_AT_ONCE
+                 and time.monotonic() >= self._next_start_at)
+        if start:
+            self._reserved += 1
+            if best is None or self._expected_wait(best) > QUEUE_WAIT_S:
+                return None, True, None
+            return self._take(best), True, None
+        if best is None:
+            return None, False, None
+        if starting and self._expected_wait(best) > QUEUE_WAIT_S:
+            # Waiting for a busy instance would take longer than a Ray task: run it as one.
+            return None, False, None
+        queued = sum(max(0, i.in_flight - self.concurrency) for i in live)
+        if queued >= self.queue_limit:
+            raise FunctionQueueFullError(
+                f"function {self.name}: {queued} calls are already queued (the limit is {self.queue_limit}) and all "
+                f"{len(live)} of its instances (max_instances={self.max_instances}) are busy with "
+                f"concurrency={self.concurrency} calls each. Raise InvokeOptions.max_instances or concurrency, wait "
+                f"for earlier results before invoking more, or raise the limit with {QUEUE_LIMIT_ENV}.",
+                function=self.name, limit=self.queue_limit)
+        return self._take(best), False, None
+
+    def _expected_wait(self, inst: _Instance) -> float:
+        """Seconds a call queued on ``inst`` would wait, from the calls' average duration so far."""
+        ahead = inst.in_flight - self.concurrency + 1
+        return ahead * self._avg_call_s / self.concurrency
+
+    @staticmethod
+    def _take(inst: _Instance) -> _Instance:
+        inst.in_flight += 1
+        inst.last_used = time.monotonic()
+        return inst
+
+    def _reconcile(self, inst: _Instance) -> None:
+        markers = list(inst.markers)
+        if markers:
+            done, _ = ray.wait(markers, num_returns=len(markers), timeout=0, fetch_local=False)
+            with self.lock:
+                for marker in done:
+                    if inst.markers.pop(marker, 0) is None:
+                        inst.in_flight -= 1
+
+    def _finished(self, inst: _Instance, marker: Any, first: Any, value: Any, sent: float) -> None:
+        if first is not None:
+            self.registry.running.pop(first, None)
+        now = time.monotonic()
+        with self.lock:
+            if inst.markers.pop(marker, 0) is None:
+                inst.in_flight -= 1
+            # A call's service time: from when it was sent, or, if it queued, from the previous
+            # completion on this instance.
+            sample = now - max(sent, inst.last_done)
+            self._avg_call_s += 0.2 * (sample - self._avg_call_s)
+            inst.last_used = inst.last_done = now
+            if isinstance(value, ray.exceptions.RayActorError) and not isinstance(
+                    value, ray.exceptions.ActorUnavailableError):
+                self._forget(inst)
+
+    # --- instances ----------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        """Start one instance (a slot was reserved in ``_reserved`` under the lock)."""
+        try:
+            inst = _Instance(self._create(self.func, self.return_nums), self.return_nums)
+        finally:
+            with self.lock:
+                self._reserved -= 1
+        with self.lock:
+            if self.closed:
+                inst.dead = True
+            else:
+                self.instances.append(inst)
+        if inst.dead:
+            _kill([inst])
+            return
+        ready = inst.handle.__ray_ready__.remote()
+        ready._on_completed(lambda value: self._on_ready(inst, value))
+
+    def _on_ready(self, inst: _Instance, value: Any) -> None:
+        with self.lock:
+            if isinstance(value, Exception):
+                if not inst.dead:
+                    logger.warning("a function instance of %s could not start (next try in %gs; calls run as Ray "
+                                   "tasks meanwhile): %s", self.name, self._start_backoff_s, value)
+                    self._next_start_at = time.monotonic() + self._start_backoff_s
+                    self._start_backoff_s = min(60.0, self._start_backoff_s * 2)
+                self._forget(inst)
+            elif not inst.dead:
+                self._start_backoff_s = 1.0
+                inst.ready = True
+                inst.last_used = time.monotonic()
+
+    def _on_ping(self, inst: _Instance, value: Any) -> None:
+        if isinstance(value, ray.exceptions.RayActorError):
+            with self.lock:
+                self._forget(inst)
+
+    def _forget(self, inst: _Instance) -> None:
+        """Take ``inst`` out of the pool (with the lock held); the caller kills it if needed."""
+        inst.dead = True
+        if inst in self.instances:
+            self.instances.remove(inst)
+
+    def kill_running(self, inst: _Instance) -> bool:
+        """Stop a cancelled call by killing its instance, if that call is all the instance runs."""
+        with self.lock:
+            if inst.dead or inst.in_flight != 1:
+                return False
+            ray_errors.note_cancelled_instance(inst.actor_id)
+            self._forget(inst)
+        _kill([inst])
+        return True
+
+    def reap(self, now: float, pressure: bool) -> None:
+        """Release idle, dead and unplaceable instances (the reaper's work for this pool)."""
+        doomed, ping = [], []
+        with self.lock:
+            for inst in list(self.instances):
+                if not inst.ready and now - inst.started > self.schedule_timeout_s:
+                    logger.warning("a function instance of %s was not placed within schedule_timeout_ms=%d; its "
+                                   "calls ran as Ray tasks meanwhile. Giving up on it.", self.name,
+                                   int(self.schedule_timeout_s * 1000))
+                    self._forget(inst)
+                    doomed.append(inst)
+            spare = len(self.instances) - self.min_instances
+            for inst in sorted(self.instances, key=lambda i: i.last_used):
+                if spare <= 0:
+                    break
+                if inst.ready and inst.in_flight == 0:
+                    idle = now - inst.last_used
+                    if idle >= self.idle_timeout or (pressure and idle >= PRESSURE_GRACE_S):
+                        self._forget(inst)
+                        doomed.append(inst)
+                        spare -= 1
+            for inst in self.instances:
+                if inst.ready and inst.in_flight == 0 and now - inst.pinged > PING_PERIOD_S:
+                    inst.pinged = now
+                    ping.append(inst)
+            missing = self.min_instances - len(self.instances) - self._reserved
+            self._reserved += max(0, missing)
+        _kill(doomed)
+        for inst in ping:
+            inst.handle.__ray_ready__.remote()._on_completed(lambda value, inst=inst: self._on_ping(inst, value))
+        for _ in range(max(0, missing)):
+            self._start()
+
+    def releasable(self, now: float) -> bool:
+        """Whether some idle instance could yield to work waiting for resources."""
+        with self.lock:
+            return len(self.instances) > self.min_instances and any(
+                i.ready and i.in_flight == 0 and now - i.last_used >= PRESSURE_GRACE_S for i in self.instances)
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            doomed = list(self.instances)
+            for inst in doomed:
+                self._forget(inst)
+        _kill(doomed)
+
+    def instance_count(self) -> int:
+        with self.lock:
+            return len(self.instances)
+
+
+def _kill(instances: list[_Instance]) -> None:
+    for inst in instances:
+        try:
+            ray.kill(inst.handle, no_restart=True)
+        except Exception:  # already gone, or Ray is shutting down
+            pass
+
+
+class Registry:
+    """Every function pool of this process's session, and the reaper thread that tends them."""
+
+    def __init__(self) -> None:
+        self.pools: dict[Any, FunctionPool] = {}
+        self.running: dict[Any, tuple[FunctionPool, _Instance]] = {}
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._reaper: threading.Thread | None = None
+        self._gcs_address = ""
+        self._gcs: Any = None
+        self._pressure = False
+        self._pressure_at = float("-inf")
+
+    def pool(self, key: Any, make: Callable[[Registry], FunctionPool]) -> FunctionPool:
+        with self.lock:
+            if self._stop.is_set():
+                raise RuntimeError("the function pools of this session were closed (yr.finalize()).")
+            pool = self.pools.get(key)
+            if pool is None:
+                pool = self.pools[key] = make(self)
+            if self._reaper is None:
+                self._gcs_address = ray.get_runtime_context().gcs_address
+                self._reaper = threading.Thread(target=self._reap_loop, name="yr-function-pools", daemon=True)
+                self._reaper.start()
+            return pool
+
+    def cancel(self, ref: Any, force: bool) -> bool:
+        """Force-stop the running pooled call producing ``ref``; False if it is not one of ours."""
+        entry = self.running.get(ref)
+        if entry is None or not force:
+            return False
+        pool, inst = entry
+        return pool.kill_running(inst)
+
+    def _reap_loop(self) -> None:
+        while not self._stop.wait(REAP_PERIOD_S):
+            if not ray.is_initialized():
+                # Disconnected without finalize (e.g. ray.shutdown()): the instances went with the
+                # connection, and any Ray call here would start a new one.
+                self._stop.set()
+                return
+            try:
+                now = time.monotonic()
+                pools = list(self.pools.values())
+                pressure = any(p.releasable(now) for p in pools) and self._resources_wanted()
+                for pool in pools:
+                    pool.reap(now, pressure)
+            except Exception as e:  # the reaper must outlive a bad tick (e.g. a GCS hiccup)
+                if self._stop.is_set():
+                    return
+                logger.debug("function pool reaper: %s", e)
+
+    def _resources_wanted(self) -> bool:
+        """Whether tasks, actors or placement groups in the cluster wait for resources.
+
+        Asked of the GCS (Ray's autoscaler state, what ``ray status`` shows as demands) at most
+        every PRESSURE_PERIOD_S, over one kept client: a new client per question costs a connection.
+        """
+        now = time.monotonic()
+        if now - self._pressure_at < PRESSURE_PERIOD_S:
+            return self._pressure
+        from ray._raylet import GcsClient
+        from ray.core.generated.autoscaler_pb2 import GetClusterStatusReply
+
+        if self._gcs is None:
+            self._gcs = GcsClient(self._gcs_address)
+        reply = GetClusterStatusReply()
+        reply.ParseFromString(self._gcs.get_cluster_status(timeout_s=5))
+        state = reply.cluster_resource_state
+        self._pressure = bool(state.pending_resource_requests or state.pending_gang_resource_requests)
+        self._pressure_at = now
+        return self._pressure
+
+    def close(self) -> None:
+        """Stop the reaper and kill every instance (finalize leaves nothing running)."""
+        self._stop.set()
+        with self.lock:
+            pools, self.pools = list(self.pools.values()), {}
+        for pool in pools:
+            pool.close()
+        self.running.clear()
+        if self._reaper is not None and self._reaper is not threading.current_thread():
+            self._reaper.join(timeout=5)
+
+
+def host_class(is_async: bool) -> Any:
+    return _AsyncHost if is_async else _SyncHost
