@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
 import pathlib
 import random
 import sys
@@ -24,38 +23,13 @@ import time
 _HERE = pathlib.Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if pathlib.Path(p or ".").resolve() != _HERE]
 
+from bench._http import http_load as _http_load  # noqa: E402
 from bench._report import percentile, print_table, write_json  # noqa: E402
 
 
 async def echo(request):
     """The handler both sides of (a) serve."""
     return {"ok": True}
-
-
-def _http_load(base: str, path: str, *, requests: int, clients: int) -> dict:
-    from apps.client import KeepAlive
-
-    per_client = requests // clients
-
-    def worker(_: int) -> list[float]:
-        conn = KeepAlive(base)
-        out = []
-        try:
-            for _ in range(per_client):
-                t0 = time.perf_counter()
-                status, _body = conn.post(path, {"x": 1})
-                if status != 200:
-                    raise RuntimeError(f"{path} answered {status}")
-                out.append(time.perf_counter() - t0)
-        finally:
-            conn.close()
-        return out
-
-    started = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-        latencies = [x for xs in pool.map(worker, range(clients)) for x in xs]
-    elapsed = time.perf_counter() - started
-    return {"rps": len(latencies) / elapsed, "latencies": latencies}
 
 
 def bench_endpoint_overhead(base: str, *, requests: int, clients: int, rounds: int) -> dict:

@@ -46,6 +46,8 @@ RAY_PRIVATE_ALLOWED = {
     "yuanrong/_private/session.py": "worker mode (driver or worker) of this process; no public accessor",
     "yuanrong/_private/compat/instance_state.py": "the instance object of the running actor, for save_state",
     "yuanrong/_private/core/instance_groups.py": "the GCS actor table without the dashboard, for shared fate",
+    "yuanrong/_private/core/placement_watch.py": "the GCS actor table without the dashboard: is an instance "
+                                                 "still waiting for resources",
     "yuanrong/_private/scheduling/resource_groups.py": "available resources per node (public API: cluster "
                                                         "totals only)",
     "placement/ray_adapter.py": "the GCS actor and node tables without the dashboard, for snapshots",

@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import ray.exceptions as rex
 
+from yuanrong._private import session
 from yuanrong.exception import (
     GetTimeoutError,
     InstanceDiedError,
     InvokeCancelledError,
     ObjectLostError,
+    PlacementError,
     YRError,
     YRInvokeError,
     _invoke_error_for,
 )
 
-
-# Function instances killed by yr.cancel(allow_force=True) to stop the one call they ran.
-_cancelled_instances: set[str] = set()
 _FUNCTION_INSTANCE_CLASSES = ("class_name: FunctionInstance", "class_name: AsyncFunctionInstance")
 
 
 def note_cancelled_instance(actor_id_hex: str) -> None:
     """Remember that this function instance died because its call was cancelled, not by accident."""
-    _cancelled_instances.add(actor_id_hex)
+    session.current().cancelled_instances.add(actor_id_hex)
 
 
 def translate(err: BaseException, *, timeout: float | None = None) -> BaseException:
@@ -47,7 +46,11 @@ def translate(err: BaseException, *, timeout: float | None = None) -> BaseExcept
             f"wait without limit, or use yr.wait() to poll.", timeout=timeout)
     if isinstance(err, rex.TaskCancelledError):
         return InvokeCancelledError("the call was cancelled with yr.cancel() before it produced a result.")
-    if isinstance(err, rex.RayActorError) and getattr(err, "actor_id", None) in _cancelled_instances:
+    actor_id = getattr(err, "actor_id", None) if isinstance(err, rex.RayActorError) else None
+    if actor_id is not None and actor_id in session.current().unplaced_instances:
+        why = session.current().unplaced_instances[actor_id]
+        return PlacementError(why, explanation=why, timed_out=True)
+    if actor_id is not None and actor_id in session.current().cancelled_instances:
         return InvokeCancelledError("the call was cancelled with yr.cancel() while it ran; its function instance "
                                     "was stopped.")
     if isinstance(err, rex.RayActorError) and any(c in str(err) for c in _FUNCTION_INSTANCE_CLASSES):

@@ -86,6 +86,12 @@ class Session:
     warm_pools: Any = None
     # core.function_pools.Registry: pooled function instances and their reaper, made at the first call.
     function_pools: Any = None
+    # Function instances stopped by yr.cancel(allow_force=True), so their calls read as cancelled.
+    cancelled_instances: set[str] = dataclasses.field(default_factory=set)
+    # Instances stopped because Ray did not place them in time (actor id -> why), and their watcher.
+    unplaced_instances: dict[str, str] = dataclasses.field(default_factory=dict)
+    placement_watcher: Any = None
+    placement_watch_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
 
 _lock = threading.Lock()
@@ -102,6 +108,12 @@ def current() -> Session:
 def in_ray_worker() -> bool:
     worker = ray._private.worker.global_worker
     return ray.is_initialized() and worker.mode == ray.WORKER_MODE
+
+
+def may_own_instances() -> bool:
+    """Whether this process may start function instances: a driver or an actor may; the worker of a
+    Ray task may not (it returns to Ray's worker pool after the call, with no end to tie them to)."""
+    return not in_ray_worker() or ray.get_runtime_context().get_actor_id() is not None
 
 
 def require_init() -> None:

@@ -101,7 +101,7 @@ def test_join_an_existing_cluster_by_address(ray_cluster):
             return ray.get_runtime_context().get_node_labels()["yr.io/pool"]
 
         print(json.dumps({"embedded": info.embedded, "address": info.address,
-                          "pools": sorted(n["labels"]["yr.io/pool"] for n in nodes),
+                          "pools": sorted(n["labels"]["yr.io/pool"] for n in nodes if n["status"] == 0),
                           "edge": yr.get(pool.options(pool="edge-2").invoke())}))
         yr.finalize()
     """

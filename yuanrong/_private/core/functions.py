@@ -99,7 +99,8 @@ class FunctionProxy:
             pool = self._pool
             if pool is None or pool.closed:
                 pool = self._bind_pool()
-            return self._wrap(pool.submit(args, kwargs))
+            if pool is not None:
+                return self._wrap(pool.submit(args, kwargs))
         return self._wrap(self._remote(*args, **kwargs))
 
     def _first_call(self) -> None:
@@ -126,7 +127,12 @@ class FunctionProxy:
                        max_task_retries=self._opts.retry_times)
         return options
 
-    def _bind_pool(self) -> function_pools.FunctionPool:
+    def _bind_pool(self) -> function_pools.FunctionPool | None:
+        if not session.may_own_instances():
+            # This process is a Ray task's worker: it goes back to Ray's pool after the call, and
+            # instances it started would outlive their use. Its calls run as Ray tasks.
+            self._pooled = False
+            return None
         sess = session.current()
         registry = sess.function_pools
         if registry is None:

@@ -12,7 +12,7 @@ import ray
 from yuanrong._private import options as options_mod
 from yuanrong._private import session
 from yuanrong._private.compat import instance_state
-from yuanrong._private.core import group_members, warm_workers
+from yuanrong._private.core import group_members, placement_watch, warm_workers
 from yuanrong._private.core.functions import check_return_nums, merge_options, wrap_result
 from yuanrong._private.core.objects import unwrap_args, unwrap_kwargs
 from yuanrong._private.scheduling import calls, pins
@@ -244,6 +244,8 @@ class InstanceCreator:
                 return InstanceProxy(handle, _table=table)
         handle = self._create(*args, **kwargs)
         keep_alive(handle)
+        placement_watch.watch(handle, timeout_s=self._resolved.schedule_timeout_s,
+                              what=f"instance of {self.__qualname__}", need=self._resolved.resources)
         return InstanceProxy(handle)
 
     def actor_options(self) -> dict[str, Any]:
