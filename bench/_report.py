@@ -39,11 +39,11 @@ def median(values: Sequence[float]) -> float:
 def print_table(rows: list[dict[str, Any]], *, title: str) -> None:
     """Rows of {metric, unit, yuanrong, raw, ratio, target, better}."""
     print(f"\n{title}")
-    print(f"{'metric':<36}{'unit':<8}{'yuanrong':>12}{'raw':>12}{'ratio':>9}  target")
+    print(f"{'metric':<44}{'unit':<8}{'yuanrong':>12}{'raw':>12}{'ratio':>9}  target")
     for r in rows:
         ok = r["ratio"] >= r["target"] if r["better"] == "higher" else r["ratio"] <= r["target"]
         sign = ">=" if r["better"] == "higher" else "<="
-        print(f"{r['metric']:<36}{r['unit']:<8}{r['yuanrong']:>12.3f}{r['raw']:>12.3f}{r['ratio']:>9.3f}  "
+        print(f"{r['metric']:<44}{r['unit']:<8}{r['yuanrong']:>12.3f}{r['raw']:>12.3f}{r['ratio']:>9.3f}  "
               f"{sign} {r['target']:g} {'ok' if ok else 'MISSED'}")
 
 
