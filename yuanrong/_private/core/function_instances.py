@@ -3,11 +3,13 @@
 One generic actor class (two: sync and ``async``) runs any ``@yr.invoke`` function, which it
 receives when it starts, so Ray exports the class once per job whatever the number of functions.
 Each call returns one extra, tiny object after the function's own results: the caller's pool
-watches that one to learn when the call finished, without fetching the (maybe large) result.
+watches that one to learn when the call finished, without fetching the (maybe large) result, and
+reads from it how long the call ran (to estimate how long a call queued behind it would wait).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,14 +19,15 @@ from yuanrong._private.compat import node_env
 CLASS_NAMES = ("FunctionInstance", "AsyncFunctionInstance")
 
 
-def _with_marker(out: Any, return_nums: int, func: Callable) -> tuple:
+def _with_marker(out: Any, return_nums: int, func: Callable, started: float) -> tuple:
+    marker = time.perf_counter() - started  # the call's run time, in seconds
     if return_nums == 1:
-        return out, None
+        return out, marker
     if not isinstance(out, (tuple, list)) or len(out) != return_nums:
         got = f"{len(out)} values" if isinstance(out, (tuple, list)) else f"one {type(out).__name__}"
         raise ValueError(f"{getattr(func, '__qualname__', func)} was declared with return_nums={return_nums} but "
                          f"returned {got}; return a tuple of {return_nums} values.")
-    return (*out, None)
+    return (*out, marker)
 
 
 class FunctionInstance:
@@ -38,7 +41,8 @@ class FunctionInstance:
         self._return_nums = return_nums
 
     def call(self, *args: Any, **kwargs: Any) -> tuple:
-        return _with_marker(self._func(*args, **kwargs), self._return_nums, self._func)
+        started = time.perf_counter()
+        return _with_marker(self._func(*args, **kwargs), self._return_nums, self._func, started)
 
     def stream(self, *args: Any, **kwargs: Any) -> Any:
         yield from self._func(*args, **kwargs)
@@ -55,7 +59,8 @@ class AsyncFunctionInstance:
         self._return_nums = return_nums
 
     async def call(self, *args: Any, **kwargs: Any) -> tuple:
-        return _with_marker(await self._func(*args, **kwargs), self._return_nums, self._func)
+        started = time.perf_counter()
+        return _with_marker(await self._func(*args, **kwargs), self._return_nums, self._func, started)
 
     async def stream(self, *args: Any, **kwargs: Any) -> Any:
         async for item in self._func(*args, **kwargs):

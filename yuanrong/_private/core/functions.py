@@ -207,7 +207,9 @@ def _auto_max_instances(cpus: float) -> int:
     """``max_instances=0``: as many instances as the cluster's CPUs hold, at most AUTO_MAX_INSTANCES."""
     if cpus <= 0:
         return function_pools.AUTO_MAX_INSTANCES
-    total = ray.cluster_resources().get("CPU", 0)
+    # The session's cached view of the live nodes (refreshed every few seconds): a fresh
+    # cluster-resources query is a GCS round trip on every new function's first call.
+    total = sum(node.total.get("CPU", 0) for node in session.current().cluster.nodes())
     return max(1, min(function_pools.AUTO_MAX_INSTANCES, math.floor(total / cpus)))
 
 
