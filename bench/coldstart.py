@@ -32,6 +32,7 @@ import ray  # noqa: E402
 
 import yuanrong as yr  # noqa: E402
 from bench._report import median, percentile, print_table, write_json  # noqa: E402
+from bench._timing import latency_ms, throughput  # noqa: E402
 
 RAW_OPTS = {"num_cpus": 0.5, "memory": 500 * 1024 * 1024, "max_retries": 0}
 COLD_IDLE_TIMEOUT_S = 1  # so each round's cold instance is gone before the next round
@@ -58,22 +59,6 @@ def first_call_ms(side: str, tag: str) -> float:
         t = time.perf_counter()
         ray.get(g.remote(1))
     return (time.perf_counter() - t) * 1000
-
-
-def latency_ms(call, n: int) -> list[float]:
-    out = []
-    for i in range(n):
-        t = time.perf_counter()
-        call(i)
-        out.append((time.perf_counter() - t) * 1000)
-    return out
-
-
-def throughput(submit, get_all, n: int) -> float:
-    t = time.perf_counter()
-    refs = [submit(i) for i in range(n)]
-    get_all(refs)
-    return n / (time.perf_counter() - t)
 
 
 def main() -> int:

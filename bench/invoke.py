@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import pathlib
 import sys
-import time
 
 # Run as a script, bench/ would come first on sys.path, where placement.py and datashare.py shadow
 # the packages of the same names: put the project root there instead.
@@ -27,6 +26,7 @@ import ray  # noqa: E402
 
 import yuanrong as yr  # noqa: E402
 from bench._report import median, percentile, print_table, write_json  # noqa: E402
+from bench._timing import latency_ms, throughput  # noqa: E402
 
 RAW_OPTS = {"num_cpus": 0.5, "memory": 500 * 1024 * 1024, "max_retries": 0}
 
@@ -38,22 +38,6 @@ def echo(x):
 class Echo:
     def echo(self, x):
         return x
-
-
-def latency_ms(call, n: int) -> list[float]:
-    out = []
-    for i in range(n):
-        t = time.perf_counter()
-        call(i)
-        out.append((time.perf_counter() - t) * 1000)
-    return out
-
-
-def throughput(submit, get_all, n: int) -> float:
-    t = time.perf_counter()
-    refs = [submit(i) for i in range(n)]
-    get_all(refs)
-    return n / (time.perf_counter() - t)
 
 
 def main() -> int:
