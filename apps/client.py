@@ -60,6 +60,11 @@ class KeepAlive:
         resp = self._conn.getresponse()
         return resp.status, resp.read()
 
+    def get(self, path: str) -> tuple[int, bytes]:
+        self._conn.request("GET", path)
+        resp = self._conn.getresponse()
+        return resp.status, resp.read()
+
     def close(self) -> None:
         self._conn.close()
 
