@@ -42,7 +42,7 @@ import numpy as np
 import pyarrow as pa
 
 from datashare._ray import kv_storage
-from datashare._ray.handles import CONTROL_TIMEOUT_S
+from datashare._ray.handles import CONTROL_TIMEOUT_S, catalogue_exists
 from datashare.errors import InvalidArgumentError, KVKeyExistsError, KVKeyNotFoundError
 
 __all__ = [
@@ -122,6 +122,12 @@ class MSetParam:
     write_mode: WriteMode = WriteMode.NONE_L2_CACHE
     ttl_second: int = DEFAULT_NO_TTL_LIMIT
     cache_type: CacheType = CacheType.MEMORY
+
+
+def has_store() -> bool:
+    """Whether this cluster's KV store runs, without starting it: ``False`` means nothing was ever
+    written, so a read or delete can be skipped instead of starting the store to find nothing."""
+    return catalogue_exists()
 
 
 def kv_write(key: str, value: Any, existence: ExistenceOpt = ExistenceOpt.NONE,

@@ -50,6 +50,15 @@ def alive_nodes() -> dict[str, dict[str, Any]]:
     return {n["NodeID"]: n for n in ray.nodes() if n.get("Alive")}
 
 
+def catalogue_exists() -> bool:
+    """Whether the catalogue actor runs in the cluster, without starting it."""
+    try:
+        ray.get_actor(CATALOGUE_NAME, namespace=NAMESPACE)
+    except ValueError:
+        return False
+    return True
+
+
 def catalogue():
     """The catalogue actor's handle, creating the actor on the head node if it does not exist."""
     with _handles_lock:

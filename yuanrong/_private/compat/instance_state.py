@@ -15,7 +15,6 @@ import ray
 from ray import cloudpickle
 
 from datashare import kv
-from datashare._ray import naming
 from datashare.errors import DatashareError
 from yuanrong._private import session
 
@@ -100,11 +99,8 @@ def load_state(timeout_sec: int = 30) -> None:
 
 def forget(actor_id_hex: str) -> None:
     """Delete a terminated instance's saved state (no-op when there is none)."""
-    try:
-        # Without a catalogue nothing was ever saved; do not start one just to delete nothing.
-        ray.get_actor(naming.CATALOGUE_NAME, namespace=naming.NAMESPACE)
-    except ValueError:
-        return
+    if not kv.has_store():
+        return  # nothing was ever saved: do not start the store just to delete nothing
     try:
         kv.kv_del(key_for(actor_id_hex))
     except DatashareError:

@@ -42,7 +42,6 @@ import ray
 from ray import cloudpickle
 
 from datashare import kv
-from datashare._ray import naming
 from datashare.errors import DatashareError
 from placement import labels as pool_labels
 from yuanrong._private import options as options_mod
@@ -185,16 +184,8 @@ def _record_key(actor_id_hex: str) -> str:
     return _RECORD_PREFIX + actor_id_hex
 
 
-def _catalogue_exists() -> bool:
-    try:
-        ray.get_actor(naming.CATALOGUE_NAME, namespace=naming.NAMESPACE)
-    except ValueError:
-        return False
-    return True
-
-
 def _read_record(actor_id_hex: str) -> dict | None:
-    if not _catalogue_exists():
+    if not kv.has_store():
         return None
     try:
         return cloudpickle.loads(kv.kv_read(_record_key(actor_id_hex), timeout=0))
@@ -204,7 +195,7 @@ def _read_record(actor_id_hex: str) -> dict | None:
 
 def forget_record(actor_id_hex: str) -> None:
     """Delete the adoption record of a terminated instance (no-op when there is none)."""
-    if not _catalogue_exists():
+    if not kv.has_store():
         return
     try:
         kv.kv_del(_record_key(actor_id_hex))
