@@ -87,6 +87,12 @@ class Config(_StrictFields):
             an int for every pool, or a dict pool -> int. Each holds its resources while idle.
             0 (off) by default; see the user guide's "Warm workers".
         warm_async_pool_size: The same for classes with async methods (asyncio workers).
+        enable_trace: Export OpenTelemetry spans of every call (openYuanrong's switch); ``None``
+            reads openYuanrong's ``ENABLE_TRACE`` environment variable, else off.
+        runtime_trace_config: Where spans go: a dict or JSON string such as
+            ``{"otlpGrpcExporter": {"enable": true, "endpoint": "127.0.0.1:4317"},
+            "logFileExporter": {"enable": true}}``; ``None`` reads ``RUNTIME_TRACE_CONFIG``. See
+            docs/observability.md.
     """
 
     server_address: str = ""
@@ -111,6 +117,8 @@ class Config(_StrictFields):
     in_cluster: bool = False
     log_dir: str = "./"
     enable_metrics: bool = False
+    enable_trace: bool | None = None
+    runtime_trace_config: dict[str, Any] | str | None = None
     custom_envs: dict[str, str] = dataclasses.field(default_factory=dict)
     tls_config: Any = None
     auto: bool = False

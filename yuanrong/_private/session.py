@@ -21,6 +21,7 @@ from typing import Any
 import ray
 
 from placement import labels as pool_labels
+from yuanrong._private import trace_config, tracing
 from yuanrong._private.compat import node_env
 from yuanrong._private.scheduling.feasibility import ClusterView
 from yuanrong.config import Config
@@ -190,6 +191,9 @@ def init(conf: Config | None = None) -> ClientInfo:
             raise YRError("yr.init() was already called in this process; call yr.finalize() first to reconnect.")
         conf = Config() if conf is None else conf
         _check_config(conf)
+        trace = trace_config.resolve(conf.enable_trace, conf.runtime_trace_config)
+        if trace is not None and trace.log_dir:
+            _check_log_dir(trace.log_dir)
         address = conf.server_address or next((os.environ[v] for v in ADDRESS_ENV_VARS if os.environ.get(v)), "")
         namespace = conf.ns or DEFAULT_NAMESPACE
         runtime_env = dict(conf.runtime_env or {})
@@ -235,6 +239,8 @@ def init(conf: Config | None = None) -> ClientInfo:
                           embedded=embedded)
         _current = Session(initialized=True, owns_ray=owns, namespace=namespace, info=info,
                            pools_file=conf.pools_file or os.environ.get("YR_POOLS_FILE", ""))
+        if trace is not None:
+            _start_tracing(trace, ctx)
         if conf.warm_pool_size or conf.warm_async_pool_size:
             from yuanrong._private.core import warm_workers
 
@@ -242,6 +248,39 @@ def init(conf: Config | None = None) -> ClientInfo:
         if owns:
             atexit.register(finalize)
         return info
+
+
+def _start_tracing(trace: trace_config.TraceConfig, ctx: Any) -> None:
+    """Start this driver's tracer provider; an unreachable collector costs one warning, not a hang."""
+    if trace.otlp_endpoint:
+        why = tracing.probe(trace.otlp_endpoint)
+        if why:
+            logger.warning("no OTLP/gRPC receiver at %s (%s): spans will not be sent there in this job. Start the "
+                           "collector before yr.init, or fix runtime_trace_config's otlpGrpcExporter endpoint.",
+                           trace.otlp_endpoint, why)
+            trace = dataclasses.replace(trace, otlp_endpoint="")
+            if not trace.log_dir:
+                return
+    tracing.start(trace, attributes=process_attributes(ctx, role="driver"))
+
+
+def _check_log_dir(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+        writable = os.access(path, os.W_OK)
+    except OSError as e:
+        writable, path = False, f"{path} ({e.strerror or e})"
+    if not writable:
+        raise InvalidOptionError(
+            f"runtime_trace_config's logFileExporter cannot write to {path}: give logFileExporter a \"dir\" this "
+            f"user may write, or disable it.", option="runtime_trace_config", value=path)
+
+
+def process_attributes(ctx: Any, *, role: str) -> dict[str, str]:
+    """Resource attributes of this process's spans: its role, node, pool and tier."""
+    labels = ctx.get_node_labels()
+    return {"yr.role": role, "yr.node_id": ctx.get_node_id(), "yr.pool": labels.get(pool_labels.POOL, ""),
+            "yr.tier": labels.get(pool_labels.TIER, "")}
 
 
 def _probe(address: str) -> None:
@@ -280,6 +319,8 @@ def finalize() -> None:
         if session.function_pools is not None:
             # Kill every function instance while the connection is still open.
             session.function_pools.close()
+        if tracing.enabled:
+            tracing.stop()
         if session.owns_ray and ray.is_initialized():
             ray.shutdown()
         # Every registry of the old connection goes with it.

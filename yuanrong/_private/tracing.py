@@ -1,0 +1,183 @@
+"""This process's OpenTelemetry tracer provider, and the W3C context that calls carry.
+
+The driver starts tracing in ``yr.init`` (:func:`start`); a worker starts it the first time a call
+arrives carrying a trace configuration (:func:`adopt`): every traced call sends, next to its W3C
+``traceparent``, the job's :class:`~yuanrong._private.trace_config.TraceConfig` as JSON. So workers
+on any node, instances created by the job and workers it reaches through nested calls export the
+same way, without a process-wide environment that only a newly started cluster could receive; and
+a process no traced call reaches never starts an exporter.
+
+The call path reads one boolean, :data:`enabled`; everything else runs only when it is true.
+Spans go through a ``BatchSpanProcessor`` with a short delay (a worker may be stopped at any time,
+so they must not wait long), and :func:`stop` flushes them (``yr.finalize``, and process exit).
+
+No Ray here: the Ray-side attributes (node, pool, instance) come from the callers in ``core/``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace as otel_trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from yuanrong._private.trace_config import TraceConfig
+
+logger = logging.getLogger("yuanrong")
+
+#: The keyword argument a traced call carries its context in (removed before user code runs).
+CTX_KWARG = "_yr_trace_ctx"
+CONFIG_KEY = "yr-trace-config"
+TRACER_NAME = "yuanrong"
+SERVICE_NAME = "yuanrong"
+LOG_PREFIX = "trace info "  # openYuanrong's marker of a span line in its log files
+SCHEDULE_DELAY_MS = 200     # a worker may be stopped any time: spans wait at most this long
+EXPORT_TIMEOUT_S = 5
+FLUSH_TIMEOUT_MS = 5000
+PROBE_TIMEOUT_S = 1.0
+
+#: Whether this process traces yuanrong's calls: the one check on the call path.
+enabled = False
+
+_lock = threading.Lock()
+_provider: TracerProvider | None = None
+_tracer: Any = None
+_config_json = ""
+_refused: set[str] = set()      # worker configurations that failed to start: warned once each
+_propagator = TraceContextTextMapPropagator()
+_atexit_registered = False
+
+
+def probe(endpoint: str, timeout_s: float = PROBE_TIMEOUT_S) -> str:
+    """Why nothing accepts connections at ``endpoint`` (``host:port``), or ``""`` if something does."""
+    host, _, port = endpoint.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        return e.strerror or str(e)
+    return ""
+
+
+def start(config: TraceConfig, *, attributes: Mapping[str, Any] | None = None) -> None:
+    """Start exporting this process's spans as ``config`` says (replaces an earlier provider)."""
+    global _provider, _tracer, _config_json, enabled, _atexit_registered
+    provider = _make_provider(config, attributes or {})
+    with _lock:
+        old, _provider = _provider, provider
+        _tracer = provider.get_tracer(TRACER_NAME)
+        _config_json = config.to_json()
+        enabled = True
+        if not _atexit_registered:
+            atexit.register(stop)
+            _atexit_registered = True
+    if old is not None:
+        old.shutdown()
+
+
+def adopt(config_json: str, attributes: Mapping[str, Any] | None = None) -> bool:
+    """In a worker: trace as the call's job does. Returns whether tracing is on afterwards.
+
+    A configuration this process cannot use (say, a log directory it may not write) is logged once
+    and the calls run untraced: tracing never fails a call.
+    """
+    if config_json == _config_json:
+        return True
+    if config_json in _refused:
+        return False
+    try:
+        start(TraceConfig.from_json(config_json), attributes=attributes)
+    except Exception as e:  # noqa: BLE001 - any failure to set up tracing must leave the call running
+        _refused.add(config_json)
+        logger.warning("tracing could not start in this worker (pid %d), its calls run untraced: %s",
+                       os.getpid(), e)
+        return False
+    return True
+
+
+def _make_provider(config: TraceConfig, attributes: Mapping[str, Any]) -> TracerProvider:
+    resource = Resource.create({"service.name": SERVICE_NAME, "process.pid": os.getpid(), **attributes})
+    provider = TracerProvider(resource=resource)
+    if config.otlp_endpoint:
+        # Imported only when asked for: the OTLP exporter loads gRPC and protobuf modules.
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter(endpoint=config.otlp_endpoint, insecure=True, timeout=EXPORT_TIMEOUT_S)
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=SCHEDULE_DELAY_MS,
+                                                       export_timeout_millis=EXPORT_TIMEOUT_S * 1000))
+    if config.log_dir:
+        os.makedirs(config.log_dir, exist_ok=True)
+        out = open(os.path.join(config.log_dir, f"yr-trace-{os.getpid()}.log"), "a", buffering=1,  # noqa: SIM115
+                   encoding="utf-8")
+        exporter = ConsoleSpanExporter(out=out, formatter=_log_line)
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=SCHEDULE_DELAY_MS))
+    return provider
+
+
+def _log_line(span: Any) -> str:
+    return LOG_PREFIX + span.to_json(indent=None) + "\n"
+
+
+def tracer() -> Any:
+    """yuanrong's tracer in this process (a no-op tracer while tracing is off)."""
+    return _tracer if enabled else otel_trace.get_tracer(TRACER_NAME)
+
+
+def get_tracer(name: str) -> Any:
+    """A tracer named ``name`` from this process's provider (OpenTelemetry's global one when off)."""
+    provider = _provider
+    if enabled and provider is not None:
+        return provider.get_tracer(name)
+    return otel_trace.get_tracer(name)
+
+
+def carrier() -> dict[str, str]:
+    """What a call sends: the current span's W3C ``traceparent`` and the job's trace configuration."""
+    out: dict[str, str] = {CONFIG_KEY: _config_json}
+    _propagator.inject(out)
+    return out
+
+
+def context_from(headers: Mapping[str, str]) -> Any:
+    """The OpenTelemetry context a ``traceparent`` (and ``tracestate``) in ``headers`` describes."""
+    return _propagator.extract(headers)
+
+
+def attach(ctx: Any) -> Any:
+    return otel_context.attach(ctx)
+
+
+def detach(token: Any) -> None:
+    otel_context.detach(token)
+
+
+def flush(timeout_ms: int = FLUSH_TIMEOUT_MS) -> None:
+    provider = _provider
+    if provider is not None:
+        provider.force_flush(timeout_ms)
+
+
+def stop() -> None:
+    """Export what is buffered and stop (``yr.finalize``; process exit). Tracing is off afterwards."""
+    global _provider, _tracer, _config_json, enabled
+    with _lock:
+        provider, _provider = _provider, None
+        enabled = False
+        _tracer = None
+        _config_json = ""
+    if provider is not None:
+        provider.force_flush(FLUSH_TIMEOUT_MS)
+        provider.shutdown()
+
+
+def config_json() -> str:
+    return _config_json
