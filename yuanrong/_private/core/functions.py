@@ -19,8 +19,8 @@ from typing import Any
 import ray
 
 from yuanrong._private import options as options_mod
-from yuanrong._private import session
-from yuanrong._private.core import function_pools
+from yuanrong._private import session, tracing
+from yuanrong._private.core import function_pools, traced_calls
 from yuanrong._private.scheduling import calls
 from yuanrong._private.core.objects import ObjectRef, ObjectRefGenerator, unwrap_args, unwrap_kwargs
 from yuanrong.config import InvokeOptions
@@ -54,7 +54,7 @@ class FunctionProxy:
     """
 
     def __init__(self, func: Callable, opts: InvokeOptions, return_nums: int,
-                 _ray_fn: Any = None) -> None:
+                 _ray_fn: Any = None, _traced: dict[str, Any] | None = None) -> None:
         self._func = func
         self._opts = opts
         self._return_nums = return_nums
@@ -74,6 +74,11 @@ class FunctionProxy:
             self._ray_fn = _ray_fn
             self._remote = _ray_fn.options(num_returns=num_returns, **self._resolved.ray_options).remote
         self._wrap = wrap_result(num_returns)
+        # The traced variants of the function and of its Ray function, made once for the function
+        # and every proxy options() derives from it (so they share pools): see _trace().
+        self._traced_base = _traced if _traced is not None else {}
+        self._traced = False
+        self._pool_func = func
         self._is_async = inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
         self._pooled = (opts.function_instances and self._resolved.resource_group is None
                         and "data_locality" not in self._resolved.placement)
@@ -89,8 +94,23 @@ class FunctionProxy:
         """Run the function in the cluster; returns immediately with the result's ref(s)."""
         if not session.current().initialized:
             session.require_init()
+        if tracing.enabled:
+            return self._invoke_traced(args, kwargs)
         if not self._checked:
             self._first_call()
+        return self._dispatch(args, kwargs)
+
+    def _invoke_traced(self, args: tuple, kwargs: dict) -> Any:
+        attributes = {"yr.requested_pool": repr(self._opts.pool) if self._opts.pool is not None else "",
+                      "yr.requested_tier": self._opts.tier or ""}
+        with traced_calls.submitting(self.__qualname__, "invoke", kwargs, attributes, carry=False):
+            if not self._checked:
+                self._first_call()
+            if self._traced:
+                kwargs = {**kwargs, traced_calls.CTX_KWARG: tracing.carrier()}
+            return self._dispatch(args, kwargs)
+
+    def _dispatch(self, args: tuple, kwargs: dict) -> Any:
         if args:
             args = unwrap_args(args)
         if kwargs:
@@ -105,7 +125,10 @@ class FunctionProxy:
 
     def _first_call(self) -> None:
         what = f"function {self.__qualname__}"
-        self._remote = calls.remote_for(self._ray_fn, self._resolved, what=what,
+        ray_fn = self._ray_fn
+        if tracing.enabled:
+            ray_fn = self._trace()
+        self._remote = calls.remote_for(ray_fn, self._resolved, what=what,
                                              base_options={"num_returns": self._num_returns,
                                                            **self._resolved.ray_options},
                                              default=self._remote)
@@ -115,6 +138,18 @@ class FunctionProxy:
             self._create_instance = calls.remote_for(host, self._resolved, what=what, base_options=options,
                                                      default=host.options(**options).remote)
         self._checked = True
+
+    def _trace(self) -> Any:
+        """Switch this proxy to the traced function (a job that traces); returns its Ray function."""
+        base = self._traced_base
+        if "func" not in base:
+            base["func"] = traced_calls.traced_function(self._func, self.__qualname__)
+            body = traced_calls.traced_function(_task_body(self._func), self.__qualname__)
+            base["ray_fn"] = ray.remote(num_returns=self._num_returns, **self._resolved.ray_options)(body)
+        self._pool_func = base["func"]
+        self._remote = base["ray_fn"].options(num_returns=self._num_returns, **self._resolved.ray_options).remote
+        self._traced = True
+        return base["ray_fn"]
 
     def instance_options(self) -> dict[str, Any]:
         """Ray actor options of this function's instances: the call's resources and placement, plus
@@ -140,7 +175,7 @@ class FunctionProxy:
                 if sess.function_pools is None:
                     sess.function_pools = function_pools.Registry()
                 registry = sess.function_pools
-        key = (self._func, repr(self._opts), self._return_nums)
+        key = (self._pool_func, repr(self._opts), self._return_nums)
         self._pool = registry.pool(key, self._make_pool)
         return self._pool
 
@@ -149,7 +184,7 @@ class FunctionProxy:
         options = self.instance_options()
         max_instances = opts.max_instances or _auto_max_instances(opts.cpu / 1000)
         return function_pools.FunctionPool(
-            registry, func=self._func, name=self.__qualname__, return_nums=self._return_nums,
+            registry, func=self._pool_func, name=self.__qualname__, return_nums=self._return_nums,
             streaming=self._num_returns == "streaming", is_async=self._is_async, actor_options=options,
             create=self._create_instance, run_as_task=self._remote, concurrency=options["max_concurrency"],
             min_instances=opts.min_instances, max_instances=max(max_instances, opts.min_instances),
@@ -168,7 +203,7 @@ class FunctionProxy:
         some of its fields as keywords (which override the current options, or the given ones).
         """
         opts = merge_options(invoke_options if invoke_options is not None else self._opts, kwargs, where=f"{self.__qualname__}.options()")
-        return FunctionProxy(self._func, opts, self._return_nums, _ray_fn=self._ray_fn)
+        return FunctionProxy(self._func, opts, self._return_nums, _ray_fn=self._ray_fn, _traced=self._traced_base)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(

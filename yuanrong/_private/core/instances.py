@@ -10,9 +10,9 @@ from typing import Any
 import ray
 
 from yuanrong._private import options as options_mod
-from yuanrong._private import session
+from yuanrong._private import session, tracing
 from yuanrong._private.compat import instance_state
-from yuanrong._private.core import group_members, placement_watch, warm_workers
+from yuanrong._private.core import group_members, placement_watch, traced_calls, warm_workers
 from yuanrong._private.core.functions import check_return_nums, merge_options, wrap_result
 from yuanrong._private.core.objects import unwrap_args, unwrap_kwargs
 from yuanrong._private.scheduling import calls, pins
@@ -62,15 +62,26 @@ def method(*args: Any, **kwargs: Any) -> Any:
 class MethodProxy:
     """One method of an instance; ``.invoke(*args)`` calls it and returns its result ref(s)."""
 
-    __slots__ = ("_remote", "_wrap", "_name")
+    __slots__ = ("_remote", "_wrap", "_name", "_traced", "_instance_id")
 
-    def __init__(self, remote: Callable[..., Any], num_returns: Any, name: str) -> None:
+    def __init__(self, remote: Callable[..., Any], num_returns: Any, name: str, traced: bool = False,
+                 instance_id: str = "") -> None:
         self._remote = remote
         self._wrap = wrap_result(num_returns)
         self._name = name
+        # Whether the instance's class was built traced (its methods take the trace context).
+        self._traced = traced
+        self._instance_id = instance_id
 
     def invoke(self, *args: Any, **kwargs: Any) -> Any:
         """Call the method on the instance; returns immediately with the result's ref(s)."""
+        if tracing.enabled:
+            with traced_calls.submitting(self._name, "invoke", kwargs, {"yr.instance_id": self._instance_id},
+                                         carry=self._traced) as kwargs:
+                return self._call(args, kwargs)
+        return self._call(args, kwargs)
+
+    def _call(self, args: tuple, kwargs: dict) -> Any:
         if args:
             args = unwrap_args(args)
         if kwargs:
@@ -121,7 +132,10 @@ class InstanceProxy:
             known = sorted(m for m in getattr(self._handle, "_ray_method_num_returns", {}) if not m.startswith("__"))
             raise AttributeError(
                 f"the instance has no method {name!r}; its methods are: {', '.join(known)}.") from None
-        proxy = self._methods[name] = MethodProxy(actor_method.remote, actor_method._num_returns, name)
+        label = f"{_class_name(self._handle)}.{name}"
+        proxy = self._methods[name] = MethodProxy(actor_method.remote, actor_method._num_returns, label,
+                                                  traced_calls.accepts_context(actor_method),
+                                                  self._handle._actor_id.hex())
         return proxy
 
     @property
@@ -157,6 +171,12 @@ class InstanceProxy:
 
     def __reduce__(self):
         return (InstanceProxy, (self._ray(), None, self._table))
+
+
+def _class_name(handle: Any) -> str:
+    """The instance's class name, for span names (Ray keeps the module-qualified name)."""
+    descriptor = getattr(handle, "_ray_actor_creation_function_descriptor", None)
+    return str(getattr(descriptor, "class_name", "") or "instance").rpartition(".")[2]
 
 
 def keep_alive(handle: Any) -> None:
@@ -197,11 +217,15 @@ class InstanceCreator:
     With ``InvokeOptions.name`` set, creating an instance that already exists returns it.
     """
 
-    def __init__(self, cls: type, opts: InvokeOptions, _ray_cls: Any = None) -> None:
+    def __init__(self, cls: type, opts: InvokeOptions, _ray_cls: Any = None,
+                 _traced: dict[str, Any] | None = None) -> None:
         self._cls = cls
         self._opts = opts
         self._resolved = options_mod.resolve(opts, for_instance=True)
         self._ray_cls = _ray_cls if _ray_cls is not None else ray.remote(cls)
+        # The traced Ray class, made once for the class and every creator options() derives from it.
+        self._traced_base = _traced if _traced is not None else {}
+        self._traced = False
         self._ray_options = dict(self._resolved.ray_options)
         if opts.need_order and _is_async_class(cls):
             raise InvalidOptionError(
@@ -226,8 +250,16 @@ class InstanceCreator:
         """Create the instance (asynchronously) and return its handle."""
         if not session.current().initialized:
             session.require_init()
+        if tracing.enabled:
+            with traced_calls.submitting(self.__qualname__, "create", kwargs, {}, carry=False):
+                if not self._checked:
+                    self._first_call()
+                return self._create_instance(args, kwargs)
         if not self._checked:
             self._first_call()
+        return self._create_instance(args, kwargs)
+
+    def _create_instance(self, args: tuple, kwargs: dict) -> InstanceProxy:
         if args:
             args = unwrap_args(args)
         if kwargs:
@@ -242,6 +274,8 @@ class InstanceCreator:
                 handle, table = adopted
                 keep_alive(handle)
                 return InstanceProxy(handle, _table=table)
+        if self._traced and tracing.enabled:
+            kwargs = {**kwargs, traced_calls.CTX_KWARG: tracing.carrier()}
         handle = self._create(*args, **kwargs)
         keep_alive(handle)
         placement_watch.watch(handle, timeout_s=self._resolved.schedule_timeout_s,
@@ -258,16 +292,29 @@ class InstanceCreator:
 
     def _first_call(self) -> None:
         ray_options = self.actor_options()
-        if ray_options != self._ray_options:
-            self._create = self._ray_cls.options(**ray_options).remote
-        self._create = calls.remote_for(self._ray_cls, self._resolved, what=f"instance of {self.__qualname__}",
+        ray_cls = self._ray_cls
+        if tracing.enabled:
+            ray_cls = self._trace()
+        if ray_options != self._ray_options or ray_cls is not self._ray_cls:
+            self._create = ray_cls.options(**ray_options).remote
+        self._create = calls.remote_for(ray_cls, self._resolved, what=f"instance of {self.__qualname__}",
                                              base_options=ray_options, default=self._create, for_instance=True)
         self._checked = True
+
+    def _trace(self) -> Any:
+        """Switch this creator to the traced class (a job that traces); returns its Ray class."""
+        base = self._traced_base
+        if "ray_cls" not in base:
+            traced = traced_calls.traced_class(self._cls)
+            base["ray_cls"] = ray.remote(traced)
+            base["carries"] = traced_calls.creation_accepts_context(traced)
+        self._traced = base["carries"]
+        return base["ray_cls"]
 
     def options(self, invoke_options: InvokeOptions | None = None, **kwargs: Any) -> InstanceCreator:
         """Return a creator of the same class with other options (``self`` is not changed)."""
         opts = merge_options(invoke_options if invoke_options is not None else self._opts, kwargs, where=f"{self.__qualname__}.options()")
-        return InstanceCreator(self._cls, opts, _ray_cls=self._ray_cls)
+        return InstanceCreator(self._cls, opts, _ray_cls=self._ray_cls, _traced=self._traced_base)
 
     def get_instance(self, name: str, namespace: str = "", timeout: float = 60) -> InstanceProxy:
         """The running named instance ``name``; see :func:`yuanrong.get_instance`."""

@@ -1,0 +1,119 @@
+"""The tracer provider and the context a call carries, without Ray: spans written to a log file."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import pytest
+
+from yuanrong._private import tracing
+from yuanrong._private.core import traced_calls
+from yuanrong._private.trace_config import TraceConfig
+
+
+@pytest.fixture
+def log_tracing(tmp_path):
+    tracing.start(TraceConfig(log_dir=str(tmp_path)), attributes={"yr.role": "driver"})
+    try:
+        yield tmp_path
+    finally:
+        tracing.stop()
+
+
+def spans_in(directory):
+    out = []
+    for path in directory.glob("yr-trace-*.log"):
+        for line in path.read_text().splitlines():
+            assert line.startswith(tracing.LOG_PREFIX)
+            out.append(json.loads(line[len(tracing.LOG_PREFIX):]))
+    return out
+
+
+def test_spans_are_written_to_the_log_file_and_flushed_by_stop(log_tracing):
+    assert tracing.enabled
+    with tracing.tracer().start_as_current_span("outer"):
+        with tracing.get_tracer("mine").start_as_current_span("inner"):
+            pass
+    tracing.stop()
+    assert not tracing.enabled
+    spans = {s["name"]: s for s in spans_in(log_tracing)}
+    assert spans["inner"]["parent_id"] == spans["outer"]["context"]["span_id"]
+    assert spans["outer"]["resource"]["attributes"]["yr.role"] == "driver"
+
+
+def test_the_carrier_holds_the_w3c_context_and_the_configuration(log_tracing):
+    with tracing.tracer().start_as_current_span("submit") as span:
+        carrier = tracing.carrier()
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    assert carrier["traceparent"].split("-")[1] == trace_id
+    assert TraceConfig.from_json(carrier[tracing.CONFIG_KEY]) == TraceConfig(log_dir=str(log_tracing))
+    parent = tracing.context_from(carrier)
+    with tracing.tracer().start_as_current_span("run", context=parent) as child:
+        pass
+    assert child.parent.span_id == span.get_span_context().span_id
+
+
+def test_a_worker_adopts_a_configuration_once_and_refuses_a_broken_one_once(tmp_path, caplog):
+    good = TraceConfig(log_dir=str(tmp_path)).to_json()
+    try:
+        assert tracing.adopt(good)
+        assert tracing.adopt(good) and tracing.config_json() == good
+        blocked = tmp_path / "file"
+        blocked.write_text("")
+        bad = TraceConfig(log_dir=str(blocked / "sub")).to_json()
+        assert not tracing.adopt(bad)
+        assert not tracing.adopt(bad)
+        assert len([r for r in caplog.records if "tracing could not start" in r.getMessage()]) == 1
+    finally:
+        tracing.stop()
+
+
+def test_no_provider_exists_while_tracing_is_off():
+    assert not tracing.enabled and tracing.config_json() == ""
+    with tracing.tracer().start_as_current_span("nothing") as span:
+        assert not span.is_recording()
+
+
+def test_the_probe_names_why_an_endpoint_is_unreachable():
+    assert tracing.probe("127.0.0.1:9", timeout_s=0.5)
+
+
+def test_wrapped_functions_take_the_context_argument_and_keep_their_signature():
+    def add(a, b=1, **rest):
+        return a + b
+
+    run = traced_calls.traced_function(add, "add")
+    assert str(inspect.signature(run)) == "(a, b=1, *, _yr_trace_ctx=None, **rest)"
+    assert not hasattr(run, "__wrapped__")
+    assert run(1, 2) == 3
+    # A context without a configuration (the caller's job does not trace) runs the call untraced.
+    assert run(1, _yr_trace_ctx={"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}) == 2
+
+
+def test_traced_classes_wrap_methods_but_not_static_or_class_methods():
+    class Thing:
+        def __init__(self, n):
+            self.n = n
+
+        def get(self):
+            return self.n
+
+        @staticmethod
+        def helper(x):
+            return x
+
+        @classmethod
+        def make(cls):
+            return cls(1)
+
+    traced = traced_calls.traced_class(Thing)
+    assert traced.__name__ == "Thing" and issubclass(traced, Thing)
+    assert traced_calls.creation_accepts_context(traced)
+    assert traced(3).get() == 3 and traced.helper(4) == 4 and traced.make().n == 1
+    assert "_yr_trace_ctx" in inspect.signature(traced.get).parameters
+
+    class Bare:
+        pass
+
+    assert traced_calls.creation_accepts_context(traced_calls.traced_class(Bare))

@@ -1,0 +1,162 @@
+"""Spans of yuanrong's calls: a submit span where a call is made, an execution span where it runs.
+
+A traced call carries one extra keyword argument, :data:`~yuanrong._private.tracing.CTX_KWARG`:
+the submit span's W3C ``traceparent`` and the job's trace configuration. The code that runs in the
+worker is wrapped (:func:`traced_function`, :func:`traced_class`) so that the wrapper takes that
+argument off before the user's function or method sees it, starts tracing in the worker if needed,
+and runs the call inside an execution span whose parent is the submit span. Nested calls made
+there are children of it, on whatever node they run.
+
+The wrappers are built only when a job traces (at a function's or class's first call after
+``yr.init(enable_trace=True)``): with tracing off, calls run the user's code as before and the call
+path pays one boolean check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import ray
+from opentelemetry.trace import SpanKind
+
+from yuanrong._private import session, tracing
+
+CTX_KWARG = tracing.CTX_KWARG
+_SHUTDOWN_HOOK = "__yr_shutdown__"
+_ran: set[str] = set()          # what this process has run: the first run of each is a cold one
+_process_attributes: dict[str, str] = {}
+
+
+@contextlib.contextmanager
+def submitting(name: str, kind: str, kwargs: dict[str, Any], attributes: Mapping[str, Any],
+               *, carry: bool = True) -> Iterator[dict[str, Any]]:
+    """A submit span around making one call; yields the call's kwargs with the context added.
+
+    ``carry=False`` records the span without sending the context (the callee is not wrapped).
+    """
+    with tracing.tracer().start_as_current_span(f"yr.{kind} {name}", kind=SpanKind.PRODUCER,
+                                                attributes={"yr.function": name, "yr.call": kind,
+                                                            **attributes}):
+        if carry:
+            kwargs = {**kwargs, CTX_KWARG: tracing.carrier()}
+        yield kwargs
+
+
+def accepts_context(actor_method: Any) -> bool:
+    """Whether an actor method was built by :func:`traced_class` (so it takes the context argument)."""
+    return any(p.name == CTX_KWARG for p in getattr(actor_method, "_signature", None) or ())
+
+
+def _start(carrier: Any) -> bool:
+    config = carrier.get(tracing.CONFIG_KEY) if isinstance(carrier, Mapping) else None
+    if not config:
+        return False
+    if not _process_attributes and ray.is_initialized():
+        _process_attributes.update(session.process_attributes(ray.get_runtime_context(), role="worker"))
+    return tracing.adopt(config, _process_attributes)
+
+
+def _run_attributes(name: str, call: str) -> dict[str, Any]:
+    ctx = ray.get_runtime_context()
+    actor_id = ctx.get_actor_id() or ""
+    cold = name not in _ran
+    _ran.add(name)
+    attributes = {"yr.function": name, "yr.node_id": _process_attributes.get("yr.node_id", ""),
+                  "yr.pool": _process_attributes.get("yr.pool", ""), "yr.tier": _process_attributes.get("yr.tier", ""),
+                  "yr.instance_id": actor_id, "yr.cold": cold}
+    if call == "function":
+        attributes["yr.call_path"] = "function_instance" if actor_id else "task"
+    else:
+        attributes["yr.call_path"] = "instance"
+        attributes["yr.restarted"] = bool(actor_id) and ctx.was_current_actor_reconstructed
+    return attributes
+
+
+def _span(carrier: Any, name: str, call: str) -> Any:
+    """The execution span of one call, or None when the call is not traced."""
+    if carrier is None or not _start(carrier):
+        return None
+    return tracing.tracer().start_as_current_span(
+        f"yr.run {name}", context=tracing.context_from(carrier), kind=SpanKind.CONSUMER,
+        attributes=_run_attributes(name, call))
+
+
+def traced_function(func: Callable, name: str, call: str = "function") -> Callable:
+    """``func`` wrapped to run in an execution span when called with a trace context."""
+    if inspect.iscoroutinefunction(func):
+        async def run(*args: Any, **kwargs: Any) -> Any:
+            span = _span(kwargs.pop(CTX_KWARG, None), name, call)
+            if span is None:
+                return await func(*args, **kwargs)
+            with span:
+                return await func(*args, **kwargs)
+    elif inspect.isasyncgenfunction(func):
+        async def run(*args: Any, **kwargs: Any) -> Any:
+            span = _span(kwargs.pop(CTX_KWARG, None), name, call)
+            if span is None:
+                async for item in func(*args, **kwargs):
+                    yield item
+                return
+            # The span is current only while the body runs, between yields it is not: a context
+            # must not stay attached while the caller's code runs.
+            with span:
+                items = func(*args, **kwargs)
+            async for item in items:
+                yield item
+    elif inspect.isgeneratorfunction(func):
+        def run(*args: Any, **kwargs: Any) -> Any:
+            span = _span(kwargs.pop(CTX_KWARG, None), name, call)
+            if span is None:
+                yield from func(*args, **kwargs)
+                return
+            with span:
+                items = func(*args, **kwargs)
+            yield from items
+    else:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            span = _span(kwargs.pop(CTX_KWARG, None), name, call)
+            if span is None:
+                return func(*args, **kwargs)
+            with span:
+                return func(*args, **kwargs)
+    functools.update_wrapper(run, func)
+    # Ray checks a call's arguments against the signature it reads from the function: add ours. It
+    # unwraps actor methods first, so the wrapper must not point at the function it wraps.
+    del run.__wrapped__
+    run.__signature__ = _with_context_parameter(inspect.signature(func))  # type: ignore[attr-defined]
+    return run
+
+
+def _with_context_parameter(sig: inspect.Signature) -> inspect.Signature:
+    params = list(sig.parameters.values())
+    extra = inspect.Parameter(CTX_KWARG, inspect.Parameter.KEYWORD_ONLY, default=None)
+    at = len(params) - 1 if params and params[-1].kind is inspect.Parameter.VAR_KEYWORD else len(params)
+    return sig.replace(parameters=[*params[:at], extra, *params[at:]])
+
+
+def traced_class(cls: type) -> type:
+    """A subclass of ``cls`` whose ``__init__`` and methods run in execution spans when traced."""
+    namespace: dict[str, Any] = {"__module__": cls.__module__, "__qualname__": cls.__qualname__,
+                                 "__doc__": cls.__doc__}
+    for attr, member in inspect.getmembers(cls, inspect.isfunction):
+        if attr.startswith("__") and attr not in ("__init__", _SHUTDOWN_HOOK):
+            continue
+        if isinstance(inspect.getattr_static(cls, attr), (staticmethod, classmethod)):
+            continue
+        namespace[attr] = traced_function(member, f"{cls.__qualname__}.{attr}", call="instance")
+    if "__init__" not in namespace and cls.__init__ is object.__init__:
+        def __init__(self: Any) -> None:
+            pass
+        namespace["__init__"] = traced_function(__init__, f"{cls.__qualname__}.__init__", call="instance")
+    return type(cls.__name__, (cls,), namespace)
+
+
+def creation_accepts_context(cls: type) -> bool:
+    try:
+        return CTX_KWARG in inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return False
