@@ -1,0 +1,142 @@
+"""Spans of a call chain that crosses nodes and pools arrive at a real OTLP/gRPC receiver.
+
+The chain: the driver invokes ``route`` on edge-1; it calls ``Store.add`` on an instance on
+edge-2; that method calls ``leaf`` on the cloud node. Every hop has a submit span where the call
+is made and an execution span where it runs, children of each other, in one trace, each reporting
+the node and pool it ran on.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+import ray
+
+import yuanrong as yr
+from yuanrong._private import tracing
+
+pytestmark = pytest.mark.cluster
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+EXPORTER_MODULE = "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
+
+
+@yr.invoke
+def leaf(x):
+    return x + 1
+
+
+@yr.instance
+class Store:
+    def __init__(self, base):
+        self.base = base
+
+    def add(self, x):
+        return self.base + yr.get(leaf.options(pool="cloud", cpu=100, memory=0).invoke(x))
+
+
+@yr.invoke
+def route(store, x):
+    return yr.get(store.add.invoke(x))
+
+
+@yr.invoke
+def exporting():
+    return tracing.enabled, EXPORTER_MODULE in sys.modules, ray.get_runtime_context().get_actor_id()
+
+
+@yr.invoke
+def fails():
+    raise ValueError("no such row")
+
+
+def test_with_tracing_off_no_span_is_made_and_no_exporter_starts(yr_session, otlp_receiver):
+    # Runs before the module switches tracing on (the traced session below is made at first use).
+    assert not tracing.enabled
+    refs = [exporting.options(pool="edge-1", cpu=100, memory=0).invoke() for _ in range(3)]
+    assert all(r[:2] == (False, False) for r in yr.get(refs, timeout=60))
+    assert EXPORTER_MODULE not in sys.modules
+    time.sleep(0.5)
+    assert otlp_receiver.spans == []
+
+
+def _one(spans, name):
+    found = [s for s in spans if s["name"] == name]
+    assert len(found) == 1, (name, [s["name"] for s in spans])
+    return found[0]
+
+
+def test_a_chain_across_pools_arrives_with_parents_nodes_and_pools(traced_session, ray_cluster):
+    store = Store.options(pool="edge-2", cpu=100, memory=0).invoke(10)
+    assert yr.get(route.options(pool="edge-1", cpu=100, memory=0).invoke(store, 1), timeout=60) == 12
+    names = ["yr.create Store", "yr.run Store.__init__", "yr.invoke route", "yr.run route",
+             "yr.invoke Store.add", "yr.run Store.add", "yr.invoke leaf", "yr.run leaf"]
+    spans = traced_session.wait_for_spans(lambda got: set(names) <= {s["name"] for s in got})
+    by = {n: _one(spans, n) for n in names}
+
+    # One trace from the driver's call to the leaf, each execution span a child of its submit span
+    # and each nested submit span a child of the execution span it was made in.
+    chain = ["yr.invoke route", "yr.run route", "yr.invoke Store.add", "yr.run Store.add", "yr.invoke leaf",
+             "yr.run leaf"]
+    assert len({by[n]["trace_id"] for n in chain}) == 1
+    assert by["yr.invoke route"]["parent_id"] == ""
+    for parent, child in zip(chain, chain[1:]):
+        assert by[child]["parent_id"] == by[parent]["span_id"], (parent, child)
+    assert by["yr.run Store.__init__"]["parent_id"] == by["yr.create Store"]["span_id"]
+
+    # Where each ran: the pool asked for, on a node of that pool; the process's resource says so too.
+    for name, pool in [("yr.run route", "edge-1"), ("yr.run Store.add", "edge-2"), ("yr.run leaf", "cloud"),
+                       ("yr.run Store.__init__", "edge-2")]:
+        attributes = by[name]["attributes"]
+        assert attributes["yr.pool"] == pool, name
+        assert attributes["yr.node_id"] in ray_cluster.node_ids(pool), name
+        assert by[name]["resource"]["yr.pool"] == pool and by[name]["resource"]["yr.role"] == "worker"
+    assert by["yr.invoke route"]["resource"]["yr.role"] == "driver"
+    assert by["yr.run Store.add"]["attributes"]["yr.instance_id"] == store.instance_id
+    assert by["yr.invoke Store.add"]["attributes"]["yr.instance_id"] == store.instance_id
+    assert by["yr.run Store.add"]["attributes"]["yr.call_path"] == "instance"
+    assert by["yr.invoke route"]["attributes"]["yr.requested_pool"] == "'edge-1'"
+    store.terminate()
+
+
+def test_pooled_calls_report_their_function_instance_and_cold_then_warm(traced_session):
+    f = exporting.options(pool="edge-1", cpu=100, memory=0, min_instances=1)
+    deadline = time.monotonic() + 30
+    actor_ids = []
+    while len([a for a in actor_ids if a]) < 2 and time.monotonic() < deadline:
+        actor_ids.append(yr.get(f.invoke(), timeout=30)[2])
+    in_instance = [a for a in actor_ids if a]
+    assert len(in_instance) >= 2, "the function instance did not take calls within 30 s"
+    spans = traced_session.wait_for_spans(lambda got: len(
+        [s for s in got if s["name"] == "yr.run exporting" and s["attributes"]["yr.instance_id"] in in_instance])
+        >= len(in_instance))
+    runs = sorted((s for s in spans if s["name"] == "yr.run exporting"
+                   and s["attributes"]["yr.instance_id"] == in_instance[0]), key=lambda s: s["span_id"])
+    assert {s["attributes"]["yr.call_path"] for s in runs} == {"function_instance"}
+    assert sorted(s["attributes"]["yr.cold"] for s in runs) == [False] * (len(runs) - 1) + [True]
+    # A traced worker exports through the OTLP exporter it started for the job.
+    assert yr.get(f.invoke(), timeout=30)[:2] == (True, True)
+
+
+def test_a_failing_call_marks_its_execution_span_as_an_error(traced_session):
+    with pytest.raises(ValueError, match="no such row"):
+        yr.get(fails.options(pool="edge-2", cpu=100, memory=0).invoke(), timeout=60)
+    spans = traced_session.wait_for_spans(lambda got: any(s["name"] == "yr.run fails" for s in got))
+    run = _one(spans, "yr.run fails")
+    assert run["status"] == 2 and "exception" in run["events"]  # STATUS_CODE_ERROR
+
+
+@yr.invoke
+def instrumented():
+    with yr.trace.get_tracer("shop.checkout").start_as_current_span("price-basket"):
+        return 1
+
+
+def test_user_spans_nest_under_the_call_they_run_in(traced_session):
+    assert yr.get(instrumented.options(cpu=100, memory=0).invoke(), timeout=60) == 1
+    spans = traced_session.wait_for_spans(
+        lambda got: {"price-basket", "yr.run instrumented"} <= {s["name"] for s in got})
+    mine, run = _one(spans, "price-basket"), _one(spans, "yr.run instrumented")
+    assert mine["parent_id"] == run["span_id"] and mine["scope"] == "shop.checkout"
