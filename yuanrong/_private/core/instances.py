@@ -62,13 +62,14 @@ def method(*args: Any, **kwargs: Any) -> Any:
 class MethodProxy:
     """One method of an instance; ``.invoke(*args)`` calls it and returns its result ref(s)."""
 
-    __slots__ = ("_remote", "_wrap", "_name", "_traced", "_instance_id")
+    __slots__ = ("_remote", "_wrap", "_name", "_traced", "_instance_id", "_label")
 
     def __init__(self, remote: Callable[..., Any], num_returns: Any, name: str, traced: bool = False,
-                 instance_id: str = "") -> None:
+                 instance_id: str = "", label: str = "") -> None:
         self._remote = remote
         self._wrap = wrap_result(num_returns)
         self._name = name
+        self._label = label or name  # Class.method, for span names
         # Whether the instance's class was built traced (its methods take the trace context).
         self._traced = traced
         self._instance_id = instance_id
@@ -76,7 +77,7 @@ class MethodProxy:
     def invoke(self, *args: Any, **kwargs: Any) -> Any:
         """Call the method on the instance; returns immediately with the result's ref(s)."""
         if tracing.enabled:
-            with traced_calls.submitting(self._name, "invoke", kwargs, {"yr.instance_id": self._instance_id},
+            with traced_calls.submitting(self._label, "invoke", kwargs, {"yr.instance_id": self._instance_id},
                                          carry=self._traced) as kwargs:
                 return self._call(args, kwargs)
         return self._call(args, kwargs)
@@ -132,10 +133,9 @@ class InstanceProxy:
             known = sorted(m for m in getattr(self._handle, "_ray_method_num_returns", {}) if not m.startswith("__"))
             raise AttributeError(
                 f"the instance has no method {name!r}; its methods are: {', '.join(known)}.") from None
-        label = f"{_class_name(self._handle)}.{name}"
-        proxy = self._methods[name] = MethodProxy(actor_method.remote, actor_method._num_returns, label,
+        proxy = self._methods[name] = MethodProxy(actor_method.remote, actor_method._num_returns, name,
                                                   traced_calls.accepts_context(actor_method),
-                                                  self._handle._actor_id.hex())
+                                                  self._handle._actor_id.hex(), f"{_class_name(self._handle)}.{name}")
         return proxy
 
     @property

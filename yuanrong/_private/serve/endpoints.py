@@ -14,12 +14,14 @@ import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import ray
 from ray import serve
 
 from yuanrong._private import options as options_mod
-from yuanrong._private import session
+from yuanrong._private import session, tracing
 from yuanrong._private.scheduling import pins
 from yuanrong._private.serve import activator as activator_mod
+from yuanrong._private.serve import traced_requests
 from yuanrong._private.serve.spec import (
     ACTOR_OPTION_KEYS,
     Activator,
@@ -122,7 +124,11 @@ class Endpoint:
         """The ``ray.serve.Deployment`` this endpoint is (with an activator: the activator's)."""
         if self._spec.activator is not None:
             return activator_mod.deployment(self.serve_options())
-        return serve.deployment(**self.serve_options())(self._target)
+        target = self._target
+        if tracing.enabled:
+            # Requests continue their client's traceparent; the replica exports as this job does.
+            target = traced_requests.traced_target(target, self.name, tracing.config_json(), replica_attributes)
+        return serve.deployment(**self.serve_options())(target)
 
     def check_placement(self) -> None:
         """Raise :class:`yuanrong.PlacementError` if no live node could ever run a replica."""
@@ -170,6 +176,11 @@ class Endpoint:
 
     def __repr__(self) -> str:
         return f"<yuanrong endpoint {self.name} route={self.route!r}>"
+
+
+def replica_attributes() -> dict[str, str]:
+    """Resource attributes of a replica's spans (its node, pool and tier)."""
+    return session.process_attributes(ray.get_runtime_context(), role="replica")
 
 
 def endpoint(_target: Any = None, *, name: str | None = None, route: str | None = None,

@@ -1,0 +1,88 @@
+"""Requests to the gateway and to endpoints continue the W3C ``traceparent`` their client sent."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import urllib.request
+
+import pytest
+import ray
+
+import yuanrong as yr
+from yuanrong.endpoint import endpoint, run, serve_functions, shutdown, start
+
+pytestmark = pytest.mark.cluster
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@yr.invoke(invoke_options=yr.InvokeOptions(pool="edge-2", cpu=100, memory=0))
+def double(x):
+    return 2 * x
+
+
+@endpoint(route="/priced", pool="edge-1", invoke_options=yr.InvokeOptions(cpu=100, memory=0))
+async def priced(request):
+    body = await request.json()
+    return {"price": await double.invoke(body["x"])}
+
+
+@pytest.fixture(scope="module")
+def serve_address(traced_session):
+    address = start()
+    try:
+        yield address
+    finally:
+        shutdown()
+
+
+def _post(url, body, traceparent=None):
+    headers = {"Content-Type": "application/json"}
+    if traceparent:
+        headers["traceparent"] = traceparent
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers=headers)
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        return json.loads(resp.read())
+
+
+def _client_context():
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    return trace_id, span_id, f"00-{trace_id}-{span_id}-01"
+
+
+def _in_trace(spans, trace_id, name):
+    found = [s for s in spans if s["trace_id"] == trace_id and s["name"] == name]
+    assert len(found) == 1, (name, sorted(s["name"] for s in spans if s["trace_id"] == trace_id))
+    return found[0]
+
+
+def test_the_gateway_continues_the_clients_traceparent_into_the_call(traced_session, serve_address, ray_cluster):
+    serve_functions({"double": double}, pool="cloud")
+    trace_id, client_span, traceparent = _client_context()
+    url = f"{serve_address.http_url}/serverless/v1/functions/double/invocations"
+    assert _post(url, {"args": [21]}, traceparent) == {"result": 42}
+    names = ["yr.endpoint yr-gateway", "yr.invoke double", "yr.run double"]
+    spans = traced_session.wait_for_spans(
+        lambda got: set(names) <= {s["name"] for s in got if s["trace_id"] == trace_id})
+    request, submit, execute = (_in_trace(spans, trace_id, n) for n in names)
+    assert request["parent_id"] == client_span
+    assert request["attributes"]["url.path"] == "/serverless/v1/functions/double/invocations"
+    assert request["resource"]["yr.pool"] == "cloud" and request["resource"]["yr.role"] == "replica"
+    assert submit["parent_id"] == request["span_id"] and execute["parent_id"] == submit["span_id"]
+    assert execute["attributes"]["yr.pool"] == "edge-2"
+    assert execute["attributes"]["yr.node_id"] in ray_cluster.node_ids("edge-2")
+
+
+def test_an_endpoint_request_without_traceparent_starts_a_trace_its_calls_join(traced_session, serve_address):
+    run(priced)
+    assert _post(f"{serve_address.http_url}/priced", {"x": 5}) == {"price": 10}
+    spans = traced_session.wait_for_spans(
+        lambda got: any(s["name"] == "yr.run double" and s["parent_id"] in
+                        {x["span_id"] for x in got if x["name"] == "yr.invoke double"
+                         and x["resource"].get("yr.pool") == "edge-1"} for s in got))
+    request = next(s for s in spans if s["name"] == "yr.endpoint priced")
+    assert request["parent_id"] == "" and request["resource"]["yr.pool"] == "edge-1"
+    submit = _in_trace(spans, request["trace_id"], "yr.invoke double")
+    assert submit["parent_id"] == request["span_id"]
+    assert _in_trace(spans, request["trace_id"], "yr.run double")["parent_id"] == submit["span_id"]
