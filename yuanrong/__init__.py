@@ -73,7 +73,7 @@ from yuanrong._private.scheduling.resource_groups import create as create_resour
 from yuanrong._private.scheduling.resource_groups import remove as remove_resource_group
 from yuanrong._private.scheduling.resource_groups import resources
 from yuanrong._private.session import ClientInfo, finalize, init, is_initialized
-from yuanrong import trace
+from yuanrong import metrics, trace
 from yuanrong.affinity import Affinity, AffinityKind, AffinityScope, AffinityType, LabelOperator, OperatorType
 from yuanrong.config import Config, GroupOptions, InvokeOptions, ResourceGroupOptions
 from yuanrong.exception import (

@@ -87,6 +87,11 @@ class Config(_StrictFields):
             an int for every pool, or a dict pool -> int. Each holds its resources while idle.
             0 (off) by default; see the user guide's "Warm workers".
         warm_async_pool_size: The same for classes with async methods (asyncio workers).
+        enable_metrics: Export metrics: built-in call metrics and ``yuanrong.metrics`` instruments
+            (openYuanrong's switch). Alone, it serves a Prometheus endpoint on 127.0.0.1:9464.
+        runtime_metrics_config: Where metrics go (yuanrong extension), like ``runtime_trace_config``:
+            ``{"otlpGrpcExporter": {"enable": true, "endpoint": "127.0.0.1:4317"},
+            "prometheusExporter": {"enable": true, "host": "127.0.0.1", "port": 9464}}``.
         enable_trace: Export OpenTelemetry spans of every call (openYuanrong's switch); ``None``
             reads openYuanrong's ``ENABLE_TRACE`` environment variable, else off.
         runtime_trace_config: Where spans go: a dict or JSON string such as
@@ -117,6 +122,7 @@ class Config(_StrictFields):
     in_cluster: bool = False
     log_dir: str = "./"
     enable_metrics: bool = False
+    runtime_metrics_config: dict[str, Any] | str | None = None
     enable_trace: bool | None = None
     runtime_trace_config: dict[str, Any] | str | None = None
     custom_envs: dict[str, str] = dataclasses.field(default_factory=dict)

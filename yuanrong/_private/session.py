@@ -33,7 +33,7 @@ DEFAULT_NAMESPACE = "default"
 ADDRESS_ENV_VARS = ("YR_ADDRESS", "YR_SERVER_ADDRESS", "RAY_ADDRESS")
 _OPENYUANRONG_ONLY_CONFIG = (
     "function_id", "cpp_function_id", "ds_address", "invoke_timeout", "code_dir", "connection_nums",
-    "recycle_time", "in_cluster", "enable_metrics", "custom_envs", "tls_config", "auto", "deployment_config",
+    "recycle_time", "in_cluster", "custom_envs", "tls_config", "auto", "deployment_config",
     "rt_server_address", "log_file_size_max", "log_file_num_max", "log_flush_interval", "max_task_instance_num",
     "load_paths", "rpc_timeout", "enable_mtls", "private_key_path", "certificate_file_path", "verify_file_path",
     "server_name", "master_addr_list", "enable_ds_encrypt", "ds_public_key_path", "runtime_public_key_path",
@@ -194,6 +194,9 @@ def init(conf: Config | None = None) -> ClientInfo:
         trace = trace_config.resolve(conf.enable_trace, conf.runtime_trace_config)
         if trace is not None and trace.log_dir:
             _check_log_dir(trace.log_dir)
+        metrics = trace_config.resolve_metrics(conf.enable_metrics, conf.runtime_metrics_config)
+        if metrics is not None and metrics.prometheus_port:
+            _check_port_free(metrics.prometheus_host, metrics.prometheus_port)
         address = conf.server_address or next((os.environ[v] for v in ADDRESS_ENV_VARS if os.environ.get(v)), "")
         namespace = conf.ns or DEFAULT_NAMESPACE
         runtime_env = dict(conf.runtime_env or {})
@@ -239,8 +242,8 @@ def init(conf: Config | None = None) -> ClientInfo:
                           embedded=embedded)
         _current = Session(initialized=True, owns_ray=owns, namespace=namespace, info=info,
                            pools_file=conf.pools_file or os.environ.get("YR_POOLS_FILE", ""))
-        if trace is not None:
-            _start_tracing(trace, ctx)
+        if trace is not None or metrics is not None:
+            _start_telemetry(trace, metrics, ctx)
         if conf.warm_pool_size or conf.warm_async_pool_size:
             from yuanrong._private.core import warm_workers
 
@@ -250,18 +253,41 @@ def init(conf: Config | None = None) -> ClientInfo:
         return info
 
 
-def _start_tracing(trace: trace_config.TraceConfig, ctx: Any) -> None:
-    """Start this driver's tracer provider; an unreachable collector costs one warning, not a hang."""
-    if trace.otlp_endpoint:
-        why = tracing.probe(trace.otlp_endpoint)
-        if why:
-            logger.warning("no OTLP/gRPC receiver at %s (%s): spans will not be sent there in this job. Start the "
-                           "collector before yr.init, or fix runtime_trace_config's otlpGrpcExporter endpoint.",
-                           trace.otlp_endpoint, why)
-            trace = dataclasses.replace(trace, otlp_endpoint="")
-            if not trace.log_dir:
-                return
-    tracing.start(trace, attributes=process_attributes(ctx, role="driver"))
+def _start_telemetry(trace: trace_config.TraceConfig | None, metrics: trace_config.MetricsConfig | None,
+                     ctx: Any) -> None:
+    """Start this driver's tracer and meter providers; an unreachable collector costs one warning, not a hang."""
+    if trace is not None and trace.otlp_endpoint and not _reachable(trace.otlp_endpoint, "spans",
+                                                                      "runtime_trace_config"):
+        trace = dataclasses.replace(trace, otlp_endpoint="") if trace.log_dir else None
+    if metrics is not None and metrics.otlp_endpoint and not _reachable(metrics.otlp_endpoint, "metrics",
+                                                                          "runtime_metrics_config"):
+        metrics = dataclasses.replace(metrics, otlp_endpoint="") if metrics.prometheus_port else None
+    if trace is None and metrics is None:
+        return
+    try:
+        tracing.start(trace, metrics, attributes=process_attributes(ctx, role="driver"), driver=True)
+    except OSError as e:  # the Prometheus port was taken between the check and now
+        logger.warning("telemetry could not start in this driver, calls run without it: %s", e)
+
+
+def _reachable(endpoint: str, what: str, option: str) -> bool:
+    why = tracing.probe(endpoint)
+    if why:
+        logger.warning("no OTLP/gRPC receiver at %s (%s): %s will not be sent there in this job. Start the collector "
+                       "before yr.init, or fix %s's otlpGrpcExporter endpoint.", endpoint, why, what, option)
+    return not why
+
+
+def _check_port_free(host: str, port: int) -> None:
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as e:
+        raise InvalidOptionError(
+            f"the Prometheus endpoint cannot listen on {host}:{port} ({e.strerror or e}): pick another "
+            f"runtime_metrics_config prometheusExporter \"port\" (or \"host\"), or stop what uses it.",
+            option="runtime_metrics_config", value=f"{host}:{port}") from None
 
 
 def _check_log_dir(path: str) -> None:
@@ -320,7 +346,7 @@ def finalize() -> None:
             # Kill every function instance while the connection is still open.
             session.function_pools.close()
         if tracing.enabled:
-            tracing.stop()
+            tracing.stop()  # flushes spans and metrics, stops the Prometheus endpoint
         if session.owns_ray and ray.is_initialized():
             ray.shutdown()
         # Every registry of the old connection goes with it.

@@ -1,4 +1,5 @@
-"""openYuanrong's trace switches, checked once: ``enable_trace`` and ``runtime_trace_config``.
+"""openYuanrong's trace and metrics switches, checked once: ``enable_trace`` and
+``runtime_trace_config``; ``enable_metrics`` and (a yuanrong extension) ``runtime_metrics_config``.
 
 ``runtime_trace_config`` is a dict, or the same as a JSON string (the form openYuanrong's
 ``yr start --runtime_trace_config`` and its ``RUNTIME_TRACE_CONFIG`` environment variable take)::
@@ -9,8 +10,12 @@
 yuanrong extension: ``logFileExporter`` also takes ``"dir"`` (where each process writes its
 ``yr-trace-<pid>.log``; default :data:`DEFAULT_LOG_DIR`).
 
-Pure: no Ray, no OpenTelemetry. The result is a frozen :class:`TraceConfig` that travels to the
-workers as JSON (:meth:`TraceConfig.to_json`).
+``runtime_metrics_config`` has the same shape, with ``prometheusExporter {enable, host, port}`` (a
+scrape endpoint in the driver, loopback by default) next to ``otlpGrpcExporter``. ``enable_metrics``
+alone serves the Prometheus endpoint on :data:`DEFAULT_PROMETHEUS`.
+
+Pure: no Ray, no OpenTelemetry. The results are frozen :class:`TraceConfig` and
+:class:`MetricsConfig`, which travel to the workers as JSON (:func:`to_json`).
 """
 
 from __future__ import annotations
@@ -25,8 +30,11 @@ from yuanrong.exception import InvalidOptionError
 
 ENABLE_ENV = "ENABLE_TRACE"
 CONFIG_ENV = "RUNTIME_TRACE_CONFIG"
+METRICS_CONFIG_ENV = "RUNTIME_METRICS_CONFIG"
+DEFAULT_PROMETHEUS = ("127.0.0.1", 9464)
 DEFAULT_LOG_DIR = "/tmp/yuanrong/trace"
 EXPORTERS = {"otlpGrpcExporter": ("enable", "endpoint"), "logFileExporter": ("enable", "dir")}
+METRICS_EXPORTERS = {"otlpGrpcExporter": ("enable", "endpoint"), "prometheusExporter": ("enable", "host", "port")}
 _EXAMPLE = '{"otlpGrpcExporter": {"enable": true, "endpoint": "HOST:4317"}, "logFileExporter": {"enable": true}}'
 
 
@@ -42,12 +50,34 @@ class TraceConfig:
     otlp_endpoint: str = ""
     log_dir: str = ""
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
 
-    @classmethod
-    def from_json(cls, text: str) -> TraceConfig:
-        return cls(**json.loads(text))
+
+@dataclasses.dataclass(frozen=True)
+class MetricsConfig:
+    """Where this job's metrics go.
+
+    Attributes:
+        otlp_endpoint: ``host:port`` of an OTLP/gRPC receiver, or ``""``; every process exports there.
+        prometheus_host / prometheus_port: The driver's scrape endpoint, or ``""`` / 0 for none.
+    """
+
+    otlp_endpoint: str = ""
+    prometheus_host: str = ""
+    prometheus_port: int = 0
+
+
+def to_json(trace: TraceConfig | None, metrics: MetricsConfig | None) -> str:
+    """What a traced call carries to its worker: both configurations (``null`` when off)."""
+    return json.dumps({"trace": dataclasses.asdict(trace) if trace else None,
+                       "metrics": dataclasses.asdict(metrics) if metrics else None},
+                      sort_keys=True, separators=(",", ":"))
+
+
+def from_json(text: str) -> tuple[TraceConfig | None, MetricsConfig | None]:
+    raw = json.loads(text)
+    trace, metrics = raw.get("trace"), raw.get("metrics")
+    return (TraceConfig(**trace) if trace else None,
+            MetricsConfig(**{**metrics, "prometheus_host": "", "prometheus_port": 0}) if metrics else None)
 
 
 def _bad(message: str, value: Any) -> InvalidOptionError:
@@ -90,20 +120,8 @@ def resolve(enable_trace: Any, runtime_trace_config: Any, environ: Mapping[str, 
     raw = _parse(runtime_trace_config, where)
     endpoint = log_dir = ""
     for exporter, settings in raw.items():
-        if exporter not in EXPORTERS:
-            raise _bad(f"{where} names an unknown exporter {exporter!r}; the exporters are "
-                       f"{', '.join(EXPORTERS)}. Example: {_EXAMPLE}", runtime_trace_config)
-        if not isinstance(settings, Mapping):
-            raise _bad(f"{where}[{exporter!r}]={settings!r} must be an object such as {{\"enable\": true}}.",
-                       runtime_trace_config)
-        unknown = sorted(set(settings) - set(EXPORTERS[exporter]))
-        if unknown:
-            raise _bad(f"{where}[{exporter!r}] has unknown key(s) {unknown}; its keys are "
-                       f"{', '.join(EXPORTERS[exporter])}.", runtime_trace_config)
-        enable = settings.get("enable")
-        if not isinstance(enable, bool):
-            raise _bad(f"{where}[{exporter!r}]['enable']={enable!r} is required and must be true or false.",
-                       runtime_trace_config)
+        enable = _exporter_settings(exporter, settings, where, EXPORTERS, runtime_trace_config, _EXAMPLE,
+                                    "runtime_trace_config")
         if not enable:
             continue
         if exporter == "otlpGrpcExporter":
@@ -120,27 +138,102 @@ def resolve(enable_trace: Any, runtime_trace_config: Any, environ: Mapping[str, 
     return TraceConfig(otlp_endpoint=endpoint, log_dir=log_dir)
 
 
-def _parse(value: Any, where: str) -> Mapping[str, Any]:
+_METRICS_EXAMPLE = '{"prometheusExporter": {"enable": true, "port": 9464}}'
+
+
+def resolve_metrics(enable_metrics: Any, runtime_metrics_config: Any, environ: Mapping[str, str] | None = None
+                    ) -> MetricsConfig | None:
+    """The metrics configuration of a job, or None when metrics are off.
+
+    Raises:
+        InvalidOptionError: as :func:`resolve` does, for ``runtime_metrics_config``.
+    """
+    environ = os.environ if environ is None else environ
+    if not isinstance(enable_metrics, bool):
+        raise InvalidOptionError(f"Config.enable_metrics={enable_metrics!r} is invalid: expected True or False.",
+                                 option="enable_metrics", value=enable_metrics)
+    from_env = runtime_metrics_config is None
+    if from_env:
+        runtime_metrics_config = environ.get(METRICS_CONFIG_ENV) or None
+    if not enable_metrics:
+        if runtime_metrics_config is not None and not from_env:
+            raise InvalidOptionError(
+                "Config.runtime_metrics_config is set but enable_metrics is False, so nothing would be exported: "
+                "set enable_metrics=True, or drop runtime_metrics_config.", option="runtime_metrics_config",
+                value=runtime_metrics_config)
+        return None
+    if runtime_metrics_config is None:
+        return MetricsConfig(prometheus_host=DEFAULT_PROMETHEUS[0], prometheus_port=DEFAULT_PROMETHEUS[1])
+    where = f"{METRICS_CONFIG_ENV} (environment)" if from_env else "Config.runtime_metrics_config"
+    raw = _parse(runtime_metrics_config, where, _METRICS_EXAMPLE, "runtime_metrics_config")
+    endpoint, host, port = "", "", 0
+    for exporter, settings in raw.items():
+        enable = _exporter_settings(exporter, settings, where, METRICS_EXPORTERS, runtime_metrics_config,
+                                    _METRICS_EXAMPLE, "runtime_metrics_config")
+        if not enable:
+            continue
+        if exporter == "otlpGrpcExporter":
+            endpoint = _endpoint(settings.get("endpoint"), where, runtime_metrics_config, "runtime_metrics_config")
+        else:
+            host = settings.get("host", DEFAULT_PROMETHEUS[0])
+            port = settings.get("port", DEFAULT_PROMETHEUS[1])
+            if not isinstance(host, str) or not host:
+                raise InvalidOptionError(f"{where}['prometheusExporter']['host']={host!r} must be an interface "
+                                         f"address such as '127.0.0.1'.", option="runtime_metrics_config", value=host)
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+                raise InvalidOptionError(f"{where}['prometheusExporter']['port']={port!r} must be a TCP port in "
+                                         f"1..65535.", option="runtime_metrics_config", value=port)
+    if not endpoint and not host:
+        raise InvalidOptionError(f"{where} enables no exporter: set \"enable\": true on otlpGrpcExporter or "
+                                 f"prometheusExporter, e.g. {_METRICS_EXAMPLE}; or set enable_metrics=False.",
+                                 option="runtime_metrics_config", value=runtime_metrics_config)
+    return MetricsConfig(otlp_endpoint=endpoint, prometheus_host=host, prometheus_port=port)
+
+
+def _exporter_settings(exporter: str, settings: Any, where: str, known: Mapping[str, tuple[str, ...]], whole: Any,
+                       example: str, option: str) -> bool:
+    """Check one exporter's entry; returns its ``enable``."""
+    if exporter not in known:
+        raise InvalidOptionError(f"{where} names an unknown exporter {exporter!r}; the exporters are "
+                                 f"{', '.join(known)}. Example: {example}", option=option, value=whole)
+    if not isinstance(settings, Mapping):
+        raise InvalidOptionError(f"{where}[{exporter!r}]={settings!r} must be an object such as "
+                                 f"{{\"enable\": true}}.", option=option, value=whole)
+    unknown = sorted(set(settings) - set(known[exporter]))
+    if unknown:
+        raise InvalidOptionError(f"{where}[{exporter!r}] has unknown key(s) {unknown}; its keys are "
+                                 f"{', '.join(known[exporter])}.", option=option, value=whole)
+    enable = settings.get("enable")
+    if not isinstance(enable, bool):
+        raise InvalidOptionError(f"{where}[{exporter!r}]['enable']={enable!r} is required and must be true or "
+                                 f"false.", option=option, value=whole)
+    return enable
+
+
+def _parse(value: Any, where: str, example: str = _EXAMPLE, option: str = "runtime_trace_config"
+           ) -> Mapping[str, Any]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except json.JSONDecodeError as e:
-            raise _bad(f"{where} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}): {value!r}. "
-                       f"Example: {_EXAMPLE}", value) from None
+            raise InvalidOptionError(f"{where} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}): "
+                                     f"{value!r}. Example: {example}", option=option, value=value) from None
     if not isinstance(value, Mapping):
-        raise _bad(f"{where}={value!r} must be a dict (or a JSON object string) such as {_EXAMPLE}.", value)
+        raise InvalidOptionError(f"{where}={value!r} must be a dict (or a JSON object string) such as {example}.",
+                                 option=option, value=value)
     return value
 
 
-def _endpoint(value: Any, where: str, whole: Any) -> str:
+def _endpoint(value: Any, where: str, whole: Any, option: str = "runtime_trace_config") -> str:
     """``host:port`` (an ``http://`` prefix is accepted; the OTLP/gRPC exporter connects without TLS)."""
     text = value if isinstance(value, str) else ""
     hostport = text.split("://", 1)[-1].rstrip("/")
     host, sep, port = hostport.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise _bad(f"{where}['otlpGrpcExporter']['endpoint']={value!r} must be 'host:port' of an OTLP/gRPC "
-                   f"receiver, e.g. '127.0.0.1:4317'.", whole)
+        raise InvalidOptionError(f"{where}['otlpGrpcExporter']['endpoint']={value!r} must be 'host:port' of an "
+                                 f"OTLP/gRPC receiver, e.g. '127.0.0.1:4317'.", option=option, value=whole)
     if text.startswith("https://"):
-        raise _bad(f"{where}['otlpGrpcExporter']['endpoint']={value!r}: TLS to the receiver is not supported; "
-                   f"use a plain 'host:port' (a collector next to the cluster).", whole)
+        raise InvalidOptionError(f"{where}['otlpGrpcExporter']['endpoint']={value!r}: TLS to the receiver is not "
+                                 f"supported; use a plain 'host:port' (a collector next to the cluster).",
+                                 option=option, value=whole)
     return hostport

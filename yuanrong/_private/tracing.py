@@ -1,8 +1,9 @@
 """This process's OpenTelemetry tracer provider, and the W3C context that calls carry.
 
-The driver starts tracing in ``yr.init`` (:func:`start`); a worker starts it the first time a call
-arrives carrying a trace configuration (:func:`adopt`): every traced call sends, next to its W3C
-``traceparent``, the job's :class:`~yuanrong._private.trace_config.TraceConfig` as JSON. So workers
+The driver starts tracing (and metrics, :mod:`metering`) in ``yr.init`` (:func:`start`); a worker
+starts them the first time a call arrives carrying the job's configuration (:func:`adopt`): every
+call of a job with traces or metrics on sends, next to its W3C ``traceparent``, the job's
+:class:`~yuanrong._private.trace_config.TraceConfig` and ``MetricsConfig`` as JSON. So workers
 on any node, instances created by the job and workers it reaches through nested calls export the
 same way, without a process-wide environment that only a newly started cluster could receive; and
 a process no traced call reaches never starts an exporter.
@@ -31,7 +32,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from yuanrong._private.trace_config import TraceConfig
+from yuanrong._private import metering, trace_config
+from yuanrong._private.trace_config import MetricsConfig, TraceConfig
 
 logger = logging.getLogger("yuanrong")
 
@@ -46,8 +48,11 @@ EXPORT_TIMEOUT_S = 5
 FLUSH_TIMEOUT_MS = 5000
 PROBE_TIMEOUT_S = 1.0
 
-#: Whether this process traces yuanrong's calls: the one check on the call path.
+#: Whether yuanrong's calls in this process carry telemetry (spans, metrics or both): the one check
+#: on the call path.
 enabled = False
+#: Whether spans are exported (metrics alone make calls carry the context, without spans).
+spans = False
 
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
@@ -68,14 +73,20 @@ def probe(endpoint: str, timeout_s: float = PROBE_TIMEOUT_S) -> str:
     return ""
 
 
-def start(config: TraceConfig, *, attributes: Mapping[str, Any] | None = None) -> None:
-    """Start exporting this process's spans as ``config`` says (replaces an earlier provider)."""
-    global _provider, _tracer, _config_json, enabled, _atexit_registered
-    provider = _make_provider(config, attributes or {})
+def start(config: TraceConfig | None, metrics: MetricsConfig | None = None, *,
+          attributes: Mapping[str, Any] | None = None, driver: bool = False) -> None:
+    """Start exporting this process's spans and metrics as the configurations say (replacing earlier
+    providers). ``driver``: this process serves the Prometheus endpoint, if one is configured."""
+    global _provider, _tracer, _config_json, enabled, spans, _atexit_registered
+    resource = Resource.create({"service.name": SERVICE_NAME, "process.pid": os.getpid(), **(attributes or {})})
+    provider = _make_provider(config, resource) if config is not None else None
+    if metrics is not None:
+        metering.start(metrics, resource, serve_prometheus=driver)
     with _lock:
         old, _provider = _provider, provider
-        _tracer = provider.get_tracer(TRACER_NAME)
-        _config_json = config.to_json()
+        _tracer = provider.get_tracer(TRACER_NAME) if provider is not None else otel_trace.NoOpTracer()
+        _config_json = trace_config.to_json(config, metrics)
+        spans = provider is not None
         enabled = True
         if not _atexit_registered:
             atexit.register(stop)
@@ -95,7 +106,8 @@ def adopt(config_json: str, attributes: Mapping[str, Any] | None = None) -> bool
     if config_json in _refused:
         return False
     try:
-        start(TraceConfig.from_json(config_json), attributes=attributes)
+        trace, metrics = trace_config.from_json(config_json)
+        start(trace, metrics, attributes=attributes)
     except Exception as e:  # noqa: BLE001 - any failure to set up tracing must leave the call running
         _refused.add(config_json)
         logger.warning("tracing could not start in this worker (pid %d), its calls run untraced: %s",
@@ -104,8 +116,7 @@ def adopt(config_json: str, attributes: Mapping[str, Any] | None = None) -> bool
     return True
 
 
-def _make_provider(config: TraceConfig, attributes: Mapping[str, Any]) -> TracerProvider:
-    resource = Resource.create({"service.name": SERVICE_NAME, "process.pid": os.getpid(), **attributes})
+def _make_provider(config: TraceConfig, resource: Resource) -> TracerProvider:
     provider = TracerProvider(resource=resource)
     if config.otlp_endpoint:
         # Imported only when asked for: the OTLP exporter loads gRPC and protobuf modules.
@@ -135,7 +146,7 @@ def tracer() -> Any:
 def get_tracer(name: str) -> Any:
     """A tracer named ``name`` from this process's provider (OpenTelemetry's global one when off)."""
     provider = _provider
-    if enabled and provider is not None:
+    if provider is not None:
         return provider.get_tracer(name)
     return otel_trace.get_tracer(name)
 
@@ -168,15 +179,16 @@ def flush(timeout_ms: int = FLUSH_TIMEOUT_MS) -> None:
 
 def stop() -> None:
     """Export what is buffered and stop (``yr.finalize``; process exit). Tracing is off afterwards."""
-    global _provider, _tracer, _config_json, enabled
+    global _provider, _tracer, _config_json, enabled, spans
     with _lock:
         provider, _provider = _provider, None
-        enabled = False
+        enabled = spans = False
         _tracer = None
         _config_json = ""
     if provider is not None:
         provider.force_flush(FLUSH_TIMEOUT_MS)
         provider.shutdown()
+    metering.stop()
 
 
 def config_json() -> str:

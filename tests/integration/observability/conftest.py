@@ -97,6 +97,18 @@ class Receiver:
                             f"{sorted({p['name'] for p in points})}")
             time.sleep(0.1)
 
+    def latest(self, name: str, **attributes: Any) -> float:
+        """The sum over processes of each series' latest cumulative value of metric ``name``."""
+        with self._lock:
+            points = [p for p in self.metrics if p["name"] == name
+                      and all(p["attributes"].get(k) == v for k, v in attributes.items())]
+        series: dict[Any, float] = {}
+        for p in points:
+            key = (p["resource"].get("process.pid"), p["resource"].get("yr.node_id"),
+                   tuple(sorted(p["attributes"].items())))
+            series[key] = max(series.get(key, 0), p["value"])
+        return sum(series.values())
+
     def stop(self) -> None:
         self._server.stop(grace=None)
 
@@ -135,8 +147,9 @@ def traced_session(yr_session, ray_cluster, otlp_receiver):
     import yuanrong as yr
 
     yr.finalize()
+    otlp = {"otlpGrpcExporter": {"enable": True, "endpoint": otlp_receiver.endpoint}}
     yr.init(yr.Config(server_address=ray_cluster.address, pools_file=str(POOLS_FILE), enable_trace=True,
-                      runtime_trace_config={"otlpGrpcExporter": {"enable": True, "endpoint": otlp_receiver.endpoint}}))
+                      runtime_trace_config=otlp, enable_metrics=True, runtime_metrics_config=otlp))
     try:
         yield otlp_receiver
     finally:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import secrets
 import sys
+import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -42,8 +44,16 @@ def _post(url, body, traceparent=None):
     if traceparent:
         headers["traceparent"] = traceparent
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers=headers)
-    with urllib.request.urlopen(req, timeout=120) as resp:
-        return json.loads(resp.read())
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            # Serve's proxy learns a new route a moment after serve.run returns.
+            if e.code != 404 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _client_context():

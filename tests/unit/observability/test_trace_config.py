@@ -8,7 +8,7 @@ import pytest
 
 import yuanrong as yr
 from yuanrong._private import trace_config
-from yuanrong._private.trace_config import TraceConfig
+from yuanrong._private.trace_config import MetricsConfig, TraceConfig
 
 OTLP = {"otlpGrpcExporter": {"enable": True, "endpoint": "127.0.0.1:4317"}}
 
@@ -81,6 +81,32 @@ def test_config_accepts_the_trace_fields():
     assert conf.enable_trace is True and conf.runtime_trace_config == OTLP
 
 
-def test_the_configuration_travels_as_json():
-    config = TraceConfig(otlp_endpoint="h:1", log_dir="/d")
-    assert TraceConfig.from_json(config.to_json()) == config
+def test_the_configuration_travels_as_json_without_the_drivers_prometheus_endpoint():
+    trace = TraceConfig(otlp_endpoint="h:1", log_dir="/d")
+    metrics = MetricsConfig(otlp_endpoint="h:2", prometheus_host="127.0.0.1", prometheus_port=9464)
+    assert trace_config.from_json(trace_config.to_json(trace, None)) == (trace, None)
+    assert trace_config.from_json(trace_config.to_json(None, metrics)) == (None, MetricsConfig(otlp_endpoint="h:2"))
+
+
+def test_metrics_alone_serve_prometheus_on_loopback():
+    assert trace_config.resolve_metrics(False, None, {}) is None
+    assert trace_config.resolve_metrics(True, None, {}) == MetricsConfig(prometheus_host="127.0.0.1",
+                                                                         prometheus_port=9464)
+    both = {"otlpGrpcExporter": {"enable": True, "endpoint": "c:4317"},
+            "prometheusExporter": {"enable": True, "port": 9000}}
+    assert trace_config.resolve_metrics(True, json.dumps(both), {}) == MetricsConfig(
+        otlp_endpoint="c:4317", prometheus_host="127.0.0.1", prometheus_port=9000)
+
+
+@pytest.mark.parametrize("enable, config, message", [
+    (True, {"statsd": {"enable": True}}, "unknown exporter 'statsd'"),
+    (True, {"prometheusExporter": {"enable": True, "port": 0}}, "must be a TCP port"),
+    (True, {"prometheusExporter": {"enable": True, "host": ""}}, "must be an interface address"),
+    (True, {"prometheusExporter": {"enable": False}}, "enables no exporter"),
+    (True, "{", "is not valid JSON"),
+    (False, {"prometheusExporter": {"enable": True}}, "enable_metrics is False"),
+    ("yes", None, "enable_metrics='yes' is invalid"),
+])
+def test_bad_metrics_configuration_is_refused(enable, config, message):
+    with pytest.raises(yr.InvalidOptionError, match=message):
+        trace_config.resolve_metrics(enable, config, {})

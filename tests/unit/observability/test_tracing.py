@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from yuanrong._private import tracing
+from yuanrong._private import trace_config, tracing
 from yuanrong._private.core import traced_calls
 from yuanrong._private.trace_config import TraceConfig
 
@@ -47,7 +47,7 @@ def test_the_carrier_holds_the_w3c_context_and_the_configuration(log_tracing):
         carrier = tracing.carrier()
     trace_id = format(span.get_span_context().trace_id, "032x")
     assert carrier["traceparent"].split("-")[1] == trace_id
-    assert TraceConfig.from_json(carrier[tracing.CONFIG_KEY]) == TraceConfig(log_dir=str(log_tracing))
+    assert trace_config.from_json(carrier[tracing.CONFIG_KEY]) == (TraceConfig(log_dir=str(log_tracing)), None)
     parent = tracing.context_from(carrier)
     with tracing.tracer().start_as_current_span("run", context=parent) as child:
         pass
@@ -55,13 +55,13 @@ def test_the_carrier_holds_the_w3c_context_and_the_configuration(log_tracing):
 
 
 def test_a_worker_adopts_a_configuration_once_and_refuses_a_broken_one_once(tmp_path, caplog):
-    good = TraceConfig(log_dir=str(tmp_path)).to_json()
+    good = trace_config.to_json(TraceConfig(log_dir=str(tmp_path)), None)
     try:
         assert tracing.adopt(good)
         assert tracing.adopt(good) and tracing.config_json() == good
         blocked = tmp_path / "file"
         blocked.write_text("")
-        bad = TraceConfig(log_dir=str(blocked / "sub")).to_json()
+        bad = trace_config.to_json(TraceConfig(log_dir=str(blocked / "sub")), None)
         assert not tracing.adopt(bad)
         assert not tracing.adopt(bad)
         assert len([r for r in caplog.records if "tracing could not start" in r.getMessage()]) == 1

@@ -20,7 +20,7 @@ import ray
 
 from yuanrong._private import options as options_mod
 from yuanrong._private import session, tracing
-from yuanrong._private.core import function_pools, traced_calls
+from yuanrong._private.core import function_pools, pool_metrics, traced_calls  # noqa: F401 - registers gauges
 from yuanrong._private.scheduling import calls
 from yuanrong._private.core.objects import ObjectRef, ObjectRefGenerator, unwrap_args, unwrap_kwargs
 from yuanrong.config import InvokeOptions

@@ -17,13 +17,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import ray
 from opentelemetry.trace import SpanKind
 
-from yuanrong._private import session, tracing
+from yuanrong._private import metering, session, tracing
 
 CTX_KWARG = tracing.CTX_KWARG
 _SHUTDOWN_HOOK = "__yr_shutdown__"
@@ -76,13 +77,40 @@ def _run_attributes(name: str, call: str) -> dict[str, Any]:
     return attributes
 
 
-def _span(carrier: Any, name: str, call: str) -> Any:
-    """The execution span of one call, or None when the call is not traced."""
+class _Execution:
+    """One call's execution: its span (when spans are on) and its metrics (when metrics are on)."""
+
+    __slots__ = ("_span", "_attributes", "_started")
+
+    def __init__(self, carrier: Mapping[str, str], name: str, call: str) -> None:
+        self._attributes = _run_attributes(name, call)
+        self._span = None
+        if tracing.spans:
+            self._span = tracing.tracer().start_as_current_span(
+                f"yr.run {name}", context=tracing.context_from(carrier), kind=SpanKind.CONSUMER,
+                attributes=self._attributes)
+
+    def __enter__(self) -> _Execution:
+        if self._span is not None:
+            self._span.__enter__()
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(self, kind: Any, error: Any, tb: Any) -> Any:
+        a = self._attributes
+        metering.record_call({"yr.function": a["yr.function"], "yr.call_path": a["yr.call_path"],
+                              "yr.pool": a["yr.pool"]}, time.perf_counter() - self._started, error is not None,
+                             a["yr.cold"])
+        if self._span is not None:
+            return self._span.__exit__(kind, error, tb)
+        return None
+
+
+def _span(carrier: Any, name: str, call: str) -> _Execution | None:
+    """The execution of one call, or None when the call carries no telemetry."""
     if carrier is None or not _start(carrier):
         return None
-    return tracing.tracer().start_as_current_span(
-        f"yr.run {name}", context=tracing.context_from(carrier), kind=SpanKind.CONSUMER,
-        attributes=_run_attributes(name, call))
+    return _Execution(carrier, name, call)
 
 
 def traced_function(func: Callable, name: str, call: str = "function") -> Callable:
