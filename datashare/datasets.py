@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
+from opentelemetry import trace as otel_trace
 
 from datashare._ray import handles
 from datashare._ray.handles import CONTROL_TIMEOUT_S, current_node_id, require_connected
@@ -23,6 +24,10 @@ from datashare.chunking import DEFAULT_CHUNK_BYTES, as_table_stream
 from datashare.dataset_info import DatasetInfo
 from datashare.errors import DatasetNotFoundError, InvalidArgumentError, ObjectLostError, SchemaMismatchError
 from datashare.read_cache import ReadCache
+
+# OpenTelemetry's global tracer: spans are recorded when the application installed a provider (yuanrong
+# does when its job traces), and cost a no-op otherwise.
+_tracer = otel_trace.get_tracer("datashare")
 
 __all__ = [
     "append",
@@ -108,8 +113,20 @@ def publish(name: str, data: Any, *, nodes: Sequence[str] | None = None,
     Example:
         >>> publish("features", pa.table({"x": [1, 2]}))   # doctest: +SKIP
     """
-    return _publish(name, data, nodes=nodes, chunk_bytes=chunk_bytes, keep_previous=keep_previous,
-                    lifetime=lifetime, timeout=timeout, base=None)
+    with _tracer.start_as_current_span("datashare.publish", attributes={"datashare.name": str(name)}) as span:
+        info_ = _publish(name, data, nodes=nodes, chunk_bytes=chunk_bytes, keep_previous=keep_previous,
+                         lifetime=lifetime, timeout=timeout, base=None)
+        _published(span, info_, lifetime)
+        return info_
+
+
+def _published(span: Any, info_: DatasetInfo, lifetime: str) -> None:
+    if span.is_recording():
+        span.set_attributes({"datashare.version": info_.version, "datashare.bytes": info_.nbytes,
+                             "datashare.rows": info_.num_rows, "datashare.chunks": info_.num_chunks,
+                             "datashare.holder_nodes": list(info_.node_ids), "datashare.node_id": current_node_id(),
+                             # lifetime="job" keeps the one copy this process put; detached holders copy it.
+                             "datashare.zero_copy": lifetime == "job", "datashare.lifetime": lifetime})
 
 
 def append(name: str, data: Any, *, nodes: Sequence[str] | None = None,
@@ -125,9 +142,12 @@ def append(name: str, data: Any, *, nodes: Sequence[str] | None = None,
         SchemaMismatchError: ``data`` does not have the dataset's schema.
     """
     check_name(name)
-    base = _lookup(name, None, timeout)
-    return _publish(name, data, nodes=nodes, chunk_bytes=chunk_bytes, keep_previous=keep_previous,
-                    lifetime=lifetime, timeout=timeout, base=base)
+    with _tracer.start_as_current_span("datashare.append", attributes={"datashare.name": name}) as span:
+        base = _lookup(name, None, timeout)
+        info_ = _publish(name, data, nodes=nodes, chunk_bytes=chunk_bytes, keep_previous=keep_previous,
+                         lifetime=lifetime, timeout=timeout, base=base)
+        _published(span, info_, lifetime)
+        return info_
 
 
 def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: int, keep_previous: int,
@@ -264,19 +284,33 @@ def open_table(name: str, *, version: int | None = None, timeout: float | None =
         >>> open_table("features").num_rows   # doctest: +SKIP
         3
     """
+    with _tracer.start_as_current_span("datashare.open", attributes={"datashare.name": str(name)}) as span:
+        table, info_, cached = _open_table(name, version, timeout, fresh)
+        if span.is_recording():
+            here = current_node_id()
+            span.set_attributes({"datashare.version": info_.version, "datashare.bytes": info_.nbytes,
+                                 "datashare.cached": cached, "datashare.node_id": here,
+                                 "datashare.holder_nodes": list(info_.node_ids),
+                                 # Chunks held on this node are mapped from shared memory; others are pulled.
+                                 "datashare.zero_copy": set(info_.node_ids) <= {here}})
+        return table
+
+
+def _open_table(name: str, version: int | None, timeout: float | None, fresh: bool
+                ) -> tuple[pa.Table, DatasetInfo, bool]:
     if not fresh:
         require_connected()
         check_name(name)
         hit = _read_cache.get(name, version)
         if hit is not None:
-            return hit[1]
+            return hit[1], hit[0], True
     found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S)
     info_ = found.info
     chunks = get_chunks(list(found.refs), name=name, version=info_.version, node_ids=info_.node_ids,
                         timeout=timeout)
     table = chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks)
     _read_cache.put(name, version, info_, table, found.generation)
-    return table
+    return table, info_, False
 
 
 def stream(name: str, *, version: int | None = None,

@@ -410,7 +410,8 @@ class RayPlacer:
         return decision
 
     def options_for(self, request: PlacementRequest, *, policy: str | Policy = "default",
-                    pin: str = "node", timeout_s: float = 10.0) -> dict[str, Any]:
+                    pin: str = "node", timeout_s: float = 10.0,
+                    on_decision: Callable[[Decision], None] | None = None) -> dict[str, Any]:
         """``.options()`` keywords placing one task or actor as the policy decides, without a group.
 
         Args:
@@ -422,6 +423,7 @@ class RayPlacer:
                 policy's order when the node dies; ``"node_affinity"`` uses
                 ``NodeAffinitySchedulingStrategy(soft=False)``.
             timeout_s: Longest wait for free capacity when the request fits the cluster's totals.
+            on_decision: Called with the decision once made (the caller traces or logs it).
 
         Returns:
             Keywords for ``.options()`` (resource keywords are the caller's).
@@ -439,6 +441,8 @@ class RayPlacer:
         decision = self._decide_within(request, policy, time.monotonic() + timeout_s, timeout_s)
         p = decision.placements[0]
         self._ledger.reserve(decision, request)
+        if on_decision is not None:
+            on_decision(decision)
         if pin == "node_affinity":
             return {"scheduling_strategy": NodeAffinitySchedulingStrategy(p.node_id, soft=False)}
         if pin == "node":

@@ -63,6 +63,42 @@ _propagator = TraceContextTextMapPropagator()
 _atexit_registered = False
 
 
+class _CurrentTracer(otel_trace.Tracer):
+    """A tracer that starts its spans with whatever provider this process has now (a no-op one
+    while tracing is off), so libraries that took OpenTelemetry's global tracer once (datashare,
+    user code) follow ``yr.init`` / ``yr.finalize``."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._for: Any = None
+        self._tracer: Any = otel_trace.NoOpTracer()
+
+    def _current(self) -> Any:
+        provider = _provider
+        if provider is not self._for:
+            self._tracer = provider.get_tracer(self._name) if provider is not None else otel_trace.NoOpTracer()
+            self._for = provider
+        return self._tracer
+
+    def start_span(self, *args: Any, **kwargs: Any) -> Any:
+        return self._current().start_span(*args, **kwargs)
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        return self._current().start_as_current_span(*args, **kwargs)
+
+
+class _CurrentProvider(otel_trace.TracerProvider):
+    """OpenTelemetry's global provider while yuanrong owns it (installed unless the program set its own)."""
+
+    def get_tracer(self, instrumenting_module_name: str, *args: Any, **kwargs: Any) -> Any:
+        return _CurrentTracer(instrumenting_module_name)
+
+
+def _install_global_provider() -> None:
+    if isinstance(otel_trace.get_tracer_provider(), otel_trace.ProxyTracerProvider):
+        otel_trace.set_tracer_provider(_CurrentProvider())
+
+
 def probe(endpoint: str, timeout_s: float = PROBE_TIMEOUT_S) -> str:
     """Why nothing accepts connections at ``endpoint`` (``host:port``), or ``""`` if something does."""
     host, _, port = endpoint.rpartition(":")
@@ -91,6 +127,8 @@ def start(config: TraceConfig | None, metrics: MetricsConfig | None = None, *,
         if not _atexit_registered:
             atexit.register(stop)
             _atexit_registered = True
+    if provider is not None:
+        _install_global_provider()
     if old is not None:
         old.shutdown()
 

@@ -1,9 +1,10 @@
 """Spans of a call chain that crosses nodes and pools arrive at a real OTLP/gRPC receiver.
 
 The chain: the driver invokes ``route`` on edge-1; it calls ``Store.add`` on an instance on
-edge-2; that method calls ``leaf`` on the cloud node. Every hop has a submit span where the call
-is made and an execution span where it runs, children of each other, in one trace, each reporting
-the node and pool it ran on.
+edge-2, which publishes a dataset there and calls ``leaf`` on the cloud node, which opens it. Every
+hop has a submit span where the call is made and an execution span where it runs, children of each
+other, in one trace, each reporting the node and pool it ran on; datashare's publish and open are
+children of the calls that made them.
 """
 
 from __future__ import annotations
@@ -23,9 +24,14 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 EXPORTER_MODULE = "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
 
 
+DATASET = "trace-chain"
+
+
 @yr.invoke
 def leaf(x):
-    return x + 1
+    import datashare
+
+    return x + datashare.open(DATASET).num_rows
 
 
 @yr.instance
@@ -34,6 +40,10 @@ class Store:
         self.base = base
 
     def add(self, x):
+        import datashare
+        import pyarrow as pa
+
+        datashare.publish(DATASET, pa.table({"x": [x]}), lifetime="job")
         return self.base + yr.get(leaf.options(pool="cloud", cpu=100, memory=0).invoke(x))
 
 
@@ -72,7 +82,8 @@ def test_a_chain_across_pools_arrives_with_parents_nodes_and_pools(traced_sessio
     store = Store.options(pool="edge-2", cpu=100, memory=0).invoke(10)
     assert yr.get(route.options(pool="edge-1", cpu=100, memory=0).invoke(store, 1), timeout=60) == 12
     names = ["yr.create Store", "yr.run Store.__init__", "yr.invoke route", "yr.run route",
-             "yr.invoke Store.add", "yr.run Store.add", "yr.invoke leaf", "yr.run leaf"]
+             "yr.invoke Store.add", "yr.run Store.add", "yr.invoke leaf", "yr.run leaf", "datashare.publish",
+             "datashare.open"]
     spans = traced_session.wait_for_spans(lambda got: set(names) <= {s["name"] for s in got})
     by = {n: _one(spans, n) for n in names}
 
@@ -85,6 +96,14 @@ def test_a_chain_across_pools_arrives_with_parents_nodes_and_pools(traced_sessio
     for parent, child in zip(chain, chain[1:]):
         assert by[child]["parent_id"] == by[parent]["span_id"], (parent, child)
     assert by["yr.run Store.__init__"]["parent_id"] == by["yr.create Store"]["span_id"]
+    assert by["datashare.publish"]["parent_id"] == by["yr.run Store.add"]["span_id"]
+    assert by["datashare.open"]["parent_id"] == by["yr.run leaf"]["span_id"]
+    assert by["datashare.publish"]["trace_id"] == by["datashare.open"]["trace_id"] == by["yr.run leaf"]["trace_id"]
+    published, opened = by["datashare.publish"]["attributes"], by["datashare.open"]["attributes"]
+    assert published["datashare.node_id"] in ray_cluster.node_ids("edge-2") and published["datashare.zero_copy"]
+    assert opened["datashare.node_id"] in ray_cluster.node_ids("cloud")
+    assert opened["datashare.bytes"] == published["datashare.bytes"] > 0
+    assert opened["datashare.zero_copy"] is False      # the chunk lives on edge-2: it was pulled
 
     # Where each ran: the pool asked for, on a node of that pool; the process's resource says so too.
     for name, pool in [("yr.run route", "edge-1"), ("yr.run Store.add", "edge-2"), ("yr.run leaf", "cloud"),
@@ -99,6 +118,9 @@ def test_a_chain_across_pools_arrives_with_parents_nodes_and_pools(traced_sessio
     assert by["yr.run Store.add"]["attributes"]["yr.call_path"] == "instance"
     assert by["yr.invoke route"]["attributes"]["yr.requested_pool"] == "'edge-1'"
     store.terminate()
+    import datashare
+
+    datashare.delete(DATASET)
 
 
 def test_pooled_calls_report_their_function_instance_and_cold_then_warm(traced_session):
@@ -140,3 +162,20 @@ def test_user_spans_nest_under_the_call_they_run_in(traced_session):
         lambda got: {"price-basket", "yr.run instrumented"} <= {s["name"] for s in got})
     mine, run = _one(spans, "price-basket"), _one(spans, "yr.run instrumented")
     assert mine["parent_id"] == run["span_id"] and mine["scope"] == "shop.checkout"
+
+
+def test_placement_decisions_are_spans_of_the_call_they_placed(traced_session):
+    f = exporting.options(placement_policy="edge_first", cpu=100, memory=0, function_instances=False)
+    yr.get(f.invoke(), timeout=60)
+    spans = traced_session.wait_for_spans(lambda got: any(s["name"] == "yr.place function exporting" for s in got))
+    place = next(s for s in spans if s["name"] == "yr.place function exporting")
+    submit = next(s for s in spans if s["span_id"] == place["parent_id"])
+    assert submit["name"] == "yr.invoke exporting"
+    attributes = place["attributes"]
+    assert attributes["yr.placement.policy"] == "edge_first"
+    assert attributes["yr.placement.tier"] == "edge" and attributes["yr.placement.reason"]
+    run = traced_session.wait_for_spans(lambda got: any(
+        s["name"] == "yr.run exporting" and s["parent_id"] == submit["span_id"] for s in got))
+    ran = next(s for s in run if s["name"] == "yr.run exporting" and s["parent_id"] == submit["span_id"])
+    assert ran["attributes"]["yr.node_id"] == attributes["yr.placement.node_id"]
+    assert ran["attributes"]["yr.pool"] == attributes["yr.placement.pool"]

@@ -117,3 +117,16 @@ def test_traced_classes_wrap_methods_but_not_static_or_class_methods():
         pass
 
     assert traced_calls.creation_accepts_context(traced_calls.traced_class(Bare))
+
+
+def test_libraries_using_opentelemetrys_global_tracer_follow_yuanrongs_provider(tmp_path):
+    from opentelemetry import trace as otel_trace
+
+    library_tracer = otel_trace.get_tracer("some.library")
+    tracing.start(TraceConfig(log_dir=str(tmp_path)))
+    with library_tracer.start_as_current_span("while-on") as span:
+        assert span.is_recording()
+    tracing.stop()
+    with library_tracer.start_as_current_span("while-off") as span:
+        assert not span.is_recording()
+    assert [s["name"] for s in spans_in(tmp_path)] == ["while-on"]

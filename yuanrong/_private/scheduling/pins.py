@@ -18,7 +18,7 @@ import ray
 import datashare
 import placement
 from placement.ray_adapter import RayPlacer
-from yuanrong._private import session
+from yuanrong._private import session, tracing
 from yuanrong._private.core.objects import ObjectRef
 from yuanrong._private.options import Resolved
 from yuanrong._private.scheduling.feasibility import as_placement_error
@@ -93,8 +93,12 @@ def remote_for(ray_callable: Any, resolved: Resolved, *, what: str, base_options
 
     def remote(*args: Any, **kwargs: Any) -> Any:
         request = fixed_request or build_request(resolved)
-        with as_placement_error(what):
-            chosen = placer().options_for(request, policy=policy, pin=pin, timeout_s=resolved.schedule_timeout_s)
+        if tracing.spans:
+            chosen = _traced_decision(request, policy, pin, resolved, what)
+        else:
+            with as_placement_error(what):
+                chosen = placer().options_for(request, policy=policy, pin=pin,
+                                              timeout_s=resolved.schedule_timeout_s)
         out = ray_callable.options(**base, **chosen).remote(*args, **kwargs)
         if labels:
             node = chosen.get("label_selector", {}).get(placement.labels.NODE_ID)
@@ -102,6 +106,26 @@ def remote_for(ray_callable: Any, resolved: Resolved, *, what: str, base_options
         return out
 
     return remote
+
+
+def _traced_decision(request: placement.PlacementRequest, policy: str, pin: str, resolved: Resolved,
+                     what: str) -> dict[str, Any]:
+    """The engine's decision for one call inside a ``yr.place`` span: policy, chosen pool and node,
+    offload and the decision's one-line reason (or the infeasibility, as the span's error)."""
+    with tracing.tracer().start_as_current_span(f"yr.place {what}", attributes={
+            "yr.placement.policy": policy, "yr.placement.pin": pin}) as span:
+
+        def record(decision: placement.Decision) -> None:
+            p = decision.placements[0]
+            span.set_attributes({"yr.placement.pool": p.pool, "yr.placement.tier": p.tier,
+                                 "yr.placement.node_id": p.node_id, "yr.placement.offloaded": p.offloaded,
+                                 "yr.placement.offloaded_from": list(p.offloaded_from),
+                                 "yr.placement.reason": p.reason, "yr.placement.elapsed_s": decision.elapsed_s,
+                                 "yr.placement.runners_up": [r.pool for r in p.runners_up]})
+
+        with as_placement_error(what):
+            return placer().options_for(request, policy=policy, pin=pin, timeout_s=resolved.schedule_timeout_s,
+                                        on_decision=record)
 
 
 def pool_options(resolved: Resolved, *, what: str) -> dict[str, Any]:
