@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from placement import labels as label_keys
-from yuanrong.cli import _auth, _background_cluster, _cluster_config, _pools_file, _status_view
+from yuanrong.cli import _auth, _background_cluster, _cluster_config, _pools_file, _status_view, _trace_view
 from yuanrong.cli._errors import BadInput, ClusterConfigError, CommandFailed
 from yuanrong.cli._ray_start import NodeStart, check_reachable, format_labels, ray_command, run_ray_start
 
@@ -426,6 +426,30 @@ def _run_side_by_side(argv: list[str]) -> int:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
     return subprocess.run([sys.executable, "-m", "apps.demo", *argv], env=env).returncode
+
+
+@cli.command(epilog=_EPILOG)
+@click.argument("trace_id")
+@click.option("--dir", "dirs", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Directory of span log files (repeatable; default: logFileExporter's default directory).")
+@json_option
+def trace(*, trace_id: str, dirs: tuple[str, ...], as_json: bool) -> None:
+    """Print one trace's spans as a waterfall, from the span log files (logFileExporter)."""
+    from yuanrong._private.trace_config import DEFAULT_LOG_DIR
+
+    directories = [Path(d) for d in dirs] or [Path(DEFAULT_LOG_DIR)]
+    try:
+        spans = _trace_view.read_spans(directories, trace_id)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    if not spans:
+        raise BadInput(f"trace {trace_id!r} has no spans in {', '.join(map(str, directories))}; run the job with "
+                       f"enable_trace=True and runtime_trace_config's logFileExporter enabled, or pass --dir with "
+                       f"the directory it wrote to.")
+    if as_json:
+        _print_json(spans)
+        return
+    click.echo(_trace_view.waterfall(spans))
 
 
 def _print_json(value: Any) -> None:
