@@ -44,6 +44,9 @@ TRACER_NAME = "yuanrong"
 SERVICE_NAME = "yuanrong"
 LOG_PREFIX = "trace info "  # openYuanrong's marker of a span line in its log files
 SCHEDULE_DELAY_MS = 200     # a worker may be stopped any time: spans wait at most this long
+# A burst of thousands of async calls makes a span each: the SDK's default queue (2,048) would drop some.
+MAX_QUEUE = 65536
+BATCH = 1024
 EXPORT_TIMEOUT_S = 5
 FLUSH_TIMEOUT_MS = 5000
 PROBE_TIMEOUT_S = 1.0
@@ -162,13 +165,15 @@ def _make_provider(config: TraceConfig, resource: Resource) -> TracerProvider:
 
         exporter = OTLPSpanExporter(endpoint=config.otlp_endpoint, insecure=True, timeout=EXPORT_TIMEOUT_S)
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=SCHEDULE_DELAY_MS,
-                                                       export_timeout_millis=EXPORT_TIMEOUT_S * 1000))
+                                                       export_timeout_millis=EXPORT_TIMEOUT_S * 1000,
+                                                       max_queue_size=MAX_QUEUE, max_export_batch_size=BATCH))
     if config.log_dir:
         os.makedirs(config.log_dir, exist_ok=True)
         out = open(os.path.join(config.log_dir, f"yr-trace-{os.getpid()}.log"), "a", buffering=1,  # noqa: SIM115
                    encoding="utf-8")
         exporter = ConsoleSpanExporter(out=out, formatter=_log_line)
-        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=SCHEDULE_DELAY_MS))
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=SCHEDULE_DELAY_MS,
+                                                       max_queue_size=MAX_QUEUE, max_export_batch_size=BATCH))
     return provider
 
 
