@@ -58,6 +58,7 @@ enabled = False
 spans = False
 
 _lock = threading.Lock()
+_adopt_lock = threading.Lock()  # concurrent first calls in a threaded actor start one provider
 _provider: TracerProvider | None = None
 _tracer: Any = None
 _config_json = ""
@@ -144,16 +145,19 @@ def adopt(config_json: str, attributes: Mapping[str, Any] | None = None) -> bool
     """
     if config_json == _config_json:
         return True
-    if config_json in _refused:
-        return False
-    try:
-        trace, metrics = trace_config.from_json(config_json)
-        start(trace, metrics, attributes=attributes)
-    except Exception as e:  # noqa: BLE001 - any failure to set up tracing must leave the call running
-        _refused.add(config_json)
-        logger.warning("tracing could not start in this worker (pid %d), its calls run untraced: %s",
-                       os.getpid(), e)
-        return False
+    with _adopt_lock:
+        if config_json == _config_json:
+            return True
+        if config_json in _refused:
+            return False
+        try:
+            trace, metrics = trace_config.from_json(config_json)
+            start(trace, metrics, attributes=attributes)
+        except Exception as e:  # noqa: BLE001 - any failure to set up tracing must leave the call running
+            _refused.add(config_json)
+            logger.warning("tracing could not start in this worker (pid %d), its calls run untraced: %s",
+                           os.getpid(), e)
+            return False
     return True
 
 

@@ -30,9 +30,21 @@ async def priced(request):
     return {"price": await double.invoke(body["x"])}
 
 
+@endpoint(name="features-doubled", pool="edge-1", invoke_options=yr.InvokeOptions(cpu=100, memory=0))
+class FeaturesDoubled:
+    """A gRPC endpoint (apps/features' FeatureService) that asks a function for its answer."""
+
+    async def GetFeatures(self, request):  # noqa: N802 - the rpc's name
+        from apps.features import grpc_api
+
+        return grpc_api.Features(user_id=request.user_id, events=await double.invoke(request.user_id))
+
+
 @pytest.fixture(scope="module")
 def serve_address(traced_session):
-    address = start()
+    from apps.features.grpc_api import SERVICER_FUNCTION
+
+    address = start(grpc_servicer_functions=[SERVICER_FUNCTION])
     try:
         yield address
     finally:
@@ -96,3 +108,22 @@ def test_an_endpoint_request_without_traceparent_starts_a_trace_its_calls_join(t
     submit = _in_trace(spans, request["trace_id"], "yr.invoke double")
     assert submit["parent_id"] == request["span_id"]
     assert _in_trace(spans, request["trace_id"], "yr.run double")["parent_id"] == submit["span_id"]
+
+
+def test_a_grpc_request_continues_the_traceparent_in_its_metadata(traced_session, serve_address):
+    import grpc
+    from apps.features import grpc_api
+
+    run(FeaturesDoubled, route=None)
+    trace_id, client_span, traceparent = _client_context()
+    with grpc.insecure_channel(serve_address.grpc_target) as channel:
+        stub = grpc_api.FeatureServiceStub(channel)
+        meta = (("application", "features-doubled"), ("traceparent", traceparent))
+        reply = stub.GetFeatures(grpc_api.UserRequest(user_id=4), metadata=meta, timeout=120)
+    assert reply.events == 8
+    names = ["yr.endpoint features-doubled.GetFeatures", "yr.invoke double", "yr.run double"]
+    spans = traced_session.wait_for_spans(
+        lambda got: set(names) <= {s["name"] for s in got if s["trace_id"] == trace_id})
+    request, submit, execute = (_in_trace(spans, trace_id, n) for n in names)
+    assert request["parent_id"] == client_span and request["attributes"]["rpc.system"] == "grpc"
+    assert submit["parent_id"] == request["span_id"] and execute["parent_id"] == submit["span_id"]
