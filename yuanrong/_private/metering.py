@@ -6,6 +6,8 @@ Built-in instruments (names as exported; Prometheus adds ``_total`` to counters 
   instance), pool and outcome (``ok`` / ``error``), counted where they ran;
 * ``yr.call.duration`` (histogram, s) - how long each call ran, same attributes;
 * ``yr.cold_starts`` (counter) - first runs of a function or class in a process, by pool;
+* ``yr.placements`` (counter) - the placement engine's decisions, by policy, chosen pool and
+  whether the call was offloaded from the pools it preferred;
 * ``yr.function.instances`` (gauge, driver) - live function instances per function;
 * ``yr.function.queued`` (gauge, driver) - calls waiting beyond their instances' concurrency.
 
@@ -37,6 +39,7 @@ _server: Any = None
 _calls: Any = None
 _duration: Any = None
 _cold: Any = None
+_placements: Any = None
 #: Callbacks the driver registers for its gauges (function instances, queue depth).
 _driver_gauges: list[tuple[str, str, Callable[[], Iterable[tuple[float, dict[str, Any]]]]]] = []
 #: Called after each start (callback instruments of yuanrong.metrics register themselves).
@@ -45,7 +48,7 @@ _start_hooks: list[Callable[[], Any]] = []
 
 def start(config: MetricsConfig, resource: Resource, *, serve_prometheus: bool) -> None:
     """Start this process's meter provider (replacing an earlier one)."""
-    global _provider, _meter, _server, _calls, _duration, _cold
+    global _provider, _meter, _server, _calls, _duration, _cold, _placements
     stop()
     readers = []
     if config.otlp_endpoint:
@@ -68,6 +71,7 @@ def start(config: MetricsConfig, resource: Resource, *, serve_prometheus: bool) 
     _duration = _meter.create_histogram("yr.call.duration", unit="s", description="how long each call ran")
     _cold = _meter.create_counter("yr.cold_starts", unit="1",
                                   description="first runs of a function or class in a process")
+    _placements = _meter.create_counter("yr.placements", unit="1", description="placement engine decisions")
     for name, description, read in _driver_gauges:
         _meter.create_observable_gauge(name, callbacks=[_observer(read)], description=description)
     for hook in _start_hooks:
@@ -113,6 +117,12 @@ def record_call(attributes: dict[str, Any], seconds: float, error: bool, cold: b
     _duration.record(seconds, point)
     if cold:
         _cold.add(1, {k: v for k, v in attributes.items() if k != "yr.call_path"})
+
+
+def record_placement(policy: str, pool: str, offloaded: bool) -> None:
+    if _provider is not None:
+        _placements.add(1, {"yr.placement.policy": policy, "yr.placement.pool": pool,
+                            "yr.placement.offloaded": offloaded})
 
 
 def meter(name: str) -> Any:

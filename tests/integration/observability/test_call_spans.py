@@ -179,3 +179,7 @@ def test_placement_decisions_are_spans_of_the_call_they_placed(traced_session):
     ran = next(s for s in run if s["name"] == "yr.run exporting" and s["parent_id"] == submit["span_id"])
     assert ran["attributes"]["yr.node_id"] == attributes["yr.placement.node_id"]
     assert ran["attributes"]["yr.pool"] == attributes["yr.placement.pool"]
+    # The same decision is counted in the driver's yr.placements metric.
+    traced_session.wait_for_metrics(lambda _: traced_session.latest(
+        "yr.placements", **{"yr.placement.policy": "edge_first", "yr.placement.pool": attributes["yr.placement.pool"]})
+        >= 1)

@@ -74,6 +74,15 @@ def test_built_in_call_metrics_count_calls_errors_and_cold_starts(scrape):
     assert _sample(text, "yr_call_duration_seconds_count", yr_function="add", yr_outcome="ok") == 2
 
 
+def test_placement_decisions_are_counted_by_policy_pool_and_offload(scrape):
+    metering.record_placement("edge_first", "edge-1", False)
+    metering.record_placement("edge_first", "cloud", True)
+    metering.record_placement("edge_first", "cloud", True)
+    text = scrape()
+    assert _sample(text, "yr_placements_total", yr_placement_pool="cloud", yr_placement_offloaded="true") == 2
+    assert _sample(text, "yr_placements_total", yr_placement_pool="edge-1", yr_placement_offloaded="false") == 1
+
+
 def test_recording_while_metrics_are_off_does_nothing_and_bad_values_are_refused():
     assert not metering.on()
     counter = yr.metrics.UInt64Counter("jobs_done")

@@ -18,7 +18,7 @@ import ray
 import datashare
 import placement
 from placement.ray_adapter import RayPlacer
-from yuanrong._private import session, tracing
+from yuanrong._private import metering, session, tracing
 from yuanrong._private.core.objects import ObjectRef
 from yuanrong._private.options import Resolved
 from yuanrong._private.scheduling.feasibility import as_placement_error
@@ -93,7 +93,7 @@ def remote_for(ray_callable: Any, resolved: Resolved, *, what: str, base_options
 
     def remote(*args: Any, **kwargs: Any) -> Any:
         request = fixed_request or build_request(resolved)
-        if tracing.spans:
+        if tracing.enabled:
             chosen = _traced_decision(request, policy, pin, resolved, what)
         else:
             with as_placement_error(what):
@@ -111,7 +111,8 @@ def remote_for(ray_callable: Any, resolved: Resolved, *, what: str, base_options
 def _traced_decision(request: placement.PlacementRequest, policy: str, pin: str, resolved: Resolved,
                      what: str) -> dict[str, Any]:
     """The engine's decision for one call inside a ``yr.place`` span: policy, chosen pool and node,
-    offload and the decision's one-line reason (or the infeasibility, as the span's error)."""
+    offload and the decision's one-line reason (or the infeasibility, as the span's error); and
+    counted in the ``yr.placements`` metric."""
     with tracing.tracer().start_as_current_span(f"yr.place {what}", attributes={
             "yr.placement.policy": policy, "yr.placement.pin": pin}) as span:
 
@@ -122,6 +123,7 @@ def _traced_decision(request: placement.PlacementRequest, policy: str, pin: str,
                                  "yr.placement.offloaded_from": list(p.offloaded_from),
                                  "yr.placement.reason": p.reason, "yr.placement.elapsed_s": decision.elapsed_s,
                                  "yr.placement.runners_up": [r.pool for r in p.runners_up]})
+            metering.record_placement(policy, p.pool, p.offloaded)
 
         with as_placement_error(what):
             return placer().options_for(request, policy=policy, pin=pin, timeout_s=resolved.schedule_timeout_s,
