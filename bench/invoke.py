@@ -15,7 +15,7 @@ against the same job's calls made with tracing switched off in the driver (same 
 workers), so the difference is the spans, the context each call carries and their export.
 
 Run: ``python bench/invoke.py`` (``--quick`` for a short smoke run, ``--only-tracing`` for the
-tracing rows alone). Writes bench/results/invoke.json.
+tracing rows alone, written to bench/results/invoke_tracing.json). Writes bench/results/invoke.json.
 """
 
 from __future__ import annotations
@@ -165,7 +165,8 @@ def main() -> int:
             tracing.enabled = True  # as the job configured it, for finalize
         print_table(rows, title=f"invoke overhead: {rounds} alternating rounds, {n_lat} sync calls and "
                                 f"{n_tput} async calls per round and path (median round)")
-        path = write_json("invoke", {"rounds": rounds, "sync_calls": n_lat, "async_calls": n_tput,
+        # The tracing rows alone go to their own file, so they do not replace a full run's results.
+        path = write_json("invoke_tracing" if args.only_tracing else "invoke", {"rounds": rounds, "sync_calls": n_lat, "async_calls": n_tput,
                                      "results": record, "rows": rows})
         print(f"\nJSON: {path}")
     finally:
