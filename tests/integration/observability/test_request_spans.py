@@ -119,7 +119,16 @@ def test_a_grpc_request_continues_the_traceparent_in_its_metadata(traced_session
     with grpc.insecure_channel(serve_address.grpc_target) as channel:
         stub = grpc_api.FeatureServiceStub(channel)
         meta = (("application", "features-doubled"), ("traceparent", traceparent))
-        reply = stub.GetFeatures(grpc_api.UserRequest(user_id=4), metadata=meta, timeout=120)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                reply = stub.GetFeatures(grpc_api.UserRequest(user_id=4), metadata=meta, timeout=120)
+                break
+            except grpc.RpcError as e:
+                # Serve's gRPC proxy learns a new application a moment after serve.run returns.
+                if e.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
     assert reply.events == 8
     names = ["yr.endpoint features-doubled.GetFeatures", "yr.invoke double", "yr.run double"]
     spans = traced_session.wait_for_spans(
