@@ -130,3 +130,36 @@ def test_libraries_using_opentelemetrys_global_tracer_follow_yuanrongs_provider(
     with library_tracer.start_as_current_span("while-off") as span:
         assert not span.is_recording()
     assert [s["name"] for s in spans_in(tmp_path)] == ["while-on"]
+
+
+def test_request_spans_continue_an_http_or_grpc_traceparent(tmp_path):
+    import asyncio
+    import inspect
+    import types
+
+    from yuanrong._private import trace_config as tc
+    from yuanrong._private.serve import traced_requests
+
+    config = tc.to_json(TraceConfig(log_dir=str(tmp_path)), None)
+    parent = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+
+    class Handler:
+        async def __call__(self, request):
+            return tracing.tracer().start_span("inside").get_span_context().trace_id
+
+        def Rpc(self, request):  # noqa: N802
+            return tracing.tracer().start_span("rpc-inside").get_span_context().trace_id
+
+    traced = traced_requests.traced_target(Handler, "ep", config, lambda: {"yr.role": "replica"})
+    assert "grpc_context" in inspect.signature(traced.Rpc).parameters
+    try:
+        http = types.SimpleNamespace(headers={"traceparent": parent}, method="POST",
+                                     url=types.SimpleNamespace(path="/ep"))
+        assert format(asyncio.run(traced()(http)), "032x") == "a" * 32
+        grpc_context = types.SimpleNamespace(invocation_metadata=lambda: [("traceparent", parent)])
+        assert format(traced().Rpc(object(), grpc_context=grpc_context), "032x") == "a" * 32
+    finally:
+        tracing.stop()
+    names = {s["name"]: s for s in spans_in(tmp_path)}
+    assert names["yr.endpoint ep"]["parent_id"] == "0x" + "b" * 16
+    assert names["yr.endpoint ep.Rpc"]["attributes"]["rpc.system"] == "grpc"
