@@ -34,6 +34,10 @@ async def priced(request):
 class FeaturesDoubled:
     """A gRPC endpoint (apps/features' FeatureService) that asks a function for its answer."""
 
+    def __init__(self):
+        # Puts the generated messages on this replica's path before a request must be unpickled.
+        from apps.features import grpc_api  # noqa: F401
+
     async def GetFeatures(self, request):  # noqa: N802 - the rpc's name
         from apps.features import grpc_api
 
@@ -114,7 +118,7 @@ def test_a_grpc_request_continues_the_traceparent_in_its_metadata(traced_session
     import grpc
     from apps.features import grpc_api
 
-    run(FeaturesDoubled, route=None)
+    run(FeaturesDoubled, route="/features-doubled")
     trace_id, client_span, traceparent = _client_context()
     with grpc.insecure_channel(serve_address.grpc_target) as channel:
         stub = grpc_api.FeatureServiceStub(channel)
