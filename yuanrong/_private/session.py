@@ -84,7 +84,7 @@ class Session:
     group_watcher: Any = None
     # Pre-started workers that adopt new instances (Config.warm_pool_size); None when off.
     warm_pools: Any = None
-    # core.function_pools.Registry: pooled function instances and their reaper, made at the first call.
+    # core.pool_registry.Registry: pooled function instances and their reaper, made at the first call.
     function_pools: Any = None
     # Function instances stopped by yr.cancel(allow_force=True), so their calls read as cancelled.
     cancelled_instances: set[str] = dataclasses.field(default_factory=set)

@@ -296,7 +296,7 @@ def test_element_has_openyuanrong_fields():
 
 def test_finalize_kills_every_instance(yr_session):
     """A registry's close() (what finalize does) leaves no instance running."""
-    from yuanrong._private.core import function_pools
+    from yuanrong._private.core import pool_registry
 
     import ray
 
@@ -310,4 +310,4 @@ def test_finalize_kills_every_instance(yr_session):
     pool.close()
     for actor in actors:
         _until(lambda: ray._private.state.actors(actor_id=actor)["State"] == "DEAD", "the instance to die", 15)
-    assert isinstance(registry, function_pools.Registry)
+    assert isinstance(registry, pool_registry.Registry)

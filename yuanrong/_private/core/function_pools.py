@@ -1,21 +1,21 @@
 """Pools of function instances: the processes a stateless function's calls run in.
 
 One :class:`FunctionPool` per function × resolved options × placement, per calling process, kept in
-the :class:`~yuanrong._private.session.Session` (``function_pools``, a :class:`Registry`). A call
-goes to the least-loaded *ready* instance with a free slot (``concurrency`` slots each). When every
+the session's :class:`~yuanrong._private.core.pool_registry.Registry`. A call goes to the least-loaded *ready* instance with a free slot (``concurrency`` slots each). When every
 instance is busy the pool starts another (up to ``max_instances``, one at a time); meanwhile the
 call queues on the least-loaded instance if, by the calls' average duration so far, it would wait
 there less than 50 ms, and otherwise runs as a plain Ray task rather than wait for a process start
-(~0.4 s). So a first call costs what a Ray task costs and nothing waits on an instance that cannot
-be placed. At
-``max_instances`` the call queues on the least-loaded instance, up to a bound, then fails with
-:class:`~yuanrong.FunctionQueueFullError`.
+(~0.4 s). Short calls (a few milliseconds or less) always queue: a Ray task costs the driver and
+the raylet about a millisecond and may wait for a worker process itself, so an instance's queue
+drains them faster than tasks would (an actor serves ~6,000 calls/s on a 2-core host, Ray tasks
+~1,000-2,400). So a first call costs what a Ray task costs and nothing waits on an instance that
+cannot be placed. At ``max_instances`` the call queues on the least-loaded instance, up to a
+bound, then fails with :class:`~yuanrong.FunctionQueueFullError`.
 
-A background reaper (one thread per process, stopped by ``finalize``) releases instances idle for
-``idle_timeout`` seconds (down to ``min_instances``), releases idle instances early when the
-cluster has work waiting for resources (an idle instance must not starve a task, an instance or a
-resource group), drops instances that died, and gives up on instances that could not be placed
-within ``schedule_timeout_ms``.
+Instances are started, released and reaped by the session's
+:class:`~yuanrong._private.core.pool_registry.Registry`: idle ones after ``idle_timeout`` seconds
+(down to ``min_instances``), or early when the cluster has work waiting for resources; dead ones;
+and ones not placed within ``schedule_timeout_ms``.
 """
 
 from __future__ import annotations
@@ -26,13 +26,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
 from yuanrong._private import ray_errors
 from yuanrong._private.core.function_instances import AsyncFunctionInstance, FunctionInstance
 from yuanrong.exception import FunctionQueueFullError
+
+if TYPE_CHECKING:
+    from yuanrong._private.core.pool_registry import Registry
 
 logger = logging.getLogger("yuanrong")
 
@@ -43,22 +46,26 @@ DEFAULT_QUEUE_LIMIT = 10_000
 # Instances one pool starts at the same time (beyond min_instances). One: a burst is served by Ray
 # tasks meanwhile, and a 2-core node should not spend a second starting processes it may not need.
 STARTS_AT_ONCE = 1
-REAP_PERIOD_S = 1.0
-PRESSURE_PERIOD_S = 5.0     # how often the cluster's waiting work is looked at (a GCS round trip)
 PRESSURE_GRACE_S = 1.0      # an instance idle this long yields to work waiting for resources
 QUEUE_WAIT_S = 0.05         # a call queues on a busy instance if it would wait less than this
 # What an actor call costs an instance beyond the function's own run time (pipelined: a raw actor
 # serves ~6,600 calls/s on a 2-core host).
 CALL_OVERHEAD_S = 0.00015
 PING_PERIOD_S = 5.0         # idle instances are pinged this often so dead ones are dropped
+# Calls shorter than this on average never overflow into Ray tasks: a task's own cost (~1 ms of
+# driver and raylet time, more when Ray must start a worker) would exceed the wait it saves.
+TASK_WORTH_S = 0.005
+# A busy instance's finished calls are counted at most this often on the call path (each count is
+# a ``ray.wait``, ~0.1 ms): a burst of calls then pays for one count per few calls, not one each.
+RECONCILE_EVERY_S = 0.001
 
 _SyncHost = ray.remote(FunctionInstance)
 _AsyncHost = ray.remote(AsyncFunctionInstance)
 
 
-class _Instance:
+class Instance:
     __slots__ = ("handle", "actor_id", "ready", "dead", "started", "last_used", "in_flight", "pending", "pinged",
-                 "last_done", "call", "stream")
+                 "last_done", "reconciled_at", "call", "stream")
 
     def __init__(self, handle: Any, return_nums: int) -> None:
         self.handle = handle
@@ -67,7 +74,7 @@ class _Instance:
         self.dead = False
         self.started = self.last_used = self.pinged = time.monotonic()
         self.in_flight = 0
-        self.last_done = 0.0
+        self.last_done = self.reconciled_at = 0.0
         # (marker, first result or None, time sent) per call sent, oldest first; counted as finished
         # by ``FunctionPool._reconcile``.
         self.pending: deque[tuple[Any, Any, float]] = deque()
@@ -98,14 +105,14 @@ class FunctionPool:
         self.queue_limit = int(os.environ.get(QUEUE_LIMIT_ENV, DEFAULT_QUEUE_LIMIT))
         self.closed = False
         self.lock = threading.RLock()
-        self.instances: list[_Instance] = []
+        self.instances: list[Instance] = []
         self._reserved = 0          # instances being created right now (outside the lock)
         self._avg_call_s = 1.0      # running mean of a call's service time; pessimistic until measured
         self._next_start_at = 0.0   # after an instance failed to start, wait before trying again
         self._start_backoff_s = 1.0
         self._reserved += min_instances
         for _ in range(min_instances):
-            self._start()
+            self._start_soon()
 
     # --- the call path ------------------------------------------------------------------------
     # Ray runs completion callbacks on its own threads, and some Ray calls wait for those threads:
@@ -127,9 +134,14 @@ class FunctionPool:
                 return self.run_as_task(*args, **kwargs)
             finally:
                 if start:
-                    self._start()
-        if start:
-            self._start()
+                    self._start_soon()
+        try:
+            return self._send(inst, args, kwargs)
+        finally:
+            if start:
+                self._start_soon()
+
+    def _send(self, inst: Instance, args: tuple, kwargs: dict) -> Any:
         try:
             if self.streaming:
                 out = inst.stream(*args, **kwargs)
@@ -148,7 +160,7 @@ class FunctionPool:
         inst.pending.append((marker, first, time.monotonic()))
         return result
 
-    def _choose(self, reconciled: bool = False) -> tuple[_Instance | None, bool, _Instance | None]:
+    def _choose(self, reconciled: bool = False) -> tuple[Instance | None, bool, Instance | None]:
         """Decide where the next call goes (called with the lock held).
 
         Returns:
@@ -162,16 +174,27 @@ class FunctionPool:
                 best = inst
         if best is not None and best.in_flight < self.concurrency:
             return self._take(best), False, None
-        if best is not None and not reconciled and best.pending:
+        now = time.monotonic()
+        if best is not None and not reconciled and best.pending and (
+                self._avg_call_s >= TASK_WORTH_S or now - best.reconciled_at >= RECONCILE_EVERY_S):
+            # (Short calls queue whatever the count says: it need not be exact on every call.)
             return None, False, best
         live = [i for i in self.instances if not i.dead]
-        if best is not None and self._expected_wait(best) <= QUEUE_WAIT_S:
-            # A short wait in a busy instance beats a Ray task and a process start alike (actor
-            # calls pipeline): neither is spent on a burst one instance drains in time.
-            return self._queue(best, live), False, None
         starting = sum(1 for i in live if not i.ready) + self._reserved
         start = (len(live) + self._reserved < self.max_instances and starting < STARTS_AT_ONCE
-                 and time.monotonic() >= self._next_start_at)
+                 and now >= self._next_start_at)
+        if best is not None:
+            wait = self._expected_wait(best)
+            short = self._avg_call_s < TASK_WORTH_S and self._queued(live) < self.queue_limit
+            if wait <= QUEUE_WAIT_S or short:
+                # A short wait in a busy instance beats a Ray task and a process start alike (actor
+                # calls pipeline), and short calls drain faster there than as tasks however many
+                # queue: another instance starts only when the wait is long.
+                start = start and wait > QUEUE_WAIT_S
+                inst = self._queue(best, live)
+                if start:
+                    self._reserved += 1
+                return inst, start, None
         if start:
             self._reserved += 1
             return None, True, None
@@ -180,8 +203,11 @@ class FunctionPool:
             return None, False, None
         return self._queue(best, live), False, None
 
-    def _queue(self, best: _Instance, live: list[_Instance]) -> _Instance:
-        queued = sum(max(0, i.in_flight - self.concurrency) for i in live)
+    def _queued(self, live: list[Instance]) -> int:
+        return sum(max(0, i.in_flight - self.concurrency) for i in live)
+
+    def _queue(self, best: Instance, live: list[Instance]) -> Instance:
+        queued = self._queued(live)
         if queued >= self.queue_limit:
             raise FunctionQueueFullError(
                 f"function {self.name}: {queued} calls are already queued (the limit is {self.queue_limit}) and all "
@@ -191,7 +217,7 @@ class FunctionPool:
                 function=self.name, limit=self.queue_limit)
         return self._take(best)
 
-    def _expected_wait(self, inst: _Instance) -> float:
+    def _expected_wait(self, inst: Instance) -> float:
         """Seconds a call queued on ``inst`` would wait, from the calls' average service time so far,
         or from how long its oldest call has run when that is longer (a call far slower than the
         average must not hold the ones queued behind it). That call started when it was sent or
@@ -203,12 +229,12 @@ class FunctionPool:
         return ahead * per_call / self.concurrency
 
     @staticmethod
-    def _take(inst: _Instance) -> _Instance:
+    def _take(inst: Instance) -> Instance:
         inst.in_flight += 1
         inst.last_used = time.monotonic()
         return inst
 
-    def _reconcile(self, inst: _Instance, limit: int | None = None) -> None:
+    def _reconcile(self, inst: Instance, limit: int | None = None) -> None:
         """Count the calls ``inst`` finished: one ``ray.wait`` over its oldest pending markers.
 
         Completion is learnt when it matters (a call finds the instance busy, a cancel, the
@@ -216,6 +242,7 @@ class FunctionPool:
         thread for every call (~0.1 ms each, measured), this costs one wait per decision.
         """
         with self.lock:
+            inst.reconciled_at = time.monotonic()
             n = len(inst.pending) if limit is None else min(limit, len(inst.pending))
             head = [inst.pending[i] for i in range(n)]
         if not head:
@@ -252,10 +279,17 @@ class FunctionPool:
 
     # --- instances ----------------------------------------------------------------------------
 
+    def _start_soon(self) -> None:
+        """Start one instance on the registry's starter thread: submitting an actor's creation
+        (pickling the function, ~1.5 ms) would otherwise delay the call that asked for it."""
+        if not self.registry.start_soon(self._start):
+            with self.lock:
+                self._reserved -= 1
+
     def _start(self) -> None:
         """Start one instance (a slot was reserved in ``_reserved`` under the lock)."""
         try:
-            inst = _Instance(self._create(self.func, self.return_nums), self.return_nums)
+            inst = Instance(self._create(self.func, self.return_nums), self.return_nums)
         finally:
             with self.lock:
                 self._reserved -= 1
@@ -270,7 +304,7 @@ class FunctionPool:
         ready = inst.handle.__ray_ready__.remote()
         ready._on_completed(lambda value: self._on_ready(inst, value))
 
-    def _on_ready(self, inst: _Instance, value: Any) -> None:
+    def _on_ready(self, inst: Instance, value: Any) -> None:
         with self.lock:
             if isinstance(value, Exception):
                 if not inst.dead:
@@ -284,18 +318,18 @@ class FunctionPool:
                 inst.ready = True
                 inst.last_used = time.monotonic()
 
-    def _on_ping(self, inst: _Instance, value: Any) -> None:
+    def _on_ping(self, inst: Instance, value: Any) -> None:
         if isinstance(value, ray.exceptions.RayActorError):
             with self.lock:
                 self._forget(inst)
 
-    def _forget(self, inst: _Instance) -> None:
+    def _forget(self, inst: Instance) -> None:
         """Take ``inst`` out of the pool (with the lock held); the caller kills it if needed."""
         inst.dead = True
         if inst in self.instances:
             self.instances.remove(inst)
 
-    def kill_running(self, inst: _Instance) -> bool:
+    def kill_running(self, inst: Instance) -> bool:
         """Stop a cancelled call by killing its instance, if that call is all the instance runs."""
         self._reconcile(inst)
         with self.lock:
@@ -337,7 +371,7 @@ class FunctionPool:
         for inst in ping:
             inst.handle.__ray_ready__.remote()._on_completed(lambda value, inst=inst: self._on_ping(inst, value))
         for _ in range(max(0, missing)):
-            self._start()
+            self._start_soon()
 
     def releasable(self, now: float) -> bool:
         """Whether some idle instance could yield to work waiting for resources."""
@@ -353,7 +387,7 @@ class FunctionPool:
                 self._forget(inst)
         _kill(doomed)
 
-    def live(self) -> list[_Instance]:
+    def live(self) -> list[Instance]:
         with self.lock:
             return list(self.instances)
 
@@ -369,101 +403,12 @@ def _marker_value(marker: Any) -> Any:
         return e
 
 
-def _kill(instances: list[_Instance]) -> None:
+def _kill(instances: list[Instance]) -> None:
     for inst in instances:
         try:
             ray.kill(inst.handle, no_restart=True)
         except Exception:  # already gone, or Ray is shutting down
             pass
-
-
-class Registry:
-    """Every function pool of this process's session, and the reaper thread that tends them."""
-
-    def __init__(self) -> None:
-        self.pools: dict[Any, FunctionPool] = {}
-        self.running: dict[Any, tuple[FunctionPool, _Instance]] = {}
-        self.lock = threading.Lock()
-        self._stop = threading.Event()
-        self._reaper: threading.Thread | None = None
-        self._gcs_address = ""
-        self._gcs: Any = None
-        self._pressure = False
-        self._pressure_at = float("-inf")
-
-    def pool(self, key: Any, make: Callable[[Registry], FunctionPool]) -> FunctionPool:
-        with self.lock:
-            if self._stop.is_set():
-                raise RuntimeError("the function pools of this session were closed (yr.finalize()).")
-            pool = self.pools.get(key)
-            if pool is None:
-                pool = self.pools[key] = make(self)
-            if self._reaper is None:
-                self._gcs_address = ray.get_runtime_context().gcs_address
-                self._reaper = threading.Thread(target=self._reap_loop, name="yr-function-pools", daemon=True)
-                self._reaper.start()
-            return pool
-
-    def cancel(self, ref: Any, force: bool) -> bool:
-        """Force-stop the running pooled call producing ``ref``; False if it is not one of ours."""
-        entry = self.running.get(ref)
-        if entry is None or not force:
-            return False
-        pool, inst = entry
-        return pool.kill_running(inst)
-
-    def _reap_loop(self) -> None:
-        while not self._stop.wait(REAP_PERIOD_S):
-            if not ray.is_initialized():
-                # Disconnected without finalize (e.g. ray.shutdown()): the instances went with the
-                # connection, and any Ray call here would start a new one.
-                self._stop.set()
-                return
-            try:
-                now = time.monotonic()
-                pools = list(self.pools.values())
-                for pool in pools:
-                    for inst in pool.live():
-                        pool._reconcile(inst)
-                pressure = any(p.releasable(now) for p in pools) and self._resources_wanted()
-                for pool in pools:
-                    pool.reap(now, pressure)
-            except Exception as e:  # the reaper must outlive a bad tick (e.g. a GCS hiccup)
-                if self._stop.is_set():
-                    return
-                logger.debug("function pool reaper: %s", e)
-
-    def _resources_wanted(self) -> bool:
-        """Whether tasks, actors or placement groups in the cluster wait for resources.
-
-        Asked of the GCS (Ray's autoscaler state, what ``ray status`` shows as demands) at most
-        every PRESSURE_PERIOD_S, over one kept client: a new client per question costs a connection.
-        """
-        now = time.monotonic()
-        if now - self._pressure_at < PRESSURE_PERIOD_S:
-            return self._pressure
-        from ray._raylet import GcsClient
-        from ray.core.generated.autoscaler_pb2 import GetClusterStatusReply
-
-        if self._gcs is None:
-            self._gcs = GcsClient(self._gcs_address)
-        reply = GetClusterStatusReply()
-        reply.ParseFromString(self._gcs.get_cluster_status(timeout_s=5))
-        state = reply.cluster_resource_state
-        self._pressure = bool(state.pending_resource_requests or state.pending_gang_resource_requests)
-        self._pressure_at = now
-        return self._pressure
-
-    def close(self) -> None:
-        """Stop the reaper and kill every instance (finalize leaves nothing running)."""
-        self._stop.set()
-        with self.lock:
-            pools, self.pools = list(self.pools.values()), {}
-        for pool in pools:
-            pool.close()
-        self.running.clear()
-        if self._reaper is not None and self._reaper is not threading.current_thread():
-            self._reaper.join(timeout=5)
 
 
 def host_class(is_async: bool) -> Any:

@@ -20,7 +20,7 @@ import ray
 
 from yuanrong._private import options as options_mod
 from yuanrong._private import session
-from yuanrong._private.core import function_pools
+from yuanrong._private.core import function_pools, pool_registry
 from yuanrong._private.scheduling import calls
 from yuanrong._private.core.objects import ObjectRef, ObjectRefGenerator, unwrap_args, unwrap_kwargs
 from yuanrong.config import InvokeOptions
@@ -138,13 +138,13 @@ class FunctionProxy:
         if registry is None:
             with session.registry_lock:
                 if sess.function_pools is None:
-                    sess.function_pools = function_pools.Registry()
+                    sess.function_pools = pool_registry.Registry()
                 registry = sess.function_pools
         key = (self._func, repr(self._opts), self._return_nums)
         self._pool = registry.pool(key, self._make_pool)
         return self._pool
 
-    def _make_pool(self, registry: function_pools.Registry) -> function_pools.FunctionPool:
+    def _make_pool(self, registry: pool_registry.Registry) -> function_pools.FunctionPool:
         opts = self._opts
         options = self.instance_options()
         max_instances = opts.max_instances or _auto_max_instances(opts.cpu / 1000)
