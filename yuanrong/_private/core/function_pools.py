@@ -20,6 +20,7 @@ and ones not placed within ``schedule_timeout_ms``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -46,6 +47,12 @@ DEFAULT_QUEUE_LIMIT = 10_000
 # Instances one pool starts at the same time (beyond min_instances). One: a burst is served by Ray
 # tasks meanwhile, and a 2-core node should not spend a second starting processes it may not need.
 STARTS_AT_ONCE = 1
+# Calls one pool runs as Ray tasks at the same time. Ray keeps about one idle worker per CPU; tasks
+# beyond the idle workers wait for new worker processes (0.5-2 s each on a 2-core host, and Ray
+# warns when it starts many at once), longer than a starting instance takes. Past this many, a
+# call queues on a starting instance instead, once the pool has shown its instances can be placed.
+TASKS_AT_ONCE = 2
+START_ESTIMATE_S = 1.0      # how long an instance start is assumed to take until one is measured
 PRESSURE_GRACE_S = 1.0      # an instance idle this long yields to work waiting for resources
 QUEUE_WAIT_S = 0.05         # a call queues on a busy instance if it would wait less than this
 # What an actor call costs an instance beyond the function's own run time (pipelined: a raw actor
@@ -67,7 +74,7 @@ class Instance:
     __slots__ = ("handle", "actor_id", "ready", "dead", "started", "last_used", "in_flight", "pending", "pinged",
                  "last_done", "reconciled_at", "call", "stream")
 
-    def __init__(self, handle: Any, return_nums: int) -> None:
+    def __init__(self, handle: Any, adopted: bool, return_nums: int) -> None:
         self.handle = handle
         self.actor_id = handle._actor_id.hex()
         self.ready = False
@@ -78,8 +85,12 @@ class Instance:
         # (marker, first result or None, time sent) per call sent, oldest first; counted as finished
         # by ``FunctionPool._reconcile``.
         self.pending: deque[tuple[Any, Any, float]] = deque()
-        self.call = handle.call.options(num_returns=return_nums + 1).remote
-        self.stream = handle.stream.options(num_returns="streaming").remote
+        if adopted:  # a warm worker runs the instance: its call()/call_gen() name the method
+            self.call = functools.partial(handle.call.options(num_returns=return_nums + 1).remote, "call")
+            self.stream = functools.partial(handle.call_gen.options(num_returns="streaming").remote, "stream")
+        else:
+            self.call = handle.call.options(num_returns=return_nums + 1).remote
+            self.stream = handle.stream.options(num_returns="streaming").remote
 
 
 class FunctionPool:
@@ -109,6 +120,9 @@ class FunctionPool:
         self._reserved = 0          # instances being created right now (outside the lock)
         self._avg_call_s = 1.0      # running mean of a call's service time; pessimistic until measured
         self._next_start_at = 0.0   # after an instance failed to start, wait before trying again
+        self._tasks: deque[Any] = deque()   # one ref per call running as a Ray task
+        self._start_s = START_ESTIMATE_S    # running mean of an instance's start time
+        self._ever_ready = False            # an instance of this pool was placed and started
         self._start_backoff_s = 1.0
         self._reserved += min_instances
         for _ in range(min_instances):
@@ -127,14 +141,21 @@ class FunctionPool:
             self._reconcile(saturated, limit=self.concurrency + 16)
             with self.lock:
                 inst, start, _ = self._choose(reconciled=True)
+        if inst is None and len(self._tasks) >= TASKS_AT_ONCE and self._ever_ready:
+            self._count_tasks()
+            with self.lock:
+                inst = self._soonest() if len(self._tasks) >= TASKS_AT_ONCE else None
         if inst is None:
-            # The task first: starting an instance (a submit of ~1.5 ms here, then a process start
-            # on the node) would otherwise delay the call it is meant to speed up.
             try:
-                return self.run_as_task(*args, **kwargs)
+                out = self.run_as_task(*args, **kwargs)
             finally:
                 if start:
                     self._start_soon()
+            done = _done_ref(out)
+            if done is not None:
+                with self.lock:
+                    self._tasks.append(done)
+            return out
         try:
             return self._send(inst, args, kwargs)
         finally:
@@ -228,6 +249,32 @@ class FunctionPool:
             per_call = max(per_call, time.monotonic() - max(inst.pending[0][2], inst.last_done))
         return ahead * per_call / self.concurrency
 
+    def _soonest(self) -> Instance | None:
+        """The live instance, ready or starting, where a queued call would start soonest (lock held)."""
+        best, best_wait = None, float("inf")
+        now = time.monotonic()
+        for inst in self.instances:
+            if inst.dead:
+                continue
+            wait = (inst.in_flight + 1) * self._avg_call_s / self.concurrency
+            if not inst.ready:
+                wait += max(0.0, self._start_s - (now - inst.started))
+            if wait < best_wait:
+                best, best_wait = inst, wait
+        return None if best is None else self._queue(best, [i for i in self.instances if not i.dead])
+
+    def _count_tasks(self) -> None:
+        """Drop the Ray tasks that finished from ``_tasks`` (one ``ray.wait``, lock not held)."""
+        with self.lock:
+            refs = list(self._tasks)
+        if not refs:
+            return
+        done, _ = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)
+        if done:
+            finished = set(done)
+            with self.lock:
+                self._tasks = deque(r for r in self._tasks if r not in finished)
+
     @staticmethod
     def _take(inst: Instance) -> Instance:
         inst.in_flight += 1
@@ -289,7 +336,7 @@ class FunctionPool:
     def _start(self) -> None:
         """Start one instance (a slot was reserved in ``_reserved`` under the lock)."""
         try:
-            inst = Instance(self._create(self.func, self.return_nums), self.return_nums)
+            inst = Instance(*self._create(self.func, self.return_nums), return_nums=self.return_nums)
         finally:
             with self.lock:
                 self._reserved -= 1
@@ -316,7 +363,9 @@ class FunctionPool:
             elif not inst.dead:
                 self._start_backoff_s = 1.0
                 inst.ready = True
-                inst.last_used = time.monotonic()
+                inst.last_used = now = time.monotonic()
+                self._start_s += 0.3 * (now - inst.started - self._start_s)
+                self._ever_ready = True
 
     def _on_ping(self, inst: Instance, value: Any) -> None:
         if isinstance(value, ray.exceptions.RayActorError):
@@ -403,6 +452,14 @@ def _marker_value(marker: Any) -> Any:
         return e
 
 
+def _done_ref(out: Any) -> Any:
+    """A ref that is ready when a Ray task's call finished: its result, first result, or end of stream."""
+    if isinstance(out, list):
+        return out[0] if out else None
+    completed = getattr(out, "completed", None)
+    return completed() if completed is not None else out
+
+
 def _kill(instances: list[Instance]) -> None:
     for inst in instances:
         try:
@@ -412,4 +469,10 @@ def _kill(instances: list[Instance]) -> None:
 
 
 def host_class(is_async: bool) -> Any:
+    """The Ray actor class of a new (cold) function instance."""
     return _AsyncHost if is_async else _SyncHost
+
+
+def instance_class(is_async: bool) -> type:
+    """The plain class a warm worker adopts for a function instance."""
+    return AsyncFunctionInstance if is_async else FunctionInstance

@@ -87,6 +87,7 @@ class Registry:
                 for pool in pools:
                     for inst in pool.live():
                         pool._reconcile(inst)
+                    pool._count_tasks()
                 pressure = any(p.releasable(now) for p in pools) and self._resources_wanted()
                 for pool in pools:
                     pool.reap(now, pressure)
