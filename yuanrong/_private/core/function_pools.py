@@ -2,7 +2,7 @@
 
 One :class:`FunctionPool` per function × resolved options × placement, per calling process, kept in
 the session's :class:`~yuanrong._private.core.pool_registry.Registry`. A call goes to the least-loaded *ready* instance with a free slot (``concurrency`` slots each). When every
-instance is busy the pool starts another (up to ``max_instances``, one at a time); meanwhile the
+instance is busy the pool starts another (up to ``max_instances``, two new processes at a time); meanwhile the
 call queues on the least-loaded instance if, by the calls' average duration so far, it would wait
 there less than 50 ms, and otherwise runs as a plain Ray task rather than wait for a process start
 (~0.4 s). Short calls (a few milliseconds or less) always queue: a Ray task costs the driver and
@@ -44,15 +44,17 @@ AUTO_MAX_INSTANCES = 64
 """Bound used for ``max_instances=0``, also capped by what the cluster's CPUs hold."""
 QUEUE_LIMIT_ENV = "YR_FUNCTION_QUEUE_LIMIT"
 DEFAULT_QUEUE_LIMIT = 10_000
-# Instances one pool starts at the same time (beyond min_instances). One: a burst is served by Ray
-# tasks meanwhile, and a 2-core node should not spend a second starting processes it may not need.
-STARTS_AT_ONCE = 1
+# New processes one pool starts at the same time (beyond min_instances; adoptions by warm workers
+# are not counted). Two, as Ray's own worker-start concurrency on a 2-core node: one at a time
+# could not follow a burst that needs several instances within a second.
+STARTS_AT_ONCE = 2
 # Calls one pool runs as Ray tasks at the same time. Ray keeps about one idle worker per CPU; tasks
 # beyond the idle workers wait for new worker processes (0.5-2 s each on a 2-core host, and Ray
 # warns when it starts many at once), longer than a starting instance takes. Past this many, a
 # call queues on a starting instance instead, once the pool has shown its instances can be placed.
 TASKS_AT_ONCE = 2
 START_ESTIMATE_S = 1.0      # how long an instance start is assumed to take until one is measured
+ADOPT_ESTIMATE_S = 0.05     # ... and an adoption by a warm worker
 PRESSURE_GRACE_S = 1.0      # an instance idle this long yields to work waiting for resources
 QUEUE_WAIT_S = 0.05         # a call queues on a busy instance if it would wait less than this
 # What an actor call costs an instance beyond the function's own run time (pipelined: a raw actor
@@ -72,10 +74,11 @@ _AsyncHost = ray.remote(AsyncFunctionInstance)
 
 class Instance:
     __slots__ = ("handle", "actor_id", "ready", "dead", "started", "last_used", "in_flight", "pending", "pinged",
-                 "last_done", "reconciled_at", "call", "stream")
+                 "last_done", "reconciled_at", "adopted", "call", "stream")
 
     def __init__(self, handle: Any, adopted: bool, return_nums: int) -> None:
         self.handle = handle
+        self.adopted = adopted  # run by a warm worker: no process start
         self.actor_id = handle._actor_id.hex()
         self.ready = False
         self.dead = False
@@ -121,7 +124,8 @@ class FunctionPool:
         self._avg_call_s = 1.0      # running mean of a call's service time; pessimistic until measured
         self._next_start_at = 0.0   # after an instance failed to start, wait before trying again
         self._tasks: deque[Any] = deque()   # one ref per call running as a Ray task
-        self._start_s = START_ESTIMATE_S    # running mean of an instance's start time
+        # Running means of an instance's start time: a new process, and an adoption by a warm worker.
+        self._start_s = {False: START_ESTIMATE_S, True: ADOPT_ESTIMATE_S}
         self._ever_ready = False            # an instance of this pool was placed and started
         self._start_backoff_s = 1.0
         self._reserved += min_instances
@@ -136,8 +140,12 @@ class FunctionPool:
         """Run one call; returns Ray's result (a ref, a list of refs, or a generator)."""
         with self.lock:
             inst, start, saturated = self._choose()
-        if saturated is not None:
-            # A result may be in hand before its completion callback ran: count what really finished.
+        if saturated is self:
+            self._count_tasks()
+            with self.lock:
+                inst, start, _ = self._choose(reconciled=True)
+        elif saturated is not None:
+            # Count what really finished there before deciding.
             self._reconcile(saturated, limit=self.concurrency + 16)
             with self.lock:
                 inst, start, _ = self._choose(reconciled=True)
@@ -181,13 +189,13 @@ class FunctionPool:
         inst.pending.append((marker, first, time.monotonic()))
         return result
 
-    def _choose(self, reconciled: bool = False) -> tuple[Instance | None, bool, Instance | None]:
+    def _choose(self, reconciled: bool = False) -> tuple[Instance | None, bool, Instance | FunctionPool | None]:
         """Decide where the next call goes (called with the lock held).
 
         Returns:
             ``(instance, start, saturated)``: the instance the call is counted on (None: run it as a
             Ray task), whether to start one more instance, and an instance whose finished calls
-            should be counted before deciding again.
+            (or this pool, whose calls running as Ray tasks) should be counted before deciding again.
         """
         best = None
         for inst in self.instances:
@@ -201,9 +209,10 @@ class FunctionPool:
             # (Short calls queue whatever the count says: it need not be exact on every call.)
             return None, False, best
         live = [i for i in self.instances if not i.dead]
-        starting = sum(1 for i in live if not i.ready) + self._reserved
-        start = (len(live) + self._reserved < self.max_instances and starting < STARTS_AT_ONCE
-                 and now >= self._next_start_at)
+        # Adoptions by warm workers start no process: only new processes count against the bound.
+        starting = sum(1 for i in live if not i.ready and not i.adopted) + self._reserved
+        can_start = (len(live) + self._reserved < self.max_instances and starting < STARTS_AT_ONCE
+                     and now >= self._next_start_at)
         if best is not None:
             wait = self._expected_wait(best)
             short = self._avg_call_s < TASK_WORTH_S and self._queued(live) < self.queue_limit
@@ -211,18 +220,27 @@ class FunctionPool:
                 # A short wait in a busy instance beats a Ray task and a process start alike (actor
                 # calls pipeline), and short calls drain faster there than as tasks however many
                 # queue: another instance starts only when the wait is long.
-                start = start and wait > QUEUE_WAIT_S
+                start = can_start and wait > QUEUE_WAIT_S and self._wanted(live)
                 inst = self._queue(best, live)
                 if start:
                     self._reserved += 1
                 return inst, start, None
-        if start:
+        if self._tasks and not reconciled:
+            return None, False, self  # count the calls running as Ray tasks first
+        if can_start and self._wanted(live):
             self._reserved += 1
             return None, True, None
         if best is None or starting:
             # Waiting for a busy instance would take longer than a Ray task: run it as one.
             return None, False, None
         return self._queue(best, live), False, None
+
+    def _wanted(self, live: list[Instance]) -> bool:
+        """Whether the calls in flight, this one included, outnumber the slots of the instances
+        ready and starting (a call that ran as a task while the first instance starts does not
+        start a second one)."""
+        demand = sum(i.in_flight for i in live) + len(self._tasks) + 1
+        return demand > (len(live) + self._reserved) * self.concurrency
 
     def _queued(self, live: list[Instance]) -> int:
         return sum(max(0, i.in_flight - self.concurrency) for i in live)
@@ -258,7 +276,7 @@ class FunctionPool:
                 continue
             wait = (inst.in_flight + 1) * self._avg_call_s / self.concurrency
             if not inst.ready:
-                wait += max(0.0, self._start_s - (now - inst.started))
+                wait += max(0.0, self._start_s[inst.adopted] - (now - inst.started))
             if wait < best_wait:
                 best, best_wait = inst, wait
         return None if best is None else self._queue(best, [i for i in self.instances if not i.dead])
@@ -364,7 +382,7 @@ class FunctionPool:
                 self._start_backoff_s = 1.0
                 inst.ready = True
                 inst.last_used = now = time.monotonic()
-                self._start_s += 0.3 * (now - inst.started - self._start_s)
+                self._start_s[inst.adopted] += 0.3 * (now - inst.started - self._start_s[inst.adopted])
                 self._ever_ready = True
 
     def _on_ping(self, inst: Instance, value: Any) -> None:
