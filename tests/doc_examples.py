@@ -92,8 +92,17 @@ class Program:
 
     @property
     def source(self) -> str:
-        # Blank lines keep each part's line numbers readable in a traceback's neighbourhood.
-        return "\n\n".join(b.text.rstrip("\n") for b in self.blocks) + "\n"
+        """The program, padded with blank lines so that its line N is line N of the page: a
+        traceback of ``<page>.py``, line N points at the Markdown to fix."""
+        lines: list[str] = []
+        for b in self.blocks:
+            lines += [""] * (b.line - len(lines))
+            lines += b.text.rstrip("\n").split("\n")
+        return "\n".join(lines) + "\n"
+
+    @property
+    def filename(self) -> str:
+        return Path(self.page).name + ".py"
 
     def expected_output(self) -> list[str]:
         return stated_output(self.source)

@@ -53,7 +53,7 @@ def _report(proc: subprocess.CompletedProcess[str]) -> str:
 @pytest.mark.timeout(PROGRAM_TIMEOUT_S + 30)
 @pytest.mark.parametrize("program", PROGRAMS, ids=lambda p: p.where)
 def test_doc_program(program, ray_cluster, tmp_path):
-    script = tmp_path / "example.py"
+    script = tmp_path / program.filename   # its line numbers are the page's
     script.write_text(program.source, encoding="utf-8")
     proc = subprocess.run([sys.executable, str(script)], cwd=REPO, env=_env(YR_ADDRESS=ray_cluster.address),
                           capture_output=True, text=True, timeout=PROGRAM_TIMEOUT_S)

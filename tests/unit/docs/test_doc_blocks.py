@@ -84,5 +84,7 @@ def test_parts_are_joined_in_page_order_and_stated_output_is_read():
     story, alone = doc_examples.programs(blocks)
     assert story.where == "page.md:2" and [b.line for b in story.blocks] == [2, 13]
     assert story.expected_output() == ["3"] and alone.expected_output() == ["2"]
+    # Line N of the program is line N of the page, so a traceback points into the Markdown.
+    assert story.source.split("\n")[2] == "x = 1" and story.source.split("\n")[13] == "print(x + 2)      # 3"
     assert doc_examples.check_stated_output("1\n3\n", ["3"]) is None
     assert "expected a line '3'" in doc_examples.check_stated_output("4\n", ["3"])
