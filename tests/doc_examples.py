@@ -206,6 +206,24 @@ def page_program(all_blocks: list[Block], page: str) -> Program:
     return found[0]
 
 
+_INLINE_COMMAND = re.compile(r"`((?:yr|python3?|\.venv/bin/[\w.]+|ray|pip) [^`]*)`")
+
+
+def inline_commands(pages: tuple[str, ...] = PAGES) -> dict[str, list[str]]:
+    """Commands written inline in the prose (`` `yr status` ``), outside fenced blocks: command -> where."""
+    out: dict[str, list[str]] = {}
+    for page in pages:
+        inside = False
+        for n, line in enumerate((REPO / page).read_text(encoding="utf-8").splitlines(), start=1):
+            if _FENCE.match(line):
+                inside = not inside
+                continue
+            if not inside:
+                for m in _INLINE_COMMAND.finditer(line):
+                    out.setdefault(m.group(1).strip(), []).append(f"{page}:{n}")
+    return out
+
+
 def stated_output(source: str) -> list[str]:
     """Lines a program states it prints: top-level ``print(...)  # <literal>``, in order."""
     comments = {}

@@ -15,8 +15,11 @@ Ids are ``page:line`` of the (first) block, so a failure points at the Markdown 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -90,3 +93,47 @@ def test_doc_commands(block, tmp_path):
     assert not left, f"the commands of {block.where} left their local cluster running\n{_report(proc)}"
     missing = doc_examples.check_stated_output(proc.stdout, stated)
     assert missing is None, f"the program the commands of {block.where} run printed something else: {missing}\n{_report(proc)}"
+
+
+@pytest.mark.cluster
+@pytest.mark.subprocess
+def test_stand_alone_flight_server_command(ray_cluster):
+    """datashare.md: `python -m datashare.flight_server --address HOST:PORT [--port P]` serves Flight."""
+    import pyarrow as pa
+    import pyarrow.flight as flight
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "datashare.flight_server", "--address", ray_cluster.address,
+                             "--port", str(port)], cwd=REPO, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    name = f"doc-flight-{uuid.uuid4().hex[:8]}"
+    table = pa.table({"x": [1, 2, 3]})
+    try:
+        client = flight.connect(f"grpc://127.0.0.1:{port}")
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                list(client.list_flights())   # a generator: the call happens here
+                break
+            except flight.FlightUnavailableError:
+                assert proc.poll() is None, f"the Flight server exited with {proc.returncode}: {proc.stderr.read()}"
+                assert time.monotonic() < deadline, "the Flight server did not answer within 120 s"
+                time.sleep(0.5)
+        # What the page lists: do_put publishes, list_flights names it, do_get reads it, "delete" removes it.
+        writer, _ = client.do_put(flight.FlightDescriptor.for_path(name), table.schema)
+        writer.write_table(table)
+        writer.close()
+        assert name in [f.descriptor.path[0].decode() for f in client.list_flights()]
+        assert client.do_get(flight.Ticket(name.encode())).read_all().equals(table)
+        list(client.do_action(flight.Action("delete", name.encode())))
+        assert name not in [f.descriptor.path[0].decode() for f in client.list_flights()]
+    finally:
+        proc.terminate()
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+    assert f"datashare Flight endpoint at grpc://127.0.0.1:{port}" in out, err[-3000:]

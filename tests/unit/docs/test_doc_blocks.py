@@ -60,6 +60,49 @@ def test_doctest_blocks(block, monkeypatch):
     assert result.failed == 0, "".join(out)
 
 
+# Commands written inline in the prose, by prefix: where a test runs them, or why none does. A
+# prefix is also accounted for when a `commands` block of the docs runs it. (path, text the file
+# must contain) names the test; a str is the reason.
+INLINE_COMMANDS: dict[str, tuple[str, str] | str] = {
+    "yr demo": ("tests/e2e/apps/test_demo.py", '"demo", "--basic"'),
+    "python -m apps.demo": ("tests/e2e/apps/test_demo.py", '"demo"'),
+    "yr start": ("tests/e2e/cli/test_local_cluster_cli.py", 'yr("start", "--address"'),
+    "yr validate": ("tests/unit/cli/test_cluster_configs.py", 'run_yr("validate"'),
+    "python -m pytest": (".ci/run", "python -m pytest"),
+    "pip install -e .": (".ci/run", "pip install -e"),
+    "python bench/": ("tests/e2e/bench/test_bench_scripts.py", 'BENCH / f"{name}.py"'),
+    "python -m datashare.flight_server": ("tests/e2e/docs/test_docs_examples.py", '"datashare.flight_server"'),
+    "python -m apps.etl": "the ETL on two million rows takes minutes on a small machine; "
+                          "tests/e2e/apps/test_apps.py runs its run_etl on a smaller input",
+    "yr stop": "named as missing: 'there is no yr stop yet'",
+    "ray ": "Ray's own command line, named where yuanrong defers to it (cloud clusters, stopping a node)",
+}
+
+
+def test_every_inline_command_runs_in_a_test_or_says_why():
+    in_blocks = "\n".join(b.text for b in BLOCKS if b.kind == "commands")
+    unaccounted = []
+    for command, where in sorted(doc_examples.inline_commands().items()):
+        prefixes = [p for p in INLINE_COMMANDS if command.startswith(p)]
+        run_in_docs = any(len(ran.split()) >= 2 and (command.startswith(ran) or ran.startswith(command))
+                          for ran in (line.split("#")[0].strip() for line in in_blocks.splitlines()))
+        if not prefixes and not run_in_docs:
+            unaccounted.append(f"`{command}` ({', '.join(where)})")
+    assert not unaccounted, (
+        "commands in the prose that no test runs; run them in a `commands` block or a test, or add them to "
+        "INLINE_COMMANDS with the reason: " + "; ".join(unaccounted))
+
+
+@pytest.mark.parametrize("prefix", sorted(INLINE_COMMANDS))
+def test_the_tests_named_for_inline_commands_run_them(prefix):
+    where = INLINE_COMMANDS[prefix]
+    if isinstance(where, str):
+        assert len(where) >= 20, f"{prefix}: say why no test runs it"
+        return
+    path, text = where
+    assert text in (REPO / path).read_text(encoding="utf-8"), f"{path} no longer runs `{prefix}` ({text!r})"
+
+
 # --- the checker itself can fail ------------------------------------------------------------------
 
 def test_an_unmarked_python_block_is_refused_with_the_fix():
