@@ -313,15 +313,19 @@ def fit_to_bundles(resolved: Resolved, bundles: Sequence[Mapping[str, float]]
 
     A bundle's CPU and memory default to openYuanrong's 300 millicores and 128 MB, a call's to
     500 and 500 MB: a call that leaves ``cpu``/``memory`` at the default takes at most what the
-    largest of ``bundles`` holds, so it fits the bundle it names. Amounts the caller set stay as
-    they are (and fail the fit check when they are larger than the bundle).
+    largest of ``bundles`` that holds the rest of its request has, so it fits the bundle it names.
+    Amounts the caller set stay as they are (and fail the fit check when they are larger than the
+    bundle).
     """
     need = {k: v for k, v in resolved.resources.items() if v > 0}
     sized: dict[str, float] = {}
+    # With several bundles (bundle_index=-1), only those that hold what the caller asked for count.
+    asked = {k: v for k, v in need.items() if k not in resolved.default_sized}
+    fitting = [b for b in bundles if all(b.get(k, 0.0) + 1e-9 >= v for k, v in asked.items())] or list(bundles)
     for key in resolved.default_sized:
         if key not in need:
             continue
-        largest = max(b.get(key, 0.0) for b in bundles)
+        largest = max(b.get(key, 0.0) for b in fitting)
         if need[key] > largest:
             need[key] = largest
             sized["num_cpus" if key == "CPU" else "memory"] = largest if key == "CPU" else int(largest)

@@ -36,3 +36,17 @@ def test_proxies_are_reachable_under_openyuanrongs_module_paths():
 
     # This module defers annotations; resolving them does what defining the function does in the example.
     assert typing.get_type_hints(monte_carlo_pi)["task_summary"] is yr.InstanceProxy
+
+
+def test_a_class_carries_what_sets_node_id_in_its_instances():
+    from yuanrong._private.compat import node_env
+
+    class Detector:
+        def show(self):
+            return "no yr here"
+
+    node_env.carry(Detector)
+    node_env.carry(Detector)   # once is enough; a second decoration changes nothing
+    # Unpickling the class in a worker imports this function's module, and so yuanrong.
+    assert vars(Detector)[node_env.CARRIER].__func__ is node_env.export
+    assert Detector().show() == "no yr here"

@@ -228,3 +228,11 @@ def test_any_bundle_caps_a_default_call_at_the_largest_bundle():
     big = {"CPU": 2.0, "memory": 1024.0 * _MB}
     need, sized = options.fit_to_bundles(options.resolve(yr.InvokeOptions(), for_instance=True), [_SMALL_BUNDLE, big])
     assert need == {"CPU": 0.5, "memory": 500 * _MB} and sized == {}
+
+
+def test_any_bundle_caps_a_default_call_at_the_largest_bundle_that_holds_the_rest():
+    big = {"CPU": 2.0, "memory": 1024.0 * _MB}
+    opts = yr.InvokeOptions(custom_resources={"camera": 1})
+    need, sized = options.fit_to_bundles(options.resolve(opts, for_instance=False), [_SMALL_BUNDLE, big])
+    # Only the small bundle has the camera: the default 500 MB is capped at its 128 MB, not the big one's.
+    assert need["memory"] == 128 * _MB and sized == {"memory": 128 * _MB}
