@@ -15,6 +15,7 @@ Ids are ``page:line`` of the (first) block, so a failure points at the Markdown 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -43,6 +44,45 @@ def _env(**extra: str) -> dict[str, str]:
     env.update(PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
                PATH=os.pathsep.join([bin_dir, env.get("PATH", "")]), PYTHONUNBUFFERED="1", **extra)
     return env
+
+
+# Every process a commands block starts (the nodes of `yr local up` included) inherits this variable.
+RUN_MARKER_VAR = "YUANRONG_DOC_COMMANDS_RUN"
+LEFTOVER_GRACE_S = 15.0
+
+
+def _processes_of_run(marker: str) -> list[int]:
+    """Processes carrying ``marker`` still alive after a grace period (Ray's processes exit a moment
+    after they are told to)."""
+    needle = f"{RUN_MARKER_VAR}={marker}".encode()
+    deadline = time.monotonic() + LEFTOVER_GRACE_S
+    while True:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                if needle in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+        if not found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.5)
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120]
+    except OSError:
+        return "?"
 
 
 def _report(proc: subprocess.CompletedProcess[str]) -> str:
@@ -80,7 +120,8 @@ def test_doc_commands(block, tmp_path):
         program = doc_examples.page_program(BLOCKS, page)
         (work / name).write_text(program.source, encoding="utf-8")
         stated = program.expected_output()
-    env = _env(YR_STATE_DIR=str(state))
+    marker = uuid.uuid4().hex
+    env = _env(YR_STATE_DIR=str(state), **{RUN_MARKER_VAR: marker})
     try:
         proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block.text], cwd=work, env=env,
                               capture_output=True, text=True, timeout=COMMANDS_TIMEOUT_S)
@@ -89,8 +130,13 @@ def test_doc_commands(block, tmp_path):
         left = (state / "local-cluster.json").exists()
         if left:
             subprocess.run(["yr", "local", "down"], cwd=work, env=env, capture_output=True, timeout=120)
+        leftovers = _processes_of_run(marker)
+        for pid in leftovers:
+            _kill(pid)
     assert proc.returncode == 0, f"the commands of {block.where} failed\n{_report(proc)}"
     assert not left, f"the commands of {block.where} left their local cluster running\n{_report(proc)}"
+    assert not leftovers, (f"the commands of {block.where} left processes running: "
+                           f"{[_cmdline(pid) for pid in leftovers]}\n{_report(proc)}")
     missing = doc_examples.check_stated_output(proc.stdout, stated)
     assert missing is None, f"the program the commands of {block.where} run printed something else: {missing}\n{_report(proc)}"
 
