@@ -11,7 +11,7 @@ import ray
 
 from yuanrong._private import options as options_mod
 from yuanrong._private import session
-from yuanrong._private.compat import instance_state
+from yuanrong._private.compat import instance_state, node_env
 from yuanrong._private.core import group_members, placement_watch, warm_workers
 from yuanrong._private.core.functions import check_return_nums, merge_options, wrap_result
 from yuanrong._private.core.objects import unwrap_args, unwrap_kwargs
@@ -201,6 +201,8 @@ class InstanceCreator:
         self._cls = cls
         self._opts = opts
         self._resolved = options_mod.resolve(opts, for_instance=True)
+        if _ray_cls is None:
+            node_env.carry(cls)
         self._ray_cls = _ray_cls if _ray_cls is not None else ray.remote(cls)
         self._ray_options = dict(self._resolved.ray_options)
         if opts.need_order and _is_async_class(cls):
