@@ -55,6 +55,7 @@ STARTS_AT_ONCE = 2
 TASKS_AT_ONCE = 2
 START_ESTIMATE_S = 1.0      # how long an instance start is assumed to take until one is measured
 ADOPT_ESTIMATE_S = 0.05     # ... and an adoption by a warm worker
+FIRST_CALL_HEAD_START_S = 0.05  # a pool's first instance starts once its first call ran, or after this
 PRESSURE_GRACE_S = 1.0      # an instance idle this long yields to work waiting for resources
 QUEUE_WAIT_S = 0.05         # a call queues on a busy instance if it would wait less than this
 # What an actor call costs an instance beyond the function's own run time (pipelined: a raw actor
@@ -154,12 +155,14 @@ class FunctionPool:
             with self.lock:
                 inst = self._soonest() if len(self._tasks) >= TASKS_AT_ONCE else None
         if inst is None:
+            out = None
             try:
                 out = self.run_as_task(*args, **kwargs)
             finally:
+                done = _done_ref(out) if out is not None else None
                 if start:
-                    self._start_soon()
-            done = _done_ref(out)
+                    # The task's call first: on a small node, a process start beside it slows it.
+                    self._start_soon(after=done if not self.instances else None)
             if done is not None:
                 with self.lock:
                     self._tasks.append(done)
@@ -344,10 +347,16 @@ class FunctionPool:
 
     # --- instances ----------------------------------------------------------------------------
 
-    def _start_soon(self) -> None:
+    def _start_soon(self, after: Any = None) -> None:
         """Start one instance on the registry's starter thread: submitting an actor's creation
-        (pickling the function, ~1.5 ms) would otherwise delay the call that asked for it."""
-        if not self.registry.start_soon(self._start):
+        (pickling the function, ~1.5 ms) would otherwise delay the call that asked for it. With
+        ``after`` (the first call's task), wait up to FIRST_CALL_HEAD_START_S for it to finish."""
+        def start() -> None:
+            if after is not None:
+                ray.wait([after], timeout=FIRST_CALL_HEAD_START_S, fetch_local=False)
+            self._start()
+
+        if not self.registry.start_soon(start):
             with self.lock:
                 self._reserved -= 1
 
