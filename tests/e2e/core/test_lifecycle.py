@@ -46,6 +46,10 @@ def test_embedded_cluster_lifecycle_and_errors():
         out["initialized_before"] = yr.is_initialized()
 
         info = yr.init()
+        import pyarrow as pa
+        import datashare
+        yr.kv_write("k", b"first")
+        datashare.publish("t", pa.table({"a": [1]}))
         out["embedded"] = info.embedded
         out["namespace"] = info.namespace
         out["result"] = yr.get(add.invoke(1, 2))
@@ -66,6 +70,11 @@ def test_embedded_cluster_lifecycle_and_errors():
 
         yr.init(yr.Config(num_cpus=1))
         out["again"] = yr.get(add.invoke(2, 2))
+        # KV and datasets reach the new cluster's catalogue, not the old one's cached handle.
+        yr.kv_write("k", b"second")
+        out["kv_again"] = yr.kv_read("k").decode()
+        datashare.publish("t", pa.table({"a": [2]}))
+        out["dataset_again"] = datashare.open("t").to_pydict()
         yr.finalize()
         print(json.dumps(out))
     """)
@@ -79,6 +88,8 @@ def test_embedded_cluster_lifecycle_and_errors():
     assert result["after_finalize"][0] == "NotInitializedError"
     assert "yr.finalize() was already called" in result["after_finalize"][1]
     assert result["again"] == 4
+    assert result["kv_again"] == "second"
+    assert result["dataset_again"] == {"a": [2]}
     # Everything the embedded cluster started has stopped.
     deadline = time.monotonic() + 15
     while processes_using(result["session_dir"]) and time.monotonic() < deadline:

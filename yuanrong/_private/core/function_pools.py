@@ -1,21 +1,13 @@
 """Pools of function instances: the processes a stateless function's calls run in.
 
-One :class:`FunctionPool` per function × resolved options × placement, per calling process, kept in
-the session's :class:`~yuanrong._private.core.pool_registry.Registry`. A call goes to the least-loaded *ready* instance with a free slot (``concurrency`` slots each). When every
-instance is busy the pool starts another (up to ``max_instances``, two new processes at a time); meanwhile the
-call queues on the least-loaded instance if, by the calls' average duration so far, it would wait
-there less than 50 ms, and otherwise runs as a plain Ray task rather than wait for a process start
-(~0.4 s). Short calls (a few milliseconds or less) always queue: a Ray task costs the driver and
-the raylet about a millisecond and may wait for a worker process itself, so an instance's queue
-drains them faster than tasks would (an actor serves ~6,000 calls/s on a 2-core host, Ray tasks
-~1,000-2,400). So a first call costs what a Ray task costs and nothing waits on an instance that
-cannot be placed. At ``max_instances`` the call queues on the least-loaded instance, up to a
-bound, then fails with :class:`~yuanrong.FunctionQueueFullError`.
-
-Instances are started, released and reaped by the session's
-:class:`~yuanrong._private.core.pool_registry.Registry`: idle ones after ``idle_timeout`` seconds
-(down to ``min_instances``), or early when the cluster has work waiting for resources; dead ones;
-and ones not placed within ``schedule_timeout_ms``.
+One :class:`FunctionPool` per function × resolved options × placement, per calling process, kept
+in the session's :class:`~yuanrong._private.core.pool_registry.Registry`, which also starts,
+releases and reaps the instances. A call goes to the least-loaded ready instance with a free slot;
+when all are busy it queues there if the wait is short or the calls are (an instance drains short
+calls faster than Ray tasks would), else it runs as a Ray task (a few at a time) while more
+instances start, then queues on the instance that will be free soonest. At ``max_instances`` calls
+queue up to a bound, then fail with :class:`~yuanrong.FunctionQueueFullError`. The rules and their
+figures are in the user guide ("Function instances") and in the constants below.
 """
 
 from __future__ import annotations
