@@ -87,6 +87,9 @@ class Config(_StrictFields):
             an int for every pool, or a dict pool -> int. Each holds its resources while idle.
             0 (off) by default; see the user guide's "Warm workers".
         warm_async_pool_size: The same for classes with async methods (asyncio workers).
+        custom_envs: Environment variables set in every process that runs this job's functions and
+            instances (openYuanrong's "environment for the runtime"): added to the job's
+            ``runtime_env["env_vars"]``; a name set there to another value is an error.
     """
 
     server_address: str = ""
