@@ -6,12 +6,17 @@ side runs it one call at a time per process: ``concurrency=1`` for yuanrong, ``m
 for Serve. It is a sleep and not a CPU loop because this host has 2 cores: six CPU loops beside the
 load generator and Ray's own processes would measure core contention, not scaling.
 
-Three sides replay the same seeded arrival sequence, open loop, one after another, in an order that
+Four sides replay the same seeded arrival sequence, open loop, one after another, in an order that
 rotates every seed:
 
 * ``yuanrong``: ``@yr.invoke`` with ``min_instances=0, max_instances=N, idle_timeout=2, concurrency=1``
   (250 millicores, no memory reservation); called with ``yr.get(f.invoke(i))``;
 * ``static``: the same function with ``min_instances = max_instances = N`` (always on);
+* ``warm``: ``yuanrong`` with warm workers (``Config(warm_pool_size=2)``): the function has the
+  default shape (500 millicores, 500 MB, which is what warm workers hold) so that a new instance
+  is adopted by an idle warm worker instead of starting a process. It is charged for every warm
+  worker alive in its window, idle or adopted (each holds twice the CPU of the other sides'
+  instances: instance-seconds count processes, not CPU);
 * ``serve``: a plain Ray Serve deployment of the same function with the same resources
   (``num_cpus=0.25``), ``max_ongoing_requests=1`` and ``autoscaling_config`` tuned as a skilled user
   would for bursts: ``min_replicas=0, max_replicas=N, target_ongoing_requests=1, upscale_delay_s=0``,
@@ -64,7 +69,8 @@ CLIENT_THREADS = 64
 REQUEST_TIMEOUT_S = 15
 TAIL_S = 2.0          # the window runs this long past the trace, so late responses are inside it
 APP = "burst"
-SIDES = ("yuanrong", "static", "serve")
+SIDES = ("yuanrong", "static", "serve", "warm")
+WARM_WORKERS = 2
 
 
 def work(i: int) -> bool:
@@ -194,19 +200,23 @@ def main(argv: list[str] | None = None) -> int:
     from bench._report import percentile, print_table, write_json
     from placement.sim.arrivals import burstiness, on_off
     from yuanrong._private.core.function_instances import CLASS_NAMES
+    from yuanrong._private.core.warm_workers import WORKER_CLASS_NAMES
 
     traces = {seed: on_off(duration_s=duration, seed=seed, **arrival_model).tolist() for seed in seeds}
     warm_trace = on_off(duration_s=4.0, seed=1000, **arrival_model).tolist()
 
-    # 8 logical CPUs: the static pool's N instances stay up the whole run beside the other two sides
-    # (3 x N x 0.25 CPU, plus yuanrong's Ray-task calls), and nothing should wait for a logical CPU.
-    yr.init(yr.Config(num_cpus=8))
+    # 8 logical CPUs: the static pool's N instances stay up the whole run (N x 0.25 CPU) beside the
+    # side running (up to N x 0.5 CPU and the warm workers for "warm"), and nothing should wait for a
+    # logical CPU.
+    yr.init(yr.Config(num_cpus=8, warm_pool_size=WARM_WORKERS))
     counter = None
     threads = ThreadPoolExecutor(CLIENT_THREADS, thread_name_prefix="burst-client")
     try:
         base = dict(cpu=250, memory=0, concurrency=1, idle_timeout=IDLE_TIMEOUT_S)
         pooled = yr.invoke(work).options(min_instances=0, max_instances=n_max, **base)
         static = yr.invoke(work).options(min_instances=n_max, max_instances=n_max, **base)
+        warm = yr.invoke(work).options(min_instances=0, max_instances=n_max, concurrency=1,
+                                       idle_timeout=IDLE_TIMEOUT_S)
 
         # The static pool starts first, so its N instances are the only ones alive when recorded.
         probe = ActorCounter({name: "yuanrong" for name in CLASS_NAMES}, set())
@@ -232,17 +242,21 @@ def main(argv: list[str] | None = None) -> int:
 
         classes = {name: "yuanrong" for name in CLASS_NAMES}
         classes[f"ServeReplica:{APP}:work"] = "serve"
+        classes.update({name: "warm" for name in WORKER_CLASS_NAMES.values()})
         counter = ActorCounter(classes, static_ids)
         counter.start()
         calls = {
             "yuanrong": lambda i: yr.get(pooled.invoke(i), timeout=REQUEST_TIMEOUT_S),
             "static": lambda i: yr.get(static.invoke(i), timeout=REQUEST_TIMEOUT_S),
             "serve": lambda i: handle.remote(i).result(timeout_s=REQUEST_TIMEOUT_S),
+            "warm": lambda i: yr.get(warm.invoke(i), timeout=REQUEST_TIMEOUT_S),
         }
         at_zero = {
             "yuanrong": lambda: not counter.snapshot()["yuanrong"],
             "static": lambda: len(counter.snapshot()["static"]) == n_max,
             "serve": lambda: not counter.snapshot()["serve"],
+            # Only the idle warm workers left: every adopted instance was released.
+            "warm": lambda: len(counter.snapshot()["warm"]) == WARM_WORKERS,
         }
 
         # Warm-up, untimed: Ray's worker processes, both call paths, Serve's handle and router.
@@ -251,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, dict[int, dict[str, Any]]] = {side: {} for side in SIDES}
         started = time.monotonic()
         for k, seed in enumerate(seeds):
-            order = SIDES[k % 3:] + SIDES[:k % 3]
+            order = SIDES[k % len(SIDES):] + SIDES[:k % len(SIDES)]
             for side in order:
                 wait_until(at_zero[side], 120, f"{side} to be back at its idle size")
                 times = traces[seed]
@@ -292,12 +306,12 @@ def main(argv: list[str] | None = None) -> int:
                              for seed, r in results[side].items()},
             }
 
-        def row(metric: str, unit: str, key: str, base: str, target: float) -> dict[str, Any]:
-            y, x = summary["yuanrong"][key], summary[base][key]
+        def row(metric: str, unit: str, key: str, base: str, target: float, ours: str = "yuanrong") -> dict[str, Any]:
+            y, x = summary[ours][key], summary[base][key]
             return {"metric": metric, "unit": unit, "yuanrong": y, "raw": x, "ratio": y / x if x else float("inf"),
-                    "target": target, "better": "lower", "baseline": base,
-                    "per_seed_yuanrong": [summary["yuanrong"]["per_seed"][s][key] if key in
-                                          summary["yuanrong"]["per_seed"][s] else None for s in seeds],
+                    "target": target, "better": "lower", "baseline": base, "side": ours,
+                    "per_seed_yuanrong": [summary[ours]["per_seed"][s][key] if key in
+                                          summary[ours]["per_seed"][s] else None for s in seeds],
                     "per_seed_raw": [summary[base]["per_seed"][s][key] if key in summary[base]["per_seed"][s]
                                      else None for s in seeds]}
 
@@ -309,6 +323,11 @@ def main(argv: list[str] | None = None) -> int:
             row("burst: p50 (vs Serve)", "ms", "p50_ms", "serve", 1.0),
             row("burst: p99 (vs Serve)", "ms", "p99_ms", "serve", 1.0),
             row("burst: cold starts (vs Serve)", "starts", "cold_starts", "serve", 1.0),
+            row("burst, warm workers: instance-seconds (vs static)", "inst*s", "instance_seconds", "static", 1.0,
+                ours="warm"),
+            row("burst, warm workers: p50 (vs static)", "ms", "p50_ms", "static", 2.0, ours="warm"),
+            row("burst, warm workers: p99 (vs static)", "ms", "p99_ms", "static", 2.0, ours="warm"),
+            row("burst, warm workers: p99 (vs Serve)", "ms", "p99_ms", "serve", 1.0, ours="warm"),
         ]
         print_table(rows, title=f"burst: {len(seeds)} seed(s) x {duration:g} s of on/off arrivals, "
                                 f"{sum(len(t) for t in traces.values())} requests per side, N={n_max}, "

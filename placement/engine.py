@@ -609,23 +609,49 @@ class _Engine:
         reason = ", ".join(f"{n} {_fmt(v, n)}" for n, v in winner.terms.items() if n in factors)
         offloaded: tuple[str, ...] = ()
         if pr.preferred is not None and not pr.preferred[p]:
-            pref_ok = pr.preferred & pr.pool_ok
-            mask = pref_ok[s.pool_idx] & pr.node_ok
-            room = bool(pref_ok.any()) and bool((mask & self._fits(avail_t, pr.cols, pr.vals)).any())
-            if room:
-                reason = f"preferred pools had room but scored worse; {reason}"
-            elif pref_ok.any():
-                offloaded = tuple(s.pool_names[i] for i in np.flatnonzero(pref_ok))
-                need = ", ".join(f"{s.resources[c]} {v:g}" for c, v in zip(pr.cols, pr.vals))
-                most = ", ".join(f"{s.resources[c]} {avail_t[c][mask].max():g}" for c in pr.cols)
+            offloaded, why = self._left_preferred(pr, avail_t)
+            if why is not None and not offloaded:
+                reason = f"{why}; {reason}"
+            elif offloaded:
                 budget = ""
                 if self.req.latency_budget_ms is not None and "latency" in winner.terms:
                     budget = (f", still within the {self.req.latency_budget_ms:g} ms budget "
                               f"({winner.terms['latency']:g} ms)")
-                reason = (f"offloaded from {', '.join(offloaded)} (needs {need}; most free there {most}) "
-                          f"to {pool}{budget}; {reason}")
+                reason = f"offloaded from {', '.join(offloaded)} ({why}) to {pool}{budget}; {reason}"
         return BundlePlacement(pr.bi, s.node_ids[best], pool, s.pools[pool].tier, winner.score,
                                dict(winner.terms), offloaded, reason or "only candidate", _runners=runners)
+
+    def _left_preferred(self, pr: _Prepared, avail_t: np.ndarray) -> tuple[tuple[str, ...], str | None]:
+        """Why a bundle is not in its preferred pools: ``(pools it was offloaded from, why)``.
+
+        An offload is leaving preferred pools for lack of room: every constraint but room lets the
+        bundle in, and no node there is big enough (``resource_shape``) or has enough free now
+        (``capacity``). Preferred pools that another constraint rules out (a required pool, the
+        latency budget, an affinity) are not an offload; the answer is then ``((), None)``.
+        """
+        s = self.s
+        pool_ok = pr.preferred.copy()
+        node_ok = np.ones(self.n, dtype=bool)
+        for st in self.steps(pr.bundle):
+            if st.name == "resource_shape":
+                continue
+            if st.level == "pool":
+                pool_ok &= st.mask
+            else:
+                node_ok &= st.mask
+        allowed = node_ok & pool_ok[s.pool_idx]
+        if not allowed.any():
+            return (), None
+        big = allowed & pr.node_ok
+        if (big & self._fits(avail_t, pr.cols, pr.vals)).any():
+            return (), "preferred pools had room but scored worse"
+        pools = tuple(s.pool_names[i] for i in np.flatnonzero(np.bincount(s.pool_idx[allowed], minlength=self.np)))
+        need = ", ".join(f"{s.resources[c]} {v:g}" for c, v in zip(pr.cols, pr.vals))
+        if big.any():
+            most = ", ".join(f"{s.resources[c]} {avail_t[c][big].max():g}" for c in pr.cols)
+            return pools, f"needs {need}; most free there {most}"
+        largest = ", ".join(f"{s.resources[c]} {s.total_t[c][allowed].max():g}" for c in pr.cols)
+        return pools, f"needs {need}; no node there is that big, the largest has {largest}"
 
     def _factors(self, pr: _Prepared) -> dict[str, float]:
         """Multiplier of each raw term in the score (weights over the scale of scaled terms)."""

@@ -91,6 +91,9 @@ from yuanrong.exception import (
     YRInvokeError,
 )
 
+# openYuanrong programs also reach the proxies by module path (yr.decorator.instance_proxy.InstanceProxy).
+from yuanrong import decorator  # noqa: E402  (after the proxies it re-exports)
+
 # openYuanrong's newer names for the same proxies.
 StatelessFunction = FunctionProxy
 StatefulInstance = InstanceProxy

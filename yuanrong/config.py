@@ -98,6 +98,9 @@ class Config(_StrictFields):
             ``{"otlpGrpcExporter": {"enable": true, "endpoint": "127.0.0.1:4317"},
             "logFileExporter": {"enable": true}}``; ``None`` reads ``RUNTIME_TRACE_CONFIG``. See
             docs/observability.md.
+        custom_envs: Environment variables set in every process that runs this job's functions and
+            instances (openYuanrong's "environment for the runtime"): added to the job's
+            ``runtime_env["env_vars"]``; a name set there to another value is an error.
     """
 
     server_address: str = ""

@@ -25,6 +25,7 @@ _handles_lock = threading.Lock()
 _holder_handles: dict[str, Any] = {}
 _catalogue_handle: list[Any] = []
 _on_forget: list[Callable[[], None]] = []
+_connection: list[str] = []   # node/job the cached handles were made in (one per Ray connection)
 
 
 def require_connected() -> None:
@@ -59,8 +60,22 @@ def catalogue_exists() -> bool:
     return True
 
 
+def _same_connection() -> None:
+    """Drop the cached handles when this process reconnected (``finalize`` then ``init``, maybe to
+    another cluster): a handle made on the old connection names an actor the new one cannot reach."""
+    # A new cluster's first job has the same id as the old one's: the node tells them apart.
+    ctx = ray.get_runtime_context()
+    job = f"{ctx.get_node_id()}/{ctx.get_job_id()}"
+    if _connection and _connection[0] == job:
+        return
+    _forget_handles()
+    with _handles_lock:
+        _connection[:] = [job]
+
+
 def catalogue():
     """The catalogue actor's handle, creating the actor on the head node if it does not exist."""
+    _same_connection()
     with _handles_lock:
         if _catalogue_handle:
             return _catalogue_handle[0]
@@ -75,6 +90,7 @@ def catalogue():
 
 def holder(node_id: str):
     """The handle of ``node_id``'s holder, creating the holder (pinned to that node) if needed."""
+    _same_connection()
     with _handles_lock:
         handle = _holder_handles.get(node_id)
         if handle is None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from yuanrong.affinity import Affinity
@@ -153,6 +153,9 @@ class Resolved:
         resource_group: ``(name, bundle_index)`` when targeting a resource group.
         schedule_timeout_s: Time a placement may take.
         instance_labels: Labels of the instance (for INSTANCE affinity).
+        default_sized: Ray resources (``CPU``, ``memory``) whose amount is InvokeOptions' default
+            rather than one the caller asked for; a call into a smaller resource-group bundle takes
+            the bundle's amount of them instead.
     """
 
     ray_options: Mapping[str, Any]
@@ -163,6 +166,7 @@ class Resolved:
     resource_group: tuple[str, int] | None = None
     schedule_timeout_s: float = 30.0
     instance_labels: tuple[str, ...] = ()
+    default_sized: tuple[str, ...] = ()
 
 
 def check(opts: InvokeOptions) -> None:
@@ -298,5 +302,31 @@ def resolve(opts: InvokeOptions, *, for_instance: bool) -> Resolved:
         resource_group=resource_group,
         schedule_timeout_s=opts.schedule_timeout_ms / 1000,
         instance_labels=tuple(opts.labels),
+        default_sized=tuple(key for key, name in (("CPU", "cpu"), ("memory", "memory"))
+                            if getattr(opts, name) == getattr(_DEFAULTS, name)),
     )
 
+
+def fit_to_bundles(resolved: Resolved, bundles: Sequence[Mapping[str, float]]
+                   ) -> tuple[dict[str, float], dict[str, float]]:
+    """What a call into one of ``bundles`` (Ray units) needs, and the Ray options that change for it.
+
+    A bundle's CPU and memory default to openYuanrong's 300 millicores and 128 MB, a call's to
+    500 and 500 MB: a call that leaves ``cpu``/``memory`` at the default takes at most what the
+    largest of ``bundles`` that holds the rest of its request has, so it fits the bundle it names.
+    Amounts the caller set stay as they are (and fail the fit check when they are larger than the
+    bundle).
+    """
+    need = {k: v for k, v in resolved.resources.items() if v > 0}
+    sized: dict[str, float] = {}
+    # With several bundles (bundle_index=-1), only those that hold what the caller asked for count.
+    asked = {k: v for k, v in need.items() if k not in resolved.default_sized}
+    fitting = [b for b in bundles if all(b.get(k, 0.0) + 1e-9 >= v for k, v in asked.items())] or list(bundles)
+    for key in resolved.default_sized:
+        if key not in need:
+            continue
+        largest = max(b.get(key, 0.0) for b in fitting)
+        if need[key] > largest:
+            need[key] = largest
+            sized["num_cpus" if key == "CPU" else "memory"] = largest if key == "CPU" else int(largest)
+    return need, sized

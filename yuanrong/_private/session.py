@@ -13,6 +13,7 @@ import atexit
 import dataclasses
 import logging
 import os
+import re
 import socket
 import threading
 from collections.abc import Mapping
@@ -33,7 +34,7 @@ DEFAULT_NAMESPACE = "default"
 ADDRESS_ENV_VARS = ("YR_ADDRESS", "YR_SERVER_ADDRESS", "RAY_ADDRESS")
 _OPENYUANRONG_ONLY_CONFIG = (
     "function_id", "cpp_function_id", "ds_address", "invoke_timeout", "code_dir", "connection_nums",
-    "recycle_time", "in_cluster", "custom_envs", "tls_config", "auto", "deployment_config",
+    "recycle_time", "in_cluster", "tls_config", "auto", "deployment_config",
     "rt_server_address", "log_file_size_max", "log_file_num_max", "log_flush_interval", "max_task_instance_num",
     "load_paths", "rpc_timeout", "enable_mtls", "private_key_path", "certificate_file_path", "verify_file_path",
     "server_name", "master_addr_list", "enable_ds_encrypt", "ds_public_key_path", "runtime_public_key_path",
@@ -85,7 +86,7 @@ class Session:
     group_watcher: Any = None
     # Pre-started workers that adopt new instances (Config.warm_pool_size); None when off.
     warm_pools: Any = None
-    # core.function_pools.Registry: pooled function instances and their reaper, made at the first call.
+    # core.pool_registry.Registry: pooled function instances and their reaper, made at the first call.
     function_pools: Any = None
     # Function instances stopped by yr.cancel(allow_force=True), so their calls read as cancelled.
     cancelled_instances: set[str] = dataclasses.field(default_factory=set)
@@ -146,6 +147,9 @@ def _check_config(conf: Config) -> None:
         ("working_dir", isinstance(conf.working_dir, str), "a str path"),
         ("warm_pool_size", _is_pool_sizes(conf.warm_pool_size), "an int >= 0 or a dict pool -> int >= 0"),
         ("warm_async_pool_size", _is_pool_sizes(conf.warm_async_pool_size), "an int >= 0 or a dict pool -> int >= 0"),
+        ("custom_envs", isinstance(conf.custom_envs, Mapping) and all(
+            isinstance(k, str) and _ENV_NAME.fullmatch(k) and isinstance(v, str) for k, v in conf.custom_envs.items()),
+         "a dict of environment variable names (letters, digits, _; not starting with a digit) to str values"),
         ("object_store_memory_mb", conf.object_store_memory_mb is None
          or (isinstance(conf.object_store_memory_mb, int) and conf.object_store_memory_mb >= 64),
          "None or an int >= 64"),
@@ -159,6 +163,22 @@ def _check_config(conf: Config) -> None:
     if changed:
         logger.warning("Config fields %s configure openYuanrong's own services and have no effect on Ray.",
                        ", ".join(changed))
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _with_custom_envs(runtime_env: dict[str, Any], custom_envs: Mapping[str, str]) -> dict[str, Any]:
+    """``runtime_env`` with ``Config.custom_envs`` added to its ``env_vars``."""
+    if not custom_envs:
+        return runtime_env
+    env_vars = dict(runtime_env.get("env_vars") or {})
+    clash = sorted(k for k, v in custom_envs.items() if k in env_vars and env_vars[k] != v)
+    if clash:
+        raise InvalidOptionError(
+            f"Config.custom_envs and Config.runtime_env['env_vars'] set {', '.join(clash)} to different values; "
+            f"set each variable in one of them.", option="custom_envs", value=dict(custom_envs))
+    return {**runtime_env, "env_vars": {**env_vars, **custom_envs}}
 
 
 def _is_pool_sizes(value: Any) -> bool:
@@ -202,6 +222,7 @@ def init(conf: Config | None = None) -> ClientInfo:
         runtime_env = dict(conf.runtime_env or {})
         if conf.working_dir:
             runtime_env.setdefault("working_dir", conf.working_dir)
+        runtime_env = _with_custom_envs(runtime_env, conf.custom_envs)
         logging.getLogger("yuanrong").setLevel(conf.log_level)
 
         embedded = False
@@ -211,6 +232,11 @@ def init(conf: Config | None = None) -> ClientInfo:
                 raise YRError(
                     f"this process is already connected to the Ray cluster at {current}, not {address}; "
                     f"call ray.shutdown() first or pass server_address={current!r}.")
+            if conf.custom_envs:
+                raise YRError(
+                    "Config.custom_envs cannot be applied: this process is already connected to Ray (ray.init was "
+                    "called first), and a job's environment is fixed when it connects. Pass the variables to "
+                    "ray.init(runtime_env={'env_vars': {...}}) instead, or call yr.init before ray.init.")
             owns = False
         elif address and address != "local":
             _probe(address)

@@ -149,7 +149,7 @@ def start(specs: Sequence[NodeSpec], *, directory: Path, dashboard: bool = True,
         session_dir = str(Path(temp_dir, "session_latest").resolve())
         address = _read_address(temp_dir, port)
         _run_all([_node_start(w, temp_dir=temp_dir, address=address) for w in workers], env=env,
-                 timeout_s=timeout_s)
+                 timeout_s=timeout_s, sockets_dir=Path(session_dir, "sockets"))
         alive = _ray_state.wait_for_nodes(address, count=len(specs), timeout_s=timeout_s)
     except (CommandFailed, TimeoutError) as exc:
         # Even if the head itself failed, its GCS may be up: it is found by its port and temp dir.
@@ -250,13 +250,23 @@ def _node_start(spec: NodeSpec, *, temp_dir: str, head: bool = False, port: int 
     )
 
 
-def _run_all(starts: Iterable[NodeStart], *, env: Mapping[str, str], timeout_s: float) -> None:
-    """Run several ``ray start`` commands at once and wait for all of them."""
-    procs = [
-        subprocess.Popen(ray_command(s.argv()), env=dict(env), text=True,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for s in starts
-    ]
+def _run_all(starts: Iterable[NodeStart], *, env: Mapping[str, str], timeout_s: float,
+             sockets_dir: Path | None = None) -> None:
+    """Run several ``ray start`` commands, overlapping, and wait for all of them.
+
+    With ``sockets_dir`` (nodes joining a head on this machine), each command starts once the
+    previous node's raylet has made its socket there: ``ray start`` names a node's sockets after
+    the first free ``raylet.N`` it sees in that directory, so two nodes started at the same moment
+    take the same name and one raylet dies with "Address already in use".
+    """
+    procs: list[subprocess.Popen[str]] = []
+    deadline = time.monotonic() + timeout_s
+    for start in starts:
+        if procs and sockets_dir is not None:
+            _wait_for_new_socket(sockets_dir, seen, procs[-1], deadline)
+        seen = _raylet_sockets(sockets_dir)
+        procs.append(subprocess.Popen(ray_command(start.argv()), env=dict(env), text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     failures = []
     for proc in procs:
         try:
@@ -270,6 +280,20 @@ def _run_all(starts: Iterable[NodeStart], *, env: Mapping[str, str], timeout_s: 
             failures.append(f"`ray start` failed (exit {proc.returncode}): {last_error_line(err, out)}")
     if failures:
         raise CommandFailed("; ".join(failures))
+
+
+def _raylet_sockets(sockets_dir: Path | None) -> set[str]:
+    if sockets_dir is None or not sockets_dir.is_dir():
+        return set()
+    return {p.name for p in sockets_dir.iterdir() if p.name.startswith("raylet")}
+
+
+def _wait_for_new_socket(sockets_dir: Path, seen: set[str], proc: subprocess.Popen[str], deadline: float) -> None:
+    """Until a raylet socket not in ``seen`` appears, ``proc`` (its ``ray start``) ends, or the deadline."""
+    while time.monotonic() < deadline and proc.poll() is None:
+        if _raylet_sockets(sockets_dir) - seen:
+            return
+        time.sleep(0.05)
 
 
 def _read_address(temp_dir: str, port: int) -> str:

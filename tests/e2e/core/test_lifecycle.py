@@ -46,6 +46,10 @@ def test_embedded_cluster_lifecycle_and_errors():
         out["initialized_before"] = yr.is_initialized()
 
         info = yr.init()
+        import pyarrow as pa
+        import datashare
+        yr.kv_write("k", b"first")
+        datashare.publish("t", pa.table({"a": [1]}))
         out["embedded"] = info.embedded
         out["namespace"] = info.namespace
         out["result"] = yr.get(add.invoke(1, 2))
@@ -64,8 +68,27 @@ def test_embedded_cluster_lifecycle_and_errors():
             out["after_finalize"] = (type(e).__name__, str(e))
         yr.finalize()  # a second finalize is a no-op
 
-        yr.init(yr.Config(num_cpus=1))
+        yr.init(yr.Config(num_cpus=1, custom_envs={"YR_TEST_CUSTOM": "from-config"}))
         out["again"] = yr.get(add.invoke(2, 2))
+
+        @yr.invoke
+        def read_env():
+            import os
+            return os.environ.get("YR_TEST_CUSTOM")
+
+        @yr.instance
+        class EnvReader:
+            def read(self):
+                import os
+                return os.environ.get("YR_TEST_CUSTOM")
+
+        out["custom_env_function"] = yr.get(read_env.invoke())
+        out["custom_env_instance"] = yr.get(EnvReader.invoke().read.invoke())
+        # KV and datasets reach the new cluster's catalogue, not the old one's cached handle.
+        yr.kv_write("k", b"second")
+        out["kv_again"] = yr.kv_read("k").decode()
+        datashare.publish("t", pa.table({"a": [2]}))
+        out["dataset_again"] = datashare.open("t").to_pydict()
         yr.finalize()
         print(json.dumps(out))
     """)
@@ -79,6 +102,9 @@ def test_embedded_cluster_lifecycle_and_errors():
     assert result["after_finalize"][0] == "NotInitializedError"
     assert "yr.finalize() was already called" in result["after_finalize"][1]
     assert result["again"] == 4
+    assert result["kv_again"] == "second"
+    assert result["custom_env_function"] == result["custom_env_instance"] == "from-config"
+    assert result["dataset_again"] == {"a": [2]}
     # Everything the embedded cluster started has stopped.
     deadline = time.monotonic() + 15
     while processes_using(result["session_dir"]) and time.monotonic() < deadline:

@@ -493,9 +493,13 @@ def test_resource_group_pins_calls_to_a_bundle(yr_session):
                                   name=_uid("rg"), strategy="SPREAD")
     rg.wait(30)
     assert rg.bundle_count == 2
-    opts = yr.InvokeOptions(cpu=500, memory=100, custom_resources={"camera": 1})
+    # memory left at the call default (500 MB) against bundle 1's default 128 MB: the call fits its bundle.
+    opts = yr.InvokeOptions(cpu=500, custom_resources={"camera": 1})
     opts.resource_group_options = yr.ResourceGroupOptions(rg.resource_group_name, 1)
     assert yr.get(where.options(opts).invoke(), timeout=60) == "edge-1"
+    opts.memory = 256
+    with pytest.raises(yr.InvalidOptionError, match="bundle 1 .* is smaller"):
+        where.options(opts).invoke()
     bad = yr.InvokeOptions(cpu=100, memory=10)
     bad.resource_group_options = yr.ResourceGroupOptions(rg.resource_group_name, 5)
     with pytest.raises(yr.InvalidOptionError, match="bundle_index=5 is out of range"):

@@ -231,3 +231,71 @@ def test_yr_status_shows_the_warm_workers(warm, ray_cluster):
     by_pool = {p["name"]: p for p in snap["pools"]}
     assert by_pool["cloud"]["warm_workers"] >= 2 and by_pool["edge-1"]["warm_workers"] >= 1
     assert by_pool["edge-2"]["warm_workers"] == 0
+
+
+# --- function instances adopted by warm workers ---------------------------------------------------
+
+@yr.invoke
+def fn_pid(k):
+    return os.getpid(), k
+
+
+@yr.invoke(return_nums=2)
+def fn_pair(k):
+    return k, os.getpid()
+
+
+@yr.invoke
+def fn_count(n):
+    yield from range(n)
+
+
+@yr.invoke
+async def fn_async(k):
+    await asyncio.sleep(0)
+    return os.getpid(), k
+
+
+def _served_by_pool(proxy, *args):
+    """Call until the function's pool has a ready instance; then ``(a call's result, the pool)``."""
+    deadline = time.monotonic() + 30
+    while True:
+        yr.get(proxy.invoke(*args), timeout=30)
+        pool = proxy._pool
+        if pool is not None and any(i.ready for i in pool.live()):
+            return yr.get(proxy.invoke(*args), timeout=30), pool
+        assert time.monotonic() < deadline, f"no function instance of {proxy.__name__} became ready"
+        time.sleep(0.05)
+
+
+def test_a_function_instance_is_adopted_by_a_warm_worker(warm):
+    before = _wait_full(warm)
+    (pid, k), pool = _served_by_pool(fn_pid.options(pool="cloud"), 7)
+    assert k == 7
+    assert pid in _idle_pids(before, "cloud"), "the function instance did not run in a warm worker"
+    # Calls keep going to that same adopted process, and the warm pool refills behind it.
+    assert {yr.get(fn_pid.options(pool="cloud").invoke(i), timeout=30)[0] for i in range(5)} == {pid}
+    _wait_full(warm)
+
+
+def test_adopted_function_instances_keep_return_nums_generators_and_async(warm):
+    before = _wait_full(warm)
+    (k, pid), _ = _served_by_pool(fn_pair.options(pool="edge-1"), 3)
+    assert k == 3
+    gen = fn_count.options(pool="edge-1")
+    for _ in range(20):  # the first calls may run as Ray tasks while the instance starts
+        assert [yr.get(r, timeout=30) for r in gen.invoke(4)] == [0, 1, 2, 3]
+        if gen._pool is not None and any(i.ready for i in gen._pool.live()):
+            break
+        time.sleep(0.1)
+    assert [yr.get(r, timeout=30) for r in gen.invoke(4)] == [0, 1, 2, 3]
+    (pid, k), pool = _served_by_pool(fn_async, 5)
+    assert k == 5 and pid in _idle_pids(before, kind=ASYNC)
+
+
+def test_functions_that_retry_in_place_or_need_other_shapes_start_cold(warm):
+    before = _wait_full(warm)
+    (pid, _), _ = _served_by_pool(fn_pid.options(pool="cloud", retry_times=1), 1)
+    assert pid not in _idle_pids(before)
+    (pid, _), _ = _served_by_pool(fn_pid.options(pool="cloud", cpu=300), 1)
+    assert pid not in _idle_pids(before)

@@ -199,5 +199,40 @@ def test_public_namespace_is_sorted_and_complete():
     for name in yr.__all__:
         assert hasattr(yr, name), name
     public = {n for n in dir(yr) if not n.startswith("_")}
-    modules = {"affinity", "cli", "config", "endpoint", "exception", "local_cluster", "metrics", "trace"}
+    modules = {"affinity", "cli", "config", "decorator", "endpoint", "exception", "local_cluster", "metrics", "trace"}
     assert public - set(yr.__all__) - modules - {"StatelessFunction"} <= {"StatefulInstance", "StatefulInstanceCreator"}
+
+
+# --- calls into resource-group bundles -------------------------------------------------------------
+# Ray units, as yr.create_resource_group makes them: a bundle that left CPU/Memory unset holds
+# openYuanrong's 300 millicores and 128 MB.
+_MB = 1024 * 1024
+_SMALL_BUNDLE = {"CPU": 0.5, "memory": 128.0 * _MB, "camera": 1.0}
+
+
+def test_a_default_sized_call_fits_the_bundle_it_names():
+    opts = yr.InvokeOptions(cpu=500, custom_resources={"camera": 1})
+    need, sized = options.fit_to_bundles(options.resolve(opts, for_instance=False), [_SMALL_BUNDLE])
+    # cpu=500 is the default too, and the bundle holds it: unchanged. Memory left at 500 MB: the bundle's 128 MB.
+    assert need == {"CPU": 0.5, "memory": 128 * _MB, "camera": 1}
+    assert sized == {"memory": 128 * _MB}
+
+
+def test_amounts_the_caller_set_are_kept_even_when_the_bundle_is_smaller():
+    opts = yr.InvokeOptions(cpu=1000, memory=256)
+    need, sized = options.fit_to_bundles(options.resolve(opts, for_instance=False), [_SMALL_BUNDLE])
+    assert need == {"CPU": 1.0, "memory": 256 * _MB} and sized == {}
+
+
+def test_any_bundle_caps_a_default_call_at_the_largest_bundle():
+    big = {"CPU": 2.0, "memory": 1024.0 * _MB}
+    need, sized = options.fit_to_bundles(options.resolve(yr.InvokeOptions(), for_instance=True), [_SMALL_BUNDLE, big])
+    assert need == {"CPU": 0.5, "memory": 500 * _MB} and sized == {}
+
+
+def test_any_bundle_caps_a_default_call_at_the_largest_bundle_that_holds_the_rest():
+    big = {"CPU": 2.0, "memory": 1024.0 * _MB}
+    opts = yr.InvokeOptions(custom_resources={"camera": 1})
+    need, sized = options.fit_to_bundles(options.resolve(opts, for_instance=False), [_SMALL_BUNDLE, big])
+    # Only the small bundle has the camera: the default 500 MB is capped at its 128 MB, not the big one's.
+    assert need["memory"] == 128 * _MB and sized == {"memory": 128 * _MB}

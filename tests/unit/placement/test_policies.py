@@ -378,3 +378,19 @@ def test_random_requests_respect_every_hard_constraint(seed):
         # for single bundles it is exact.
         if len(bundles) == 1:
             assert not _brute_force_feasible(snap, req)
+
+
+def test_edge_first_reports_an_offload_when_no_edge_node_is_big_enough():
+    snap = ClusterSnapshot([node("e1", "edge-1", "edge", 2), node("e2", "edge-2", "edge", 2),
+                            node("c1", "cloud", "cloud", 4)], pools=POOLS)
+    p = decide(one({"CPU": 3}, client_region="site-1"), snap, policy="edge_first").placements[0]
+    assert p.pool == "cloud" and p.offloaded_from == ("edge-1", "edge-2")
+    assert "offloaded from edge-1, edge-2 (needs CPU 3; no node there is that big, the largest has CPU 2)" in p.reason
+
+
+def test_preferred_pools_ruled_out_by_another_constraint_are_not_an_offload():
+    # edge-2 is preferred but outside the 20 ms budget from site-1: leaving it is not for lack of room.
+    d = decide(one({"CPU": 1}, preferred_pools=("edge-2",), client_region="site-1", latency_budget_ms=20),
+               snapshot(), policy="default")
+    p = d.placements[0]
+    assert p.pool != "edge-2" and p.offloaded_from == () and not d.offloads

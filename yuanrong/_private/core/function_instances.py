@@ -45,7 +45,10 @@ class FunctionInstance:
         return _with_marker(self._func(*args, **kwargs), self._return_nums, self._func, started)
 
     def stream(self, *args: Any, **kwargs: Any) -> Any:
-        yield from self._func(*args, **kwargs)
+        # A loop, not ``yield from``: Ray sends values into a streaming generator, and delegating
+        # them would fail in a user generator that itself does ``yield from range(n)``.
+        for item in self._func(*args, **kwargs):
+            yield item
 
 
 class AsyncFunctionInstance:

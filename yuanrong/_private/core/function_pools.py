@@ -1,32 +1,25 @@
 """Pools of function instances: the processes a stateless function's calls run in.
 
-One :class:`FunctionPool` per function × resolved options × placement, per calling process, kept in
-the :class:`~yuanrong._private.session.Session` (``function_pools``, a :class:`Registry`). A call
-goes to the least-loaded *ready* instance with a free slot (``concurrency`` slots each). When every
-instance is busy the pool starts another (up to ``max_instances``, one at a time); meanwhile the
-call queues on the least-loaded instance if, by the calls' average duration so far, it would wait
-there less than 50 ms, and otherwise runs as a plain Ray task rather than wait for a process start
-(~0.4 s). So a first call costs what a Ray task costs and nothing waits on an instance that cannot
-be placed. At
-``max_instances`` the call queues on the least-loaded instance, up to a bound, then fails with
-:class:`~yuanrong.FunctionQueueFullError`.
-
-A background reaper (one thread per process, stopped by ``finalize``) releases instances idle for
-``idle_timeout`` seconds (down to ``min_instances``), releases idle instances early when the
-cluster has work waiting for resources (an idle instance must not starve a task, an instance or a
-resource group), drops instances that died, and gives up on instances that could not be placed
-within ``schedule_timeout_ms``.
+One :class:`FunctionPool` per function × resolved options × placement, per calling process, kept
+in the session's :class:`~yuanrong._private.core.pool_registry.Registry`, which also starts,
+releases and reaps the instances. A call goes to the least-loaded ready instance with a free slot;
+when all are busy it queues there if the wait is short or the calls are (an instance drains short
+calls faster than Ray tasks would), else it runs as a Ray task (a few at a time) while more
+instances start, then queues on the instance that will be free soonest. At ``max_instances`` calls
+queue up to a bound, then fail with :class:`~yuanrong.FunctionQueueFullError`. The rules and their
+figures are in the user guide ("Function instances") and in the constants below.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
@@ -34,45 +27,66 @@ from yuanrong._private import ray_errors
 from yuanrong._private.core.function_instances import AsyncFunctionInstance, FunctionInstance
 from yuanrong.exception import FunctionQueueFullError
 
+if TYPE_CHECKING:
+    from yuanrong._private.core.pool_registry import Registry
+
 logger = logging.getLogger("yuanrong")
 
 AUTO_MAX_INSTANCES = 64
 """Bound used for ``max_instances=0``, also capped by what the cluster's CPUs hold."""
 QUEUE_LIMIT_ENV = "YR_FUNCTION_QUEUE_LIMIT"
 DEFAULT_QUEUE_LIMIT = 10_000
-# Instances one pool starts at the same time (beyond min_instances). One: a burst is served by Ray
-# tasks meanwhile, and a 2-core node should not spend a second starting processes it may not need.
-STARTS_AT_ONCE = 1
-REAP_PERIOD_S = 1.0
-PRESSURE_PERIOD_S = 5.0     # how often the cluster's waiting work is looked at (a GCS round trip)
+# New processes one pool starts at the same time (beyond min_instances; adoptions by warm workers
+# are not counted). Two, as Ray's own worker-start concurrency on a 2-core node: one at a time
+# could not follow a burst that needs several instances within a second.
+STARTS_AT_ONCE = 2
+# Calls one pool runs as Ray tasks at the same time. Ray keeps about one idle worker per CPU; tasks
+# beyond the idle workers wait for new worker processes (0.5-2 s each on a 2-core host, and Ray
+# warns when it starts many at once), longer than a starting instance takes. Past this many, a
+# call queues on a starting instance instead, once the pool has shown its instances can be placed.
+TASKS_AT_ONCE = 2
+START_ESTIMATE_S = 1.0      # how long an instance start is assumed to take until one is measured
+ADOPT_ESTIMATE_S = 0.05     # ... and an adoption by a warm worker
+FIRST_CALL_HEAD_START_S = 0.05  # a pool's first instance starts once its first call ran, or after this
 PRESSURE_GRACE_S = 1.0      # an instance idle this long yields to work waiting for resources
 QUEUE_WAIT_S = 0.05         # a call queues on a busy instance if it would wait less than this
 # What an actor call costs an instance beyond the function's own run time (pipelined: a raw actor
 # serves ~6,600 calls/s on a 2-core host).
 CALL_OVERHEAD_S = 0.00015
 PING_PERIOD_S = 5.0         # idle instances are pinged this often so dead ones are dropped
+# Calls shorter than this on average never overflow into Ray tasks: a task's own cost (~1 ms of
+# driver and raylet time, more when Ray must start a worker) would exceed the wait it saves.
+TASK_WORTH_S = 0.005
+# A busy instance's finished calls are counted at most this often on the call path (each count is
+# a ``ray.wait``, ~0.1 ms): a burst of calls then pays for one count per few calls, not one each.
+RECONCILE_EVERY_S = 0.001
 
 _SyncHost = ray.remote(FunctionInstance)
 _AsyncHost = ray.remote(AsyncFunctionInstance)
 
 
-class _Instance:
+class Instance:
     __slots__ = ("handle", "actor_id", "ready", "dead", "started", "last_used", "in_flight", "pending", "pinged",
-                 "last_done", "call", "stream")
+                 "last_done", "reconciled_at", "adopted", "call", "stream")
 
-    def __init__(self, handle: Any, return_nums: int) -> None:
+    def __init__(self, handle: Any, adopted: bool, return_nums: int) -> None:
         self.handle = handle
+        self.adopted = adopted  # run by a warm worker: no process start
         self.actor_id = handle._actor_id.hex()
         self.ready = False
         self.dead = False
         self.started = self.last_used = self.pinged = time.monotonic()
         self.in_flight = 0
-        self.last_done = 0.0
+        self.last_done = self.reconciled_at = 0.0
         # (marker, first result or None, time sent) per call sent, oldest first; counted as finished
         # by ``FunctionPool._reconcile``.
         self.pending: deque[tuple[Any, Any, float]] = deque()
-        self.call = handle.call.options(num_returns=return_nums + 1).remote
-        self.stream = handle.stream.options(num_returns="streaming").remote
+        if adopted:  # a warm worker runs the instance: its call()/call_gen() name the method
+            self.call = functools.partial(handle.call.options(num_returns=return_nums + 1).remote, "call")
+            self.stream = functools.partial(handle.call_gen.options(num_returns="streaming").remote, "stream")
+        else:
+            self.call = handle.call.options(num_returns=return_nums + 1).remote
+            self.stream = handle.stream.options(num_returns="streaming").remote
 
 
 class FunctionPool:
@@ -98,14 +112,18 @@ class FunctionPool:
         self.queue_limit = int(os.environ.get(QUEUE_LIMIT_ENV, DEFAULT_QUEUE_LIMIT))
         self.closed = False
         self.lock = threading.RLock()
-        self.instances: list[_Instance] = []
+        self.instances: list[Instance] = []
         self._reserved = 0          # instances being created right now (outside the lock)
         self._avg_call_s = 1.0      # running mean of a call's service time; pessimistic until measured
         self._next_start_at = 0.0   # after an instance failed to start, wait before trying again
+        self._tasks: deque[Any] = deque()   # one ref per call running as a Ray task
+        # Running means of an instance's start time: a new process, and an adoption by a warm worker.
+        self._start_s = {False: START_ESTIMATE_S, True: ADOPT_ESTIMATE_S}
+        self._ever_ready = False            # an instance of this pool was placed and started
         self._start_backoff_s = 1.0
         self._reserved += min_instances
         for _ in range(min_instances):
-            self._start()
+            self._start_soon()
 
     # --- the call path ------------------------------------------------------------------------
     # Ray runs completion callbacks on its own threads, and some Ray calls wait for those threads:
@@ -115,21 +133,39 @@ class FunctionPool:
         """Run one call; returns Ray's result (a ref, a list of refs, or a generator)."""
         with self.lock:
             inst, start, saturated = self._choose()
-        if saturated is not None:
-            # A result may be in hand before its completion callback ran: count what really finished.
+        if saturated is self:
+            self._count_tasks()
+            with self.lock:
+                inst, start, _ = self._choose(reconciled=True)
+        elif saturated is not None:
+            # Count what really finished there before deciding.
             self._reconcile(saturated, limit=self.concurrency + 16)
             with self.lock:
                 inst, start, _ = self._choose(reconciled=True)
+        if inst is None and len(self._tasks) >= TASKS_AT_ONCE and self._ever_ready:
+            self._count_tasks()
+            with self.lock:
+                inst = self._soonest() if len(self._tasks) >= TASKS_AT_ONCE else None
         if inst is None:
-            # The task first: starting an instance (a submit of ~1.5 ms here, then a process start
-            # on the node) would otherwise delay the call it is meant to speed up.
+            out = None
             try:
-                return self.run_as_task(*args, **kwargs)
+                out = self.run_as_task(*args, **kwargs)
             finally:
+                done = _done_ref(out) if out is not None else None
                 if start:
-                    self._start()
-        if start:
-            self._start()
+                    # The task's call first: on a small node, a process start beside it slows it.
+                    self._start_soon(after=done if not self.instances else None)
+            if done is not None:
+                with self.lock:
+                    self._tasks.append(done)
+            return out
+        try:
+            return self._send(inst, args, kwargs)
+        finally:
+            if start:
+                self._start_soon()
+
+    def _send(self, inst: Instance, args: tuple, kwargs: dict) -> Any:
         try:
             if self.streaming:
                 out = inst.stream(*args, **kwargs)
@@ -148,13 +184,13 @@ class FunctionPool:
         inst.pending.append((marker, first, time.monotonic()))
         return result
 
-    def _choose(self, reconciled: bool = False) -> tuple[_Instance | None, bool, _Instance | None]:
+    def _choose(self, reconciled: bool = False) -> tuple[Instance | None, bool, Instance | FunctionPool | None]:
         """Decide where the next call goes (called with the lock held).
 
         Returns:
             ``(instance, start, saturated)``: the instance the call is counted on (None: run it as a
             Ray task), whether to start one more instance, and an instance whose finished calls
-            should be counted before deciding again.
+            (or this pool, whose calls running as Ray tasks) should be counted before deciding again.
         """
         best = None
         for inst in self.instances:
@@ -162,17 +198,31 @@ class FunctionPool:
                 best = inst
         if best is not None and best.in_flight < self.concurrency:
             return self._take(best), False, None
-        if best is not None and not reconciled and best.pending:
+        now = time.monotonic()
+        if best is not None and not reconciled and best.pending and (
+                self._avg_call_s >= TASK_WORTH_S or now - best.reconciled_at >= RECONCILE_EVERY_S):
+            # (Short calls queue whatever the count says: it need not be exact on every call.)
             return None, False, best
         live = [i for i in self.instances if not i.dead]
-        if best is not None and self._expected_wait(best) <= QUEUE_WAIT_S:
-            # A short wait in a busy instance beats a Ray task and a process start alike (actor
-            # calls pipeline): neither is spent on a burst one instance drains in time.
-            return self._queue(best, live), False, None
-        starting = sum(1 for i in live if not i.ready) + self._reserved
-        start = (len(live) + self._reserved < self.max_instances and starting < STARTS_AT_ONCE
-                 and time.monotonic() >= self._next_start_at)
-        if start:
+        # Adoptions by warm workers start no process: only new processes count against the bound.
+        starting = sum(1 for i in live if not i.ready and not i.adopted) + self._reserved
+        can_start = (len(live) + self._reserved < self.max_instances and starting < STARTS_AT_ONCE
+                     and now >= self._next_start_at)
+        if best is not None:
+            wait = self._expected_wait(best)
+            short = self._avg_call_s < TASK_WORTH_S and self._queued(live) < self.queue_limit
+            if wait <= QUEUE_WAIT_S or short:
+                # A short wait in a busy instance beats a Ray task and a process start alike (actor
+                # calls pipeline), and short calls drain faster there than as tasks however many
+                # queue: another instance starts only when the wait is long.
+                start = can_start and wait > QUEUE_WAIT_S and self._wanted(live)
+                inst = self._queue(best, live)
+                if start:
+                    self._reserved += 1
+                return inst, start, None
+        if self._tasks and not reconciled:
+            return None, False, self  # count the calls running as Ray tasks first
+        if can_start and self._wanted(live):
             self._reserved += 1
             return None, True, None
         if best is None or starting:
@@ -180,8 +230,18 @@ class FunctionPool:
             return None, False, None
         return self._queue(best, live), False, None
 
-    def _queue(self, best: _Instance, live: list[_Instance]) -> _Instance:
-        queued = sum(max(0, i.in_flight - self.concurrency) for i in live)
+    def _wanted(self, live: list[Instance]) -> bool:
+        """Whether the calls in flight, this one included, outnumber the slots of the instances
+        ready and starting (a call that ran as a task while the first instance starts does not
+        start a second one)."""
+        demand = sum(i.in_flight for i in live) + len(self._tasks) + 1
+        return demand > (len(live) + self._reserved) * self.concurrency
+
+    def _queued(self, live: list[Instance]) -> int:
+        return sum(max(0, i.in_flight - self.concurrency) for i in live)
+
+    def _queue(self, best: Instance, live: list[Instance]) -> Instance:
+        queued = self._queued(live)
         if queued >= self.queue_limit:
             raise FunctionQueueFullError(
                 f"function {self.name}: {queued} calls are already queued (the limit is {self.queue_limit}) and all "
@@ -191,7 +251,7 @@ class FunctionPool:
                 function=self.name, limit=self.queue_limit)
         return self._take(best)
 
-    def _expected_wait(self, inst: _Instance) -> float:
+    def _expected_wait(self, inst: Instance) -> float:
         """Seconds a call queued on ``inst`` would wait, from the calls' average service time so far,
         or from how long its oldest call has run when that is longer (a call far slower than the
         average must not hold the ones queued behind it). That call started when it was sent or
@@ -202,13 +262,39 @@ class FunctionPool:
             per_call = max(per_call, time.monotonic() - max(inst.pending[0][2], inst.last_done))
         return ahead * per_call / self.concurrency
 
+    def _soonest(self) -> Instance | None:
+        """The live instance, ready or starting, where a queued call would start soonest (lock held)."""
+        best, best_wait = None, float("inf")
+        now = time.monotonic()
+        for inst in self.instances:
+            if inst.dead:
+                continue
+            wait = (inst.in_flight + 1) * self._avg_call_s / self.concurrency
+            if not inst.ready:
+                wait += max(0.0, self._start_s[inst.adopted] - (now - inst.started))
+            if wait < best_wait:
+                best, best_wait = inst, wait
+        return None if best is None else self._queue(best, [i for i in self.instances if not i.dead])
+
+    def _count_tasks(self) -> None:
+        """Drop the Ray tasks that finished from ``_tasks`` (one ``ray.wait``, lock not held)."""
+        with self.lock:
+            refs = list(self._tasks)
+        if not refs:
+            return
+        done, _ = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)
+        if done:
+            finished = set(done)
+            with self.lock:
+                self._tasks = deque(r for r in self._tasks if r not in finished)
+
     @staticmethod
-    def _take(inst: _Instance) -> _Instance:
+    def _take(inst: Instance) -> Instance:
         inst.in_flight += 1
         inst.last_used = time.monotonic()
         return inst
 
-    def _reconcile(self, inst: _Instance, limit: int | None = None) -> None:
+    def _reconcile(self, inst: Instance, limit: int | None = None) -> None:
         """Count the calls ``inst`` finished: one ``ray.wait`` over its oldest pending markers.
 
         Completion is learnt when it matters (a call finds the instance busy, a cancel, the
@@ -216,6 +302,7 @@ class FunctionPool:
         thread for every call (~0.1 ms each, measured), this costs one wait per decision.
         """
         with self.lock:
+            inst.reconciled_at = time.monotonic()
             n = len(inst.pending) if limit is None else min(limit, len(inst.pending))
             head = [inst.pending[i] for i in range(n)]
         if not head:
@@ -252,10 +339,23 @@ class FunctionPool:
 
     # --- instances ----------------------------------------------------------------------------
 
+    def _start_soon(self, after: Any = None) -> None:
+        """Start one instance on the registry's starter thread: submitting an actor's creation
+        (pickling the function, ~1.5 ms) would otherwise delay the call that asked for it. With
+        ``after`` (the first call's task), wait up to FIRST_CALL_HEAD_START_S for it to finish."""
+        def start() -> None:
+            if after is not None:
+                ray.wait([after], timeout=FIRST_CALL_HEAD_START_S, fetch_local=False)
+            self._start()
+
+        if not self.registry.start_soon(start):
+            with self.lock:
+                self._reserved -= 1
+
     def _start(self) -> None:
         """Start one instance (a slot was reserved in ``_reserved`` under the lock)."""
         try:
-            inst = _Instance(self._create(self.func, self.return_nums), self.return_nums)
+            inst = Instance(*self._create(self.func, self.return_nums), return_nums=self.return_nums)
         finally:
             with self.lock:
                 self._reserved -= 1
@@ -270,7 +370,7 @@ class FunctionPool:
         ready = inst.handle.__ray_ready__.remote()
         ready._on_completed(lambda value: self._on_ready(inst, value))
 
-    def _on_ready(self, inst: _Instance, value: Any) -> None:
+    def _on_ready(self, inst: Instance, value: Any) -> None:
         with self.lock:
             if isinstance(value, Exception):
                 if not inst.dead:
@@ -282,20 +382,22 @@ class FunctionPool:
             elif not inst.dead:
                 self._start_backoff_s = 1.0
                 inst.ready = True
-                inst.last_used = time.monotonic()
+                inst.last_used = now = time.monotonic()
+                self._start_s[inst.adopted] += 0.3 * (now - inst.started - self._start_s[inst.adopted])
+                self._ever_ready = True
 
-    def _on_ping(self, inst: _Instance, value: Any) -> None:
+    def _on_ping(self, inst: Instance, value: Any) -> None:
         if isinstance(value, ray.exceptions.RayActorError):
             with self.lock:
                 self._forget(inst)
 
-    def _forget(self, inst: _Instance) -> None:
+    def _forget(self, inst: Instance) -> None:
         """Take ``inst`` out of the pool (with the lock held); the caller kills it if needed."""
         inst.dead = True
         if inst in self.instances:
             self.instances.remove(inst)
 
-    def kill_running(self, inst: _Instance) -> bool:
+    def kill_running(self, inst: Instance) -> bool:
         """Stop a cancelled call by killing its instance, if that call is all the instance runs."""
         self._reconcile(inst)
         with self.lock:
@@ -337,7 +439,7 @@ class FunctionPool:
         for inst in ping:
             inst.handle.__ray_ready__.remote()._on_completed(lambda value, inst=inst: self._on_ping(inst, value))
         for _ in range(max(0, missing)):
-            self._start()
+            self._start_soon()
 
     def releasable(self, now: float) -> bool:
         """Whether some idle instance could yield to work waiting for resources."""
@@ -353,7 +455,7 @@ class FunctionPool:
                 self._forget(inst)
         _kill(doomed)
 
-    def live(self) -> list[_Instance]:
+    def live(self) -> list[Instance]:
         with self.lock:
             return list(self.instances)
 
@@ -369,7 +471,15 @@ def _marker_value(marker: Any) -> Any:
         return e
 
 
-def _kill(instances: list[_Instance]) -> None:
+def _done_ref(out: Any) -> Any:
+    """A ref that is ready when a Ray task's call finished: its result, first result, or end of stream."""
+    if isinstance(out, list):
+        return out[0] if out else None
+    completed = getattr(out, "completed", None)
+    return completed() if completed is not None else out
+
+
+def _kill(instances: list[Instance]) -> None:
     for inst in instances:
         try:
             ray.kill(inst.handle, no_restart=True)
@@ -377,94 +487,11 @@ def _kill(instances: list[_Instance]) -> None:
             pass
 
 
-class Registry:
-    """Every function pool of this process's session, and the reaper thread that tends them."""
-
-    def __init__(self) -> None:
-        self.pools: dict[Any, FunctionPool] = {}
-        self.running: dict[Any, tuple[FunctionPool, _Instance]] = {}
-        self.lock = threading.Lock()
-        self._stop = threading.Event()
-        self._reaper: threading.Thread | None = None
-        self._gcs_address = ""
-        self._gcs: Any = None
-        self._pressure = False
-        self._pressure_at = float("-inf")
-
-    def pool(self, key: Any, make: Callable[[Registry], FunctionPool]) -> FunctionPool:
-        with self.lock:
-            if self._stop.is_set():
-                raise RuntimeError("the function pools of this session were closed (yr.finalize()).")
-            pool = self.pools.get(key)
-            if pool is None:
-                pool = self.pools[key] = make(self)
-            if self._reaper is None:
-                self._gcs_address = ray.get_runtime_context().gcs_address
-                self._reaper = threading.Thread(target=self._reap_loop, name="yr-function-pools", daemon=True)
-                self._reaper.start()
-            return pool
-
-    def cancel(self, ref: Any, force: bool) -> bool:
-        """Force-stop the running pooled call producing ``ref``; False if it is not one of ours."""
-        entry = self.running.get(ref)
-        if entry is None or not force:
-            return False
-        pool, inst = entry
-        return pool.kill_running(inst)
-
-    def _reap_loop(self) -> None:
-        while not self._stop.wait(REAP_PERIOD_S):
-            if not ray.is_initialized():
-                # Disconnected without finalize (e.g. ray.shutdown()): the instances went with the
-                # connection, and any Ray call here would start a new one.
-                self._stop.set()
-                return
-            try:
-                now = time.monotonic()
-                pools = list(self.pools.values())
-                for pool in pools:
-                    for inst in pool.live():
-                        pool._reconcile(inst)
-                pressure = any(p.releasable(now) for p in pools) and self._resources_wanted()
-                for pool in pools:
-                    pool.reap(now, pressure)
-            except Exception as e:  # the reaper must outlive a bad tick (e.g. a GCS hiccup)
-                if self._stop.is_set():
-                    return
-                logger.debug("function pool reaper: %s", e)
-
-    def _resources_wanted(self) -> bool:
-        """Whether tasks, actors or placement groups in the cluster wait for resources.
-
-        Asked of the GCS (Ray's autoscaler state, what ``ray status`` shows as demands) at most
-        every PRESSURE_PERIOD_S, over one kept client: a new client per question costs a connection.
-        """
-        now = time.monotonic()
-        if now - self._pressure_at < PRESSURE_PERIOD_S:
-            return self._pressure
-        from ray._raylet import GcsClient
-        from ray.core.generated.autoscaler_pb2 import GetClusterStatusReply
-
-        if self._gcs is None:
-            self._gcs = GcsClient(self._gcs_address)
-        reply = GetClusterStatusReply()
-        reply.ParseFromString(self._gcs.get_cluster_status(timeout_s=5))
-        state = reply.cluster_resource_state
-        self._pressure = bool(state.pending_resource_requests or state.pending_gang_resource_requests)
-        self._pressure_at = now
-        return self._pressure
-
-    def close(self) -> None:
-        """Stop the reaper and kill every instance (finalize leaves nothing running)."""
-        self._stop.set()
-        with self.lock:
-            pools, self.pools = list(self.pools.values()), {}
-        for pool in pools:
-            pool.close()
-        self.running.clear()
-        if self._reaper is not None and self._reaper is not threading.current_thread():
-            self._reaper.join(timeout=5)
-
-
 def host_class(is_async: bool) -> Any:
+    """The Ray actor class of a new (cold) function instance."""
     return _AsyncHost if is_async else _SyncHost
+
+
+def instance_class(is_async: bool) -> type:
+    """The plain class a warm worker adopts for a function instance."""
+    return AsyncFunctionInstance if is_async else FunctionInstance

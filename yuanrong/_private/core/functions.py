@@ -11,6 +11,8 @@ pool starts an instance.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import inspect
 import math
 from collections.abc import Callable
@@ -20,7 +22,7 @@ import ray
 
 from yuanrong._private import options as options_mod
 from yuanrong._private import session, tracing
-from yuanrong._private.core import function_pools, pool_metrics, traced_calls  # noqa: F401 - registers gauges
+from yuanrong._private.core import function_pools, pool_metrics, pool_registry, traced_calls, warm_workers  # noqa: F401 - pool_metrics registers gauges
 from yuanrong._private.scheduling import calls
 from yuanrong._private.core.objects import ObjectRef, ObjectRefGenerator, unwrap_args, unwrap_kwargs
 from yuanrong.config import InvokeOptions
@@ -135,8 +137,14 @@ class FunctionProxy:
         if self._pooled:
             host = function_pools.host_class(self._is_async)
             options = self.instance_options()
-            self._create_instance = calls.remote_for(host, self._resolved, what=what, base_options=options,
-                                                     default=host.options(**options).remote)
+            cold = calls.remote_for(host, self._resolved, what=what, base_options=options,
+                                    default=host.options(**options).remote)
+            # A warm worker may adopt the instance when the options fit one (the warm shape, no
+            # placement decision) and calls are not retried in place by Ray (retry_times=0).
+            warm = None
+            if not self._opts.retry_times:
+                warm = warm_workers.request_for(self._opts, self._resolved, is_async=self._is_async)
+            self._create_instance = functools.partial(_create_instance, cold, warm, self._is_async)
         self._checked = True
 
     def _trace(self) -> Any:
@@ -173,13 +181,13 @@ class FunctionProxy:
         if registry is None:
             with session.registry_lock:
                 if sess.function_pools is None:
-                    sess.function_pools = function_pools.Registry()
+                    sess.function_pools = pool_registry.Registry()
                 registry = sess.function_pools
         key = (self._pool_func, repr(self._opts), self._return_nums)
         self._pool = registry.pool(key, self._make_pool)
         return self._pool
 
-    def _make_pool(self, registry: function_pools.Registry) -> function_pools.FunctionPool:
+    def _make_pool(self, registry: pool_registry.Registry) -> function_pools.FunctionPool:
         opts = self._opts
         options = self.instance_options()
         max_instances = opts.max_instances or _auto_max_instances(opts.cpu / 1000)
@@ -214,9 +222,22 @@ class FunctionProxy:
         return f"<yuanrong function {self.__qualname__}>"
 
 
+def _create_instance(cold: Callable[..., Any], warm: warm_workers.WarmRequest | None, is_async: bool,
+                     func: Callable, return_nums: int) -> tuple[Any, bool]:
+    """A new function instance: ``(handle, adopted)``, adopted by an idle warm worker when one fits
+    (no new process: its first call answers in milliseconds), else a new actor."""
+    if warm is not None:
+        pools = session.current().warm_pools
+        adopted = pools and warm_workers.adopt(pools, function_pools.instance_class(is_async),
+                                               dataclasses.replace(warm, retries=0), (func, return_nums), {})
+        if adopted:
+            return adopted[0], True
+    return cold(func, return_nums), False
+
+
 def _task_body(func: Callable) -> Callable:
-    """What a Ray task runs for ``func``: itself, or for ``async def`` functions (which Ray tasks do
-    not take) a sync wrapper that runs it on an event loop of its own."""
+    """What a Ray task runs for ``func``: itself; for ``async def`` functions (which Ray tasks do not
+    take) a sync wrapper that runs it on an event loop of its own; for generators, a loop over it."""
     if inspect.iscoroutinefunction(func):
         def run(*args: Any, **kwargs: Any) -> Any:
             return asyncio.run(func(*args, **kwargs))
@@ -232,6 +253,12 @@ def _task_body(func: Callable) -> Callable:
                         return
             finally:
                 loop.close()
+    elif inspect.isgeneratorfunction(func):
+        def run(*args: Any, **kwargs: Any) -> Any:
+            # Ray sends values into a streaming generator; a user generator that does
+            # ``yield from range(n)`` would pass them on to the range and fail. The loop drops them.
+            for item in func(*args, **kwargs):
+                yield item
     else:
         return func
     run.__name__, run.__qualname__, run.__doc__ = func.__name__, func.__qualname__, func.__doc__

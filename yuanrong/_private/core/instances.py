@@ -11,7 +11,7 @@ import ray
 
 from yuanrong._private import options as options_mod
 from yuanrong._private import session, tracing
-from yuanrong._private.compat import instance_state
+from yuanrong._private.compat import instance_state, node_env
 from yuanrong._private.core import group_members, placement_watch, traced_calls, warm_workers
 from yuanrong._private.core.functions import check_return_nums, merge_options, wrap_result
 from yuanrong._private.core.objects import unwrap_args, unwrap_kwargs
@@ -222,6 +222,8 @@ class InstanceCreator:
         self._cls = cls
         self._opts = opts
         self._resolved = options_mod.resolve(opts, for_instance=True)
+        if _ray_cls is None:
+            node_env.carry(cls)
         self._ray_cls = _ray_cls if _ray_cls is not None else ray.remote(cls)
         # The traced Ray class, made once for the class and every creator options() derives from it.
         self._traced_base = _traced if _traced is not None else {}

@@ -297,7 +297,8 @@ class WarmWorker(_Adoption):
         return self._method(name)(*args, **kwargs)
 
     def call_gen(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        yield from self._method(name)(*args, **kwargs)
+        for item in self._method(name)(*args, **kwargs):  # not ``yield from``: see FunctionInstance.stream
+            yield item
 
     def __yr_shutdown__(self, grace_period_seconds: float) -> Any:
         hook = getattr(self.__yr_instance__, SHUTDOWN_HOOK, None)

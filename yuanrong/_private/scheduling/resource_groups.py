@@ -13,7 +13,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from placement import ray_adapter
 from yuanrong._private import session
-from yuanrong._private.options import Resolved
+from yuanrong._private.options import Resolved, fit_to_bundles
 from yuanrong._private.scheduling import pins
 from yuanrong._private.scheduling.feasibility import as_placement_error
 from yuanrong.exception import InvalidOptionError
@@ -162,17 +162,17 @@ def remote_for(ray_callable: Any, resolved: Resolved, *, what: str,
         raise InvalidOptionError(
             f"{what}: resource_group_options.bundle_index={index} is out of range for resource group {name!r} "
             f"with {count} bundle(s); use -1 (any bundle) or 0..{count - 1}.", option="bundle_index", value=index)
-    need = {k: v for k, v in resolved.resources.items() if v > 0}
     bundles = pg.bundle_specs if index == -1 else [pg.bundle_specs[index]]
+    need, sized = fit_to_bundles(resolved, bundles)
     if not any(all(b.get(k, 0) + 1e-9 >= v for k, v in need.items()) for b in bundles):
         where = "any bundle" if index == -1 else f"bundle {index} {bundles[0]}"
         raise InvalidOptionError(
             f"{what} needs {need} but {where} of resource group {name!r} is smaller (Ray units: CPU, memory "
             f"in bytes); lower InvokeOptions.cpu/memory/custom_resources or create the group with larger bundles.",
             option="resource_group_options", value=resolved.resource_group)
+    base_options = {**base_options, **sized}
     strategy = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=index)
     return ray_callable.options(**base_options, scheduling_strategy=strategy).remote
-
 
 
 def remove(resource_group: ResourceGroup | str) -> None:

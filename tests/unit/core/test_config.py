@@ -1,0 +1,25 @@
+"""Config checks that need no cluster: custom_envs."""
+
+from __future__ import annotations
+
+import pytest
+
+import yuanrong as yr
+from yuanrong._private import session
+
+
+def test_custom_envs_join_the_jobs_env_vars():
+    env = session._with_custom_envs({"env_vars": {"A": "1"}, "pip": ["x"]}, {"B": "2", "A": "1"})
+    assert env == {"env_vars": {"A": "1", "B": "2"}, "pip": ["x"]}
+    assert session._with_custom_envs({}, {}) == {}
+
+
+def test_custom_envs_that_contradict_runtime_env_are_refused():
+    with pytest.raises(yr.InvalidOptionError, match=r"set A to different values"):
+        session._with_custom_envs({"env_vars": {"A": "1"}}, {"A": "2"})
+
+
+@pytest.mark.parametrize("bad", [{"1X": "v"}, {"A B": "v"}, {"A": 1}, ["A=1"], {"": "v"}])
+def test_malformed_custom_envs_are_refused_with_what_is_expected(bad):
+    with pytest.raises(yr.InvalidOptionError, match=r"Config.custom_envs=.* expected a dict of environment variable"):
+        session._check_config(yr.Config(custom_envs=bad))
