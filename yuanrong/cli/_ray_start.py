@@ -129,11 +129,22 @@ def last_error_line(*outputs: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port that is free right now on ``host`` (another process may still take it later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A TCP port that is free right now on ``host`` (another process may still take it later),
+    never one this process handed out before: the ports of one ``ray start`` are chosen before any
+    is bound, and the kernel may offer a just-released port again, which Ray refuses ("Ray
+    component ... is trying to use a port number ... that is used by other components")."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise OSError(f"no free TCP port on {host} that this process has not handed out already")
 
 
 def check_reachable(address: str, *, timeout_s: float = 3.0) -> None:

@@ -409,3 +409,10 @@ def test_yr_local_down_clears_a_stale_state_file(tmp_path):
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == {"address": address, "stopped": 0, "killed": []}
     assert not state_file.exists() and not ray_tmp.exists()
+
+
+def test_free_port_never_hands_out_a_port_twice_in_one_process():
+    from yuanrong.cli._ray_start import free_port
+
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
