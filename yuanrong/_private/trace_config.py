@@ -102,17 +102,11 @@ def resolve(enable_trace: Any, runtime_trace_config: Any, environ: Mapping[str, 
     environ = os.environ if environ is None else environ
     if enable_trace is None:
         enable_trace = _truthy(environ.get(ENABLE_ENV, ""))
-    if not isinstance(enable_trace, bool):
-        raise InvalidOptionError(f"Config.enable_trace={enable_trace!r} is invalid: expected True or False.",
-                                 option="enable_trace", value=enable_trace)
-    from_env = runtime_trace_config is None
-    if from_env:
-        runtime_trace_config = environ.get(CONFIG_ENV) or None
-    if not enable_trace:
-        if runtime_trace_config is not None and not from_env:
-            raise _bad("Config.runtime_trace_config is set but enable_trace is False, so no span would be "
-                       "exported: set enable_trace=True, or drop runtime_trace_config.", runtime_trace_config)
+    switched = _switch("enable_trace", enable_trace, "runtime_trace_config", runtime_trace_config, CONFIG_ENV,
+                       environ)
+    if switched is None:
         return None
+    runtime_trace_config, from_env = switched
     if runtime_trace_config is None:
         raise _bad(f"Config.enable_trace=True needs runtime_trace_config to say where spans go, e.g. {_EXAMPLE} "
                    f"(or set {CONFIG_ENV}).", None)
@@ -149,19 +143,11 @@ def resolve_metrics(enable_metrics: Any, runtime_metrics_config: Any, environ: M
         InvalidOptionError: as :func:`resolve` does, for ``runtime_metrics_config``.
     """
     environ = os.environ if environ is None else environ
-    if not isinstance(enable_metrics, bool):
-        raise InvalidOptionError(f"Config.enable_metrics={enable_metrics!r} is invalid: expected True or False.",
-                                 option="enable_metrics", value=enable_metrics)
-    from_env = runtime_metrics_config is None
-    if from_env:
-        runtime_metrics_config = environ.get(METRICS_CONFIG_ENV) or None
-    if not enable_metrics:
-        if runtime_metrics_config is not None and not from_env:
-            raise InvalidOptionError(
-                "Config.runtime_metrics_config is set but enable_metrics is False, so nothing would be exported: "
-                "set enable_metrics=True, or drop runtime_metrics_config.", option="runtime_metrics_config",
-                value=runtime_metrics_config)
+    switched = _switch("enable_metrics", enable_metrics, "runtime_metrics_config", runtime_metrics_config,
+                       METRICS_CONFIG_ENV, environ)
+    if switched is None:
         return None
+    runtime_metrics_config, from_env = switched
     if runtime_metrics_config is None:
         return MetricsConfig(prometheus_host=DEFAULT_PROMETHEUS[0], prometheus_port=DEFAULT_PROMETHEUS[1])
     where = f"{METRICS_CONFIG_ENV} (environment)" if from_env else "Config.runtime_metrics_config"
@@ -188,6 +174,28 @@ def resolve_metrics(enable_metrics: Any, runtime_metrics_config: Any, environ: M
                                  f"prometheusExporter, e.g. {_METRICS_EXAMPLE}; or set enable_metrics=False.",
                                  option="runtime_metrics_config", value=runtime_metrics_config)
     return MetricsConfig(otlp_endpoint=endpoint, prometheus_host=host, prometheus_port=port)
+
+
+def _switch(flag: str, enable: Any, option: str, config: Any, env: str, environ: Mapping[str, str]
+            ) -> tuple[Any, bool] | None:
+    """One switch and its configuration (read from ``env`` when not given): ``(config, from_env)``
+    when the switch is on, None when it is off.
+
+    Raises:
+        InvalidOptionError: ``enable`` is not a bool, or a configuration was given to a switch that is off.
+    """
+    if not isinstance(enable, bool):
+        raise InvalidOptionError(f"Config.{flag}={enable!r} is invalid: expected True or False.",
+                                 option=flag, value=enable)
+    from_env = config is None
+    if from_env:
+        config = environ.get(env) or None
+    if not enable:
+        if config is not None and not from_env:
+            raise InvalidOptionError(f"Config.{option} is set but {flag} is False, so nothing would be exported: "
+                                     f"set {flag}=True, or drop {option}.", option=option, value=config)
+        return None
+    return config, from_env
 
 
 def _exporter_settings(exporter: str, settings: Any, where: str, known: Mapping[str, tuple[str, ...]], whole: Any,
