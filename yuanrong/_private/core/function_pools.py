@@ -143,7 +143,8 @@ class FunctionPool:
             with self.lock:
                 inst, start, _ = self._choose(reconciled=True)
         if inst is None and len(self._tasks) >= TASKS_AT_ONCE and self._ever_ready:
-            self._count_tasks()
+            if saturated is not self:  # (counted just above otherwise)
+                self._count_tasks()
             with self.lock:
                 inst = self._soonest() if len(self._tasks) >= TASKS_AT_ONCE else None
         if inst is None:

@@ -144,6 +144,8 @@ class FunctionProxy:
             warm = None
             if not self._opts.retry_times:
                 warm = warm_workers.request_for(self._opts, self._resolved, is_async=self._is_async)
+            if warm is not None:  # a function instance keeps no state to recover after a crash
+                warm = dataclasses.replace(warm, retries=0)
             self._create_instance = functools.partial(_create_instance, cold, warm, self._is_async)
         self._checked = True
 
@@ -228,8 +230,8 @@ def _create_instance(cold: Callable[..., Any], warm: warm_workers.WarmRequest | 
     (no new process: its first call answers in milliseconds), else a new actor."""
     if warm is not None:
         pools = session.current().warm_pools
-        adopted = pools and warm_workers.adopt(pools, function_pools.instance_class(is_async),
-                                               dataclasses.replace(warm, retries=0), (func, return_nums), {})
+        adopted = pools and warm_workers.adopt(pools, function_pools.instance_class(is_async), warm,
+                                               (func, return_nums), {})
         if adopted:
             return adopted[0], True
     return cold(func, return_nums), False
