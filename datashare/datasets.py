@@ -369,14 +369,19 @@ def locality(name_or_ref: Any, *, timeout: float = CONTROL_TIMEOUT_S) -> dict[st
     """Bytes of the data held on each node (copies included), largest first.
 
     Args:
-        name_or_ref: A dataset name (its latest version), a Ray ``ObjectRef``, or an object whose
-            ``ray_ref`` attribute is one (a yuanrong ``ObjectRef``).
+        name_or_ref: A dataset name (its latest version), a Ray ``ObjectRef``, an object whose
+            ``ray_ref`` attribute is one (a yuanrong ``ObjectRef``), or a list of such refs.
         timeout: Seconds to wait for Ray's object directory.
     """
     require_connected()
     ref = as_ray_ref(name_or_ref)
     if ref is not None:
         ref_list = [ref]
+    elif isinstance(name_or_ref, (list, tuple)):
+        ref_list = [as_ray_ref(r) for r in name_or_ref]
+        if any(r is None for r in ref_list):
+            bad = next(r for r in name_or_ref if as_ray_ref(r) is None)
+            raise InvalidArgumentError("name_or_ref", bad, "a list passed here must hold ObjectRefs only.")
     elif isinstance(name_or_ref, str):
         ref_list = list(_lookup(name_or_ref, None, timeout).refs)
     else:

@@ -68,12 +68,31 @@ def prefetch(ref: ray.ObjectRef) -> None:
     ray.wait([ref], timeout=0, fetch_local=True)
 
 
+# One request per call: Ray 2.60's lookup counts its outstanding requests while already sending
+# them, so a reply that arrives before the next owner's request is counted fulfils the same
+# promise twice and aborts the whole process ("Promise already satisfied"). Asking about one owner
+# at a time, in batches below Ray's request size, never sends two requests in one call.
+_LOOKUP_BATCH = 1000
+
+
 def object_locations(refs: list, *, what: str, timeout: float) -> dict[Any, dict[str, Any]]:
-    """Ray's object directory entries for ``refs`` (node ids and size of each)."""
-    try:
-        return ray.experimental.get_object_locations(refs, timeout_ms=int(timeout * 1000))
-    except rex.GetTimeoutError:
-        raise DataTimeoutError(what, timeout) from None
+    """Ray's object directory entries for ``refs`` (node ids and size of each).
+
+    ``timeout`` bounds each owner's answer. Ray 2.60 waits ``timeout_ms`` *microseconds*, so the
+    value handed to it is scaled to give the wait asked for.
+    """
+    by_owner: dict[Any, list] = {}
+    for ref in refs:
+        by_owner.setdefault(ref.owner_address(), []).append(ref)
+    found: dict[Any, dict[str, Any]] = {}
+    for owned in by_owner.values():
+        for start in range(0, len(owned), _LOOKUP_BATCH):
+            batch = owned[start:start + _LOOKUP_BATCH]
+            try:
+                found.update(ray.experimental.get_object_locations(batch, timeout_ms=int(timeout * 1e6)))
+            except rex.GetTimeoutError:
+                raise DataTimeoutError(what, timeout) from None
+    return found
 
 
 def bytes_by_node(refs: list, *, timeout: float) -> dict[str, int]:

@@ -46,8 +46,7 @@ def _data_nodes(items: list[Any]) -> tuple[str, ...]:
     nodes: list[str] = []
     refs = [i.ray_ref if isinstance(i, ObjectRef) else i for i in items if isinstance(i, (ObjectRef, ray.ObjectRef))]
     if refs:
-        for loc in ray.experimental.get_object_locations(refs).values():
-            nodes.extend(loc.get("node_ids", []))
+        nodes.extend(datashare.locality(refs))
     for name in (i for i in items if isinstance(i, str)):
         nodes.extend(datashare.where(name))
     bad = [i for i in items if not isinstance(i, (str, ObjectRef, ray.ObjectRef))]
