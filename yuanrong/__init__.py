@@ -19,16 +19,20 @@ from yuanrong._private.compat.instance_state import load_state, save_state
 from yuanrong._private.compat.kv import (
     CacheType,
     ExistenceOpt,
+    GetParam,
+    GetParams,
     MSetParam,
     SetParam,
     WriteMode,
     kv_del,
     kv_get,
+    kv_get_with_param,
     kv_keys,
     kv_m_write_tx,
     kv_read,
     kv_set,
     kv_write,
+    kv_write_with_param,
 )
 from yuanrong._private.compat.streams import (
     Consumer,
@@ -47,8 +51,6 @@ from yuanrong._private.compat.streams import (
 from yuanrong._private.compat.unsupported import (
     cpp_function,
     cpp_instance_class,
-    create_function_group,
-    get_function_group_context,
     go_function,
     go_instance_class,
     java_function,
@@ -73,9 +75,17 @@ from yuanrong._private.scheduling.resource_groups import create as create_resour
 from yuanrong._private.scheduling.resource_groups import remove as remove_resource_group
 from yuanrong._private.scheduling.resource_groups import resources
 from yuanrong._private.session import ClientInfo, finalize, init, is_initialized
-from yuanrong import metrics, trace
+from yuanrong import fcc, metrics, trace
+from yuanrong.fcc import FunctionGroupHandler, create_function_group, get_function_group_context
 from yuanrong.affinity import Affinity, AffinityKind, AffinityScope, AffinityType, LabelOperator, OperatorType
-from yuanrong.config import Config, GroupOptions, InvokeOptions, ResourceGroupOptions
+from yuanrong.config import (
+    Config,
+    FunctionGroupContext,
+    FunctionGroupOptions,
+    GroupOptions,
+    InvokeOptions,
+    ResourceGroupOptions,
+)
 from yuanrong.exception import (
     ClusterConfigError,
     FunctionQueueFullError,
@@ -113,8 +123,13 @@ __all__ = [
     "Consumer",
     "Element",
     "ExistenceOpt",
+    "FunctionGroupContext",
+    "FunctionGroupHandler",
+    "FunctionGroupOptions",
     "FunctionProxy",
     "FunctionQueueFullError",
+    "GetParam",
+    "GetParams",
     "GetTimeoutError",
     "Group",
     "GroupOptions",
@@ -157,6 +172,7 @@ __all__ = [
     "create_stream_producer",
     "delete_stream",
     "exit",
+    "fcc",
     "finalize",
     "get",
     "get_function_group_context",
@@ -172,11 +188,13 @@ __all__ = [
     "kill_instance",
     "kv_del",
     "kv_get",
+    "kv_get_with_param",
     "kv_keys",
     "kv_m_write_tx",
     "kv_read",
     "kv_set",
     "kv_write",
+    "kv_write_with_param",
     "list_named_instances",
     "load_state",
     "method",

@@ -101,6 +101,10 @@ class Config(_StrictFields):
         custom_envs: Environment variables set in every process that runs this job's functions and
             instances (openYuanrong's "environment for the runtime"): added to the job's
             ``runtime_env["env_vars"]``; a name set there to another value is an error.
+        recycle_time: Seconds, in ``(0, 300]``, a function instance may stay idle before it is
+            released, for functions whose ``InvokeOptions.idle_timeout`` is left at its default
+            (openYuanrong's recycle period); ``None`` keeps each function's ``idle_timeout``.
+            Applies to calls made by the driver and by this job's functions and instances.
     """
 
     server_address: str = ""
@@ -121,7 +125,7 @@ class Config(_StrictFields):
     invoke_timeout: int = 900
     code_dir: str = ""
     connection_nums: int = 100
-    recycle_time: int = 2
+    recycle_time: int | None = None
     in_cluster: bool = False
     log_dir: str = "./"
     enable_metrics: bool = False
@@ -183,6 +187,47 @@ class GroupOptions(_StrictFields):
     timeout: int = -1
     same_lifecycle: bool = True
     strategy: str = ""
+
+
+@_strict
+@dataclasses.dataclass
+class FunctionGroupOptions(_StrictFields):
+    """Options of a function group (openYuanrong ``yr.fcc.create_function_group``).
+
+    Fields:
+        cpu: Millicores per member (default: InvokeOptions' 500).
+        memory: MB per member (default: InvokeOptions' 500).
+        resources: Extra resources per member, as ``InvokeOptions.custom_resources``.
+        scheduling_affinity_type: Must stay ``None``: members of a bundle always share a node.
+        scheduling_affinity_each_bundle_size: Members per bundle; each bundle's members run on one
+            node. Must divide the group size.
+        timeout: Seconds to reserve the group, ``-1`` (default) for the members' schedule timeout.
+        concurrency: Calls a class member runs at once.
+        recover_retry_times: Restarts of a class member after its process dies.
+    """
+
+    cpu: int | None = None
+    memory: int | None = None
+    resources: dict = dataclasses.field(default_factory=dict)
+    scheduling_affinity_type: Any = None
+    scheduling_affinity_each_bundle_size: int | None = None
+    timeout: int | None = None
+    concurrency: int | None = None
+    recover_retry_times: int = 0
+
+
+@dataclasses.dataclass
+class FunctionGroupContext:
+    """Where the calling member sits in its function group (``yr.fcc.get_function_group_context``).
+
+    Outside a function group, ``world_size`` is 0. ``server_list`` and ``device_name`` describe
+    accelerator devices, which Ray does not report this way: they stay empty.
+    """
+
+    rank_id: int = 0
+    world_size: int = 0
+    server_list: list = dataclasses.field(default_factory=list)
+    device_name: str = ""
 
 
 @_strict

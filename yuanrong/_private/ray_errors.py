@@ -5,6 +5,7 @@ from __future__ import annotations
 import ray.exceptions as rex
 
 from yuanrong._private import session
+from yuanrong._private.compat import instance_state
 from yuanrong.exception import (
     GetTimeoutError,
     InstanceDiedError,
@@ -53,6 +54,13 @@ def translate(err: BaseException, *, timeout: float | None = None) -> BaseExcept
     if actor_id is not None and actor_id in session.current().cancelled_instances:
         return InvokeCancelledError("the call was cancelled with yr.cancel() while it ran; its function instance "
                                     "was stopped.")
+    if isinstance(err, rex.RayActorError) and err.actor_init_failed and actor_id:
+        recorded = instance_state.init_error(actor_id)
+        if recorded is not None:
+            cause, remote_tb = recorded
+            message = (f"{type(cause).__name__}: {cause}\n\nThe instance's constructor raised it; remote traceback "
+                       f"(most recent call last):\n{remote_tb}")
+            return _invoke_error_for(cause, message, remote_tb)
     if isinstance(err, rex.RayActorError) and any(c in str(err) for c in _FUNCTION_INSTANCE_CLASSES):
         return InstanceDiedError(
             f"the function instance running the call died ({str(err).splitlines()[-1]}). Set "

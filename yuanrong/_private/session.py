@@ -34,7 +34,7 @@ DEFAULT_NAMESPACE = "default"
 ADDRESS_ENV_VARS = ("YR_ADDRESS", "YR_SERVER_ADDRESS", "RAY_ADDRESS")
 _OPENYUANRONG_ONLY_CONFIG = (
     "function_id", "cpp_function_id", "ds_address", "invoke_timeout", "code_dir", "connection_nums",
-    "recycle_time", "in_cluster", "tls_config", "auto", "deployment_config",
+    "in_cluster", "tls_config", "auto", "deployment_config",
     "rt_server_address", "log_file_size_max", "log_file_num_max", "log_flush_interval", "max_task_instance_num",
     "load_paths", "rpc_timeout", "enable_mtls", "private_key_path", "certificate_file_path", "verify_file_path",
     "server_name", "master_addr_list", "enable_ds_encrypt", "ds_public_key_path", "runtime_public_key_path",
@@ -73,6 +73,7 @@ class Session:
     namespace: str = DEFAULT_NAMESPACE
     info: ClientInfo | None = None
     pools_file: str = ""
+    recycle_time: float | None = None
     finalized: bool = False
     cluster: ClusterView = dataclasses.field(default_factory=ClusterView)
     # One Ray handle per created instance: openYuanrong instances live until terminated or the end of
@@ -150,6 +151,10 @@ def _check_config(conf: Config) -> None:
         ("custom_envs", isinstance(conf.custom_envs, Mapping) and all(
             isinstance(k, str) and _ENV_NAME.fullmatch(k) and isinstance(v, str) for k, v in conf.custom_envs.items()),
          "a dict of environment variable names (letters, digits, _; not starting with a digit) to str values"),
+        ("recycle_time", conf.recycle_time is None or (isinstance(conf.recycle_time, (int, float))
+                                                        and not isinstance(conf.recycle_time, bool)
+                                                        and 0 < conf.recycle_time <= MAX_RECYCLE_TIME_S),
+         f"None or seconds in (0, {MAX_RECYCLE_TIME_S}]"),
         ("object_store_memory_mb", conf.object_store_memory_mb is None
          or (isinstance(conf.object_store_memory_mb, int) and conf.object_store_memory_mb >= 64),
          "None or an int >= 64"),
@@ -166,6 +171,18 @@ def _check_config(conf: Config) -> None:
 
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Config.recycle_time, as every process of the job sees it.
+RECYCLE_TIME_ENV = "YR_RECYCLE_TIME"
+MAX_RECYCLE_TIME_S = 300
+
+
+def recycle_time() -> float | None:
+    """This job's ``Config.recycle_time`` (in the driver and in the job's workers), if set."""
+    value = os.environ.get(RECYCLE_TIME_ENV) if _current.recycle_time is None else _current.recycle_time
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
 
 
 def _with_custom_envs(runtime_env: dict[str, Any], custom_envs: Mapping[str, str]) -> dict[str, Any]:
@@ -223,6 +240,8 @@ def init(conf: Config | None = None) -> ClientInfo:
         if conf.working_dir:
             runtime_env.setdefault("working_dir", conf.working_dir)
         runtime_env = _with_custom_envs(runtime_env, conf.custom_envs)
+        if conf.recycle_time is not None:
+            runtime_env = _with_custom_envs(runtime_env, {RECYCLE_TIME_ENV: str(conf.recycle_time)})
         logging.getLogger("yuanrong").setLevel(conf.log_level)
 
         embedded = False
@@ -267,7 +286,8 @@ def init(conf: Config | None = None) -> ClientInfo:
         info = ClientInfo(job_id=ctx.get_job_id(), address=ctx.gcs_address, namespace=namespace,
                           embedded=embedded)
         _current = Session(initialized=True, owns_ray=owns, namespace=namespace, info=info,
-                           pools_file=conf.pools_file or os.environ.get("YR_POOLS_FILE", ""))
+                           pools_file=conf.pools_file or os.environ.get("YR_POOLS_FILE", ""),
+                           recycle_time=conf.recycle_time)
         if trace is not None or metrics is not None:
             _start_telemetry(trace, metrics, ctx)
         if conf.warm_pool_size or conf.warm_async_pool_size:

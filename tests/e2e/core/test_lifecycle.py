@@ -31,6 +31,7 @@ def processes_using(path: str) -> list[str]:
 def test_embedded_cluster_lifecycle_and_errors():
     result = run_driver("""
         import json
+        import time
         import yuanrong as yr
 
         out = {}
@@ -68,7 +69,7 @@ def test_embedded_cluster_lifecycle_and_errors():
             out["after_finalize"] = (type(e).__name__, str(e))
         yr.finalize()  # a second finalize is a no-op
 
-        yr.init(yr.Config(num_cpus=1, custom_envs={"YR_TEST_CUSTOM": "from-config"}))
+        yr.init(yr.Config(num_cpus=1, custom_envs={"YR_TEST_CUSTOM": "from-config"}, recycle_time=1))
         out["again"] = yr.get(add.invoke(2, 2))
 
         @yr.invoke
@@ -83,6 +84,22 @@ def test_embedded_cluster_lifecycle_and_errors():
                 return os.environ.get("YR_TEST_CUSTOM")
 
         out["custom_env_function"] = yr.get(read_env.invoke())
+
+        @yr.invoke
+        def where_run(x):
+            import time
+            import ray
+            time.sleep(0.3)
+            return ray.get_runtime_context().get_actor_id()
+
+        # recycle_time=1: idle function instances are released within about a second, so calls
+        # after a pause never reach the instances that served the calls before it.
+        before, deadline = set(), time.monotonic() + 30
+        while not before and time.monotonic() < deadline:   # until calls reach a function instance
+            before = {i for i in yr.get([where_run.invoke(i) for i in range(4)]) if i}
+        time.sleep(4)
+        after = {i for i in yr.get([where_run.invoke(i) for i in range(6)]) if i}
+        out["recycled"] = [len(before), len(before & after)]
         out["custom_env_instance"] = yr.get(EnvReader.invoke().read.invoke())
         # KV and datasets reach the new cluster's catalogue, not the old one's cached handle.
         yr.kv_write("k", b"second")
@@ -98,6 +115,7 @@ def test_embedded_cluster_lifecycle_and_errors():
     assert result["result"] == 3
     assert result["labels"]["yr.io/pool"] == "local" and result["labels"]["yr.io/tier"] == "cloud"
     assert "already called" in result["init_twice"]
+    assert result["recycled"][0] >= 1 and result["recycled"][1] == 0
     assert result["initialized_after"] is False
     assert result["after_finalize"][0] == "NotInitializedError"
     assert "yr.finalize() was already called" in result["after_finalize"][1]

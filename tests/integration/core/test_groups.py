@@ -70,7 +70,7 @@ def test_a_failing_constructor_terminates_the_whole_group(yr_session):
     ok = _member("half-broken", "ok")
     Broken.options(yr.InvokeOptions(cpu=100, memory=32, group_name="half-broken")).invoke()
     g.invoke()
-    with pytest.raises(yr.InstanceDiedError, match="bad model path"):
+    with pytest.raises(ValueError, match="bad model path"):   # the constructor's own exception
         g.wait()
     with pytest.raises(yr.InstanceDiedError):
         yr.get(ok.where.invoke(), timeout=30)
@@ -112,5 +112,33 @@ def test_group_errors_name_what_to_fix(yr_session):
     _member("affine", "x", labels=["role:x"])
     with pytest.raises(yr.InvalidOptionError, match="labels"):
         yr.Group("affine").invoke()
-    with pytest.raises(NotImplementedError, match="cannot pause"):
+    with pytest.raises(yr.YRError, match="only an invoked, unterminated group can be suspended"):
         yr.Group("g").suspend()
+
+
+@yr.instance
+class Tally:
+    def __init__(self, start):
+        self.total = start
+
+    def add(self, k):
+        self.total += k
+        return self.total
+
+
+def test_suspend_frees_the_group_and_resume_brings_back_each_members_state(yr_session):
+    g = yr.Group("pausable", yr.GroupOptions(timeout=60))
+    opts = yr.InvokeOptions(cpu=200, memory=32, group_name="pausable")
+    a, b = Tally.options(opts).invoke(0), Tally.options(opts).invoke(100)
+    g.invoke()
+    assert yr.get([a.add.invoke(1), b.add.invoke(1)], timeout=30) == [1, 101]
+    old_ids = {a.instance_id, b.instance_id}
+    g.suspend()
+    with pytest.raises(yr.YRError, match="suspended"):
+        a.add.invoke(1)
+    g.resume()
+    assert yr.get([a.add.invoke(1), b.add.invoke(1)], timeout=30) == [2, 102]
+    assert {a.instance_id, b.instance_id}.isdisjoint(old_ids)
+    g.terminate()
+    with pytest.raises(yr.YRError, match="not suspended"):
+        g.resume()

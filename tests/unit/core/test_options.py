@@ -151,8 +151,10 @@ def test_decorator_misuse_is_caught_at_decoration_time():
         yr.invoke(yr.InvokeOptions())
     with pytest.raises(TypeError, match="unknown keyword"):
         yr.invoke(cpu=1000)
-    with pytest.raises(yr.InvalidOptionError, match="return_nums=0"):
-        yr.invoke(return_nums=0)(lambda_free)
+    with pytest.raises(yr.InvalidOptionError, match="return_nums=-1"):
+        yr.invoke(return_nums=-1)(lambda_free)
+    with pytest.raises(yr.InvalidOptionError, match="generator"):
+        yr.invoke(return_nums=0)(a_generator)
     with pytest.raises(yr.InvalidOptionError, match="generator"):
         yr.invoke(return_nums=2)(a_generator)
 
@@ -183,8 +185,6 @@ def test_direct_calls_explain_invoke():
 def test_tier3_features_say_why():
     with pytest.raises(NotImplementedError, match="cross-language"):
         yr.cpp_function("Square", "urn")
-    with pytest.raises(NotImplementedError, match="function groups"):
-        yr.create_function_group()
 
 
 def test_affinity_validation():
@@ -199,7 +199,7 @@ def test_public_namespace_is_sorted_and_complete():
     for name in yr.__all__:
         assert hasattr(yr, name), name
     public = {n for n in dir(yr) if not n.startswith("_")}
-    modules = {"affinity", "cli", "config", "decorator", "endpoint", "exception", "local_cluster", "metrics", "trace"}
+    modules = {"affinity", "cli", "config", "decorator", "endpoint", "exception", "local_cluster", "metrics", "trace", "fcc"}
     assert public - set(yr.__all__) - modules - {"StatelessFunction"} <= {"StatefulInstance", "StatefulInstanceCreator"}
 
 

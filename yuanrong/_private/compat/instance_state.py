@@ -52,7 +52,11 @@ def _current_instance(api: str) -> tuple[Any, str]:
 
 
 def _check_timeout(timeout_sec: object, api: str) -> None:
-    if isinstance(timeout_sec, bool) or not isinstance(timeout_sec, int) or timeout_sec <= 0:
+    if isinstance(timeout_sec, bool) or not isinstance(timeout_sec, int):
+        # A TypeError, with Python's own wording for a non-int, as openYuanrong raises.
+        raise TypeError(f"yr.{api}(timeout_sec={timeout_sec!r}): an integer is required (got type "
+                        f"{type(timeout_sec).__name__}); pass a positive int of seconds, e.g. 30.")
+    if timeout_sec <= 0:
         raise ValueError(f"yr.{api}(timeout_sec={timeout_sec!r}): expected a positive int of seconds, e.g. 30.")
 
 
@@ -65,11 +69,8 @@ def save_state(timeout_sec: int = 30) -> None:
     """
     _check_timeout(timeout_sec, "save_state")
     instance, instance_id = _current_instance("save_state")
-    getstate = getattr(instance, "__getstate__", None)
-    state = getstate() if getstate is not None else vars(instance)
     try:
-        blob = cloudpickle.dumps(state)
-        kv.kv_write(key_for(instance_id), blob)
+        kv.kv_write(key_for(instance_id), snapshot(instance))
     except (DatashareError, TypeError, AttributeError, cloudpickle.pickle.PicklingError) as e:
         raise RuntimeError(f"Failed to save state of instance {instance_id}: {e}") from e
 
@@ -88,13 +89,51 @@ def load_state(timeout_sec: int = 30) -> None:
     except DatashareError as e:
         raise RuntimeError(f"Failed to load state of instance {instance_id}: nothing was saved for it "
                            f"(call yr.save_state() first) — {e}") from None
+    restore(instance, blob)
+
+
+def snapshot(instance: Any) -> bytes:
+    """The instance's state, pickled: ``__getstate__()`` when it has one, else its attributes."""
+    getstate = getattr(instance, "__getstate__", None)
+    return cloudpickle.dumps(getstate() if getstate is not None else vars(instance))
+
+
+def restore(instance: Any, blob: bytes) -> None:
+    """Put a :func:`snapshot` back: ``__setstate__`` when the instance has one, else its attributes."""
     state = cloudpickle.loads(blob)
     setstate = getattr(instance, "__setstate__", None)
     if setstate is not None:
         setstate(state)
     else:
         instance.__dict__.clear()
-        instance.__dict__.update(state)
+        instance.__dict__.update(state or {})   # object.__getstate__() is None for no attributes
+
+
+_INIT_ERROR_PREFIX = "yr-instance-init-error/"
+_INIT_ERROR_TTL_S = 3600
+
+
+def record_init_error(exc: BaseException) -> None:
+    """In an instance's failing constructor: keep the exception for its callers (best effort)."""
+    import traceback
+
+    try:
+        actor_id = ray.get_runtime_context().get_actor_id()
+        if actor_id:
+            record = cloudpickle.dumps((exc, "".join(traceback.format_exception(exc))))
+            kv.kv_write(_INIT_ERROR_PREFIX + actor_id, record, ttl_second=_INIT_ERROR_TTL_S)
+    except Exception:  # noqa: BLE001 - an unpicklable exception or no store: callers see Ray's error
+        pass
+
+
+def init_error(actor_id_hex: str) -> tuple[BaseException, str] | None:
+    """The exception (and its traceback text) that the instance's constructor raised, if recorded."""
+    if not kv.has_store():
+        return None
+    try:
+        return cloudpickle.loads(kv.kv_read(_INIT_ERROR_PREFIX + actor_id_hex, 0))
+    except Exception:  # noqa: BLE001 - nothing recorded, or not loadable here
+        return None
 
 
 def forget(actor_id_hex: str) -> None:

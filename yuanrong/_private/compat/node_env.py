@@ -1,8 +1,10 @@
-"""``NODE_ID`` and ``INIT_LABELS``: the environment openYuanrong gives every instance process.
+"""``NODE_ID``, ``INIT_LABELS`` and ``INSTANCE_ID``: the environment openYuanrong gives every instance process.
 
-openYuanrong's runtime tells user code where it runs through two environment variables: the id of
-its node and the node's labels. On Ray the node is known only once the process runs, so the
-variables are set from Ray's runtime context inside the process, once.
+openYuanrong's runtime tells user code where it runs through environment variables: the id of its
+node, the node's labels and the id of the instance the process serves. On Ray these are known only
+once the process runs, so they are set from Ray's runtime context inside the process.
+``INSTANCE_ID`` is the instance's id (Ray's actor id, as ``inst.instance_id`` shows) in instances
+and function instances, and the worker process's id where a call runs as a plain Ray task.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import ray
 
 NODE_ID = "NODE_ID"
 INIT_LABELS = "INIT_LABELS"
+INSTANCE_ID = "INSTANCE_ID"
 _exported = False
 # Class attribute that makes an instance's process import yuanrong (see carry()).
 CARRIER = "__yr_node_env__"
@@ -30,7 +33,16 @@ def export() -> None:
     ctx = ray.get_runtime_context()
     os.environ[INIT_LABELS] = json.dumps(dict(ctx.get_node_labels()), sort_keys=True)
     os.environ[NODE_ID] = ctx.get_node_id()
+    export_instance_id()
     _exported = True
+
+
+def export_instance_id() -> None:
+    """Set ``INSTANCE_ID``: the running actor's id, else this worker process's id."""
+    if not ray.is_initialized():
+        return
+    ctx = ray.get_runtime_context()
+    os.environ[INSTANCE_ID] = ctx.get_actor_id() or ctx.get_worker_id()
 
 
 def carry(cls: type) -> None:

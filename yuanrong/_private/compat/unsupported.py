@@ -41,14 +41,3 @@ def go_function(*args: Any, **kwargs: Any) -> NoReturn:
 def go_instance_class(*args: Any, **kwargs: Any) -> NoReturn:
     """Not available: cross-language calls."""
     _unsupported("go_instance_class", _CROSS_LANGUAGE)
-
-
-def create_function_group(*args: Any, **kwargs: Any) -> NoReturn:
-    """Not available: NPU function groups."""
-    _unsupported("create_function_group", "function groups with NPU tensor transport need openYuanrong's "
-                                          "device runtime; use resource groups (yr.create_resource_group)")
-
-
-def get_function_group_context(*args: Any, **kwargs: Any) -> NoReturn:
-    """Not available: NPU function groups."""
-    _unsupported("get_function_group_context", "function groups are not available on Ray")

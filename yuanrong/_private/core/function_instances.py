@@ -37,6 +37,7 @@ class FunctionInstance:
 
     def __init__(self, func: Callable, return_nums: int) -> None:
         node_env.export()
+        node_env.export_instance_id()
         self._func = func
         self._return_nums = return_nums
 
@@ -58,6 +59,7 @@ class AsyncFunctionInstance:
 
     def __init__(self, func: Callable, return_nums: int) -> None:
         node_env.export()
+        node_env.export_instance_id()
         self._func = func
         self._return_nums = return_nums
 

@@ -35,14 +35,22 @@ def wrap_result(num_returns: Any) -> Callable[[Any], Any]:
         return ObjectRefGenerator
     if num_returns == 1:
         return ObjectRef
+    if num_returns == 0:
+        return _no_result
     return lambda refs: [ObjectRef(r) for r in refs]
+
+
+def _no_result(_: Any) -> None:
+    """``return_nums=0``: the call runs, and the caller gets ``None`` (as in openYuanrong)."""
+    return None
 
 
 def check_return_nums(return_nums: Any, where: str) -> int:
     if return_nums is None:
         return 1
-    if isinstance(return_nums, bool) or not isinstance(return_nums, int) or return_nums < 1:
-        raise InvalidOptionError(f"{where}: return_nums={return_nums!r} is invalid: expected an int >= 1.",
+    if isinstance(return_nums, bool) or not isinstance(return_nums, int) or return_nums < 0:
+        raise InvalidOptionError(f"{where}: return_nums={return_nums!r} is invalid: expected an int >= 0 "
+                                 f"(0: the call returns None).",
                                  option="return_nums", value=return_nums)
     return return_nums
 
@@ -59,10 +67,13 @@ class FunctionProxy:
                  _ray_fn: Any = None, _traced: dict[str, Any] | None = None) -> None:
         self._func = func
         self._opts = opts
+        # return_nums=0 runs with one return whose ref is dropped: the caller gets None.
+        self._declared_returns = return_nums
+        return_nums = max(return_nums, 1)
         self._return_nums = return_nums
         self._resolved = options_mod.resolve(opts, for_instance=False)
         is_gen = inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)
-        if is_gen and return_nums != 1:
+        if is_gen and self._declared_returns != 1:
             raise InvalidOptionError(
                 f"{func.__qualname__} is a generator; it returns one ref per yielded value, so return_nums "
                 f"must not be set (got {return_nums}).", option="return_nums", value=return_nums)
@@ -75,7 +86,7 @@ class FunctionProxy:
         else:
             self._ray_fn = _ray_fn
             self._remote = _ray_fn.options(num_returns=num_returns, **self._resolved.ray_options).remote
-        self._wrap = wrap_result(num_returns)
+        self._wrap = wrap_result(num_returns if self._declared_returns else 0)
         # The traced variants of the function and of its Ray function, made once for the function
         # and every proxy options() derives from it (so they share pools): see _trace().
         self._traced_base = _traced if _traced is not None else {}
@@ -198,7 +209,7 @@ class FunctionProxy:
             streaming=self._num_returns == "streaming", is_async=self._is_async, actor_options=options,
             create=self._create_instance, run_as_task=self._remote, concurrency=options["max_concurrency"],
             min_instances=opts.min_instances, max_instances=max(max_instances, opts.min_instances),
-            idle_timeout=opts.idle_timeout, schedule_timeout_s=self._resolved.schedule_timeout_s)
+            idle_timeout=_idle_timeout(opts), schedule_timeout_s=self._resolved.schedule_timeout_s)
 
     def __getstate__(self) -> dict[str, Any]:
         # A pool belongs to the process that made it; a copy sent to a worker builds its own.
@@ -213,7 +224,8 @@ class FunctionProxy:
         some of its fields as keywords (which override the current options, or the given ones).
         """
         opts = merge_options(invoke_options if invoke_options is not None else self._opts, kwargs, where=f"{self.__qualname__}.options()")
-        return FunctionProxy(self._func, opts, self._return_nums, _ray_fn=self._ray_fn, _traced=self._traced_base)
+        return FunctionProxy(self._func, opts, self._declared_returns, _ray_fn=self._ray_fn,
+                             _traced=self._traced_base)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(
@@ -222,6 +234,17 @@ class FunctionProxy:
 
     def __repr__(self) -> str:
         return f"<yuanrong function {self.__qualname__}>"
+
+
+def _idle_timeout(opts: InvokeOptions) -> float:
+    """The function's ``idle_timeout``; ``Config.recycle_time`` when the function left it at its default."""
+    recycle = session.recycle_time()
+    if recycle is not None and opts.idle_timeout == _DEFAULT_IDLE_TIMEOUT:
+        return recycle
+    return opts.idle_timeout
+
+
+_DEFAULT_IDLE_TIMEOUT = InvokeOptions().idle_timeout
 
 
 def _create_instance(cold: Callable[..., Any], warm: warm_workers.WarmRequest | None, is_async: bool,

@@ -24,12 +24,16 @@ class GroupMember:
     group_name: str
     handle: Any = None
     failed: str | None = None
+    saved: bytes | None = None     # its state while the group is suspended
 
     def ray_handle(self) -> Any:
         if self.handle is not None:
             return self.handle
         if self.failed:
             raise YRError(f"this instance of group {self.group_name!r} was never created: {self.failed}")
+        if self.saved is not None:
+            raise YRError(f"group {self.group_name!r} is suspended: its instances are stopped and their state "
+                          f"kept; call resume() on the group before calling them.")
         raise YRError(
             f"this instance belongs to group {self.group_name!r}, which has not been created yet; "
             f"call yr.Group({self.group_name!r}, ...).invoke() first (members are created together).")

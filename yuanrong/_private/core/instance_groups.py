@@ -20,6 +20,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from placement import ray_adapter
 from yuanrong._private import session
+from yuanrong._private.compat import instance_state
 from yuanrong._private.core import instances
 from yuanrong._private.core.group_members import GroupMember
 from yuanrong._private.core.objects import ObjectRef, get
@@ -75,6 +76,7 @@ class Group:
         self._members: list[GroupMember] = []
         self._pg: Any = None
         self._terminated = False
+        self._suspended = False
 
     # -- creation ---------------------------------------------------------------------------------
     def invoke(self) -> None:
@@ -168,8 +170,9 @@ class Group:
 
         Raises:
             YRError: The group was not invoked.
-            InstanceDiedError: A member's constructor failed or it died; the whole
-                group is then terminated (all or nothing).
+            Exception: A member's constructor raised (its own exception, as a ``YRInvokeError``),
+                or ``InstanceDiedError`` when a member died; the whole group is then terminated
+                (all or nothing).
             TimeoutError: Not constructed within the group's timeout; the group is terminated.
         """
         session.require_init()
@@ -191,6 +194,9 @@ class Group:
             return
         self._terminated = True
         self._kill_members(grace=True)
+        for m in self._members:
+            if m.saved is not None:   # terminated while suspended: the kept state goes too
+                m.saved, m.failed = None, "the group was terminated while suspended"
 
     def _kill_members(self, *, grace: bool) -> None:
         for m in self._members:
@@ -216,16 +222,54 @@ class Group:
         return [instances.InstanceProxy(m.handle) for m in self._members if m.handle is not None]
 
     def suspend(self) -> None:
-        """Not available: Ray cannot pause running actors."""
-        raise NotImplementedError("yr.Group.suspend is not available in yuanrong: Ray cannot pause running "
-                                  "actors; terminate the group and invoke it again instead.")
+        """Stop every member and free the group's resources, keeping each member's state.
+
+        Each member's state (``__getstate__()``, else its attributes) is taken, then the members
+        are terminated (their ``__yr_shutdown__`` hooks run) and the reservation is freed. Handles
+        stay valid; calling them raises until :meth:`resume`.
+        """
+        session.require_init()
+        if self._terminated or self._pg is None:
+            raise YRError(f"{self._what()} is not running; only an invoked, unterminated group can be suspended.")
+        if self._suspended:
+            return
+        s = session.current()
+        _watcher(s).unwatch(self)
+        blobs = get([ObjectRef(m.handle.__ray_call__.remote(instance_state.snapshot)) for m in self._members],
+                    timeout=self._timeout_s())
+        self._kill_members(grace=True)
+        for m, blob in zip(self._members, blobs):
+            m.handle, m.saved = None, blob
+        self._pg = None
+        self._suspended = True
 
     def resume(self) -> None:
-        """Not available: Ray cannot pause running actors."""
-        raise NotImplementedError("yr.Group.resume is not available in yuanrong: Ray cannot pause running actors.")
+        """Reserve the group again, start every member and give it back the state it had.
+
+        The members run their constructors with the original arguments, then get their saved
+        state (``__setstate__``, else their attributes); their instance ids are new.
+
+        Raises:
+            PlacementError: The bundles could not be reserved again within the group's timeout;
+                the group stays suspended and can be resumed later.
+        """
+        session.require_init()
+        if not self._suspended:
+            raise YRError(f"{self._what()} is not suspended; call suspend() first.")
+        self._reserve()
+        self._terminated = False
+        handles = [self._create(i, m) for i, m in enumerate(self._members)]
+        restored = [h.__ray_call__.remote(instance_state.restore, m.saved) for h, m in zip(handles, self._members)]
+        for m, h in zip(self._members, handles):
+            m.handle, m.saved = h, None
+        self._suspended = False
+        if self.group_opts.same_lifecycle:
+            _watcher(session.current()).watch(self)
+        get([ObjectRef(r) for r in restored], timeout=self._timeout_s())
 
     def __repr__(self) -> str:
-        state = "terminated" if self._terminated else "created" if self._pg is not None else "pending"
+        state = ("terminated" if self._terminated else "suspended" if self._suspended
+                 else "created" if self._pg is not None else "pending")
         return f"<yuanrong Group {self.group_name!r} {state} members={len(self._members)}>"
 
 

@@ -12,12 +12,12 @@ import ray
 from yuanrong._private import options as options_mod
 from yuanrong._private import session, tracing
 from yuanrong._private.compat import instance_state, node_env
-from yuanrong._private.core import group_members, placement_watch, traced_calls, warm_workers
+from yuanrong._private.core import group_members, instance_classes, placement_watch, traced_calls, warm_workers
 from yuanrong._private.core.functions import check_return_nums, merge_options, wrap_result
 from yuanrong._private.core.objects import unwrap_args, unwrap_kwargs
 from yuanrong._private.scheduling import calls, pins
 from yuanrong.config import InvokeOptions
-from yuanrong.exception import InstanceNotFoundError, InvalidOptionError
+from yuanrong.exception import GetTimeoutError, InstanceNotFoundError, InvalidOptionError
 
 SHUTDOWN_HOOK = "__yr_shutdown__"
 DEFAULT_GRACE_S = 10
@@ -111,13 +111,19 @@ class InstanceProxy:
         self._table = _table
 
     def _ray(self) -> Any:
-        if self._handle is None:
-            self._handle = self._member.ray_handle()
+        if self._member is not None:
+            # A group member gets a new process when its group resumes after suspend().
+            handle = self._member.ray_handle()
+            if handle is not self._handle:
+                self._handle = handle
+                self._methods.clear()
         return self._handle
 
     def __getattr__(self, name: str) -> MethodProxy:
         if name.startswith("__") and name != SHUTDOWN_HOOK:
             raise AttributeError(name)
+        if self._member is not None:
+            self._ray()   # a group member's process may have changed (suspend/resume)
         try:
             return self._methods[name]
         except KeyError:
@@ -370,7 +376,8 @@ def _make_creator(cls: Any, invoke_options: InvokeOptions | None) -> InstanceCre
     if invoke_options is not None and not isinstance(invoke_options, InvokeOptions):
         raise InvalidOptionError(f"@yr.instance(invoke_options={invoke_options!r}): expected a yr.InvokeOptions.",
                                  option="invoke_options", value=invoke_options)
-    return InstanceCreator(cls, invoke_options or InvokeOptions())
+    return InstanceCreator(instance_classes.runnable(cls, _is_async_class(cls)),
+                           invoke_options or InvokeOptions())
 
 
 def _namespace(namespace: str) -> str:
@@ -385,9 +392,14 @@ def get_instance(name: str, namespace: str = "", timeout: float = 60) -> Instanc
     Without ``namespace``, the job's namespace is searched first; a name that exists in exactly one
     other namespace resolves to that instance, and a name in several namespaces is an error.
 
+    Like openYuanrong, it also waits, within the same ``timeout``, for the instance to finish
+    starting (its ``__init__``); ``timeout=0`` returns the handle at once.
+
     Raises:
         InstanceNotFoundError: No such instance appeared within ``timeout`` (it lists the names that
             do exist in that namespace).
+        GetTimeoutError: The instance exists but its ``__init__`` did not finish within ``timeout``
+            (also a ``TimeoutError``).
     """
     session.require_init()
     if not isinstance(name, str) or not name:
@@ -400,14 +412,14 @@ def get_instance(name: str, namespace: str = "", timeout: float = 60) -> Instanc
     delay = 0.02
     while True:
         try:
-            return InstanceProxy(ray.get_actor(name, namespace=ns))
+            return _started(ray.get_actor(name, namespace=ns), deadline, timeout, name, ns)
         except ValueError:
             if not namespace:
                 # No namespace given: an instance of that name in exactly one namespace is the one meant.
                 spaces = [e["namespace"] for e in ray.util.list_named_actors(all_namespaces=True) if e["name"] == name]
                 if len(spaces) == 1:
                     try:
-                        return InstanceProxy(ray.get_actor(name, namespace=spaces[0]))
+                        return _started(ray.get_actor(name, namespace=spaces[0]), deadline, timeout, name, spaces[0])
                     except ValueError:
                         pass
                 elif len(spaces) > 1:
@@ -418,24 +430,47 @@ def get_instance(name: str, namespace: str = "", timeout: float = 60) -> Instanc
                 break
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.5)
-    existing = list_named_instances(namespace=ns)
+    existing = list_named_instances(namespace=ns or session.current().namespace)
     raise InstanceNotFoundError(
-        f"no instance named {name!r} in namespace {ns!r} (waited {timeout:g}s); named instances there: "
+        f"failed to get instance: no instance named {name!r} in namespace {ns!r} (waited {timeout:g}s); named instances there: "
         f"{', '.join(existing) or '(none)'}. Create it with Cls.options(yr.InvokeOptions(name={name!r})).invoke() "
         f"or pass the namespace it was created in.", name=name, namespace=ns)
 
 
-def list_named_instances(all_namespaces: bool = False, namespace: str = "") -> list:
-    """Names of the live named instances in ``namespace`` (default: this job's), sorted.
+def _started(handle: Any, deadline: float, timeout: float, name: str, ns: str) -> InstanceProxy:
+    """``handle``'s proxy once its constructor has run (or failed), waiting until ``deadline``."""
+    if timeout > 0:
+        ready, _ = ray.wait([handle.__ray_ready__.remote()], timeout=max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise GetTimeoutError(
+                f"get_instance: instance {name!r} in namespace {ns!r} exists but did not finish starting (its "
+                f"__init__) within {timeout:g}s; pass a longer timeout, or timeout=0 for the handle at once.")
+    return InstanceProxy(handle)
 
-    With ``all_namespaces=True``, a list of ``{"name": ..., "namespace": ...}`` for every namespace.
+
+# Namespaces of yuanrong's and Ray's own actors, which are not the user's instances.
+_INTERNAL_NAMESPACES = ("yuanrong-datashare", "yuanrong-streams", "yr-placement", "serve")
+
+
+def list_named_instances(all_namespaces: bool = False, namespace: str = "") -> list:
+    """The live named instances.
+
+    As in openYuanrong, every namespace is listed: an instance in the job's namespace by its name,
+    one in another namespace as ``"namespace-name"`` (other namespaces first, each part sorted).
+    With ``namespace``, only that namespace's names; with ``all_namespaces=True``, a list of
+    ``{"name": ..., "namespace": ...}``. yuanrong's and Ray Serve's own actors are never listed.
     """
     session.require_init()
-    entries = ray.util.list_named_actors(all_namespaces=True)
+    entries = [e for e in ray.util.list_named_actors(all_namespaces=True)
+               if e["namespace"] not in _INTERNAL_NAMESPACES and not e["namespace"].startswith("_")]
     if all_namespaces:
         return sorted(entries, key=lambda e: (e["namespace"], e["name"]))
-    ns = _namespace(namespace)
-    return sorted(e["name"] for e in entries if e["namespace"] == ns)
+    if namespace:
+        ns = _namespace(namespace)
+        return sorted(e["name"] for e in entries if e["namespace"] == ns)
+    own = session.current().namespace
+    others = sorted(f"{e['namespace']}-{e['name']}" for e in entries if e["namespace"] != own)
+    return others + sorted(e["name"] for e in entries if e["namespace"] == own)
 
 
 def kill_instance(instance_or_name: InstanceProxy | str, namespace: str = "") -> None:
