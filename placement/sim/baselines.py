@@ -228,7 +228,28 @@ def _demand(b: Bundle, res_pos: Mapping[str, int], width: int) -> np.ndarray:
     return out
 
 
-RAY_BASELINES: Mapping[str, Callable[..., RayModel]] = {
+class PerKind:
+    """One policy for requests with a latency budget and another for those without, as a user who
+    writes different options for interactive and batch calls does (engine policies or Ray models).
+
+    Args:
+        name: Name of the combination.
+        budgeted: Decides requests that carry a latency budget.
+        unbudgeted: Decides the rest.
+    """
+
+    def __init__(self, name: str, budgeted: Callable[[PlacementRequest, ClusterSnapshot], Decision],
+                 unbudgeted: Callable[[PlacementRequest, ClusterSnapshot], Decision]) -> None:
+        self.name = name
+        self._budgeted, self._unbudgeted = budgeted, unbudgeted
+
+    def __call__(self, request: PlacementRequest, snapshot: ClusterSnapshot) -> Decision:
+        pick = self._budgeted if request.latency_budget_ms is not None else self._unbudgeted
+        d = pick(request, snapshot)
+        return Decision(self.name, d.placements, d.infeasibility, d.elapsed_s)
+
+
+RAY_BASELINES: Mapping[str, Callable[..., RayModel | PerKind]] = {
     "ray_fallback_latency": lambda seed=0: RayModel("ray_fallback_latency", selectors="fallback_latency",
                                                     scheduling="hybrid", seed=seed),
     "ray_fallback_price": lambda seed=0: RayModel("ray_fallback_price", selectors="fallback_price",
@@ -237,5 +258,9 @@ RAY_BASELINES: Mapping[str, Callable[..., RayModel]] = {
                                                  seed=seed),
     "ray_spread_budget": lambda seed=0: RayModel("ray_spread_budget", selectors="budget", scheduling="spread",
                                                  seed=seed),
+    # Nearest-first fallbacks for calls with a budget, cheapest-first for the rest.
+    "ray_per_kind": lambda seed=0: PerKind(
+        "ray_per_kind", RayModel("ray_fallback_latency", selectors="fallback_latency", scheduling="hybrid", seed=seed),
+        RayModel("ray_fallback_price", selectors="fallback_price", scheduling="hybrid", seed=seed + 7919)),
 }
 """The fair baselines by name; each factory takes a seed (node order and random picks)."""

@@ -47,7 +47,7 @@ import numpy as np
 from placement.policies import POLICIES, Policy, get_policy
 from placement.requests import Bundle, PlacementRequest
 from placement.sim.arrivals import on_off
-from placement.sim.baselines import RAY_BASELINES
+from placement.sim.baselines import RAY_BASELINES, PerKind
 from placement.sim.continuum import Continuum, build_continuum
 from placement.telemetry import Telemetry
 
@@ -175,12 +175,20 @@ class Outcome:
         return float(np.quantile(np.asarray(self.latencies_ms), q, method="inverted_cdf"))
 
 
+ENGINE_PER_KIND = {"per_kind": ("default", "cost_first")}
+"""Engine combinations: (policy for calls with a latency budget, policy for the rest)."""
+
+
 def make_policy(name: str, seed: int) -> Policy:
-    """An engine policy by name (``NAME@file``: the same without telemetry), or a fresh fair Ray
-    baseline seeded for this run."""
+    """An engine policy or combination by name (``NAME@file``: the same without telemetry), or a
+    fresh fair Ray baseline seeded for this run."""
     if name in RAY_BASELINES:
         return RAY_BASELINES[name](seed=seed)
-    return get_policy(name.removesuffix("@file"))
+    name = name.removesuffix("@file")
+    if name in ENGINE_PER_KIND:
+        budgeted, rest = ENGINE_PER_KIND[name]
+        return PerKind(name, get_policy(budgeted), get_policy(rest))
+    return get_policy(name)
 
 
 def replay(policy: str, c: Continuum, trace: Trace, *, telemetry: bool = True, probe_s: float | None = None,
@@ -193,10 +201,12 @@ def replay(policy: str, c: Continuum, trace: Trace, *, telemetry: bool = True, p
     avail = np.array(base.available, dtype=float)
     total = np.array(base.total, dtype=float)
     region_pos = {r: i for i, r in enumerate(c.regions)}
-    declared = np.array([[s.pools[p].latency_to(r) or math.nan for p in s.pool_names] for r in c.regions])
+    declared = np.array([[math.nan if (v := s.pools[p].latency_to(r)) is None else v for p in s.pool_names]
+                         for r in c.regions])
     h = trace.horizon_s
     probe_s = probe_s if probe_s is not None else h / 40
-    tel = Telemetry(max_age_s=3 * probe_s, clock=lambda: now) if telemetry and policy in POLICIES else None
+    with_telemetry = telemetry and (policy in POLICIES or policy in ENGINE_PER_KIND)
+    tel = Telemetry(max_age_s=3 * probe_s, clock=lambda: now) if with_telemetry else None
 
     def link_rtt(ri: int, p: int, t: float) -> float:
         slow = 3.0 if trace.congested_pool == p and h / 3 <= t < 2 * h / 3 else 1.0

@@ -98,3 +98,13 @@ def test_requests_without_gpu_avoid_gpu_nodes_while_others_are_available():
     assert _pick(model, req, snap).startswith("m-fog")
     gpu_req = PlacementRequest.single({"CPU": 1, "GPU": 1}, client_region="site-1", latency_budget_ms=20)
     assert _pick(model, gpu_req, snap) == "z-edge-0"
+
+
+def test_per_kind_uses_nearest_fallbacks_with_a_budget_and_cheapest_without():
+    snap = _cluster()
+    model = RAY_BASELINES["ray_per_kind"](seed=2)
+    near = PlacementRequest.single({"CPU": 1}, client_region="site-1", latency_budget_ms=20)
+    batch = PlacementRequest.single({"CPU": 1}, client_region="site-1")
+    d = model(near, snap)
+    assert d.policy == "ray_per_kind" and d.placements[0].pool == "z-edge"
+    assert model(batch, snap).placements[0].pool == "a-cloud"
