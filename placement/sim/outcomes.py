@@ -169,10 +169,15 @@ class Outcome:
     def slo_attainment(self) -> float:
         return self.slo_met / self.slo_requests if self.slo_requests else 1.0
 
-    def latency_ms(self, q: float) -> float:
-        if not self.latencies_ms:
+    def latency_ms(self, q: float, *, served_only: bool = False) -> float:
+        """Quantile ``q`` of end-to-end latency over SLO requests; ``inf`` when it falls among those
+        that timed out, unless ``served_only`` leaves them out."""
+        values = np.asarray(self.latencies_ms)
+        if served_only:
+            values = values[np.isfinite(values)]
+        if not len(values):
             return 0.0
-        return float(np.quantile(np.asarray(self.latencies_ms), q, method="inverted_cdf"))
+        return float(np.quantile(values, q, method="inverted_cdf"))
 
 
 ENGINE_PER_KIND = {"per_kind": ("default", "cost_first")}

@@ -84,3 +84,11 @@ def test_bad_figures_are_refused():
         Telemetry(max_age_s=0)
     with pytest.raises(ValueError, match="rtt_ms=-1"):
         Telemetry().record_rtt("site-1", "fog", -1)
+
+
+def test_snapshots_keep_their_telemetry_when_derived_unless_told_otherwise():
+    t = Telemetry()
+    snap = _snapshot().replace(telemetry=t)
+    assert snap.replace(hour=3.0).telemetry is t
+    assert snap.replace(telemetry=None).telemetry is None
+    assert _snapshot().telemetry is None
