@@ -21,7 +21,9 @@ allow. The models, and the Ray source each follows:
   the nodes sorted by id, from where the previous pick stopped, taking the first available node.
 * **Label selectors and fallbacks** (``label_selector`` / ``fallback_strategy`` task options,
   ``python/ray/remote_function.py``): the primary selector first; a fallback is used only when no
-  node of the ones before it can take the request now.
+  node of the ones before it can take the request now. :data:`RAY_BASELINES` orders the fallbacks
+  by latency, by price, or per kind of call (:class:`PerKind`: by latency for calls with a budget,
+  by price for the rest — the strongest of them in ``python -m placement.sim``).
 
 Ray node ids are random, so "sorted by id" is a random order: each model draws one permutation of
 the nodes per seed (the old baselines filled pools in name order, which put the cloud first).
