@@ -82,6 +82,19 @@ class _Engine:
         self.s = snap._s
         self.n = len(snap)
         self.np = len(self.s.pool_names)
+        self._lat: np.ndarray | None = None
+        self._measured_load: np.ndarray | None = None
+        if snap.telemetry is not None:
+            self._measured_load = snap.telemetry.node_load(self.s.node_ids)
+
+    def latency(self) -> np.ndarray:
+        """Client region → pool latency per pool: live telemetry while fresh, else the pools file."""
+        if self._lat is None:
+            lat = self.s.region_latency(self.req.client_region)  # type: ignore[arg-type]
+            if self.snap.telemetry is not None:
+                lat = self.snap.telemetry.region_rtt(self.req.client_region, self.s.pool_names, lat)
+            self._lat = lat
+        return self._lat
 
     # -- constraints ------------------------------------------------------------------------------
     def demand(self, b: Bundle) -> tuple[list[int], list[float], list[str]]:
@@ -145,7 +158,7 @@ class _Engine:
             out.append(_Step(f"{kind.value.lower()}_affinity", "node", mask,
                              lambda ex, rules=rules: " or ".join(map(str, rules))))
         if self.req.latency_budget_ms is not None and self.p.latency_budget:
-            lat_p = s.region_latency(self.req.client_region)  # type: ignore[arg-type]
+            lat_p = self.latency()
             ok_p = lat_p <= self.req.latency_budget_ms + _EPS  # NaN (unknown) compares False
 
             def lat_detail(ex: set[str]) -> str:
@@ -215,7 +228,7 @@ class _Engine:
         if b.tiers:
             ok &= self._pool_ok(b.tiers, by_tier=True)
         if self.req.latency_budget_ms is not None and self.p.latency_budget:
-            ok &= s.region_latency(self.req.client_region) <= self.req.latency_budget_ms + _EPS  # type: ignore[arg-type]
+            ok &= self.latency() <= self.req.latency_budget_ms + _EPS
         return ok
 
     def _node_level(self, b: Bundle) -> tuple[np.ndarray, np.ndarray]:
@@ -288,7 +301,7 @@ class _Engine:
             score.__iadd__(wt * values)
 
         if self.req.client_region is not None:
-            lat_p = s.region_latency(self.req.client_region)
+            lat_p = self.latency()
             if np.isnan(lat_p).any():
                 # Unknown latency ranks behind every known one.
                 fill = np.nanmax(lat_p) * 2 if not np.isnan(lat_p).all() else 0.0
@@ -356,6 +369,10 @@ class _Engine:
             u = 1.0 - (avail_t[c, idx] - v) / np.where(tot > 0, tot, 1.0)
             util = u if util is None else np.maximum(util, u)
         terms["load"] = util if util is not None else np.zeros(len(idx))
+        if self._measured_load is not None:
+            # What the node measurably does, when busier than its reservations say (never lower:
+            # the bounds below assume load only adds to the reservation-based figure).
+            terms["load"] = np.fmax(terms["load"], self._measured_load[idx])
         sc = pr.pool_score[pidx] + w.load * terms["load"]
         if self.req.strategy is Strategy.PACK:
             terms["group"] = np.where(used[idx], 0.0, 1.0)

@@ -23,7 +23,7 @@ import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,7 +31,11 @@ from placement import labels as label_keys
 from placement.pools import Pool, PoolSet
 from placement.requests import LabelOperator, OperatorType
 
+if TYPE_CHECKING:
+    from placement.telemetry import Telemetry
+
 _GIB = float(1 << 30)
+_KEEP = object()
 
 
 def _frozen_map(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -237,15 +241,18 @@ class ClusterSnapshot:
         pools: Declared pools; pools named only by node labels are discovered.
         instances: Instances already placed, for INSTANCE affinity.
         hour: Hours since the carbon series' origin (e.g. hour of day), for time-varying carbon.
+        telemetry: Live RTT and node-load measurements the engine prefers to the pools file's
+            figures while they are fresh (:mod:`placement.telemetry`).
     """
 
     def __init__(self, nodes: Iterable[Node], *, pools: PoolSet | None = None,
-                 instances: Iterable[Instance] = (), hour: float = 0.0) -> None:
+                 instances: Iterable[Instance] = (), hour: float = 0.0, telemetry: Telemetry | None = None) -> None:
         nodes = tuple(nodes)
         self._s = _Static(nodes, pools if pools is not None else PoolSet())
         self._set_available(self._s._matrix([n.available for n in self._s.nodes]))
         self._set_instances(tuple(instances))
         self.hour = float(hour)
+        self.telemetry = telemetry
 
     def _set_available(self, arr: np.ndarray) -> None:
         # Per resource, each pool's best free fraction; filled by the policies on first use.
@@ -262,7 +269,7 @@ class ClusterSnapshot:
         self._inst_labels = LabelTable([i.labels for i in kept])
 
     def replace(self, *, available: np.ndarray | None = None, instances: Iterable[Instance] | None = None,
-                hour: float | None = None) -> ClusterSnapshot:
+                hour: float | None = None, telemetry: Telemetry | None | object = _KEEP) -> ClusterSnapshot:
         """A new snapshot sharing this one's static index, with new free resources/instances/hour.
 
         Args:
@@ -270,6 +277,7 @@ class ClusterSnapshot:
                 (:attr:`node_ids` — nodes grouped by pool — and :attr:`resources`).
             instances: Instances placed now.
             hour: Time for carbon series.
+            telemetry: Live RTT and node-load measurements (``None`` drops them; default keeps them).
         """
         new = object.__new__(ClusterSnapshot)
         new._s = self._s
@@ -289,6 +297,7 @@ class ClusterSnapshot:
         else:
             new._set_instances(tuple(instances))
         new.hour = self.hour if hour is None else float(hour)
+        new.telemetry = self.telemetry if telemetry is _KEEP else telemetry  # type: ignore[assignment]
         return new
 
     # -- read-only views ------------------------------------------------------------------------

@@ -1,61 +1,70 @@
-"""``python -m placement.sim``: compare the placement policies on a synthetic continuum.
+"""``python -m placement.sim``: what invocations experience under each policy and each fair Ray baseline.
 
 Example:
-    python -m placement.sim                        # default: 3,000 nodes, 2,500 requests, all policies
-    python -m placement.sim --nodes 200 --requests 100 --out /tmp/sim
+    python -m placement.sim                          # quick: 5 loads x 5 seeds, 600 requests a run
+    python -m placement.sim --full                   # the documented sweep, both network scenarios
+    python -m placement.sim --loads 0.8 --seeds 1,2 --requests 300 --out /tmp/sim.json
+
+The long-held capacity view of the policies is ``python -m placement.sim.holdings``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
+import os
+import platform
 import sys
 import time
 from pathlib import Path
 
-from placement.policies import POLICIES
-from placement.sim.continuum import build_continuum
-from placement.sim.report import markdown_table, write_json, write_plots
-from placement.sim.runner import simulate
-from placement.sim.workload import build_trace
+from placement.sim.sweep import BASELINES, ENGINE, LOADS, SEEDS, default_workers, markdown, sweep
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(",") if x.strip())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m placement.sim", description=__doc__.splitlines()[0])
-    parser.add_argument("--nodes", type=int, default=3000, help="approximate number of nodes (default 3000)")
-    parser.add_argument("--sites", type=int, default=24, help="edge sites = edge pools = client regions")
-    parser.add_argument("--requests", type=int, default=2500, help="requests in the trace (default 2500)")
-    parser.add_argument("--hours", type=float, default=24.0, help="trace length in hours (default 24)")
-    parser.add_argument("--mean-duration-h", type=float, default=16.0, help="mean holding time (default 16 h)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--policies", default=",".join(POLICIES),
-                        help=f"comma-separated policy names (default all: {', '.join(POLICIES)})")
-    parser.add_argument("--out", type=Path, default=Path("docs/placement"),
-                        help="directory for placement_sim.json and the PNG plots (default docs/placement)")
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--full", action="store_true",
+                        help="the documented sweep: 4,000 requests a run, scenarios declared and drift")
+    parser.add_argument("--loads", type=_floats, default=LOADS, help="comma-separated loads (default 0.2..1.0)")
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="comma-separated seeds (default 1..5)")
+    parser.add_argument("--requests", type=int, default=None, help="invocations per run (default 600; --full 4000)")
+    parser.add_argument("--scenarios", default=None,
+                        help="declared (the network is what the pools file says), drift, or both comma-separated")
+    parser.add_argument("--policies", default=",".join((*ENGINE, *BASELINES)),
+                        help="comma-separated engine policies and baselines (default all)")
+    parser.add_argument("--workers", type=int, default=default_workers(), help="processes (default: CPUs, max 4)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON file (default bench/results/placement_sim.json with --full, else "
+                             "placement_sim_quick.json in the temp directory)")
     args = parser.parse_args(argv)
-    names = [p.strip() for p in args.policies.split(",") if p.strip()]
-    unknown = [n for n in names if n not in POLICIES]
+    policies = tuple(p.strip() for p in args.policies.split(",") if p.strip())
+    unknown = [p for p in policies if p not in ENGINE and p not in BASELINES]
     if unknown:
-        parser.error(f"--policies: {unknown[0]!r} does not exist; known policies: {', '.join(POLICIES)}.")
+        parser.error(f"--policies: {unknown[0]!r} does not exist; known: {', '.join((*ENGINE, *BASELINES))}.")
+    seeds = tuple(int(s) for s in args.seeds.split(",") if s.strip())
+    requests = args.requests or (4000 if args.full else 600)
+    scenarios = tuple((args.scenarios or ("declared,drift" if args.full else "declared")).split(","))
+    bad = [s for s in scenarios if s not in ("declared", "drift")]
+    if bad:
+        parser.error(f"--scenarios: {bad[0]!r} is not a scenario; give declared, drift or both.")
+    out = args.out or (Path("bench/results/placement_sim.json") if args.full
+                       else Path(os.environ.get("TMPDIR", "/tmp")) / "placement_sim_quick.json")
     t0 = time.perf_counter()
-    continuum = build_continuum(nodes=args.nodes, sites=args.sites, seed=args.seed)
-    trace = build_trace(regions=continuum.regions, requests=args.requests, horizon_h=args.hours,
-                        mean_duration_h=args.mean_duration_h, seed=args.seed)
-    results = []
-    for name in names:
-        results.append(simulate(name, continuum, trace))
-        print(f"  {name}: {results[-1].wall_s:.1f} s", file=sys.stderr)
-    config = {"nodes": len(continuum.snapshot), "pools": len(continuum.pools), "sites": args.sites,
-              "requests": args.requests, "hours": args.hours, "mean_duration_h": args.mean_duration_h,
-              "seed": args.seed, "policies": names}
-    print(f"{len(continuum.snapshot)} nodes in {len(continuum.pools)} pools, {len(trace)} requests "
-          f"over {args.hours:g} h (seed {args.seed})\n")
-    print(markdown_table(results))
-    write_json(args.out / "placement_sim.json", results, config)
-    written = [args.out / "placement_sim.json"]
-    if not args.no_plots:
-        written += write_plots(args.out, results)
-    print(f"\nwrote {', '.join(map(str, written))} in {time.perf_counter() - t0:.1f} s")
+    doc = sweep(loads=args.loads, seeds=seeds, requests=requests, scenarios=scenarios, policies=policies,
+                workers=args.workers)
+    doc["run"] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                  "command": "python -m placement.sim " + " ".join(argv if argv is not None else sys.argv[1:]),
+                  "wall_s": round(time.perf_counter() - t0, 1), "cpus": os.cpu_count(),
+                  "python": platform.python_version()}
+    print(markdown(doc))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1))
+    print(f"\nwrote {out} in {doc['run']['wall_s']} s")
     return 0
 
 

@@ -40,8 +40,11 @@ def _daily(rng: np.random.Generator, base: float, solar: bool) -> CarbonIntensit
     return CarbonIntensity(tuple((float(h), float(v)) for h, v in zip(hours, curve)), 24.0)
 
 
+_SHAPES = {"edge": (4, 8), "fog": (16, 64), "cloud": (32, 128)}
+
+
 def build_continuum(*, nodes: int = 3000, sites: int = 24, fogs: int = 6, clouds: int = 3,
-                    seed: int = 0) -> Continuum:
+                    seed: int = 0, shapes: dict[str, tuple[int, int]] | None = None) -> Continuum:
     """Build pools and about ``nodes`` nodes: ~60 % edge, ~30 % fog, ~10 % cloud.
 
     Each edge site is its own pool and client region; each fog pool serves a group of sites; each
@@ -53,6 +56,7 @@ def build_continuum(*, nodes: int = 3000, sites: int = 24, fogs: int = 6, clouds
         fogs: Number of fog pools.
         clouds: Number of cloud pools.
         seed: Random seed.
+        shapes: ``tier -> (CPUs, GiB)`` of one node; default edge 4/8, fog 16/64, cloud 32/128.
     """
     rng = np.random.default_rng(seed)
     regions = tuple(f"site-{i}" for i in range(sites))
@@ -81,7 +85,7 @@ def build_continuum(*, nodes: int = 3000, sites: int = 24, fogs: int = 6, clouds
                           bandwidth_mbps=10000.0, latency_to_regions_ms=lat))
     poolset = PoolSet(pools)
     share = {"edge": 0.6 / sites, "fog": 0.3 / fogs, "cloud": 0.1 / clouds}
-    shapes = {"edge": (4, 8), "fog": (16, 64), "cloud": (32, 128)}
+    shapes = {**_SHAPES, **(shapes or {})}
     out: list[Node] = []
     for p in pools:
         count = max(1, int(round(nodes * share[p.tier])))

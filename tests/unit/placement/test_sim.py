@@ -1,4 +1,6 @@
-"""The simulator runs the real policies end to end at a tiny size and writes its outputs."""
+"""The holdings replay (``python -m placement.sim.holdings``) runs the real policies end to end at a
+tiny size and writes its outputs. What requests experience, against the fair Ray baselines, is
+tested in test_outcomes.py."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import json
 
 import pytest
 
-from placement.sim.__main__ import main
+from placement.sim.holdings import main
 from placement.sim.continuum import build_continuum
 from placement.sim.runner import simulate
 from placement.sim.workload import build_trace
@@ -28,13 +30,14 @@ def test_tiny_simulation_writes_table_json_and_plots(tmp_path, capsys):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_policies_keep_the_latency_slo_that_ray_like_pinning_misses():
+def test_holdings_count_budget_compliance_and_carbon():
     c = build_continuum(nodes=300, sites=6, fogs=2, clouds=1, seed=2)
     trace = build_trace(regions=c.regions, requests=200, seed=2)
     ours = simulate("edge_first", c, trace)
     ray_like = simulate("ray_pack_spread", c, trace)
-    # Ray-like scheduling cannot see latency budgets; the policies place only inside them.
-    assert ours.slo_attainment > ray_like.slo_attainment
+    # Budget compliance only: the engine filters on the budget, the old constraint-blind model does
+    # not, so this cannot fail for the engine; outcomes are judged in test_outcomes.py.
+    assert ours.slo_attainment == 1.0 and ray_like.slo_attainment < 1.0
     assert simulate("carbon_aware", c, trace).carbon_kg < simulate("latency_first", c, trace).carbon_kg
 
 

@@ -39,21 +39,26 @@ def estimate_cost(args: Sequence[Any], kwargs: Mapping[str, Any], *, cost_key: s
 
 
 def remaining_work(inflight: Sequence[tuple[float, float]], *, now: float, rate: float | None,
-                   idle_since: float = 0.0) -> float:
-    """Work a replica still has: costs of its in-flight requests, minus the progress of the oldest.
+                   idle_since: float = 0.0, concurrency: int = 1) -> float:
+    """Work a replica still has: costs of its in-flight requests, minus the progress of those running.
 
     Args:
         inflight: ``(cost, sent_at)`` of each request in flight on the replica.
         now: The current time.
-        rate: Work units a replica completes per second, if known. A replica is assumed to serve
-            its requests one after another, so only the oldest request progresses.
-        idle_since: When the replica last finished a request: the oldest request has been served
-            since ``max(sent_at, idle_since)``.
+        rate: Work units one request progresses by per second, if known.
+        idle_since: When the replica last finished a request. With ``concurrency=1`` a replica
+            serves its requests one after another: only the oldest progresses, since
+            ``max(sent_at, idle_since)``.
+        concurrency: Requests a replica serves at once (continuous batching): the ``concurrency``
+            oldest each progress since they were sent.
     """
     total = sum(cost for cost, _ in inflight)
     if rate and inflight:
-        oldest_cost, oldest_sent = min(inflight, key=lambda x: x[1])
-        total -= min(oldest_cost, max(0.0, now - max(oldest_sent, idle_since)) * rate)
+        if concurrency <= 1:
+            oldest_cost, oldest_sent = min(inflight, key=lambda x: x[1])
+            return total - min(oldest_cost, max(0.0, now - max(oldest_sent, idle_since)) * rate)
+        for cost, sent in sorted(inflight, key=lambda x: x[1])[:concurrency]:
+            total -= min(cost, max(0.0, now - sent) * rate)
     return total
 
 
@@ -66,6 +71,33 @@ def pick_least_work(candidates: Sequence[Hashable], work: Mapping[Hashable, floa
     return [[candidates[i]] for i in ordered]
 
 
+def pick_batch_aware(candidates: Sequence[Hashable], inflight: Mapping[Hashable, Sequence[tuple[float, float]]], *,
+                     now: float, rate: float | None, batch: int) -> list[list[Hashable]]:
+    """Rank replicas that decode ``batch`` streams at once (continuous batching), best first.
+
+    A replica with a free slot starts the request at its next step, and a fuller batch makes every
+    step slower, so replicas with room come first, fewest streams first. A full replica starts it
+    when a stream ends: those are ranked by the predicted time until the slot this request would
+    take frees up (the running streams' predicted work left, discounted at ``rate``). Predicted
+    lengths matter only once batches are full; ties keep the candidates' (random) order.
+
+    Args:
+        candidates: Replica ids.
+        inflight: ``(cost, sent_at)`` of the requests in flight on each replica.
+        now: The current time.
+        rate: Work units one stream progresses by per second, if known.
+        batch: Streams one replica decodes at once.
+    """
+    def key(i: int) -> tuple[int, float, int]:
+        reqs = sorted(inflight.get(candidates[i], ()), key=lambda x: x[1])
+        if len(reqs) < batch:
+            return (0, float(len(reqs)), i)
+        left = sorted(max(0.0, cost - (now - sent) * (rate or 0.0)) for cost, sent in reqs[:batch])
+        ahead = len(reqs) - batch  # requests already queued for a slot on this replica
+        return (1, left[min(ahead, batch - 1)] + (ahead // batch) * max(left), i)
+    return [[candidates[i]] for i in sorted(range(len(candidates)), key=key)]
+
+
 class OutstandingWorkRouter(FIFOMixin, RequestRouter):
     """Route each request to the replica with the least estimated work still queued.
 
@@ -76,12 +108,15 @@ class OutstandingWorkRouter(FIFOMixin, RequestRouter):
         cost_key: Keyword argument (or key of a dict argument) holding a request's cost,
             e.g. the number of tokens to generate. Default ``"max_tokens"``.
         default_cost: Cost of a request without that argument. Default ``1.0``.
-        work_per_second: What one replica completes per second (e.g. tokens/s), if known; else it
-            is learnt from completed requests. Used to discount the request being served.
+        work_per_second: What one request progresses by per second (e.g. tokens/s), if known; else
+            it is learnt from completed requests. Used to discount the requests being served.
+        concurrency: Requests one replica serves at once (its continuous-batching width); default 1,
+            one after another. Above 1, replicas are ranked by :func:`pick_batch_aware`.
     """
 
     def initialize_state(self, cost_key: str = "max_tokens", default_cost: float = 1.0,
-                         work_per_second: float | None = None, **_: Any) -> None:
+                         work_per_second: float | None = None, concurrency: int = 1, **_: Any) -> None:
+        self._concurrency = max(1, int(concurrency))
         self._cost_key = cost_key
         self._default_cost = float(default_cost)
         self._fixed_rate = work_per_second
@@ -101,7 +136,7 @@ class OutstandingWorkRouter(FIFOMixin, RequestRouter):
             return {}
         now = time.monotonic()
         return {rid: remaining_work(list(reqs.values()), now=now, rate=self._rate,
-                                    idle_since=self._last_done.get(rid, 0.0))
+                                    idle_since=self._last_done.get(rid, 0.0), concurrency=self._concurrency)
                 for rid, reqs in self._by_replica.items()}
 
     async def choose_replicas(self, candidate_replicas: list[RunningReplica],
@@ -110,8 +145,13 @@ class OutstandingWorkRouter(FIFOMixin, RequestRouter):
             return []
         if not self._state_ready():
             self.initialize_state()
-        work = self.work_left()
         by_id = {r.replica_id: r for r in candidate_replicas}
+        if self._concurrency > 1:
+            ranks = pick_batch_aware([r.replica_id for r in candidate_replicas],
+                                     {rid: list(reqs.values()) for rid, reqs in self._by_replica.items()},
+                                     now=time.monotonic(), rate=self._rate, batch=self._concurrency)
+            return [[by_id[rid] for rid in rank] for rank in ranks]
+        work = self.work_left()
         ranks = pick_least_work([r.replica_id for r in candidate_replicas], work)
         return [[by_id[rid] for rid in rank] for rank in ranks]
 
@@ -133,7 +173,7 @@ class OutstandingWorkRouter(FIFOMixin, RequestRouter):
             return
         rid, cost, sent = entry
         now = time.monotonic()
-        served_for = now - max(sent, self._last_done.get(rid, 0.0))
+        served_for = now - (sent if self._concurrency > 1 else max(sent, self._last_done.get(rid, 0.0)))
         self._last_done[rid] = now
         if self._fixed_rate is None and cost > 0 and served_for > 0:
             sample = cost / served_for
