@@ -22,7 +22,7 @@ from typing import Any
 import ray
 
 from placement import labels as pool_labels
-from yuanrong._private import trace_config, tracing
+from yuanrong._private import options, trace_config, tracing
 from yuanrong._private.compat import node_env
 from yuanrong._private.scheduling.feasibility import ClusterView
 from yuanrong.config import Config
@@ -150,6 +150,8 @@ def _check_config(conf: Config) -> None:
         ("custom_envs", isinstance(conf.custom_envs, Mapping) and all(
             isinstance(k, str) and _ENV_NAME.fullmatch(k) and isinstance(v, str) for k, v in conf.custom_envs.items()),
          "a dict of environment variable names (letters, digits, _; not starting with a digit) to str values"),
+        ("pool", pool_labels.is_value(conf.pool), "a pool name: letters, digits, '-', '_' or '.' (at most 63)"),
+        ("tier", pool_labels.is_value(conf.tier), "a tier name such as 'cloud' or 'edge'"),
         ("object_store_memory_mb", conf.object_store_memory_mb is None
          or (isinstance(conf.object_store_memory_mb, int) and conf.object_store_memory_mb >= 64),
          "None or an int >= 64"),
@@ -157,7 +159,11 @@ def _check_config(conf: Config) -> None:
     for name, ok, expect in checks:
         if not ok:
             value = getattr(conf, name)
-            raise InvalidOptionError(f"Config.{name}={value!r} is invalid: expected {expect}.", option=name, value=value)
+            raise InvalidOptionError(f"Config.{name}={options.shown(value)} is invalid: expected {expect}.",
+                                     option=name, value=value)
+    problem = None if conf.runtime_env is None else options.runtime_env_problem(conf.runtime_env, "Config.runtime_env")
+    if problem:
+        raise InvalidOptionError(problem, option="runtime_env", value=conf.runtime_env)
     defaults = Config()
     changed = [n for n in _OPENYUANRONG_ONLY_CONFIG if getattr(conf, n) != getattr(defaults, n)]
     if changed:
