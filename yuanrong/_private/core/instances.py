@@ -392,8 +392,8 @@ def get_instance(name: str, namespace: str = "", timeout: float = 60) -> Instanc
     session.require_init()
     if not isinstance(name, str) or not name:
         raise InvalidOptionError(f"name={name!r} must be a non-empty str.", option="name", value=name)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-        raise InvalidOptionError(f"timeout={timeout!r} must be a number of seconds >= 0.", option="timeout",
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout <= 0x7FFFFFFF:
+        raise InvalidOptionError(f"timeout={timeout!r} must be a finite number of seconds >= 0.", option="timeout",
                                  value=timeout)
     ns = _namespace(namespace)
     deadline = time.monotonic() + timeout

@@ -163,10 +163,11 @@ def unwrap_kwargs(kwargs: dict) -> dict:
 def _get_timeout(timeout: Any) -> float | None:
     if timeout is None or timeout == -1:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+    # NaN compares false with everything and inf overflows Ray's millisecond timer: both are refused.
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= _MAX_INT:
         raise InvalidOptionError(
-            f"timeout={timeout!r} is invalid: expected a number of seconds > 0, or -1 to wait without limit.",
-            option="timeout", value=timeout)
+            f"timeout={timeout!r} is invalid: expected a number of seconds in (0, {_MAX_INT}], or -1 to wait "
+            f"without limit.", option="timeout", value=timeout)
     return float(timeout)
 
 
