@@ -106,10 +106,11 @@ class SchemaMismatchError(DatashareError):
         actual: Schema of the data given.
     """
 
-    def __init__(self, name: str, expected: object, actual: object, *, publishing: bool = False) -> None:
+    def __init__(self, name: str, expected: object, actual: object, publishing: bool = False) -> None:
         self.name = name
         self.expected = expected
         self.actual = actual
+        self.publishing = publishing
         if publishing:
             super().__init__(
                 f"cannot publish a new version of dataset {name!r} with schema ({_schema_line(actual)}): its "
@@ -122,6 +123,10 @@ class SchemaMismatchError(DatashareError):
             f"data has ({_schema_line(actual)}). Cast the data to the dataset's schema "
             "(table.cast(schema)) or publish it under a new name to replace the dataset."
         )
+
+    def __reduce__(self) -> tuple:
+        # The catalogue raises it in its actor: it must unpickle in the caller with its attributes.
+        return (type(self), (self.name, self.expected, self.actual, self.publishing))
 
 
 class ObjectLostError(DatashareError):
