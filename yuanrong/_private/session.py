@@ -92,6 +92,8 @@ class Session:
     cancelled_instances: set[str] = dataclasses.field(default_factory=set)
     # Instances stopped because Ray did not place them in time (actor id -> why), and their watcher.
     unplaced_instances: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Calls (Ray task id -> why) stopped because their pool lost its last node while they waited.
+    unplaced_calls: dict[str, str] = dataclasses.field(default_factory=dict)
     placement_watcher: Any = None
     placement_watch_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 

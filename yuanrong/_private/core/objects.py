@@ -71,7 +71,7 @@ class ObjectRef:
             if err is None:
                 out.set_result(f.result())
             else:
-                out.set_exception(translate(err))
+                out.set_exception(translate(err, refs=(self._ref,)))
 
         self._ref.future().add_done_callback(_done)
         return out
@@ -219,7 +219,7 @@ def get(obj_refs: ObjectRef | Sequence[ObjectRef], timeout: float = DEFAULT_GET_
         try:
             return ray.get(obj_refs._ref, timeout=t)
         except ray.exceptions.RayError as e:
-            raise translate(e, timeout=t) from None
+            raise translate(e, timeout=t, refs=(obj_refs._ref,)) from None
     refs = _ray_refs(obj_refs, "get")
     if not refs:
         return []
@@ -235,7 +235,7 @@ def _get_many(refs: list, t: float | None) -> list:
     try:
         return ray.get(refs, timeout=t)
     except ray.exceptions.RayError as e:
-        raise translate(e, timeout=t) from None
+        raise translate(e, timeout=t, refs=refs) from None
 
 
 def wait(obj_refs: ObjectRef | Sequence[ObjectRef], wait_num: int = 1,

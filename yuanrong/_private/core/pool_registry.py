@@ -19,6 +19,7 @@ from typing import Any
 
 import ray
 
+from yuanrong._private.core import vanished_pools
 from yuanrong._private.core.function_pools import FunctionPool, Instance
 
 logger = logging.getLogger("yuanrong")
@@ -88,6 +89,7 @@ class Registry:
                     for inst in pool.live():
                         pool._reconcile(inst)
                     pool._count_tasks()
+                vanished_pools.fail_waiting(pools)
                 pressure = any(p.releasable(now) for p in pools) and self._resources_wanted()
                 for pool in pools:
                     pool.reap(now, pressure)

@@ -1,0 +1,71 @@
+"""Bad inputs and lost pools end in a clear error within bounded time, never a call pending forever."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+import ray
+
+import yuanrong as yr
+
+pytestmark = pytest.mark.cluster
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@yr.invoke
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf")])
+def test_get_and_kv_read_refuse_non_finite_timeouts_at_once(yr_session, timeout):
+    ref = yr.put(1)
+    started = time.monotonic()
+    with pytest.raises(yr.InvalidOptionError, match="timeout="):
+        yr.get(ref, timeout=timeout)
+    with pytest.raises(ValueError, match="timeout="):
+        yr.kv_read("bad-inputs-key", timeout=timeout)
+    with pytest.raises(ValueError, match="timeout="):
+        yr.kv_get("bad-inputs-key", timeout=timeout)
+    with pytest.raises(yr.InvalidOptionError, match="timeout="):
+        yr.get_instance("bad-inputs-none", timeout=timeout)
+    assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("env", [{"": "x"}, {"A=B": "x"}])
+def test_env_vars_no_process_can_have_are_refused_before_the_call(yr_session, env):
+    with pytest.raises(yr.InvalidOptionError, match="env_vars"):
+        nap.options(env_vars=env).invoke(0)
+
+
+@pytest.mark.slow
+def test_calls_waiting_for_a_pool_fail_when_its_last_node_leaves(yr_session, ray_cluster):
+    from yuanrong.local_cluster import NodeSpec
+
+    ray_cluster.add_node(NodeSpec(pool="vanishing", tier="edge", num_cpus=1))
+    timeout_ms = 20_000
+    slow = nap.options(pool="vanishing", cpu=1000, memory=0, schedule_timeout_ms=timeout_ms)
+    try:
+        assert yr.get(slow.invoke(0), timeout=60) == 0      # the pool works while it has its node
+        refs = [slow.invoke(30) for _ in range(4)]             # one runs; the others wait for the CPU
+        time.sleep(1.0)
+    finally:
+        ray_cluster.remove_node("vanishing")
+    left = time.monotonic()
+    errors = []
+    for ref in refs:
+        with pytest.raises(yr.YRError) as info:
+            yr.get(ref, timeout=timeout_ms / 1000 + 10)
+        errors.append(info.value)
+    assert time.monotonic() - left < timeout_ms / 1000, "waiting calls must fail within schedule_timeout_ms"
+    # Calls running or queued in the function instance on that node died with it; those that waited
+    # for a CPU or for an instance to start there are told that the pool is gone.
+    assert all(isinstance(e, (yr.PlacementError, yr.InstanceDiedError)) for e in errors), errors
+    placement = [e for e in errors if isinstance(e, yr.PlacementError)]
+    assert placement, errors
+    assert "vanishing" in str(placement[0]) and "left the cluster" in str(placement[0])
+    with pytest.raises(yr.PlacementError):
+        yr.get(slow.invoke(0), timeout=timeout_ms / 1000 + 10)
