@@ -73,6 +73,11 @@ def _pool_value(v: Any) -> bool:
 _NAME_MAX = 255
 
 
+def is_name(v: Any) -> bool:
+    """Whether ``v`` is a valid instance name or namespace (see :data:`RULES`)."""
+    return _name_value(v)
+
+
 def _name_value(v: Any) -> bool:
     # Control characters (NUL above all) and huge names break Ray's GCS keys and every log line.
     return isinstance(v, str) and len(v) <= _NAME_MAX and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in v)

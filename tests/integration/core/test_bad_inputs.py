@@ -32,6 +32,10 @@ def test_get_and_kv_read_refuse_non_finite_timeouts_at_once(yr_session, timeout)
         yr.kv_get("bad-inputs-key", timeout=timeout)
     with pytest.raises(yr.InvalidOptionError, match="timeout="):
         yr.get_instance("bad-inputs-none", timeout=timeout)
+    for name in ("a\x00b", "n" * 100_000):
+        with pytest.raises(yr.InvalidOptionError, match="name=") as info:
+            yr.get_instance(name, timeout=1)
+        assert len(str(info.value)) < 400
     assert time.monotonic() - started < 1.0
 
 

@@ -390,8 +390,9 @@ def get_instance(name: str, namespace: str = "", timeout: float = 60) -> Instanc
             do exist in that namespace).
     """
     session.require_init()
-    if not isinstance(name, str) or not name:
-        raise InvalidOptionError(f"name={name!r} must be a non-empty str.", option="name", value=name)
+    if not isinstance(name, str) or not name or not options_mod.is_name(name):
+        raise InvalidOptionError(f"name={options_mod.shown(name)} must be a non-empty str of at most 255 characters "
+                                 f"without control characters, as instance names are.", option="name", value=name)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout <= 0x7FFFFFFF:
         raise InvalidOptionError(f"timeout={timeout!r} must be a finite number of seconds >= 0.", option="timeout",
                                  value=timeout)
