@@ -113,3 +113,27 @@ def test_runtime_env_fields_are_ray_s():
     from ray.runtime_env import RuntimeEnv
 
     assert sorted(options.RUNTIME_ENV_FIELDS) == sorted(RuntimeEnv.known_fields)
+
+
+@yr.invoke
+def _fn():
+    return 1
+
+
+@yr.instance
+class _Cls:
+    pass
+
+
+@FUZZ
+@given(field=st.sampled_from(FIELDS + ["bogus", "Pool", "cpus"]), value=values, target=st.sampled_from([_fn, _Cls]))
+def test_options_on_a_proxy_return_a_new_proxy_or_refuse_naming_the_field(field, value, target):
+    # What users call: f.options(...) and Cls.options(...), validated when made (no cluster needed).
+    started = time.monotonic()
+    try:
+        other = target.options(**{field: value})
+    except (yr.InvalidOptionError, NotImplementedError) as e:
+        assert field in str(e) and len(str(e)) < 2500, str(e)
+    else:
+        assert other is not target
+    assert time.monotonic() - started < 1.0
