@@ -73,3 +73,35 @@ def test_calls_waiting_for_a_pool_fail_when_its_last_node_leaves(yr_session, ray
     assert "vanishing" in str(placement[0]) and "left the cluster" in str(placement[0])
     with pytest.raises(yr.PlacementError):
         yr.get(slow.invoke(0), timeout=timeout_ms / 1000 + 10)
+
+
+@yr.instance
+class Sleeper:
+    def ping(self):
+        return "pong"
+
+
+@pytest.mark.slow
+def test_an_instance_waiting_for_a_vanished_pool_is_told_so(yr_session, ray_cluster):
+    from yuanrong.local_cluster import NodeSpec
+
+    ray_cluster.add_node(NodeSpec(pool="vanishing-2", tier="edge", num_cpus=1))
+    opts = yr.InvokeOptions(pool="vanishing-2", cpu=1000, memory=0, schedule_timeout_ms=5_000)
+    try:
+        first = Sleeper.options(opts).invoke()
+        assert yr.get(first.ping.invoke(), timeout=60) == "pong"
+        waiting = Sleeper.options(opts).invoke()      # no CPU left in the pool: it waits
+        pending = waiting.ping.invoke()
+        time.sleep(0.5)
+    finally:
+        ray_cluster.remove_node("vanishing-2")
+    started = time.monotonic()
+    with pytest.raises(yr.YRError) as info:
+        yr.get(pending, timeout=30)
+    # Ray fails an instance it had queued at the node that left ("the actor never ran"); one still
+    # waiting in the GCS is stopped by the placement watch at schedule_timeout_ms, naming the pool.
+    if isinstance(info.value, yr.PlacementError):
+        assert "vanishing-2" in str(info.value) and "left the cluster" in str(info.value)
+    else:
+        assert isinstance(info.value, yr.InstanceDiedError) and "never ran" in str(info.value)
+    assert time.monotonic() - started < 5 + 3

@@ -12,7 +12,7 @@ import ray
 from yuanrong._private import options as options_mod
 from yuanrong._private import session, tracing
 from yuanrong._private.compat import instance_state, node_env
-from yuanrong._private.core import group_members, placement_watch, traced_calls, warm_workers
+from yuanrong._private.core import group_members, placement_watch, traced_calls, vanished_pools, warm_workers
 from yuanrong._private.core.functions import check_return_nums, merge_options, wrap_result
 from yuanrong._private.core.objects import unwrap_args, unwrap_kwargs
 from yuanrong._private.scheduling import calls, pins
@@ -281,7 +281,8 @@ class InstanceCreator:
         handle = self._create(*args, **kwargs)
         keep_alive(handle)
         placement_watch.watch(handle, timeout_s=self._resolved.schedule_timeout_s,
-                              what=f"instance of {self.__qualname__}", need=self._resolved.resources)
+                              what=f"instance of {self.__qualname__}", need=self._resolved.resources,
+                              required=vanished_pools.required_labels(self._resolved.ray_options))
         return InstanceProxy(handle)
 
     def actor_options(self) -> dict[str, Any]:
