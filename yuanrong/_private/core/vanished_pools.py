@@ -3,7 +3,9 @@
 A call to a pool with no live node fails fast when it is made (``scheduling.feasibility``). One made
 while the pool had nodes, and still waiting when the last of them left, would wait forever: Ray keeps
 a task whose label selector no node matches pending, silently, and a function instance that was
-being started there never starts. The function pools' reaper asks :func:`fail_waiting` once a tick,
+being started there never starts. Calls that do not run in function instances
+(``function_instances=False``) are watched the same way, as a :class:`TaskWatch` among the pools.
+The function pools' reaper asks :func:`fail_waiting` once a tick,
 only while some pool with a required pool or tier has such work; it then cancels the pool's waiting
 Ray tasks and stops its unstarted instances, remembering why in the session, so that ``yr.get`` of
 those calls raises :class:`yuanrong.PlacementError` (``ray_errors.translate`` reads the reason).
@@ -12,6 +14,7 @@ those calls raises :class:`yuanrong.PlacementError` (``ray_errors.translate`` re
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -51,6 +54,45 @@ def required_labels(actor_options: Mapping[str, Any]) -> dict[str, frozenset[str
 def has_node(required: Mapping[str, frozenset[str]], nodes: Iterable[Mapping[str, str]]) -> bool:
     """Whether some node's labels meet every requirement."""
     return any(all(labels.get(key) in values for key, values in required.items()) for labels in nodes)
+
+
+class TaskWatch:
+    """The Ray tasks of one function's calls that run without function instances, kept in the
+    session's pool registry so that its reaper counts them and :func:`fail_waiting` sees them
+    (which reads it as a pool without instances)."""
+
+    def __init__(self, name: str, actor_options: Mapping[str, Any]) -> None:
+        self.name = name
+        self.actor_options = actor_options
+        self.lock = threading.RLock()
+        self.instances: list[Instance] = []
+        self._tasks: deque[Any] = deque()
+        self.closed = False
+
+    def add(self, out: Any) -> None:
+        """Watch the Ray task behind ``out`` (a ref, a list of refs or a generator)."""
+        from yuanrong._private.core.function_pools import _done_ref
+
+        ref = _done_ref(out)
+        if ref is not None and not self.closed:
+            with self.lock:
+                self._tasks.append(ref)
+
+    def _count_tasks(self) -> None:
+        with self.lock:
+            refs = list(self._tasks)
+        if refs:
+            done, _ = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=False)
+            if done:
+                finished = set(done)
+                with self.lock:
+                    self._tasks = deque(r for r in self._tasks if r not in finished)
+
+    def _forget(self, inst: Instance) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def _waiting(pool: FunctionPool) -> bool:
