@@ -119,6 +119,16 @@ def runtime_env_problem(env: Any, where: str) -> str | None:
 # custom_extensions keys yuanrong acts on, and the values each may take.
 CUSTOM_EXTENSIONS = {"lifecycle": ("detached",)}
 
+_SANDBOX = "sandboxes (rootfs images, their networks and types) are openYuanrong services Ray does not have"
+# openYuanrong's other custom_extensions keys: what to use instead on Ray.
+EXTENSION_HINTS = {
+    "idle_timeout": "set InvokeOptions.idle_timeout (seconds) instead",
+    "GRACEFUL_SHUTDOWN_TIME": "define __yr_shutdown__(self, grace_period_seconds) on the class instead; "
+                              "terminate() runs it before stopping the instance",
+    "YR_Metrics": "switch metrics on with yr.Config(enable_metrics=True, runtime_metrics_config=...) instead",
+    "rootfs": _SANDBOX, "network": _SANDBOX, "sandbox_type": _SANDBOX, "extra_config": _SANDBOX,
+}
+
 
 def _extensions_value(v: Any) -> bool:
     return _str_dict(v) and all(k in CUSTOM_EXTENSIONS and x in CUSTOM_EXTENSIONS[k] for k, x in v.items())
@@ -243,6 +253,11 @@ def check(opts: InvokeOptions) -> None:
         raise InvalidOptionError(
             f"invoke_options={opts!r} is a {type(opts).__name__}; pass a yr.InvokeOptions "
             f"(e.g. yr.InvokeOptions(cpu=1000, memory=512)).", option="invoke_options", value=opts)
+    extensions = opts.custom_extensions
+    for key in (extensions if isinstance(extensions, Mapping) else ()):
+        if key in EXTENSION_HINTS:
+            raise InvalidOptionError(f"InvokeOptions.custom_extensions[{key!r}] is not supported on Ray: "
+                                     f"{EXTENSION_HINTS[key]}.", option="custom_extensions", value=extensions)
     for name, (ok, expect) in RULES.items():
         value = getattr(opts, name)
         if not ok(value):

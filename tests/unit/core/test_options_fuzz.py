@@ -137,3 +137,13 @@ def test_options_on_a_proxy_return_a_new_proxy_or_refuse_naming_the_field(field,
     else:
         assert other is not target
     assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("key, instead", [
+    ("idle_timeout", "InvokeOptions.idle_timeout"), ("GRACEFUL_SHUTDOWN_TIME", "__yr_shutdown__"),
+    ("YR_Metrics", "enable_metrics"), ("rootfs", "sandboxes"), ("sandbox_type", "sandboxes"),
+])
+def test_openyuanrong_extension_keys_say_what_to_use_on_ray(key, instead):
+    with pytest.raises(yr.InvalidOptionError, match=instead) as info:
+        options.resolve(yr.InvokeOptions(custom_extensions={key: "1"}), for_instance=True)
+    assert f"custom_extensions[{key!r}]" in str(info.value)
