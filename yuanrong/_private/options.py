@@ -7,6 +7,8 @@ a frozen :class:`Resolved` that the call path reuses, so an invocation pays noth
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -16,6 +18,8 @@ from yuanrong.config import InvokeOptions, ResourceGroupOptions
 from yuanrong.exception import InvalidOptionError
 
 from placement import labels as pool_labels
+
+logger = logging.getLogger("yuanrong")
 
 _MAX_INT = 0x7FFFFFFF
 _MB = 1024 * 1024
@@ -119,19 +123,28 @@ def runtime_env_problem(env: Any, where: str) -> str | None:
 # custom_extensions keys yuanrong acts on, and the values each may take.
 CUSTOM_EXTENSIONS = {"lifecycle": ("detached",)}
 
-_SANDBOX = "sandboxes (rootfs images, their networks and types) are openYuanrong services Ray does not have"
-# openYuanrong's other custom_extensions keys: what to use instead on Ray.
+_SANDBOX = "sandboxes and containers are openYuanrong services Ray does not have"
+# openYuanrong's other custom_extensions keys, and what to use on Ray instead. openYuanrong's own
+# programs (its system tests and benchmark among them) set these and free-form request metadata
+# (endpoint, app_name, tenant_id), so they are accepted, with a warning saying they have no effect.
 EXTENSION_HINTS = {
     "idle_timeout": "set InvokeOptions.idle_timeout (seconds) instead",
-    "GRACEFUL_SHUTDOWN_TIME": "define __yr_shutdown__(self, grace_period_seconds) on the class instead; "
-                              "terminate() runs it before stopping the instance",
-    "YR_Metrics": "switch metrics on with yr.Config(enable_metrics=True, runtime_metrics_config=...) instead",
+    "GRACEFUL_SHUTDOWN_TIME": "pass grace_period_seconds to terminate(); __yr_shutdown__ receives it",
+    "YR_Metrics": "switch metrics on with yr.Config(enable_metrics=True, runtime_metrics_config=...)",
     "rootfs": _SANDBOX, "network": _SANDBOX, "sandbox_type": _SANDBOX, "extra_config": _SANDBOX,
+    "CONTAINER_OPTS": _SANDBOX,
 }
 
 
 def _extensions_value(v: Any) -> bool:
-    return _str_dict(v) and all(k in CUSTOM_EXTENSIONS and x in CUSTOM_EXTENSIONS[k] for k, x in v.items())
+    return _str_dict(v) and all(x in CUSTOM_EXTENSIONS[k] for k, x in v.items() if k in CUSTOM_EXTENSIONS)
+
+
+@functools.lru_cache(maxsize=64)
+def _warn_extension(key: str) -> None:
+    # Once per key and process: .options() may be called on every call.
+    hint = EXTENSION_HINTS.get(key, "it is openYuanrong request metadata, which Ray does not carry")
+    logger.warning("InvokeOptions.custom_extensions[%r] has no effect on Ray: %s.", key, hint)
 
 
 def _rg_options(v: Any) -> bool:
@@ -145,8 +158,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "memory": (_num_in(0, 1_073_741_824), "a number of MB in [0, 1073741824]"),
     "concurrency": (_int_in(1, 1000), "an int in [1, 1000]"),
     "custom_resources": (_resource_dict, "a dict of resource name -> non-negative number"),
-    "custom_extensions": (_extensions_value, 'a dict of supported extensions: {"lifecycle": "detached"} (an instance '
-                                              "outlives its job); no other key or value has an effect on Ray"),
+    "custom_extensions": (_extensions_value, 'a dict of str -> str whose "lifecycle", if set, is "detached" (an '
+                                              "instance outlives its job); no other lifecycle exists"),
     "labels": (_str_list, 'a list of non-empty str labels, "key" or "key:value"'),
     "schedule_affinities": (_affinity_list, "a list of yr.Affinity"),
     "preferred_priority": (_is_bool, "a bool"),
@@ -253,16 +266,14 @@ def check(opts: InvokeOptions) -> None:
         raise InvalidOptionError(
             f"invoke_options={opts!r} is a {type(opts).__name__}; pass a yr.InvokeOptions "
             f"(e.g. yr.InvokeOptions(cpu=1000, memory=512)).", option="invoke_options", value=opts)
-    extensions = opts.custom_extensions
-    for key in (extensions if isinstance(extensions, Mapping) else ()):
-        if key in EXTENSION_HINTS:
-            raise InvalidOptionError(f"InvokeOptions.custom_extensions[{key!r}] is not supported on Ray: "
-                                     f"{EXTENSION_HINTS[key]}.", option="custom_extensions", value=extensions)
     for name, (ok, expect) in RULES.items():
         value = getattr(opts, name)
         if not ok(value):
             raise InvalidOptionError(
                 f"InvokeOptions.{name}={shown(value)} is invalid: expected {expect}.", option=name, value=value)
+    for key in opts.custom_extensions:
+        if key not in CUSTOM_EXTENSIONS:
+            _warn_extension(key)
     for name, why in UNSUPPORTED.items():
         if getattr(opts, name) != getattr(_DEFAULTS, name):
             raise NotImplementedError(f"InvokeOptions.{name}={getattr(opts, name)!r} is not supported: {why}.")
@@ -368,7 +379,7 @@ def resolve(opts: InvokeOptions, *, for_instance: bool) -> Resolved:
                 "whose calls are independent and may run on different instances at once; call the functions one "
                 "after another (yr.get each result first), or use an @yr.instance with concurrency=1.",
                 option="need_order", value=True)
-        if opts.custom_extensions:
+        if "lifecycle" in opts.custom_extensions:
             raise InvalidOptionError(
                 f"InvokeOptions.custom_extensions={opts.custom_extensions!r} sets an instance's lifecycle, but this "
                 f"is a stateless function; drop it, or use @yr.instance for a detached instance.",

@@ -81,7 +81,7 @@ def test_env_vars_that_no_process_can_have_are_refused(env):
     ("pool", "!edge"), ("pool", "in(a,b)"), ("pool", ["x", "b,c"]), ("pool", ""), ("tier", "!edge"),
     ("tier", "in(edge,fog)"), ("name", "a\x00b"), ("name", "a" * 100_000), ("namespace", "n\ns"),
     ("runtime_env", {"bogus": 1}), ("runtime_env", {"env_vars": {"": "1"}}),
-    ("custom_extensions", {"lifecycle": "forever"}), ("custom_extensions", {"colour": "blue"}),
+    ("custom_extensions", {"lifecycle": "forever"}), ("custom_extensions", {"lifecycle": "detached", "x": 1}),
 ])
 def test_findings_of_the_input_review_are_refused(field, value):
     opts = yr.InvokeOptions()
@@ -140,10 +140,12 @@ def test_options_on_a_proxy_return_a_new_proxy_or_refuse_naming_the_field(field,
 
 
 @pytest.mark.parametrize("key, instead", [
-    ("idle_timeout", "InvokeOptions.idle_timeout"), ("GRACEFUL_SHUTDOWN_TIME", "__yr_shutdown__"),
-    ("YR_Metrics", "enable_metrics"), ("rootfs", "sandboxes"), ("sandbox_type", "sandboxes"),
+    ("idle_timeout", "InvokeOptions.idle_timeout"), ("GRACEFUL_SHUTDOWN_TIME", "grace_period_seconds"),
+    ("YR_Metrics", "enable_metrics"), ("CONTAINER_OPTS", "sandboxes"), ("app_name", "request metadata"),
 ])
-def test_openyuanrong_extension_keys_say_what_to_use_on_ray(key, instead):
-    with pytest.raises(yr.InvalidOptionError, match=instead) as info:
-        options.resolve(yr.InvokeOptions(custom_extensions={key: "1"}), for_instance=True)
-    assert f"custom_extensions[{key!r}]" in str(info.value)
+def test_openyuanrong_extension_keys_run_and_warn_what_to_use_on_ray(key, instead, caplog):
+    # openYuanrong's system tests and benchmark set these: they run, and the log says they do nothing here.
+    for for_instance in (True, False):
+        options.resolve(yr.InvokeOptions(custom_extensions={key: "1"}), for_instance=for_instance)
+    warned = [r.getMessage() for r in caplog.records if f"custom_extensions[{key!r}]" in r.getMessage()]
+    assert len(warned) <= 1 and (not warned or instead in warned[0])
