@@ -42,7 +42,7 @@ from datashare.datasets import (
     where,
 )
 from datashare.datasets import open_table as open  # noqa: A004 - the API's verb, like ray.get
-from datashare.flight_server import FlightEndpoint, serve_flight
+from datashare.flight_server import FlightEndpoint, serve_flight, ticket_for
 from datashare.objects import get, put
 from datashare.zero_copy import buffers_in_store
 
@@ -79,6 +79,7 @@ __all__ = [
     "serve_flight",
     "shutdown_actors",
     "stream",
+    "ticket_for",
     "to_ray_dataset",
     "versions",
     "where",

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, Union
 
 from datashare.dataset_info import DatasetInfo
+from datashare.errors import SchemaMismatchError
 
 __all__ = [
     "Catalogue",
@@ -164,17 +165,28 @@ class Catalogue:
         self._next_version[name] = version + 1
         return version
 
-    def commit(self, info: DatasetInfo, refs: Iterable, holders: Iterable[str], keep_previous: int) -> None:
+    def commit(self, info: DatasetInfo, refs: Iterable, holders: Iterable[str], keep_previous: int,
+               allow_schema_change: bool = False) -> None:
         """Make ``info.version`` of ``info.name`` readable; release versions beyond ``keep_previous``.
+
+        A version whose schema differs from the dataset's newest other version is refused unless
+        ``allow_schema_change``: readers that open the name by its latest version would otherwise get
+        columns they do not expect, without warning.
 
         Raises:
             ValueError: ``refs`` and ``holders`` do not pair up, or ``keep_previous`` < 0.
+            SchemaMismatchError: The schema changed and ``allow_schema_change`` is False.
         """
         refs, holders = tuple(refs), tuple(holders)
         if len(refs) != len(holders):
             raise ValueError(f"{len(refs)} refs but {len(holders)} holders; give one holder per chunk")
         if keep_previous < 0:
             raise ValueError(f"keep_previous={keep_previous}; it must be >= 0")
+        others = [v for v in self._datasets.get(info.name, {}) if v != info.version]
+        if others and not allow_schema_change:
+            newest = self._datasets[info.name][max(others)].info
+            if not newest.schema.equals(info.schema):
+                raise SchemaMismatchError(info.name, newest.schema, info.schema, publishing=True)
         versions = self._datasets.setdefault(info.name, {})
         versions[info.version] = _Version(info, refs, holders)
         key = dataset_key(info.name, info.version)

@@ -19,6 +19,7 @@ from datashare._ray.handles import CONTROL_TIMEOUT_S, current_node_id, require_c
 from datashare._ray.naming import node_of
 from datashare._ray.pipeline import ChunkWriter
 from datashare._ray.store import as_ray_ref, bytes_by_node, get_chunks, prefetch
+from datashare.arguments import check_timeout, check_version
 from datashare.catalogue import Found, dataset_key
 from datashare.chunking import DEFAULT_CHUNK_BYTES, as_table_stream
 from datashare.dataset_info import DatasetInfo
@@ -65,6 +66,11 @@ def _check_keep(keep_previous: object) -> None:
         raise InvalidArgumentError("keep_previous", keep_previous, "it must be an int >= 0.")
 
 
+def _check_flag(allow_schema_change: object) -> None:
+    if not isinstance(allow_schema_change, bool):
+        raise InvalidArgumentError("allow_schema_change", allow_schema_change, "it must be True or False.")
+
+
 def _target_nodes(nodes: Sequence[str] | None) -> list[str]:
     if nodes is None:
         return [current_node_id()]
@@ -86,7 +92,7 @@ def _target_nodes(nodes: Sequence[str] | None) -> list[str]:
 
 def publish(name: str, data: Any, *, nodes: Sequence[str] | None = None,
             chunk_bytes: int = DEFAULT_CHUNK_BYTES, keep_previous: int = 1, lifetime: str = "detached",
-            timeout: float = CONTROL_TIMEOUT_S) -> DatasetInfo:
+            timeout: float = CONTROL_TIMEOUT_S, allow_schema_change: bool = False) -> DatasetInfo:
     """Publish ``data`` under ``name`` as a new version.
 
     Args:
@@ -101,12 +107,16 @@ def publish(name: str, data: Any, *, nodes: Sequence[str] | None = None,
             copy); they are lost after it exits, once Ray has freed a dead owner's objects
             (asynchronously, at times after many seconds); readers then get :class:`ObjectLostError`.
         timeout: Seconds to wait for the catalogue and holders.
+        allow_schema_change: Publish even when the schema differs from the latest version's;
+            without it such a version is refused, so that readers of the name never meet other
+            columns unannounced.
 
     Returns:
         The new version's :class:`DatasetInfo`.
 
     Raises:
-        SchemaMismatchError: Pieces of ``data`` disagree on the schema.
+        SchemaMismatchError: Pieces of ``data`` disagree on the schema, or the schema differs from
+            the latest version's and ``allow_schema_change`` is False.
         StoreFullError: The store is full and cannot spill.
         InvalidArgumentError: A bad name, option or data type.
 
@@ -115,7 +125,7 @@ def publish(name: str, data: Any, *, nodes: Sequence[str] | None = None,
     """
     with _tracer.start_as_current_span("datashare.publish", attributes={"datashare.name": str(name)}) as span:
         info_ = _publish(name, data, nodes=nodes, chunk_bytes=chunk_bytes, keep_previous=keep_previous,
-                         lifetime=lifetime, timeout=timeout, base=None)
+                         lifetime=lifetime, timeout=timeout, base=None, allow_schema_change=allow_schema_change)
         _published(span, info_, lifetime)
         return info_
 
@@ -151,10 +161,12 @@ def append(name: str, data: Any, *, nodes: Sequence[str] | None = None,
 
 
 def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: int, keep_previous: int,
-             lifetime: str, timeout: float, base: Found | None) -> DatasetInfo:
+             lifetime: str, timeout: float, base: Found | None, allow_schema_change: bool = False) -> DatasetInfo:
     require_connected()
     check_name(name)
     _check_keep(keep_previous)
+    check_timeout(timeout)
+    _check_flag(allow_schema_change)
     if lifetime not in ("detached", "job"):
         raise InvalidArgumentError("lifetime", lifetime, "use 'detached' (lives until deleted) or 'job' "
                                    "(owned by this process, no extra copy).")
@@ -189,7 +201,8 @@ def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: 
             node_ids=tuple(dict.fromkeys(node_of(h) for h in writer.holders)),
             created_at=time.time(),
         )
-        handles.ask_catalogue("commit", info_, writer.refs, writer.holders, keep_previous, timeout=timeout)
+        handles.ask_catalogue("commit", info_, writer.refs, writer.holders, keep_previous, allow_schema_change,
+                              timeout=timeout)
         _read_cache.clear()  # read-your-writes, before the change notification arrives
         return info_
     except BaseException:
@@ -198,15 +211,17 @@ def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: 
 
 
 def publish_refs(name: str, block_refs: Sequence[Any], *, keep_previous: int = 1,
-                 timeout: float = CONTROL_TIMEOUT_S) -> DatasetInfo:
+                 timeout: float = CONTROL_TIMEOUT_S, allow_schema_change: bool = False) -> DatasetInfo:
     """Publish Arrow tables already in the object store (e.g. Ray Data blocks) under ``name``.
 
     Each block is adopted by the holder of a node that already has it, so nothing crosses the
-    network; the holder's copy is the only one made.
+    network; the holder's copy is the only one made. ``allow_schema_change`` as for :func:`publish`.
     """
     require_connected()
     check_name(name)
     _check_keep(keep_previous)
+    check_timeout(timeout)
+    _check_flag(allow_schema_change)
     block_refs = list(block_refs)
     if not block_refs:
         raise InvalidArgumentError("block_refs", block_refs, "there is nothing to publish; give at least one block.")
@@ -226,7 +241,8 @@ def publish_refs(name: str, block_refs: Sequence[Any], *, keep_previous: int = 1
             nbytes=sum(a.nbytes for a in adopted), num_chunks=len(adopted),
             node_ids=tuple(dict.fromkeys(node_of(h) for h in writer.holders)), created_at=time.time(),
         )
-        handles.ask_catalogue("commit", info_, writer.refs, writer.holders, keep_previous, timeout=timeout)
+        handles.ask_catalogue("commit", info_, writer.refs, writer.holders, keep_previous, allow_schema_change,
+                              timeout=timeout)
         _read_cache.clear()
         return info_
     except BaseException:
@@ -242,8 +258,8 @@ def publish_refs(name: str, block_refs: Sequence[Any], *, keep_previous: int = 1
 def _lookup(name: str, version: int | None, timeout: float) -> Found:
     require_connected()
     check_name(name)
-    if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
-        raise InvalidArgumentError("version", version, "it must be an int >= 1, or None for the latest.")
+    check_version(version)
+    check_timeout(timeout)
     reply = handles.ask_catalogue("lookup", name, version, timeout=timeout)
     _read_cache.saw_generation(reply.generation)
     if not isinstance(reply, Found):
@@ -298,6 +314,7 @@ def open_table(name: str, *, version: int | None = None, timeout: float | None =
 
 def _open_table(name: str, version: int | None, timeout: float | None, fresh: bool
                 ) -> tuple[pa.Table, DatasetInfo, bool]:
+    check_timeout(timeout, allow_none=True)
     if not fresh:
         require_connected()
         check_name(name)
@@ -323,6 +340,7 @@ def stream(name: str, *, version: int | None = None,
     Example:
         >>> rows = sum(b.num_rows for b in stream("big"))   # doctest: +SKIP
     """
+    check_timeout(timeout, allow_none=True)
     found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S)
     info_, refs_ = found.info, found.refs
     for i, ref in enumerate(refs_):
@@ -341,6 +359,7 @@ def stream(name: str, *, version: int | None = None,
 def list_datasets(*, timeout: float = CONTROL_TIMEOUT_S) -> list[DatasetInfo]:
     """Latest version of every published dataset, sorted by name."""
     require_connected()
+    check_timeout(timeout)
     return handles.ask_catalogue("list", timeout=timeout)
 
 
@@ -348,6 +367,7 @@ def versions(name: str, *, timeout: float = CONTROL_TIMEOUT_S) -> list[int]:
     """Retained versions of ``name`` (empty if unknown)."""
     require_connected()
     check_name(name)
+    check_timeout(timeout)
     return handles.ask_catalogue("versions", name, timeout=timeout)
 
 
@@ -355,6 +375,8 @@ def delete(name: str, *, version: int | None = None, timeout: float = CONTROL_TI
     """Drop ``name`` (or one version); False when there was nothing to drop."""
     require_connected()
     check_name(name)
+    check_version(version)
+    check_timeout(timeout)
     deleted = handles.ask_catalogue("delete", name, version, timeout=timeout)
     _read_cache.clear()
     return deleted
@@ -374,6 +396,7 @@ def locality(name_or_ref: Any, *, timeout: float = CONTROL_TIMEOUT_S) -> dict[st
         timeout: Seconds to wait for Ray's object directory.
     """
     require_connected()
+    check_timeout(timeout)
     ref = as_ray_ref(name_or_ref)
     if ref is not None:
         ref_list = [ref]

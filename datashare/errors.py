@@ -7,7 +7,7 @@ callers can react without parsing messages. The tree::
     ├── NotConnectedError                no Ray connection in this process
     ├── InvalidArgumentError (ValueError) a bad name, key, option or value type
     ├── DatasetNotFoundError (KeyError)  no dataset (or version) by that name
-    ├── SchemaMismatchError              appended data does not match the dataset's schema
+    ├── SchemaMismatchError              new data does not match the dataset's schema
     ├── ObjectLostError                  chunks of a dataset are gone (their node left)
     ├── StoreFullError                   the object store and its spill space are full
     ├── DataTimeoutError (TimeoutError)  data did not arrive in time
@@ -98,7 +98,7 @@ class DatasetNotFoundError(DatashareError, KeyError):
 
 
 class SchemaMismatchError(DatashareError):
-    """Data appended to a dataset does not have the dataset's schema.
+    """Data appended or published as a new version does not have the dataset's schema.
 
     Attributes:
         name: The dataset.
@@ -106,15 +106,27 @@ class SchemaMismatchError(DatashareError):
         actual: Schema of the data given.
     """
 
-    def __init__(self, name: str, expected: object, actual: object) -> None:
+    def __init__(self, name: str, expected: object, actual: object, publishing: bool = False) -> None:
         self.name = name
         self.expected = expected
         self.actual = actual
+        self.publishing = publishing
+        if publishing:
+            super().__init__(
+                f"cannot publish a new version of dataset {name!r} with schema ({_schema_line(actual)}): its "
+                f"latest version has ({_schema_line(expected)}), and readers of the name would get the new "
+                "columns unannounced. Pass allow_schema_change=True to publish it anyway, cast the data to the "
+                "dataset's schema (table.cast(schema)), or publish it under a new name.")
+            return
         super().__init__(
             f"cannot append to dataset {name!r}: its schema is ({_schema_line(expected)}) but the "
             f"data has ({_schema_line(actual)}). Cast the data to the dataset's schema "
             "(table.cast(schema)) or publish it under a new name to replace the dataset."
         )
+
+    def __reduce__(self) -> tuple:
+        # The catalogue raises it in its actor: it must unpickle in the caller with its attributes.
+        return (type(self), (self.name, self.expected, self.actual, self.publishing))
 
 
 class ObjectLostError(DatashareError):

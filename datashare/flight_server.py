@@ -7,11 +7,21 @@ told otherwise: Flight here has no authentication, so exposing it is an explicit
 
 Protocol:
     * ``list_flights()``: one ``FlightInfo`` per dataset (latest version); the descriptor path is
-      ``[name]``, the ticket ``name`` and the schema, row count and size are filled in.
+      ``[name]``, the ticket ``{"name": name, "version": version}`` (JSON) and the schema, row count
+      and size are filled in.
     * ``get_flight_info(FlightDescriptor.for_path(name))``: the same for one dataset.
-    * ``do_get(Ticket(name))`` or ``Ticket("name@version")``: the dataset's record batches.
+    * ``do_get(Ticket(b'{"name": "features", "version": 2}'))``: that version's record batches
+      (``"version"`` left out or ``null``: the latest). A ticket that does not start with ``{`` is
+      a dataset name as a whole, read at its latest version: ``Ticket(b"features")``. Dataset
+      names may contain ``@`` and any other character but NUL, so no separator inside a name can
+      select a version; ``b"amb@1"`` is the dataset named ``amb@1``. A name that starts with ``{``
+      is read with a JSON ticket.
     * ``do_put(FlightDescriptor.for_path(name), ...)``: publish the uploaded table as a new version.
     * ``do_action(Action("delete", name))``: delete a dataset.
+
+    Errors reach the client as ``FlightServerError`` with the reason (a bad ticket, an unknown
+    dataset); an unexpected failure is logged here and the client gets its exception type only,
+    never the server's traceback.
 
 Example:
     >>> endpoint = serve_flight(port=0)                       # doctest: +SKIP
@@ -23,8 +33,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import json
+import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pyarrow.flight as flight
 
@@ -33,9 +47,36 @@ from datashare._ray import handles
 from datashare.dataset_info import DatasetInfo
 from datashare.errors import DatasetNotFoundError, DatashareError, InvalidArgumentError
 
-__all__ = ["FlightEndpoint", "serve_flight"]
+__all__ = ["FlightEndpoint", "parse_ticket", "serve_flight", "ticket_for"]
 
 DEFAULT_HOST = "127.0.0.1"
+
+logger = logging.getLogger(__name__)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _guarded(method: _F) -> _F:
+    """Run a handler so that the client sees a reason, never the server's traceback.
+
+    pyarrow sends the Python traceback of any exception that is not a Flight error to the client,
+    with the server's file paths in it: every other exception is logged here and replaced.
+    """
+
+    @functools.wraps(method)
+    def handler(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except flight.FlightError:
+            raise
+        except DatashareError as exc:
+            raise flight.FlightServerError(str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - reported to the client without its traceback
+            logger.exception("Flight %s failed", method.__name__)
+            raise flight.FlightInternalError(
+                f"the server failed ({type(exc).__name__}); its log has the details.") from None
+
+    return handler  # type: ignore[return-value]
 
 
 class _DatasetFlightServer(flight.FlightServerBase):
@@ -45,34 +86,44 @@ class _DatasetFlightServer(flight.FlightServerBase):
 
     def _flight_info(self, info: DatasetInfo) -> flight.FlightInfo:
         descriptor = flight.FlightDescriptor.for_path(info.name)
-        ticket = flight.Ticket(f"{info.name}@{info.version}".encode())
+        ticket = flight.Ticket(ticket_for(info.name, info.version))
         endpoint = flight.FlightEndpoint(ticket, [self._location])
         return flight.FlightInfo(info.schema, descriptor, [endpoint], info.num_rows, info.nbytes)
 
+    @_guarded
     def list_flights(self, context, criteria) -> Iterator[flight.FlightInfo]:
-        for info in datasets.list_datasets():
-            yield self._flight_info(info)
+        return iter([self._flight_info(info) for info in datasets.list_datasets()])
 
+    @_guarded
     def get_flight_info(self, context, descriptor) -> flight.FlightInfo:
         name = _descriptor_name(descriptor)
         return self._flight_info(_translate(lambda: datasets.info(name)))
 
+    @_guarded
     def do_get(self, context, ticket) -> flight.RecordBatchStream:
-        name, version = _parse_ticket(ticket.ticket)
-        table = _translate(lambda: datasets.open_table(name, version=version))
+        name, version = parse_ticket(ticket.ticket)
+        try:
+            table = datasets.open_table(name, version=version)
+        except DatasetNotFoundError as exc:
+            base, at, number = name.rpartition("@")
+            hint = (f" To read version {number} of {base!r}, send the ticket "
+                    f"{ticket_for(base, int(number)).decode()}." if at and number.isdigit() and version is None else "")
+            raise flight.FlightServerError(f"not found: {exc}{hint}") from None
         return flight.RecordBatchStream(table)
 
+    @_guarded
     def do_put(self, context, descriptor, reader, writer) -> None:
         name = _descriptor_name(descriptor)
         table = reader.read_all()
         _translate(lambda: datasets.publish(name, table))
 
+    @_guarded
     def do_action(self, context, action) -> Iterator[flight.Result]:
         if action.type != "delete":
             raise flight.FlightServerError(f"unknown action {action.type!r}; supported: delete")
-        name = action.body.to_pybytes().decode()
+        name = _text(action.body.to_pybytes(), "the delete action's body")
         deleted = _translate(lambda: datasets.delete(name))
-        yield flight.Result(b"deleted" if deleted else b"absent")
+        return iter([flight.Result(b"deleted" if deleted else b"absent")])
 
     def list_actions(self, context):
         return [("delete", "Delete the named dataset (body: the name).")]
@@ -81,15 +132,52 @@ class _DatasetFlightServer(flight.FlightServerBase):
 def _descriptor_name(descriptor: flight.FlightDescriptor) -> str:
     if descriptor.descriptor_type != flight.DescriptorType.PATH or len(descriptor.path) != 1:
         raise flight.FlightServerError("use FlightDescriptor.for_path(name) with exactly one path element")
-    return descriptor.path[0].decode()
+    return _text(descriptor.path[0], "the descriptor's path")
 
 
-def _parse_ticket(raw: bytes) -> tuple[str, int | None]:
-    text = raw.decode()
-    name, sep, version = text.rpartition("@")
-    if sep and version.isdigit():
-        return name, int(version)
-    return text, None
+def _text(raw: bytes, what: str) -> str:
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise flight.FlightServerError(f"{what} is not UTF-8 text; send the dataset name encoded as UTF-8.") from None
+
+
+def ticket_for(name: str, version: int | None = None) -> bytes:
+    """The ticket of ``name`` at ``version`` (``None``: the latest), as :meth:`do_get` reads it.
+
+    Example:
+        >>> ticket_for("amb@1", 2)
+        b'{"name": "amb@1", "version": 2}'
+    """
+    return json.dumps({"name": name, "version": version}).encode()
+
+
+def parse_ticket(raw: bytes) -> tuple[str, int | None]:
+    """Dataset name and version (``None``: latest) of a ticket; see the module's protocol.
+
+    Raises:
+        pyarrow.flight.FlightServerError: The ticket is not UTF-8, or a malformed JSON ticket.
+
+    Example:
+        >>> parse_ticket(b'{"name": "amb", "version": 1}'), parse_ticket(b"amb@1")
+        (('amb', 1), ('amb@1', None))
+    """
+    text = _text(raw, "the ticket")
+    if not text.startswith("{"):
+        return text, None
+    usage = 'a JSON ticket is {"name": "<dataset>", "version": <int >= 1, or null for the latest>}'
+    try:
+        ticket = json.loads(text)
+    except (ValueError, RecursionError):
+        raise flight.FlightServerError(f"the ticket starts with '{{' but is not valid JSON; {usage}.") from None
+    if not isinstance(ticket, dict) or not set(ticket) <= {"name", "version"} or "name" not in ticket:
+        raise flight.FlightServerError(f"the ticket has the keys {sorted(ticket) if isinstance(ticket, dict) else ticket!r}; "
+                                       f"{usage}.")
+    name, version = ticket["name"], ticket.get("version")
+    if not isinstance(name, str) or (version is not None and (
+            not isinstance(version, int) or isinstance(version, bool) or version < 1)):
+        raise flight.FlightServerError(f"the ticket's name={name!r} or version={version!r} is invalid; {usage}.")
+    return name, version
 
 
 def _translate(call):

@@ -43,6 +43,7 @@ import pyarrow as pa
 
 from datashare._ray import kv_storage
 from datashare._ray.handles import CONTROL_TIMEOUT_S, catalogue_exists
+from datashare.arguments import MAX_TIMEOUT_S
 from datashare.errors import InvalidArgumentError, KVKeyExistsError, KVKeyNotFoundError
 
 __all__ = [
@@ -71,6 +72,7 @@ NO_LIMIT = -1
 
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789~.-/_!@#%^&*()+=:;")
 _KEY_MAX_BYTES = 255
+_TTL_MAX = 0xFFFFFFFF   # openYuanrong's ttl_second is a uint32
 _VALUE_TYPES = (bytes, bytearray, memoryview, pa.Table, pa.RecordBatch, pa.ChunkedArray, pa.Array, np.ndarray)
 
 
@@ -217,6 +219,7 @@ def kv_read(key: str | Sequence[str], timeout: int | float = DEFAULT_GET_TIMEOUT
 
 def kv_get(key: str | Sequence[str], timeout: int | float = DEFAULT_GET_TIMEOUT) -> Any:
     """Like :func:`kv_read`; as in openYuanrong, ``timeout`` must be > 0 or ``-1``."""
+    _check_timeout(timeout)
     if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout <= 0 and timeout != NO_LIMIT:
         raise InvalidArgumentError("timeout", timeout, "kv_get needs a timeout > 0 seconds, or -1 to wait forever.")
     return kv_read(key, timeout)
@@ -252,8 +255,8 @@ def _write(entries: dict[str, Any], *, existence: object, write_mode: object, tt
         raise NotImplementedError(
             "cache_type=CacheType.DISK needs openYuanrong's disk-backed data system; on Ray, values live "
             "in the shared-memory object store (and spill to disk under pressure). Use CacheType.MEMORY.")
-    if not isinstance(ttl_second, int) or isinstance(ttl_second, bool) or ttl_second < 0:
-        raise InvalidArgumentError("ttl_second", ttl_second, "it must be an int >= 0 (0: never expires).")
+    if not isinstance(ttl_second, int) or isinstance(ttl_second, bool) or not 0 <= ttl_second <= _TTL_MAX:
+        raise InvalidArgumentError("ttl_second", ttl_second, f"it must be an int in [0, {_TTL_MAX}] (0: never expires).")
     clash = kv_storage.store(entries, nx=existence is ExistenceOpt.NX, ttl_s=ttl_second,
                              timeout=CONTROL_TIMEOUT_S)
     if clash:
@@ -292,6 +295,8 @@ def _check_timeout(timeout: object) -> float | None:
         raise InvalidArgumentError("timeout", timeout, "it must be a number of seconds, or -1 to wait forever.")
     if timeout == NO_LIMIT:
         return None
-    if timeout < 0:
-        raise InvalidArgumentError("timeout", timeout, "it must be >= 0 seconds, or -1 to wait forever.")
+    # NaN never reaches a deadline and infinity is no number of seconds: -1 is how to wait forever.
+    if not 0 <= timeout <= MAX_TIMEOUT_S:
+        raise InvalidArgumentError("timeout", timeout, f"it must be a number of seconds in [0, {MAX_TIMEOUT_S}], "
+                                                       "or -1 to wait forever.")
     return float(timeout)

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from datashare._ray.handles import CONTROL_TIMEOUT_S, require_connected
 from datashare._ray.store import as_ray_ref, get_chunks, put_value
+from datashare.arguments import check_timeout
 from datashare.errors import InvalidArgumentError
 
 __all__ = ["get", "put"]
@@ -48,6 +49,7 @@ def get(refs: Any | Sequence[Any], *, timeout: float | None = CONTROL_TIMEOUT_S)
         1
     """
     require_connected()
+    check_timeout(timeout, allow_none=True)
     single = as_ray_ref(refs)
     ref_list = [single] if single is not None else [_unwrap(r) for r in refs]
     values = get_chunks(ref_list, name=None, version=None, node_ids=(), timeout=timeout)

@@ -11,6 +11,8 @@ Example:
 
 from __future__ import annotations
 
+import re
+
 POOL = "yr.io/pool"
 """Name of the node pool the node belongs to (``cloud``, ``edge-1``, ...)."""
 
@@ -24,6 +26,23 @@ NODE_ID = "ray.io/node-id"
 """Ray's own label carrying the node id; pins a bundle to exactly one node."""
 
 KNOWN_TIERS = ("edge", "fog", "cloud")
+
+VALUE_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$"
+"""A pool, tier or region name: a Ray label value (letters, digits, ``-``, ``_``, ``.``; at most 63
+characters, starting and ending with a letter or digit). Ray reads ``!``, ``in(...)`` and ``,`` in
+a label selector as operators, so a name can never contain them."""
+
+_VALUE = re.compile(VALUE_PATTERN)
+
+
+def is_value(value: object) -> bool:
+    """Whether ``value`` is a valid pool, tier or region name (see :data:`VALUE_PATTERN`).
+
+    Example:
+        >>> is_value("edge-1"), is_value("!edge"), is_value("in(a,b)")
+        (True, False, False)
+    """
+    return isinstance(value, str) and _VALUE.fullmatch(value) is not None
 
 
 def pool_labels(pool: str, *, tier: str, region: str | None = None, **extra: str) -> dict[str, str]:

@@ -33,7 +33,7 @@ from placement.errors import PoolConfigError
 
 
 _NONNEG = {"type": "number", "minimum": 0}
-_NAME = {"type": "string", "pattern": r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$"}
+_NAME = {"type": "string", "pattern": label_keys.VALUE_PATTERN}
 
 POOLS_SCHEMA: Mapping[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -174,12 +174,19 @@ class Pool:
             object.__setattr__(self, field, MappingProxyType(dict(getattr(self, field))))
         for field in ("cost_per_hour", "latency_to_pools_ms", "latency_to_regions_ms"):
             for key, value in getattr(self, field).items():
-                if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or math.isnan(value):
+                if not _finite_nonneg(value):
                     raise PoolConfigError(
-                        f"pool {self.name!r}: {field}[{key!r}]={value!r} is not a non-negative number; "
+                        f"pool {self.name!r}: {field}[{key!r}]={value!r} is not a finite non-negative number; "
                         "give a number such as 0.05.",
                         key=f"{self.name}.{field}.{key}",
                     )
+        for field, value in (("watts_per_cpu", self.watts_per_cpu), ("bandwidth_mbps", self.bandwidth_mbps)):
+            if value is not None and not _finite_nonneg(value):
+                raise PoolConfigError(f"pool {self.name!r}: {field}={value!r} is not a finite non-negative number; "
+                                      "give a number such as 10.", key=f"{self.name}.{field}")
+        if self.carbon is not None and not all(_finite_nonneg(h) and _finite_nonneg(v) for h, v in self.carbon.points):
+            raise PoolConfigError(f"pool {self.name!r}: carbon_intensity has a value that is not a finite "
+                                  "non-negative number; give gCO2/kWh such as 350.", key=f"{self.name}.carbon_intensity")
 
     def carbon_at(self, hour: float) -> float | None:
         return None if self.carbon is None else self.carbon.at(hour)
@@ -192,6 +199,10 @@ class Pool:
         if value is None:
             value = self.latency_to_pools_ms.get(region_or_pool)
         return value
+
+
+def _finite_nonneg(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 class PoolSet(Mapping[str, Pool]):
@@ -253,6 +264,38 @@ class PoolSet(Mapping[str, Pool]):
 # Loading a pools file with line-accurate errors.
 
 
+MAX_BYTES = 1 << 20
+"""Largest pools file read; real ones are a few kilobytes."""
+
+MAX_DEPTH = 16
+"""Deepest nesting of mappings and lists accepted; the schema needs five levels."""
+
+
+def _check_events(text: str, source: str) -> None:
+    """Refuse aliases and deep nesting before anything is built from the YAML.
+
+    An alias makes the value tree share a node, so a few hundred bytes of nested aliases expand
+    into billions of values (a "billion laughs" file); deep nesting exhausts Python's recursion.
+    PyYAML's event parser is iterative, so this scan costs the same for any input.
+    """
+    import yaml
+
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            line = event.start_mark.line + 1
+            raise PoolConfigError(f"{source}:{line}: YAML aliases (*{event.anchor}) are not supported in a pools file; "
+                                  "write the values out in full.", source=source, line=line)
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1
+                raise PoolConfigError(f"{source}:{line}: mappings and lists are nested more than {MAX_DEPTH} deep; a "
+                                      "pools file needs five levels (see docs/placement.md).", source=source, line=line)
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
 class _Marked:
     """Python value tree built from a YAML node tree, remembering the line of every key and value."""
 
@@ -267,7 +310,7 @@ class _Marked:
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = _scalar(key_node)
+                key = _scalar(key_node, self.source)
                 if key in out:
                     raise PoolConfigError(
                         f"{self.source}:{key_node.start_mark.line + 1}: key {_dotted(path + (key,))!r} appears "
@@ -279,7 +322,12 @@ class _Marked:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
-        return _scalar(node)
+        value = _scalar(node, self.source)
+        if isinstance(value, float) and not math.isfinite(value):
+            line = node.start_mark.line + 1
+            raise PoolConfigError(f"{self.source}:{line}: {_dotted(path)} = {value!r} is not a finite number; give a "
+                                  "number such as 0.05.", source=self.source, line=line, key=_dotted(path))
+        return value
 
     def line_of(self, path: tuple[Any, ...], key: Any = None) -> int | None:
         if key is not None and path + (key, "<key>") in self.lines:
@@ -289,16 +337,23 @@ class _Marked:
         return self.lines.get(path)
 
 
-def _scalar(node: Any) -> Any:
+def _scalar(node: Any, source: str) -> Any:
     import yaml
 
+    line = node.start_mark.line + 1
     if not isinstance(node, yaml.ScalarNode):
-        raise PoolConfigError(
-            f"line {node.start_mark.line + 1}: a mapping key must be a plain value, got a {node.id}; "
-            "use a string key.",
-            line=node.start_mark.line + 1,
-        )
-    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+        raise PoolConfigError(f"{source}:{line}: a mapping key must be a plain value, got a {node.id}; use a string key.",
+                              line=line)
+    if node.tag == "tag:yaml.org,2002:merge":
+        raise PoolConfigError(f"{source}:{line}: YAML merge keys (<<) are not supported in a pools file; write the "
+                              "keys out in full.", source=source, line=line)
+    try:
+        return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:
+        # An unknown tag (!!python/...), a malformed timestamp or an integer of thousands of digits.
+        raise PoolConfigError(f"{source}:{line}: the value {node.value[:40]!r} cannot be read "
+                              f"({str(exc).splitlines()[0]}); write a plain string or number.",
+                              source=source, line=line) from None
 
 
 def _dotted(path: Iterable[Any]) -> str:
@@ -325,7 +380,11 @@ def parse_pools(text: str, *, source: str = "<string>") -> PoolSet:
     import jsonschema
     import yaml
 
+    if len(text) > MAX_BYTES:
+        raise PoolConfigError(f"{source}: the pools file has {len(text)} characters, more than {MAX_BYTES}; a pools "
+                              "file lists pools, not data.", source=source)
     try:
+        _check_events(text, source)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -351,10 +410,13 @@ def load_pools(path: str | Path) -> PoolSet:
     """Read and validate a pools file (see :func:`parse_pools`)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PoolConfigError(f"pools file {str(path)!r} cannot be read ({exc.strerror}); check the path.",
                               source=str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise PoolConfigError(f"{path}: the pools file is not UTF-8 text (byte {exc.start} is "
+                              f"{exc.object[exc.start:exc.start + 1]!r}); save it as UTF-8.", source=str(path)) from None
     return parse_pools(text, source=str(path))
 
 

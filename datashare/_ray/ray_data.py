@@ -31,7 +31,8 @@ def to_ray_dataset(name: str, *, version: int | None = None) -> ray.data.Dataset
     return ray.data.from_arrow_refs(chunk_refs)
 
 
-def publish_ray_dataset(name: str, dataset: Any, *, keep_previous: int = 1) -> DatasetInfo:
+def publish_ray_dataset(name: str, dataset: Any, *, keep_previous: int = 1,
+                        allow_schema_change: bool = False) -> DatasetInfo:
     """Execute ``dataset`` and publish its blocks under ``name``.
 
     Blocks are adopted by the holder on the node that produced them (one in-store copy, no
@@ -40,4 +41,5 @@ def publish_ray_dataset(name: str, dataset: Any, *, keep_previous: int = 1) -> D
     if not isinstance(dataset, ray.data.Dataset):
         raise InvalidArgumentError("dataset", dataset, "it must be a ray.data.Dataset; publish Arrow "
                                    "tables with datashare.publish instead.")
-    return datasets.publish_refs(name, dataset.to_arrow_refs(), keep_previous=keep_previous)
+    return datasets.publish_refs(name, dataset.to_arrow_refs(), keep_previous=keep_previous,
+                                 allow_schema_change=allow_schema_change)

@@ -7,6 +7,8 @@ a frozen :class:`Resolved` that the call path reuses, so an invocation pays noth
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -16,6 +18,8 @@ from yuanrong.config import InvokeOptions, ResourceGroupOptions
 from yuanrong.exception import InvalidOptionError
 
 from placement import labels as pool_labels
+
+logger = logging.getLogger("yuanrong")
 
 _MAX_INT = 0x7FFFFFFF
 _MB = 1024 * 1024
@@ -66,7 +70,81 @@ def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
 
 
 def _pool_value(v: Any) -> bool:
-    return v is None or (isinstance(v, str) and bool(v)) or (_str_list(v) and len(v) > 0)
+    return v is None or pool_labels.is_value(v) or (
+        isinstance(v, (list, tuple)) and len(v) > 0 and all(pool_labels.is_value(x) for x in v))
+
+
+_NAME_MAX = 255
+
+
+def is_name(v: Any) -> bool:
+    """Whether ``v`` is a valid instance name or namespace (see :data:`RULES`)."""
+    return _name_value(v)
+
+
+def _name_value(v: Any) -> bool:
+    # Control characters (NUL above all) and huge names break Ray's GCS keys and every log line.
+    return isinstance(v, str) and len(v) <= _NAME_MAX and not any(ord(c) < 0x20 or ord(c) == 0x7F for c in v)
+
+
+def _env_dict(v: Any) -> bool:
+    # An empty name, or one with '=' or NUL, cannot be put into a process environment: Ray's worker
+    # would fail to start and the call would wait for it forever.
+    return isinstance(v, Mapping) and all(
+        isinstance(k, str) and k and "=" not in k and "\x00" not in k and isinstance(x, str) and "\x00" not in x
+        for k, x in v.items())
+
+
+# Ray 2.60's runtime_env fields (ray.runtime_env.RuntimeEnv.known_fields; a unit test keeps them equal).
+RUNTIME_ENV_FIELDS = ("_inject_current_ray", "_nsight", "_ray_commit", "_ray_release", "_rocprof_sys", "conda",
+                      "config", "container", "env_vars", "excludes", "image_uri", "java_jars", "pip",
+                      "py_executable", "py_modules", "uv", "worker_process_setup_hook", "working_dir")
+
+
+def _runtime_env_value(v: Any) -> bool:
+    return (isinstance(v, Mapping) and all(isinstance(k, str) and k in RUNTIME_ENV_FIELDS for k in v)
+            and _env_dict(v.get("env_vars", {})))
+
+
+def runtime_env_problem(env: Any, where: str) -> str | None:
+    """Why ``env`` is not a runtime_env Ray can start a worker with, or ``None`` when it is."""
+    if not isinstance(env, Mapping):
+        return f"{where}={env!r} is invalid: expected a dict (Ray runtime_env)."
+    unknown = sorted(str(k) for k in env if not isinstance(k, str) or k not in RUNTIME_ENV_FIELDS)
+    if unknown:
+        return (f"{where} has unknown key(s) {', '.join(map(repr, unknown))}; Ray's runtime_env keys are: "
+                f"{', '.join(k for k in RUNTIME_ENV_FIELDS if not k.startswith('_'))}.")
+    if not _env_dict(env.get("env_vars", {})):
+        return (f"{where}['env_vars']={env['env_vars']!r} is invalid: expected a dict of variable name -> str "
+                f"value, names non-empty and without '=' or NUL.")
+    return None
+
+
+# custom_extensions keys yuanrong acts on, and the values each may take.
+CUSTOM_EXTENSIONS = {"lifecycle": ("detached",)}
+
+_SANDBOX = "sandboxes and containers are openYuanrong services Ray does not have"
+# openYuanrong's other custom_extensions keys, and what to use on Ray instead. openYuanrong's own
+# programs (its system tests and benchmark among them) set these and free-form request metadata
+# (endpoint, app_name, tenant_id), so they are accepted, with a warning saying they have no effect.
+EXTENSION_HINTS = {
+    "idle_timeout": "set InvokeOptions.idle_timeout (seconds) instead",
+    "GRACEFUL_SHUTDOWN_TIME": "pass grace_period_seconds to terminate(); __yr_shutdown__ receives it",
+    "YR_Metrics": "switch metrics on with yr.Config(enable_metrics=True, runtime_metrics_config=...)",
+    "rootfs": _SANDBOX, "network": _SANDBOX, "sandbox_type": _SANDBOX, "extra_config": _SANDBOX,
+    "CONTAINER_OPTS": _SANDBOX,
+}
+
+
+def _extensions_value(v: Any) -> bool:
+    return _str_dict(v) and all(x in CUSTOM_EXTENSIONS[k] for k, x in v.items() if k in CUSTOM_EXTENSIONS)
+
+
+@functools.lru_cache(maxsize=64)
+def _warn_extension(key: str) -> None:
+    # Once per key and process: .options() may be called on every call.
+    hint = EXTENSION_HINTS.get(key, "it is openYuanrong request metadata, which Ray does not carry")
+    logger.warning("InvokeOptions.custom_extensions[%r] has no effect on Ray: %s.", key, hint)
 
 
 def _rg_options(v: Any) -> bool:
@@ -80,7 +158,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "memory": (_num_in(0, 1_073_741_824), "a number of MB in [0, 1073741824]"),
     "concurrency": (_int_in(1, 1000), "an int in [1, 1000]"),
     "custom_resources": (_resource_dict, "a dict of resource name -> non-negative number"),
-    "custom_extensions": (_str_dict, "a dict of str -> str"),
+    "custom_extensions": (_extensions_value, 'a dict of str -> str whose "lifecycle", if set, is "detached" (an '
+                                              "instance outlives its job); no other lifecycle exists"),
     "labels": (_str_list, 'a list of non-empty str labels, "key" or "key:value"'),
     "schedule_affinities": (_affinity_list, "a list of yr.Affinity"),
     "preferred_priority": (_is_bool, "a bool"),
@@ -88,12 +167,13 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "preferred_anti_other_labels": (_is_bool, "a bool"),
     "retry_times": (_int_in(0, _MAX_INT), f"an int in [0, {_MAX_INT}]"),
     "recover_retry_times": (_int_in(0, _MAX_INT), f"an int in [0, {_MAX_INT}]"),
-    "name": (_is_str, "a str"),
-    "namespace": (_is_str, "a str"),
-    "ns": (_is_str, "a str"),
+    "name": (_name_value, f"a str of at most {_NAME_MAX} characters without control characters (NUL, newline ...)"),
+    "namespace": (_name_value, f"a str of at most {_NAME_MAX} characters without control characters"),
+    "ns": (_name_value, f"a str of at most {_NAME_MAX} characters without control characters"),
     "get_if_exists": (_is_bool, "a bool"),
-    "env_vars": (_str_dict, "a dict of str -> str"),
-    "runtime_env": (lambda v: isinstance(v, Mapping), "a dict (Ray runtime_env)"),
+    "env_vars": (_env_dict, "a dict of str -> str (variable name -> value); names non-empty, without '=' or NUL"),
+    "runtime_env": (_runtime_env_value, "a dict with Ray runtime_env keys only (" + ", ".join(
+        k for k in RUNTIME_ENV_FIELDS if not k.startswith("_")) + "); env_vars as for InvokeOptions.env_vars"),
     "resource_group_options": (_rg_options, "a yr.ResourceGroupOptions with bundle_index >= -1"),
     "schedule_timeout_ms": (_int_in(0, _MAX_INT), f"an int of milliseconds in [0, {_MAX_INT}]"),
     "need_order": (_is_bool, "a bool"),
@@ -106,8 +186,11 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "pod_labels": (_str_dict, "a dict of str -> str"),
     "alias_params": (_str_dict, "a dict of str -> str"),
     "group_name": (_is_str, "a str"),
-    "pool": (_pool_value, "None, a pool name, or a non-empty list of pool names"),
-    "tier": (_optional(lambda v: isinstance(v, str) and bool(v)), "None or a tier name such as 'edge'"),
+    "pool": (_pool_value, "None, a pool name, or a non-empty list of pool names; a name is letters, digits, "
+                         "'-', '_' or '.' (at most 63, starting and ending with a letter or digit), never a Ray "
+                         "selector such as '!edge' or 'in(a,b)'"),
+    "tier": (_optional(pool_labels.is_value), "None or a tier name such as 'edge' (a label value: letters, digits, "
+                                               "'-', '_', '.'; never a Ray selector such as '!edge')"),
     "placement_policy": (_optional(_is_str), "None or a placement policy name"),
     "latency_budget_ms": (_optional(lambda v: _is_num(v) and v > 0), "None or a number of ms > 0"),
     "client_region": (_optional(_is_str), "None or a region name"),
@@ -122,12 +205,14 @@ UNSUPPORTED: dict[str, str] = {
     "alias_params": "function aliases belong to openYuanrong's function service, which Ray does not have",
     "max_invoke_latency": "heterogeneous-function latency targets are not available on Ray",
     "preferred_priority": "the placement engine always weighs preferred affinities in their order (higher "
-                          "Affinity priority first, then the order given), which is preferred_priority=True",
+                          "Affinity priority first, then the order given), which is preferred_priority=True; "
+                          "leave it at True and order the affinities, or give them priorities, instead",
     "required_priority": "required affinities of one kind and type are alternatives (any one may hold), "
                          "which is required_priority=False; order them as preferred affinities instead",
     "preferred_anti_other_labels": "the placement engine does not penalise nodes for labels outside a preferred "
                                    "rule; express that as a PREFERRED_ANTI affinity",
-    "trace_id": "per-call trace ids are not available yet; yuanrong does not trace calls",
+    "trace_id": "a call's trace id is the one of the OpenTelemetry span around it; switch tracing on with "
+                "Config(enable_trace=True) and open a span with yr.trace.get_tracer(name) to put calls in one trace",
 }
 
 # Options the placement engine must act on: a call that sets any of them is placed by it.
@@ -169,6 +254,12 @@ class Resolved:
     default_sized: tuple[str, ...] = ()
 
 
+def shown(value: Any, limit: int = 120) -> str:
+    """``repr(value)``, cut to ``limit`` characters so that a huge value does not flood the message."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 20]}... ({len(text)} characters)"
+
+
 def check(opts: InvokeOptions) -> None:
     """Validate every field of ``opts`` against :data:`RULES`; raise on the first bad one."""
     if not isinstance(opts, InvokeOptions):
@@ -179,7 +270,10 @@ def check(opts: InvokeOptions) -> None:
         value = getattr(opts, name)
         if not ok(value):
             raise InvalidOptionError(
-                f"InvokeOptions.{name}={value!r} is invalid: expected {expect}.", option=name, value=value)
+                f"InvokeOptions.{name}={shown(value)} is invalid: expected {expect}.", option=name, value=value)
+    for key in opts.custom_extensions:
+        if key not in CUSTOM_EXTENSIONS:
+            _warn_extension(key)
     for name, why in UNSUPPORTED.items():
         if getattr(opts, name) != getattr(_DEFAULTS, name):
             raise NotImplementedError(f"InvokeOptions.{name}={getattr(opts, name)!r} is not supported: {why}.")
@@ -279,6 +373,17 @@ def resolve(opts: InvokeOptions, *, for_instance: bool) -> Resolved:
                 f"InvokeOptions.min_instances={opts.min_instances} is more than max_instances={opts.max_instances}; "
                 f"raise max_instances (0 = the default bound) or lower min_instances.", option="min_instances",
                 value=opts.min_instances)
+        if opts.need_order:
+            raise InvalidOptionError(
+                "InvokeOptions.need_order=True orders the calls to one instance, but this is a stateless function, "
+                "whose calls are independent and may run on different instances at once; call the functions one "
+                "after another (yr.get each result first), or use an @yr.instance with concurrency=1.",
+                option="need_order", value=True)
+        if "lifecycle" in opts.custom_extensions:
+            raise InvalidOptionError(
+                f"InvokeOptions.custom_extensions={opts.custom_extensions!r} sets an instance's lifecycle, but this "
+                f"is a stateless function; drop it, or use @yr.instance for a detached instance.",
+                option="custom_extensions", value=opts.custom_extensions)
         if opts.name:
             raise InvalidOptionError(
                 f"InvokeOptions.name={opts.name!r} names an instance, but this is a stateless function; "

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import ray.exceptions as rex
 
 from yuanrong._private import session
@@ -25,8 +28,27 @@ def note_cancelled_instance(actor_id_hex: str) -> None:
     session.current().cancelled_instances.add(actor_id_hex)
 
 
-def translate(err: BaseException, *, timeout: float | None = None) -> BaseException:
-    """Map an exception raised by Ray onto yuanrong's exception tree (returned, not raised)."""
+def _unplaced_call(refs: Iterable[Any]) -> PlacementError | None:
+    """The PlacementError of a call among ``refs`` stopped because its pool lost its last node.
+
+    Ray's TaskCancelledError does not say which task it was: the refs the caller waited for do.
+    """
+    unplaced = session.current().unplaced_calls
+    if not unplaced:
+        return None
+    for ref in refs:
+        why = unplaced.get(ref.task_id().hex())
+        if why is not None:
+            return PlacementError(why, explanation=why, timed_out=False)
+    return None
+
+
+def translate(err: BaseException, *, timeout: float | None = None, refs: Iterable[Any] = ()) -> BaseException:
+    """Map an exception raised by Ray onto yuanrong's exception tree (returned, not raised).
+
+    ``refs`` are the Ray refs the caller waited for, when known: they tell a call that yuanrong
+    stopped (its pool lost its last node) from one the user cancelled.
+    """
     if isinstance(err, rex.RayTaskError):
         cause = err.cause
         # Ray's str() of a task error is the remote traceback with Ray's internal frames hidden.
@@ -35,6 +57,8 @@ def translate(err: BaseException, *, timeout: float | None = None) -> BaseExcept
             # A nested call failed: keep the innermost user exception and both tracebacks.
             remote_tb = f"{cause.remote_traceback}\n{remote_tb}"
             cause = cause.cause or cause
+        if isinstance(cause, rex.TaskCancelledError) and _unplaced_call(refs) is not None:
+            return _unplaced_call(refs)
         if isinstance(cause, (rex.TaskCancelledError, InvokeCancelledError)):
             return InvokeCancelledError("the call was cancelled with yr.cancel() before it produced a result.")
         if cause is None or isinstance(cause, rex.RayError):
@@ -46,6 +70,9 @@ def translate(err: BaseException, *, timeout: float | None = None) -> BaseExcept
             f"the result was not ready within timeout={timeout}s. Raise the timeout, pass timeout=-1 to "
             f"wait without limit, or use yr.wait() to poll.", timeout=timeout)
     if isinstance(err, rex.TaskCancelledError):
+        unplaced = _unplaced_call(refs)
+        if unplaced is not None:
+            return unplaced
         return InvokeCancelledError("the call was cancelled with yr.cancel() before it produced a result.")
     actor_id = getattr(err, "actor_id", None) if isinstance(err, rex.RayActorError) else None
     if actor_id is not None and actor_id in session.current().unplaced_instances:

@@ -22,7 +22,7 @@ from typing import Any
 import ray
 
 from placement import labels as pool_labels
-from yuanrong._private import trace_config, tracing
+from yuanrong._private import options, trace_config, tracing
 from yuanrong._private.compat import node_env
 from yuanrong._private.scheduling.feasibility import ClusterView
 from yuanrong.config import Config
@@ -93,6 +93,8 @@ class Session:
     cancelled_instances: set[str] = dataclasses.field(default_factory=set)
     # Instances stopped because Ray did not place them in time (actor id -> why), and their watcher.
     unplaced_instances: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Calls (Ray task id -> why) stopped because their pool lost its last node while they waited.
+    unplaced_calls: dict[str, str] = dataclasses.field(default_factory=dict)
     placement_watcher: Any = None
     placement_watch_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
@@ -155,6 +157,8 @@ def _check_config(conf: Config) -> None:
                                                         and not isinstance(conf.recycle_time, bool)
                                                         and 0 < conf.recycle_time <= MAX_RECYCLE_TIME_S),
          f"None or seconds in (0, {MAX_RECYCLE_TIME_S}]"),
+        ("pool", pool_labels.is_value(conf.pool), "a pool name: letters, digits, '-', '_' or '.' (at most 63)"),
+        ("tier", pool_labels.is_value(conf.tier), "a tier name such as 'cloud' or 'edge'"),
         ("object_store_memory_mb", conf.object_store_memory_mb is None
          or (isinstance(conf.object_store_memory_mb, int) and conf.object_store_memory_mb >= 64),
          "None or an int >= 64"),
@@ -162,7 +166,11 @@ def _check_config(conf: Config) -> None:
     for name, ok, expect in checks:
         if not ok:
             value = getattr(conf, name)
-            raise InvalidOptionError(f"Config.{name}={value!r} is invalid: expected {expect}.", option=name, value=value)
+            raise InvalidOptionError(f"Config.{name}={options.shown(value)} is invalid: expected {expect}.",
+                                     option=name, value=value)
+    problem = None if conf.runtime_env is None else options.runtime_env_problem(conf.runtime_env, "Config.runtime_env")
+    if problem:
+        raise InvalidOptionError(problem, option="runtime_env", value=conf.runtime_env)
     defaults = Config()
     changed = [n for n in _OPENYUANRONG_ONLY_CONFIG if getattr(conf, n) != getattr(defaults, n)]
     if changed:

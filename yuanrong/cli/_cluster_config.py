@@ -94,16 +94,45 @@ class ConfigSummary:
         }
 
 
+_MAX_ALIASES = 200
+_MAX_DEPTH = 64
+
+
+def _check_size(yaml: Any, text: str, source: str) -> None:
+    """Refuse alias bombs and deep nesting before the YAML is built (the event parser is iterative).
+
+    Launcher configs may use anchors and aliases for shared settings; a few hundred bytes of nested
+    aliases, though, expand into billions of values when the config is walked.
+    """
+    aliases = depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > _MAX_ALIASES:
+                raise ClusterConfigError(f"line {event.start_mark.line + 1}: more than {_MAX_ALIASES} YAML aliases; "
+                                         "write the repeated values out.", source=source)
+        elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > _MAX_DEPTH:
+                raise ClusterConfigError(f"line {event.start_mark.line + 1}: mappings and lists are nested more than "
+                                         f"{_MAX_DEPTH} deep; a cluster config needs far fewer.", source=source)
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
 def load_yaml(path: str | os.PathLike[str]) -> Any:
     """Read a YAML file, turning I/O and syntax problems into one-line :class:`ClusterConfigError`."""
     import yaml
 
     source = str(path)
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ClusterConfigError(f"cannot be read ({exc.strerror}); check the path.", source=source) from None
+    except UnicodeDecodeError as exc:
+        raise ClusterConfigError(f"is not UTF-8 text (byte {exc.start}); save it as UTF-8.", source=source) from None
     try:
+        _check_size(yaml, text, source)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

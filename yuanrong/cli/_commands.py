@@ -7,6 +7,7 @@ stderr: ``Error: <what was given>; <why it is wrong>; <how to fix it>``.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -203,6 +204,14 @@ def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
     return labels
 
 
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 @cli.command(epilog=_EPILOG)
 @click.option("--head", is_flag=True, help="Start a head node (GCS and dashboard).")
 @click.option("--address", default=None, metavar="HOST:PORT", help="GCS address of the cluster to join.")
@@ -237,6 +246,14 @@ def start(*, head: bool, address: str | None, pool: str, tier: str | None, regio
     if dashboard_host in ("0.0.0.0", "::"):
         raise BadInput(f"--dashboard-host={dashboard_host} exposes the dashboard's job API (it runs arbitrary code) "
                        "on every interface; keep 127.0.0.1 and use an SSH tunnel or port-forward.")
+    for flag, value in (("--node-ip-address", node_ip_address),
+                        ("--dashboard-host", None if dashboard_host == "localhost" else dashboard_host)):
+        if value is not None and not _is_ip(value):
+            raise BadInput(f"{flag}={value!r} is not an IP address; give this host's address such as 10.0.0.5 "
+                           "(ip -brief address lists them).")
+    if region is not None and not label_keys.is_value(region):
+        raise BadInput(f"--region={region!r} is not a valid region name; use letters, digits, '-', '_' or '.' "
+                       "(at most 63, starting and ending with a letter or digit).")
     pools = _load_pools(pools_path)
     if pool not in pools:
         raise BadInput(f"--pool={pool!r} is not in the pools file; known pools: {', '.join(sorted(pools))}. "

@@ -108,7 +108,9 @@ def _read_pools_yaml(path: Path) -> dict[str, PoolEntry]:
 
     source = str(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ClusterConfigError("the pools file is not UTF-8 text; save it as UTF-8.", source=source) from None
     except OSError as exc:
         raise ClusterConfigError(
             f"pools file cannot be read ({exc.strerror}); check the path or pass --pools FILE.",

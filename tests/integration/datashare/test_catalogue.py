@@ -194,3 +194,33 @@ def test_job_lifetime_data_is_whole_or_lost_after_its_publisher_exits(ds, run_dr
     ds.delete("cat-job")
     with pytest.raises(ds.InvalidArgumentError):
         ds.publish("cat-job", _table(1), lifetime="forever")
+
+
+def test_a_new_version_with_another_schema_is_refused_unless_allowed(ds):
+    ds.publish("cat-schema", _table(3))
+    other = pa.table({"id": ["a", "b"]})
+    with pytest.raises(ds.SchemaMismatchError, match="allow_schema_change=True") as err:
+        ds.publish("cat-schema", other)
+    assert err.value.expected.equals(_table(1).schema) and err.value.actual.equals(other.schema)
+    assert ds.versions("cat-schema") == [1] and ds.open("cat-schema", fresh=True).equals(_table(3))
+    info = ds.publish("cat-schema", other, allow_schema_change=True)
+    assert ds.open("cat-schema", fresh=True).equals(other) and info.schema.equals(other.schema)
+    ds.delete("cat-schema")
+
+
+@pytest.mark.parametrize("call, argument", [
+    (lambda ds: ds.delete("cat-args", version="x"), "version"),
+    (lambda ds: ds.delete("cat-args", version=0), "version"),
+    (lambda ds: ds.open("cat-args", timeout=-3), "timeout"),
+    (lambda ds: ds.open("cat-args", timeout=float("nan")), "timeout"),
+    (lambda ds: ds.publish("cat-args", _table(1), timeout="5"), "timeout"),
+    (lambda ds: ds.publish("cat-args", _table(1), timeout=float("inf")), "timeout"),
+    (lambda ds: ds.publish("cat-args", _table(1), allow_schema_change="yes"), "allow_schema_change"),
+    (lambda ds: ds.versions("cat-args", timeout=0), "timeout"),
+    (lambda ds: ds.get(ds.put(_table(1)), timeout=-1), "timeout"),
+])
+def test_bad_arguments_name_the_argument(ds, call, argument):
+    with pytest.raises(ds.InvalidArgumentError) as err:
+        call(ds)
+    assert err.value.argument == argument and f"{argument}=" in str(err.value)
+    assert "cat-args" not in [i.name for i in ds.list()]

@@ -48,3 +48,30 @@ def test_flight_get_put_list(ds, endpoint):
 def test_flight_options_are_checked(ds):
     with pytest.raises(ds.InvalidArgumentError):
         ds.serve_flight(port=70000)
+
+
+def test_flight_tickets_name_one_dataset_and_errors_carry_no_traceback(ds, endpoint):
+    ds.publish("fl-amb", pa.table({"v": [1]}))
+    ds.publish("fl-amb", pa.table({"v": [2]}))
+    ds.publish("fl-amb@1", pa.table({"v": [100]}))
+    client = flight.connect(endpoint.location)
+    try:
+        # A plain ticket is a whole name, even one with '@': the dataset named fl-amb@1.
+        assert client.do_get(flight.Ticket(b"fl-amb@1")).read_all().column("v").to_pylist() == [100]
+        # A JSON ticket names a version; the tickets list_flights hands out are of that form.
+        one = ds.ticket_for("fl-amb", 1)
+        assert client.do_get(flight.Ticket(one)).read_all().column("v").to_pylist() == [1]
+        listed = {fi.descriptor.path[0].decode(): fi for fi in client.list_flights()}
+        assert client.do_get(listed["fl-amb"].endpoints[0].ticket).read_all().column("v").to_pylist() == [2]
+        with pytest.raises(flight.FlightServerError, match=r'"version": 1') as info:
+            client.do_get(flight.Ticket(b"fl-missing@1")).read_all()
+        for bad in (b"\xff\xfe", b'{"name": 3}', b"{not json", b"[" * 5000):
+            with pytest.raises(flight.FlightError) as info:
+                client.do_get(flight.Ticket(bad)).read_all()
+            assert "Traceback" not in str(info.value) and ".py" not in str(info.value)
+        with pytest.raises(flight.FlightServerError, match="UTF-8"):
+            list(client.do_action(flight.Action("delete", b"\xff")))
+    finally:
+        client.close()
+        ds.delete("fl-amb")
+        ds.delete("fl-amb@1")

@@ -351,6 +351,10 @@ def test_yr_start_head_binds_dashboard_to_loopback():
     (["--head", "--pool", "cloud", "--label", "yr.io/pool=edge-1"], ["sets a pool label; use --pool"]),
     (["--head", "--pool", "cloud", "--label", "yr.io/site=two words"], ["not a valid Ray node label"]),
     (["--head", "--pool", "cloud", "--label", "novalue"], ["is not key=value"]),
+    (["--head", "--pool", "cloud", "--dry-run", "--node-ip-address", "not an ip"],
+     ["--node-ip-address='not an ip' is not an IP address"]),
+    (["--head", "--pool", "cloud", "--dry-run", "--dashboard-host", "127.0.0.1; rm"], ["is not an IP address"]),
+    (["--head", "--pool", "cloud", "--dry-run", "--region", "in(a,b)"], ["--region='in(a,b)' is not a valid"]),
 ])
 def test_yr_start_rejects_bad_input_with_exit_2(args, fragments):
     assert_one_line_error(run_yr("start", *args, "--pools", str(POOLS_FILE)), 2, *fragments)

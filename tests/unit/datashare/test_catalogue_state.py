@@ -287,3 +287,22 @@ def test_restore_keeps_what_the_catalogue_already_knows(cat):
                                kv_holder_key("k", "old"): HeldData("bytes", {0: "stale"})}})
     assert cat.lookup("t", 1).refs == before.refs
     assert cat.kv_read(["k"])["k"].payload == b"live"
+
+
+def test_a_version_with_another_schema_is_refused_unless_allowed(cat):
+    import pickle
+
+    from datashare.errors import SchemaMismatchError
+
+    _publish(cat, "t")
+    other = pa.schema([("y", pa.string())])
+    version = cat.reserve_version("t")
+    changed = DatasetInfo("t", version, other, 1, 8, 1, ("n1",), 0.0)
+    with pytest.raises(SchemaMismatchError, match="allow_schema_change=True") as err:
+        cat.commit(changed, ["r"], ["holder-n1"], 1)
+    assert cat.versions("t") == [1]
+    # The catalogue actor raises it: it crosses processes with its attributes.
+    again = pickle.loads(pickle.dumps(err.value))
+    assert str(again) == str(err.value) and again.expected.equals(SCHEMA) and again.actual.equals(other)
+    cat.commit(changed, ["r"], ["holder-n1"], 1, allow_schema_change=True)
+    assert cat.versions("t") == [1, 2] and cat.lookup("t", None).info.schema.equals(other)

@@ -22,7 +22,7 @@ import ray
 
 from yuanrong._private import options as options_mod
 from yuanrong._private import session, tracing
-from yuanrong._private.core import function_pools, pool_metrics, pool_registry, traced_calls, warm_workers  # noqa: F401 - pool_metrics registers gauges
+from yuanrong._private.core import function_pools, pool_metrics, pool_registry, traced_calls, vanished_pools, warm_workers  # noqa: F401 - pool_metrics registers gauges
 from yuanrong._private.scheduling import calls
 from yuanrong._private.core.objects import ObjectRef, ObjectRefGenerator, unwrap_args, unwrap_kwargs
 from yuanrong.config import InvokeOptions
@@ -96,6 +96,7 @@ class FunctionProxy:
         self._pooled = (opts.function_instances and self._resolved.resource_group is None
                         and "data_locality" not in self._resolved.placement)
         self._pool: function_pools.FunctionPool | None = None
+        self._task_watch: vanished_pools.TaskWatch | None = None
         self._create_instance: Callable[..., Any] | None = None
         self._checked = False
         self.__name__ = getattr(func, "__name__", "function")
@@ -134,7 +135,14 @@ class FunctionProxy:
                 pool = self._bind_pool()
             if pool is not None:
                 return self._wrap(pool.submit(args, kwargs))
-        return self._wrap(self._remote(*args, **kwargs))
+        out = self._remote(*args, **kwargs)
+        watch = self._task_watch
+        if watch is not None:
+            if watch.closed:
+                watch = self._task_watch = self._watch_tasks()
+            if watch is not None:
+                watch.add(out)
+        return self._wrap(out)
 
     def _first_call(self) -> None:
         what = f"function {self.__qualname__}"
@@ -158,7 +166,26 @@ class FunctionProxy:
             if warm is not None:  # a function instance keeps no state to recover after a crash
                 warm = dataclasses.replace(warm, retries=0)
             self._create_instance = functools.partial(_create_instance, cold, warm, self._is_async)
+        else:
+            self._task_watch = self._watch_tasks()
         self._checked = True
+
+    def _watch_tasks(self) -> vanished_pools.TaskWatch | None:
+        """A watch over this function's Ray tasks when they need a pool or tier that may lose its nodes."""
+        if not vanished_pools.required_labels(self._resolved.ray_options) or not session.may_own_instances():
+            return None
+        key = ("tasks", self._pool_func, repr(self._opts), self._return_nums)
+        return self._registry().task_watch(key, lambda: vanished_pools.TaskWatch(self.__qualname__,
+                                                                                self._resolved.ray_options))
+
+    @staticmethod
+    def _registry() -> pool_registry.Registry:
+        sess = session.current()
+        if sess.function_pools is None:
+            with session.registry_lock:
+                if sess.function_pools is None:
+                    sess.function_pools = pool_registry.Registry()
+        return sess.function_pools
 
     def _trace(self) -> Any:
         """Switch this proxy to the traced function (a job that traces); returns its Ray function."""
@@ -189,15 +216,8 @@ class FunctionProxy:
             # instances it started would outlive their use. Its calls run as Ray tasks.
             self._pooled = False
             return None
-        sess = session.current()
-        registry = sess.function_pools
-        if registry is None:
-            with session.registry_lock:
-                if sess.function_pools is None:
-                    sess.function_pools = pool_registry.Registry()
-                registry = sess.function_pools
         key = (self._pool_func, repr(self._opts), self._return_nums)
-        self._pool = registry.pool(key, self._make_pool)
+        self._pool = self._registry().pool(key, self._make_pool)
         return self._pool
 
     def _make_pool(self, registry: pool_registry.Registry) -> function_pools.FunctionPool:
@@ -215,6 +235,7 @@ class FunctionProxy:
         # A pool belongs to the process that made it; a copy sent to a worker builds its own.
         state = dict(self.__dict__)
         state["_pool"] = None
+        state["_task_watch"] = None
         return state
 
     def options(self, invoke_options: InvokeOptions | None = None, **kwargs: Any) -> FunctionProxy:

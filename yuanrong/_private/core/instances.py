@@ -12,7 +12,8 @@ import ray
 from yuanrong._private import options as options_mod
 from yuanrong._private import session, tracing
 from yuanrong._private.compat import instance_state, node_env
-from yuanrong._private.core import group_members, instance_classes, placement_watch, traced_calls, warm_workers
+from yuanrong._private.core import (group_members, instance_classes, placement_watch, traced_calls, vanished_pools,
+                                    warm_workers)
 from yuanrong._private.core.functions import check_return_nums, merge_options, wrap_result
 from yuanrong._private.core.objects import unwrap_args, unwrap_kwargs
 from yuanrong._private.scheduling import calls, pins
@@ -287,7 +288,8 @@ class InstanceCreator:
         handle = self._create(*args, **kwargs)
         keep_alive(handle)
         placement_watch.watch(handle, timeout_s=self._resolved.schedule_timeout_s,
-                              what=f"instance of {self.__qualname__}", need=self._resolved.resources)
+                              what=f"instance of {self.__qualname__}", need=self._resolved.resources,
+                              required=vanished_pools.required_labels(self._resolved.ray_options))
         return InstanceProxy(handle)
 
     def actor_options(self) -> dict[str, Any]:
@@ -402,10 +404,11 @@ def get_instance(name: str, namespace: str = "", timeout: float = 60) -> Instanc
             (also a ``TimeoutError``).
     """
     session.require_init()
-    if not isinstance(name, str) or not name:
-        raise InvalidOptionError(f"name={name!r} must be a non-empty str.", option="name", value=name)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-        raise InvalidOptionError(f"timeout={timeout!r} must be a number of seconds >= 0.", option="timeout",
+    if not isinstance(name, str) or not name or not options_mod.is_name(name):
+        raise InvalidOptionError(f"name={options_mod.shown(name)} must be a non-empty str of at most 255 characters "
+                                 f"without control characters, as instance names are.", option="name", value=name)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout <= 0x7FFFFFFF:
+        raise InvalidOptionError(f"timeout={timeout!r} must be a finite number of seconds >= 0.", option="timeout",
                                  value=timeout)
     ns = _namespace(namespace)
     deadline = time.monotonic() + timeout

@@ -71,7 +71,7 @@ class ObjectRef:
             if err is None:
                 out.set_result(f.result())
             else:
-                out.set_exception(translate(err))
+                out.set_exception(translate(err, refs=(self._ref,)))
 
         self._ref.future().add_done_callback(_done)
         return out
@@ -163,10 +163,11 @@ def unwrap_kwargs(kwargs: dict) -> dict:
 def _get_timeout(timeout: Any) -> float | None:
     if timeout is None or timeout == -1:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+    # NaN compares false with everything and inf overflows Ray's millisecond timer: both are refused.
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= _MAX_INT:
         raise InvalidOptionError(
-            f"timeout={timeout!r} is invalid: expected a number of seconds > 0, or -1 to wait without limit.",
-            option="timeout", value=timeout)
+            f"timeout={timeout!r} is invalid: expected a number of seconds in (0, {_MAX_INT}], or -1 to wait "
+            f"without limit.", option="timeout", value=timeout)
     return float(timeout)
 
 
@@ -218,7 +219,7 @@ def get(obj_refs: ObjectRef | Sequence[ObjectRef], timeout: float = DEFAULT_GET_
         try:
             return ray.get(obj_refs._ref, timeout=t)
         except ray.exceptions.RayError as e:
-            raise translate(e, timeout=t) from None
+            raise translate(e, timeout=t, refs=(obj_refs._ref,)) from None
     refs = _ray_refs(obj_refs, "get")
     if not refs:
         return []
@@ -234,7 +235,7 @@ def _get_many(refs: list, t: float | None) -> list:
     try:
         return ray.get(refs, timeout=t)
     except ray.exceptions.RayError as e:
-        raise translate(e, timeout=t) from None
+        raise translate(e, timeout=t, refs=refs) from None
 
 
 def wait(obj_refs: ObjectRef | Sequence[ObjectRef], wait_num: int = 1,

@@ -19,6 +19,7 @@ from typing import Any
 
 import ray
 
+from yuanrong._private.core import vanished_pools
 from yuanrong._private.core.function_pools import FunctionPool, Instance
 
 logger = logging.getLogger("yuanrong")
@@ -33,6 +34,8 @@ class Registry:
 
     def __init__(self) -> None:
         self.pools: dict[Any, FunctionPool] = {}
+        # Calls that run as plain Ray tasks but need a pool or tier (function_instances=False).
+        self.task_watches: dict[Any, vanished_pools.TaskWatch] = {}
         self.running: dict[Any, tuple[FunctionPool, Instance]] = {}
         self.lock = threading.Lock()
         self._stop = threading.Event()
@@ -60,11 +63,25 @@ class Registry:
             pool = self.pools.get(key)
             if pool is None:
                 pool = self.pools[key] = make(self)
-            if self._reaper is None:
-                self._gcs_address = ray.get_runtime_context().gcs_address
-                self._reaper = threading.Thread(target=self._reap_loop, name="yr-function-pools", daemon=True)
-                self._reaper.start()
+            self._start_reaper()
             return pool
+
+    def task_watch(self, key: Any, make: Callable[[], vanished_pools.TaskWatch]) -> vanished_pools.TaskWatch:
+        """The watch over one function's plain Ray tasks (see ``vanished_pools``)."""
+        with self.lock:
+            if self._stop.is_set():
+                raise RuntimeError("the function pools of this session were closed (yr.finalize()).")
+            watch = self.task_watches.get(key)
+            if watch is None:
+                watch = self.task_watches[key] = make()
+            self._start_reaper()
+            return watch
+
+    def _start_reaper(self) -> None:
+        if self._reaper is None:
+            self._gcs_address = ray.get_runtime_context().gcs_address
+            self._reaper = threading.Thread(target=self._reap_loop, name="yr-function-pools", daemon=True)
+            self._reaper.start()
 
     def cancel(self, ref: Any, force: bool) -> bool:
         """Force-stop the running pooled call producing ``ref``; False if it is not one of ours."""
@@ -88,6 +105,10 @@ class Registry:
                     for inst in pool.live():
                         pool._reconcile(inst)
                     pool._count_tasks()
+                watches = list(self.task_watches.values())
+                for watch in watches:
+                    watch._count_tasks()
+                vanished_pools.fail_waiting([*pools, *watches])
                 pressure = any(p.releasable(now) for p in pools) and self._resources_wanted()
                 for pool in pools:
                     pool.reap(now, pressure)
@@ -129,7 +150,8 @@ class Registry:
         self._starter.shutdown(wait=True, cancel_futures=True)
         with self.lock:
             pools, self.pools = list(self.pools.values()), {}
-        for pool in pools:
+            watches, self.task_watches = list(self.task_watches.values()), {}
+        for pool in [*pools, *watches]:
             pool.close()
         self.running.clear()
         if self._reaper is not None and self._reaper is not threading.current_thread():

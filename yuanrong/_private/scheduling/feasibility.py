@@ -53,14 +53,24 @@ class ClusterView:
         if not _enabled():
             return
         with as_placement_error():
-            feasibility.check_bundle(self.nodes(), what=what, need=need, pools=pools, tier=tier, fix=_FIX)
+            try:
+                feasibility.check_bundle(self.nodes(), what=what, need=need, pools=pools, tier=tier, fix=_FIX)
+            except placement_errors.PlacementInfeasible:
+                # The view may predate a node that joined since (it is up to ttl_s old): look again
+                # before failing, so a pool's first node is usable as soon as Ray knows it.
+                self.invalidate()
+                feasibility.check_bundle(self.nodes(), what=what, need=need, pools=pools, tier=tier, fix=_FIX)
 
     def check_group(self, bundles: Sequence[Mapping[str, float]], strategy: str, *, what: str) -> None:
         """Raise :class:`PlacementError` when ``bundles`` could never fit the live cluster together."""
         if not _enabled():
             return
         with as_placement_error():
-            feasibility.check_group(self.nodes(), bundles, strategy, what=what, fix=_FIX)
+            try:
+                feasibility.check_group(self.nodes(), bundles, strategy, what=what, fix=_FIX)
+            except placement_errors.PlacementInfeasible:
+                self.invalidate()
+                feasibility.check_group(self.nodes(), bundles, strategy, what=what, fix=_FIX)
 
 
 _FIX = "Lower InvokeOptions.cpu/memory/custom_resources or add a larger node."

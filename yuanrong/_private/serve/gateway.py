@@ -29,6 +29,8 @@ GATEWAY_ROUTE = "/serverless"
 
 _PATH = re.compile(r"^/serverless/v1/functions/(?P<name>[^/]+)/invocations/?$")
 _BODY_KEYS = frozenset({"args", "kwargs"})
+MAX_DEPTH = 64
+"""Deepest nesting of lists and objects accepted in a body; deeper ones cannot be pickled for the call."""
 
 
 class _Rejected(Exception):
@@ -63,9 +65,17 @@ def parse_invocation(path: str, method: str, body: bytes, functions: Mapping[str
     if body.strip():
         try:
             payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise _Rejected(400, "BadRequest", f"the body is not valid JSON ({e}); send an object such as "
+        except (ValueError, RecursionError) as e:
+            # ValueError: not JSON, not UTF-8, or an integer of more digits than Python converts;
+            # RecursionError: nested deeper than the parser goes.
+            why = (f"nested more than {MAX_DEPTH} deep" if isinstance(e, RecursionError)
+                   else "an integer has more digits than are accepted; send it as a string"
+                   if "integer string conversion" in str(e) else str(e)[:200])
+            raise _Rejected(400, "BadRequest", f"the body is not valid JSON ({why}); send an object such as "
                                                f'{{"args": [1, 2], "kwargs": {{}}}}.') from None
+        if _depth_exceeds(payload, MAX_DEPTH):
+            raise _Rejected(400, "BadRequest", f"the body nests lists and objects more than {MAX_DEPTH} deep; "
+                                               f"send flatter arguments.")
     else:
         payload = {}
     if not isinstance(payload, dict):
@@ -88,6 +98,18 @@ def parse_invocation(path: str, method: str, body: bytes, functions: Mapping[str
     except ValueError:
         pass  # builtins without a signature: let the call decide
     return fn, args, kwargs
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether lists and dicts in ``value`` nest deeper than ``limit`` (iteratively: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            if depth > limit:
+                return True
+            stack.extend((x, depth + 1) for x in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def _error(status: int, kind: str, message: str) -> Any:
