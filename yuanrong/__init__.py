@@ -73,10 +73,11 @@ from yuanrong._private.scheduling.resource_groups import create as create_resour
 from yuanrong._private.scheduling.resource_groups import remove as remove_resource_group
 from yuanrong._private.scheduling.resource_groups import resources
 from yuanrong._private.session import ClientInfo, finalize, init, is_initialized
-from yuanrong import metrics, trace
+from yuanrong import auth, metrics, trace
 from yuanrong.affinity import Affinity, AffinityKind, AffinityScope, AffinityType, LabelOperator, OperatorType
 from yuanrong.config import Config, GroupOptions, InvokeOptions, ResourceGroupOptions
 from yuanrong.exception import (
+    AuthenticationError,
     ClusterConfigError,
     FunctionQueueFullError,
     GetTimeoutError,
@@ -86,7 +87,9 @@ from yuanrong.exception import (
     InvokeCancelledError,
     NotInitializedError,
     ObjectLostError,
+    PermissionDeniedError,
     PlacementError,
+    QuotaExceededError,
     YRError,
     YRInvokeError,
 )
@@ -106,6 +109,7 @@ __all__ = [
     "AffinityKind",
     "AffinityScope",
     "AffinityType",
+    "AuthenticationError",
     "CacheType",
     "ClientInfo",
     "ClusterConfigError",
@@ -133,9 +137,11 @@ __all__ = [
     "ObjectRef",
     "ObjectRefGenerator",
     "OperatorType",
+    "PermissionDeniedError",
     "PlacementError",
     "Producer",
     "ProducerConfig",
+    "QuotaExceededError",
     "ResourceGroup",
     "ResourceGroupOptions",
     "SetParam",

@@ -17,6 +17,9 @@ openYuanrong already has a meaning for the error, the class also derives from th
      ├── PlacementError           (RuntimeError) placement cannot be satisfied (carries an
      │                            explanation); also a placement.PlacementInfeasible
      ├── FunctionQueueFullError   (RuntimeError) a function's instances are all busy and its queue is full
+     ├── AuthenticationError      (PermissionError) a token is missing, malformed or not this cluster's
+     ├── PermissionDeniedError    (PermissionError) the caller's tenant may not use what it named
+     ├── QuotaExceededError       (RuntimeError) the tenant's quota (CPUs, instances, dataset bytes) is used up
      └── ClusterConfigError       (ValueError) a cluster config or pools file is invalid
 
 One class per concept: where a composed package (placement, datashare) names the concept first,
@@ -36,6 +39,7 @@ from datashare import errors as _datashare_errors
 from placement import errors as _placement_errors
 
 __all__ = [
+    "AuthenticationError",
     "ClusterConfigError",
     "FunctionQueueFullError",
     "GetTimeoutError",
@@ -45,7 +49,9 @@ __all__ = [
     "InvokeCancelledError",
     "NotInitializedError",
     "ObjectLostError",
+    "PermissionDeniedError",
     "PlacementError",
+    "QuotaExceededError",
     "YRError",
     "YRInvokeError",
 ]
@@ -160,6 +166,44 @@ class FunctionQueueFullError(YRError, RuntimeError):
         super().__init__(message)
         self.function = function
         self.limit = limit
+
+
+class AuthenticationError(YRError, PermissionError):
+    """A token is missing, malformed, or not signed by this cluster's secret."""
+
+
+class PermissionDeniedError(YRError, PermissionError):
+    """The caller's tenant may not use a dataset, key, instance, stream or endpoint of another tenant.
+
+    Attributes:
+        tenant: The caller's tenant.
+        owner: The tenant the resource belongs to.
+        resource: What was named (``"dataset 'bob:features'"``...).
+    """
+
+    def __init__(self, message: str, *, tenant: str = "", owner: str = "", resource: str = "") -> None:
+        super().__init__(message)
+        self.tenant = tenant
+        self.owner = owner
+        self.resource = resource
+
+
+class QuotaExceededError(YRError, RuntimeError):
+    """A tenant's quota would be exceeded.
+
+    Attributes:
+        tenant: The tenant.
+        quota: The quota's name (``"cpus"``, ``"instances"``, ``"dataset_bytes"``).
+        limit: The quota.
+        requested: What the tenant would use with this request.
+    """
+
+    def __init__(self, message: str, *, tenant: str, quota: str, limit: float, requested: float) -> None:
+        super().__init__(message)
+        self.tenant = tenant
+        self.quota = quota
+        self.limit = limit
+        self.requested = requested
 
 
 class ClusterConfigError(YRError, ValueError):

@@ -19,7 +19,8 @@ from typing import Any
 import click
 
 from placement import labels as label_keys
-from yuanrong.cli import _auth, _background_cluster, _cluster_config, _pools_file, _status_view, _trace_view
+from yuanrong.cli import _auth, _background_cluster, _cluster_config, _pools_file, _security_commands
+from yuanrong.cli import _status_view, _trace_view
 from yuanrong.cli._errors import BadInput, ClusterConfigError, CommandFailed
 from yuanrong.cli._ray_start import NodeStart, check_reachable, format_labels, ray_command, run_ray_start
 
@@ -274,6 +275,9 @@ def start(*, head: bool, address: str | None, pool: str, tier: str | None, regio
     else:
         click.echo(f"started a {'head' if head else 'worker'} node in pool {pool} "
                    f"({format_labels(labels)}) {'at' if head else 'joined to'} {joined}")
+        if head and _auth.token_available():
+            for line in _security_commands.token_lines():
+                click.echo(line)
 
 
 def _address_from_output(text: str) -> str | None:
@@ -299,16 +303,22 @@ def local() -> None:
               help="Start the dashboard (bound to 127.0.0.1).")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=120, show_default=True,
               help="Seconds to wait for every node to register.")
+@click.option("--tls", is_flag=True, help="Ray's TLS between all processes (a CA and certificate under the state dir).")
 @state_dir_option
 @json_option
-def local_up(*, cloud: int, edge: int, dashboard: bool, timeout_s: float, state_dir: str | None,
+def local_up(*, cloud: int, edge: int, dashboard: bool, timeout_s: float, tls: bool, state_dir: str | None,
              as_json: bool) -> None:
     """Start a head (cloud) plus edge nodes with `ray start`, each labelled with its pool."""
     specs = _background_cluster.topology(cloud=cloud, edge=edge)
     directory = _background_cluster.state_dir(state_dir)
+    tls_env = _security_commands.tls_env_for_local_cluster(directory) if tls else {}
+    # The nodes inherit the variables; this process reads the GCS with them too.
+    _security_commands.apply_env(tls_env)
     state = _background_cluster.start(specs, directory=directory, dashboard=dashboard, timeout_s=timeout_s)
+    tenant_token = _security_commands.token_lines()
     if as_json:
-        _print_json({**state.to_dict(), "state_file": str(directory / _background_cluster.STATE_FILE_NAME)})
+        _print_json({**state.to_dict(), "state_file": str(directory / _background_cluster.STATE_FILE_NAME),
+                     "token": tenant_token[0].split("=", 1)[1].split()[0], "tls": tls_env})
         return
     click.echo(f"local cluster up at {state.address} ({len(state.nodes)} nodes)")
     for node in state.nodes:
@@ -317,7 +327,9 @@ def local_up(*, cloud: int, edge: int, dashboard: bool, timeout_s: float, state_
         click.echo(f"dashboard: {state.dashboard_url}")
     # A driver only sends the token when told to; without it, connecting to a token cluster fails.
     click.echo(f"connect:   export YR_ADDRESS={state.address} RAY_ADDRESS={state.address} "
-               f"RAY_AUTH_MODE={state.auth_mode}")
+               f"RAY_AUTH_MODE={state.auth_mode}" + "".join(f" {k}={v}" for k, v in tls_env.items()))
+    for line in tenant_token:
+        click.echo(line)
     click.echo("stop:      yr local down")
 
 
@@ -450,6 +462,10 @@ def trace(*, trace_id: str, dirs: tuple[str, ...], as_json: bool) -> None:
         _print_json(spans)
         return
     click.echo(_trace_view.waterfall(spans))
+
+
+cli.add_command(_security_commands.token)
+cli.add_command(_security_commands.certs)
 
 
 def _print_json(value: Any) -> None:
