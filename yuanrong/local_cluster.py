@@ -111,6 +111,10 @@ class LocalCluster:
 
         if self._cluster is not None:
             return self
+        from yuanrong._private import auth
+
+        # The token file signs the tokens endpoints and Flight check; created 0600 if missing.
+        auth.ensure_token_file()
         head, *workers = self._specs
         head_args = self._node_args(head)
         if self._system_config:
