@@ -22,7 +22,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, Union
 
+from datashare import tenancy
 from datashare.dataset_info import DatasetInfo
+from datashare.errors import QuotaExceededError
 
 __all__ = [
     "Catalogue",
@@ -145,6 +147,7 @@ class Catalogue:
         self._seq = 0
         self._generation = 0
         self._outbox: list[Instruction] = []
+        self._byte_quotas: dict[str, int] = {}
 
     @property
     def generation(self) -> int:
@@ -175,6 +178,7 @@ class Catalogue:
             raise ValueError(f"{len(refs)} refs but {len(holders)} holders; give one holder per chunk")
         if keep_previous < 0:
             raise ValueError(f"keep_previous={keep_previous}; it must be >= 0")
+        self._check_quota(info)
         versions = self._datasets.setdefault(info.name, {})
         versions[info.version] = _Version(info, refs, holders)
         key = dataset_key(info.name, info.version)
@@ -183,6 +187,35 @@ class Catalogue:
         older = sorted(v for v in versions if v < info.version)
         self._drop(info.name, older[: max(0, len(older) - keep_previous)])
         self._bump()
+
+    def set_quota(self, tenant: str, dataset_bytes: int | None) -> None:
+        """Limit the bytes of ``tenant``'s datasets (latest versions); ``None`` removes the limit."""
+        if dataset_bytes is None:
+            self._byte_quotas.pop(tenant, None)
+        else:
+            self._byte_quotas[tenant] = dataset_bytes
+
+    def quotas(self) -> dict[str, int]:
+        """Dataset byte quotas by tenant."""
+        return dict(self._byte_quotas)
+
+    def tenant_bytes(self, tenant: str, *, without: str | None = None) -> int:
+        """Bytes of the latest versions of ``tenant``'s datasets (leaving out the dataset ``without``)."""
+        return sum(versions[max(versions)].info.nbytes for name, versions in self._datasets.items()
+                   if versions and name != without and tenancy.owner_of(name) == tenant)
+
+    def _check_quota(self, info: DatasetInfo) -> None:
+        tenant = tenancy.owner_of(info.name)
+        limit = self._byte_quotas.get(tenant)
+        if limit is None:
+            return
+        used = self.tenant_bytes(tenant, without=info.name) + info.nbytes
+        if used > limit:
+            raise QuotaExceededError(
+                f"tenant {tenant!r}'s dataset_bytes quota is {limit} bytes and publishing {info.name!r} "
+                f"({info.nbytes} bytes) would bring its datasets to {used}; delete datasets or ask an admin to "
+                f"raise the quota (datashare.set_quota).",
+                tenant=tenant, quota="dataset_bytes", limit=limit, requested=used)
 
     def lookup(self, name: str, version: int | None) -> Found | Missing:
         """The given version of ``name`` (``None``: the latest), or what exists instead."""

@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 from opentelemetry import trace as otel_trace
 
+from datashare import tenancy
 from datashare._ray import handles
 from datashare._ray.handles import CONTROL_TIMEOUT_S, current_node_id, require_connected
 from datashare._ray.naming import node_of
@@ -22,7 +23,13 @@ from datashare._ray.store import as_ray_ref, bytes_by_node, get_chunks, prefetch
 from datashare.catalogue import Found, dataset_key
 from datashare.chunking import DEFAULT_CHUNK_BYTES, as_table_stream
 from datashare.dataset_info import DatasetInfo
-from datashare.errors import DatasetNotFoundError, InvalidArgumentError, ObjectLostError, SchemaMismatchError
+from datashare.errors import (
+    DatasetNotFoundError,
+    InvalidArgumentError,
+    ObjectLostError,
+    PermissionDeniedError,
+    SchemaMismatchError,
+)
 from datashare.read_cache import ReadCache
 
 # OpenTelemetry's global tracer: spans are recorded when the application installed a provider (yuanrong
@@ -40,6 +47,7 @@ __all__ = [
     "publish",
     "publish_refs",
     "refs",
+    "set_quota",
     "stream",
     "versions",
     "where",
@@ -52,12 +60,16 @@ handles.on_forget(_read_cache.clear)
 
 
 def check_name(name: object, *, argument: str = "name") -> str:
-    """Validate a dataset name or KV key: a non-empty str of at most 255 bytes, no NUL."""
+    """Validate a dataset name: a non-empty str of at most 255 bytes, no NUL.
+
+    Returns the full name it means for the calling tenant (``tenancy.full_name``); refuses another
+    tenant's full name with :class:`PermissionDeniedError`.
+    """
     if not isinstance(name, str) or not name:
         raise InvalidArgumentError(argument, name, "it must be a non-empty str.")
     if len(name.encode()) > _NAME_MAX or "\x00" in name:
         raise InvalidArgumentError(argument, name, f"it must be at most {_NAME_MAX} bytes, without NUL.")
-    return name
+    return tenancy.full_name(name, argument=argument)
 
 
 def _check_keep(keep_previous: object) -> None:
@@ -141,7 +153,7 @@ def append(name: str, data: Any, *, nodes: Sequence[str] | None = None,
         DatasetNotFoundError: ``name`` is not published.
         SchemaMismatchError: ``data`` does not have the dataset's schema.
     """
-    check_name(name)
+    name = check_name(name)
     with _tracer.start_as_current_span("datashare.append", attributes={"datashare.name": name}) as span:
         base = _lookup(name, None, timeout)
         info_ = _publish(name, data, nodes=nodes, chunk_bytes=chunk_bytes, keep_previous=keep_previous,
@@ -153,7 +165,7 @@ def append(name: str, data: Any, *, nodes: Sequence[str] | None = None,
 def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: int, keep_previous: int,
              lifetime: str, timeout: float, base: Found | None) -> DatasetInfo:
     require_connected()
-    check_name(name)
+    name = check_name(name)
     _check_keep(keep_previous)
     if lifetime not in ("detached", "job"):
         raise InvalidArgumentError("lifetime", lifetime, "use 'detached' (lives until deleted) or 'job' "
@@ -205,7 +217,7 @@ def publish_refs(name: str, block_refs: Sequence[Any], *, keep_previous: int = 1
     network; the holder's copy is the only one made.
     """
     require_connected()
-    check_name(name)
+    name = check_name(name)
     _check_keep(keep_previous)
     block_refs = list(block_refs)
     if not block_refs:
@@ -241,13 +253,15 @@ def publish_refs(name: str, block_refs: Sequence[Any], *, keep_previous: int = 1
 
 def _lookup(name: str, version: int | None, timeout: float) -> Found:
     require_connected()
-    check_name(name)
+    name = check_name(name)
     if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
         raise InvalidArgumentError("version", version, "it must be an int >= 1, or None for the latest.")
     reply = handles.ask_catalogue("lookup", name, version, timeout=timeout)
     _read_cache.saw_generation(reply.generation)
     if not isinstance(reply, Found):
-        raise DatasetNotFoundError(name, version=version, known=reply.known, versions=reply.versions)
+        # Other tenants' names are not shown.
+        known = tuple(n for n in reply.known if tenancy.visible(n))
+        raise DatasetNotFoundError(name, version=version, known=known, versions=reply.versions)
     return reply
 
 
@@ -300,7 +314,7 @@ def _open_table(name: str, version: int | None, timeout: float | None, fresh: bo
                 ) -> tuple[pa.Table, DatasetInfo, bool]:
     if not fresh:
         require_connected()
-        check_name(name)
+        name = check_name(name)
         hit = _read_cache.get(name, version)
         if hit is not None:
             return hit[1], hit[0], True
@@ -339,25 +353,45 @@ def stream(name: str, *, version: int | None = None,
 
 
 def list_datasets(*, timeout: float = CONTROL_TIMEOUT_S) -> list[DatasetInfo]:
-    """Latest version of every published dataset, sorted by name."""
+    """Latest version of every dataset of the calling tenant (every tenant's, for an admin), sorted by name.
+
+    Another tenant's datasets appear under their full name ``"<tenant>$<name>"``.
+    """
     require_connected()
-    return handles.ask_catalogue("list", timeout=timeout)
+    return [i for i in handles.ask_catalogue("list", timeout=timeout) if tenancy.visible(i.name)]
 
 
 def versions(name: str, *, timeout: float = CONTROL_TIMEOUT_S) -> list[int]:
     """Retained versions of ``name`` (empty if unknown)."""
     require_connected()
-    check_name(name)
+    name = check_name(name)
     return handles.ask_catalogue("versions", name, timeout=timeout)
 
 
 def delete(name: str, *, version: int | None = None, timeout: float = CONTROL_TIMEOUT_S) -> bool:
     """Drop ``name`` (or one version); False when there was nothing to drop."""
     require_connected()
-    check_name(name)
+    name = check_name(name)
     deleted = handles.ask_catalogue("delete", name, version, timeout=timeout)
     _read_cache.clear()
     return deleted
+
+
+def set_quota(tenant: str, dataset_bytes: int | None, *, timeout: float = CONTROL_TIMEOUT_S) -> None:
+    """Limit the bytes of ``tenant``'s datasets (their latest versions); ``None`` lifts it. Admin only.
+
+    A publish that would exceed it raises :class:`QuotaExceededError` naming ``dataset_bytes``.
+    The catalogue keeps quotas in memory: set them again after it restarts.
+    """
+    require_connected()
+    me = tenancy.current()
+    if not me.admin:
+        raise PermissionDeniedError(f"tenant {me.name!r} may not set quotas; only the admin role may.",
+                                    tenant=me.name, owner=tenant, resource="quota")
+    if dataset_bytes is not None and (not isinstance(dataset_bytes, int) or isinstance(dataset_bytes, bool)
+                                      or dataset_bytes < 0):
+        raise InvalidArgumentError("dataset_bytes", dataset_bytes, "it must be an int >= 0, or None for no limit.")
+    handles.ask_catalogue("set_quota", tenant, dataset_bytes, timeout=timeout)
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ On the command line: ``yr token --tenant shop`` (``--admin`` for the admin role)
 
 from __future__ import annotations
 
+from datashare import flight_server as _flight_server
+from datashare import tenancy as _tenancy
 from yuanrong._private import auth as _auth
 from yuanrong._private.auth import DEFAULT_TENANT, Identity
 from yuanrong.exception import AuthenticationError
@@ -48,3 +50,16 @@ def verify(token: str) -> Identity:
         return _auth.verify(token)
     except _auth.AuthError as e:
         raise AuthenticationError(str(e)) from None
+
+
+def _flight_tenant(token: str) -> _tenancy.Tenant:
+    try:
+        identity = _auth.verify(token)
+    except _auth.AuthError as e:
+        raise ValueError(str(e)) from None
+    return _tenancy.Tenant(identity.tenant, identity.is_admin)
+
+
+# datashare's Flight servers started in a yuanrong process accept tenant tokens (datashare itself
+# knows only the cluster token: it does not import yuanrong).
+_flight_server.set_token_verifier(_flight_tenant)

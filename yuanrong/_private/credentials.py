@@ -11,12 +11,11 @@ import dataclasses
 import os
 from pathlib import Path
 
+from datashare.tenancy import ROLE_ENV, TENANT_ENV
 from yuanrong._private import auth
 from yuanrong.exception import AuthenticationError, InvalidOptionError
 
-TENANT_ENV = "YR_TENANT_ID"
-"""Carries the job's tenant to its workers (set in the job's ``runtime_env``)."""
-ROLE_ENV = "YR_TENANT_ROLE"
+# TENANT_ENV / ROLE_ENV carry the job's tenant to its workers (set in the job's runtime_env).
 CERTS_DIR_ENV = "YR_CERTS_DIR"
 CA_FILE, CERT_FILE, KEY_FILE = "ca.crt", "node.crt", "node.key"
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import ray
 
+from datashare import tenancy
 from placement import labels as pool_labels
 from yuanrong._private import auth, credentials, trace_config, tracing
 from yuanrong._private.compat import node_env
@@ -297,6 +298,7 @@ def init(conf: Config | None = None) -> ClientInfo:
         info = ClientInfo(job_id=ctx.get_job_id(), address=ctx.gcs_address, namespace=namespace,
                           embedded=embedded)
         auth.tighten(auth.token_path())
+        tenancy.set_process_tenant(tenancy.Tenant(creds.identity.tenant, creds.identity.is_admin))
         _current = Session(initialized=True, owns_ray=owns, namespace=namespace, info=info,
                            pools_file=conf.pools_file or os.environ.get("YR_POOLS_FILE", ""),
                            identity=creds.identity)
@@ -420,6 +422,7 @@ def finalize() -> None:
         if session.owns_ray and ray.is_initialized():
             ray.shutdown()
         # Every registry of the old connection goes with it.
+        tenancy.set_process_tenant(None)
         _current = Session(finalized=True)
 
 
