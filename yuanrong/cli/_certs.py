@@ -48,10 +48,17 @@ class NodeCertificate:
 
 
 def default_names() -> list[str]:
-    """This host's names and addresses: localhost, 127.0.0.1, its hostname and the address it resolves to."""
+    """This host's names and addresses: localhost, 127.0.0.1, its hostname, the address it resolves to,
+    and the address of its default route (what Ray advertises as the node's IP when not told otherwise)."""
     names = ["localhost", "127.0.0.1", socket.gethostname()]
     try:
         names.append(socket.gethostbyname(socket.gethostname()))
+    except OSError:
+        pass
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.254", 9))  # no packet is sent: this only picks the outgoing interface
+            names.append(s.getsockname()[0])
     except OSError:
         pass
     return list(dict.fromkeys(names))
