@@ -147,7 +147,7 @@ class Catalogue:
         self._seq = 0
         self._generation = 0
         self._outbox: list[Instruction] = []
-        self._byte_quotas: dict[str, int] = {}
+        self._quotas: dict[str, dict[str, float]] = {}
 
     @property
     def generation(self) -> int:
@@ -188,16 +188,18 @@ class Catalogue:
         self._drop(info.name, older[: max(0, len(older) - keep_previous)])
         self._bump()
 
-    def set_quota(self, tenant: str, dataset_bytes: int | None) -> None:
-        """Limit the bytes of ``tenant``'s datasets (latest versions); ``None`` removes the limit."""
-        if dataset_bytes is None:
-            self._byte_quotas.pop(tenant, None)
+    def set_quota(self, tenant: str, quota: str, limit: float | None) -> None:
+        """Set (``None``: lift) one of ``tenant``'s quotas. The catalogue enforces ``dataset_bytes``
+        (latest versions of the tenant's datasets); other quotas are kept for the API to enforce."""
+        limits = self._quotas.setdefault(tenant, {})
+        if limit is None:
+            limits.pop(quota, None)
         else:
-            self._byte_quotas[tenant] = dataset_bytes
+            limits[quota] = limit
 
-    def quotas(self) -> dict[str, int]:
-        """Dataset byte quotas by tenant."""
-        return dict(self._byte_quotas)
+    def quotas(self, tenant: str) -> dict[str, float]:
+        """``tenant``'s quotas by name."""
+        return dict(self._quotas.get(tenant, {}))
 
     def tenant_bytes(self, tenant: str, *, without: str | None = None) -> int:
         """Bytes of the latest versions of ``tenant``'s datasets (leaving out the dataset ``without``)."""
@@ -206,7 +208,7 @@ class Catalogue:
 
     def _check_quota(self, info: DatasetInfo) -> None:
         tenant = tenancy.owner_of(info.name)
-        limit = self._byte_quotas.get(tenant)
+        limit = self._quotas.get(tenant, {}).get("dataset_bytes")
         if limit is None:
             return
         used = self.tenant_bytes(tenant, without=info.name) + info.nbytes

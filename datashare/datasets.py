@@ -46,6 +46,7 @@ __all__ = [
     "open_table",
     "publish",
     "publish_refs",
+    "quotas",
     "refs",
     "set_quota",
     "stream",
@@ -155,17 +156,19 @@ def append(name: str, data: Any, *, nodes: Sequence[str] | None = None,
     """
     name = check_name(name)
     with _tracer.start_as_current_span("datashare.append", attributes={"datashare.name": name}) as span:
-        base = _lookup(name, None, timeout)
+        base = _lookup(name, None, timeout, full=True)
         info_ = _publish(name, data, nodes=nodes, chunk_bytes=chunk_bytes, keep_previous=keep_previous,
-                         lifetime=lifetime, timeout=timeout, base=base)
+                         lifetime=lifetime, timeout=timeout, base=base, full=True)
         _published(span, info_, lifetime)
         return info_
 
 
 def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: int, keep_previous: int,
-             lifetime: str, timeout: float, base: Found | None) -> DatasetInfo:
+             lifetime: str, timeout: float, base: Found | None, full: bool = False) -> DatasetInfo:
+    """``full``: ``name`` is already the full name (``check_name``'s), so it is not scoped twice."""
     require_connected()
-    name = check_name(name)
+    if not full:
+        name = check_name(name)
     _check_keep(keep_previous)
     if lifetime not in ("detached", "job"):
         raise InvalidArgumentError("lifetime", lifetime, "use 'detached' (lives until deleted) or 'job' "
@@ -251,9 +254,10 @@ def publish_refs(name: str, block_refs: Sequence[Any], *, keep_previous: int = 1
 # --------------------------------------------------------------------------------------------
 
 
-def _lookup(name: str, version: int | None, timeout: float) -> Found:
+def _lookup(name: str, version: int | None, timeout: float, *, full: bool = False) -> Found:
     require_connected()
-    name = check_name(name)
+    if not full:
+        name = check_name(name)
     if version is not None and (not isinstance(version, int) or isinstance(version, bool) or version < 1):
         raise InvalidArgumentError("version", version, "it must be an int >= 1, or None for the latest.")
     reply = handles.ask_catalogue("lookup", name, version, timeout=timeout)
@@ -312,13 +316,13 @@ def open_table(name: str, *, version: int | None = None, timeout: float | None =
 
 def _open_table(name: str, version: int | None, timeout: float | None, fresh: bool
                 ) -> tuple[pa.Table, DatasetInfo, bool]:
+    require_connected()
+    name = check_name(name)
     if not fresh:
-        require_connected()
-        name = check_name(name)
         hit = _read_cache.get(name, version)
         if hit is not None:
             return hit[1], hit[0], True
-    found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S)
+    found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S, full=True)
     info_ = found.info
     chunks = get_chunks(list(found.refs), name=name, version=info_.version, node_ids=info_.node_ids,
                         timeout=timeout)
@@ -377,21 +381,30 @@ def delete(name: str, *, version: int | None = None, timeout: float = CONTROL_TI
     return deleted
 
 
-def set_quota(tenant: str, dataset_bytes: int | None, *, timeout: float = CONTROL_TIMEOUT_S) -> None:
-    """Limit the bytes of ``tenant``'s datasets (their latest versions); ``None`` lifts it. Admin only.
+def set_quota(tenant: str, quota: str, limit: float | None, *, timeout: float = CONTROL_TIMEOUT_S) -> None:
+    """Set one of ``tenant``'s quotas (``None`` lifts it). Admin only.
 
-    A publish that would exceed it raises :class:`QuotaExceededError` naming ``dataset_bytes``.
-    The catalogue keeps quotas in memory: set them again after it restarts.
+    ``"dataset_bytes"`` limits the bytes of the tenant's datasets (their latest versions): a publish
+    beyond it raises :class:`QuotaExceededError` naming the quota. Other names (yuanrong's ``cpus``
+    and ``instances``) are kept for their enforcers. The catalogue keeps quotas in memory: set them
+    again after it restarts.
     """
     require_connected()
     me = tenancy.current()
     if not me.admin:
         raise PermissionDeniedError(f"tenant {me.name!r} may not set quotas; only the admin role may.",
                                     tenant=me.name, owner=tenant, resource="quota")
-    if dataset_bytes is not None and (not isinstance(dataset_bytes, int) or isinstance(dataset_bytes, bool)
-                                      or dataset_bytes < 0):
-        raise InvalidArgumentError("dataset_bytes", dataset_bytes, "it must be an int >= 0, or None for no limit.")
-    handles.ask_catalogue("set_quota", tenant, dataset_bytes, timeout=timeout)
+    if limit is not None and (not isinstance(limit, (int, float)) or isinstance(limit, bool) or limit < 0):
+        raise InvalidArgumentError(quota, limit, "a quota is a number >= 0, or None for no limit.")
+    handles.ask_catalogue("set_quota", tenant, quota, limit, timeout=timeout)
+
+
+def quotas(tenant: str, *, timeout: float = CONTROL_TIMEOUT_S) -> dict[str, float]:
+    """``tenant``'s quotas by name (empty when none were set, without starting the catalogue)."""
+    require_connected()
+    if not handles.catalogue_exists():
+        return {}
+    return handles.ask_catalogue("quotas", tenant, timeout=timeout)
 
 
 # --------------------------------------------------------------------------------------------

@@ -73,6 +73,7 @@ from yuanrong._private.scheduling.resource_groups import create as create_resour
 from yuanrong._private.scheduling.resource_groups import remove as remove_resource_group
 from yuanrong._private.scheduling.resource_groups import resources
 from yuanrong._private.session import ClientInfo, finalize, init, is_initialized
+from yuanrong._private.tenants import set_quota as set_tenant_quota
 from yuanrong import auth, metrics, trace
 from yuanrong.affinity import Affinity, AffinityKind, AffinityScope, AffinityType, LabelOperator, OperatorType
 from yuanrong.config import Config, GroupOptions, InvokeOptions, ResourceGroupOptions
@@ -192,5 +193,6 @@ __all__ = [
     "remove_resource_group",
     "resources",
     "save_state",
+    "set_tenant_quota",
     "wait",
 ]

@@ -100,11 +100,11 @@ class CatalogueActor:
     async def commit(self, info: DatasetInfo, refs: list, holders: list[str], keep_previous: int) -> None:
         await self._step(self._state.commit, info, refs, holders, keep_previous)
 
-    async def set_quota(self, tenant: str, dataset_bytes: int | None) -> None:
-        await self._step(self._state.set_quota, tenant, dataset_bytes)
+    async def set_quota(self, tenant: str, quota: str, limit: float | None) -> None:
+        await self._step(self._state.set_quota, tenant, quota, limit)
 
-    async def quotas(self) -> dict[str, int]:
-        return await self._step(self._state.quotas)
+    async def quotas(self, tenant: str) -> dict[str, float]:
+        return await self._step(self._state.quotas, tenant)
 
     async def lookup(self, name: str, version: int | None) -> Found | Missing:
         return await self._step(self._state.lookup, name, version)

@@ -16,7 +16,13 @@ from datashare._ray.catalogue_actor import CatalogueActor
 from datashare._ray.holder import Holder
 from datashare._ray.naming import CATALOGUE_NAME, HOLDER_PREFIX, NAMESPACE, holder_name
 from datashare._ray.store import STORE_FULL_ERRORS
-from datashare.errors import DataTimeoutError, NotConnectedError, StoreFullError
+from datashare.errors import (
+    DataTimeoutError,
+    NotConnectedError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    StoreFullError,
+)
 
 CONTROL_TIMEOUT_S = 60.0
 """Longest wait for a catalogue or holder call before a clear timeout error."""
@@ -130,6 +136,8 @@ def call(ref, *, what: str, timeout: float = CONTROL_TIMEOUT_S):
         cause = exc.cause if getattr(exc, "cause", None) is not None else exc
         if isinstance(cause, STORE_FULL_ERRORS):
             raise StoreFullError(nbytes=None, node_id=None, cause=type(cause).__name__) from exc
+        if isinstance(cause, (QuotaExceededError, PermissionDeniedError)):
+            raise cause from None  # the catalogue's refusal, as it is: the message says what to do
         raise
 
 

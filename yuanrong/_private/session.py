@@ -78,6 +78,8 @@ class Session:
     # One Ray handle per created instance: openYuanrong instances live until terminated or the end of
     # the job, not until the last handle is dropped (Ray's default).
     live_handles: dict[Any, Any] = dataclasses.field(default_factory=dict)
+    # CPUs of each instance this job created (for the tenant's cpus quota).
+    instance_cpus: dict[Any, float] = dataclasses.field(default_factory=dict)
     placer: Any = None
     placer_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     pending_group_members: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
