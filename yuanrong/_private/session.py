@@ -305,6 +305,9 @@ def init(conf: Config | None = None) -> ClientInfo:
                            pools_file=conf.pools_file or os.environ.get("YR_POOLS_FILE", ""),
                            identity=creds.identity)
         if trace is not None or metrics is not None:
+            from yuanrong._private import metering
+
+            metering.scrape_tenant = creds.identity.tenant
             _start_telemetry(trace, metrics, ctx)
         if conf.warm_pool_size or conf.warm_async_pool_size:
             from yuanrong._private.core import warm_workers
