@@ -263,6 +263,8 @@ def start(*, head: bool, address: str | None, pool: str, tier: str | None, regio
         return
     if address is not None:
         check_reachable(address)
+    if head:
+        _auth.auth_env_for_new_cluster()  # the token file exists (0600) before the head starts
     _auth.use_token_if_available()
     env = {"RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"]} if "RAY_AUTH_MODE" in os.environ else {}
     if block:
