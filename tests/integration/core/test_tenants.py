@@ -156,3 +156,35 @@ def test_an_admin_sees_every_tenant_and_sets_quotas_that_are_enforced(owned):
     assert limited["big"][0] == "QuotaExceededError" and "cpus quota is 0.3" in limited["big"][1]
     assert limited["bytes"][0] == "QuotaExceededError" and "dataset_bytes quota is 1000" in limited["bytes"][1]
     assert limited["set_own_quota"][0] == "PermissionDeniedError"
+
+
+def test_openyuanrong_off_cluster_config_with_the_cluster_token(owned, tmp_path):
+    """Config(enable_tls=False, auth_token=...) as openYuanrong's off-cluster tests pass it: the token is sent to
+    Ray (no token file on this 'machine'), and a wrong one is refused with the reason."""
+    from yuanrong._private import auth
+
+    secret = auth.cluster_secret()
+    code = """
+        import os
+        conf = yr.Config(server_address=os.environ["YR_TEST_ADDRESS"], ds_address=os.environ["YR_TEST_ADDRESS"],
+                         in_cluster=False, enable_tls=False, auth_token=os.environ["TOKEN"], tenant_id="shop")
+        out["init"] = outcome(lambda: yr.init(conf))
+        if out["init"][0] == "ok":
+            out["who"] = [yr.auth.current().tenant, yr.auth.current().role]
+            yr.kv_write("off-cluster", b"1")
+            out["keys"] = yr.kv_keys()
+            yr.kv_del("off-cluster")
+    """
+    env_backup = dict(os.environ)
+    try:
+        os.environ["RAY_AUTH_TOKEN_PATH"] = str(tmp_path / "no-token-here")
+        os.environ["TOKEN"] = secret
+        good = driver(owned, code)
+        os.environ["TOKEN"] = "0" * 64
+        bad = driver(owned, code, timeout=180)
+    finally:
+        os.environ.clear()
+        os.environ.update(env_backup)
+    assert good["init"][0] == "ok" and good["who"] == ["shop", "admin"]
+    assert "shop$off-cluster" in good["keys"]
+    assert bad["init"][0] == "YRError" and "token" in bad["init"][1], bad
