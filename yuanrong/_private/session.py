@@ -281,7 +281,11 @@ def init(conf: Config | None = None) -> ClientInfo:
                 # Ray 2.60 turns token auth on for a new local cluster and writes the token file 0644;
                 # create it 0600 first so Ray finds it. With RAY_AUTH_MODE=disabled it still signs the
                 # tokens of yuanrong's own listeners.
-                auth.ensure_token_file()
+                try:
+                    auth.ensure_token_file()
+                except OSError as e:  # a read-only home: Ray then runs as it would on its own
+                    logger.warning("could not create the token file %s (%s); endpoints and Flight will refuse "
+                                   "every token until one exists.", auth.token_path(), e)
             _apply_connection_env(creds.env)
             ray.init(
                 address="local",
@@ -299,7 +303,10 @@ def init(conf: Config | None = None) -> ClientInfo:
         ctx = ray.get_runtime_context()
         info = ClientInfo(job_id=ctx.get_job_id(), address=ctx.gcs_address, namespace=namespace,
                           embedded=embedded)
-        auth.tighten(auth.token_path())
+        try:
+            auth.tighten(auth.token_path())
+        except OSError:
+            pass
         tenancy.set_process_tenant(tenancy.Tenant(creds.identity.tenant, creds.identity.is_admin))
         _current = Session(initialized=True, owns_ray=owns, namespace=namespace, info=info,
                            pools_file=conf.pools_file or os.environ.get("YR_POOLS_FILE", ""),

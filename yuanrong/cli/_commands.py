@@ -320,7 +320,7 @@ def local_up(*, cloud: int, edge: int, dashboard: bool, timeout_s: float, tls: b
     tenant_token = _security_commands.token_lines()
     if as_json:
         _print_json({**state.to_dict(), "state_file": str(directory / _background_cluster.STATE_FILE_NAME),
-                     "token": tenant_token[0].split("=", 1)[1].split()[0], "tls": tls_env})
+                     "token": _security_commands.default_token(), "tls": tls_env})
         return
     click.echo(f"local cluster up at {state.address} ({len(state.nodes)} nodes)")
     for node in state.nodes:

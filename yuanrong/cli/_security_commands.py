@@ -18,6 +18,11 @@ from yuanrong.cli._errors import BadInput, CommandFailed
 _EPILOG = "Exit status: 0 ok, 1 runtime failure, 2 usage error (bad option, unknown pool, invalid config)."
 
 
+def default_token() -> str:
+    """A bearer token of the default tenant, signed with this machine's token file."""
+    return auth.mint(auth.DEFAULT_TENANT)
+
+
 def token_lines(tenant: str = auth.DEFAULT_TENANT) -> list[str]:
     """What ``yr local up`` and ``yr start --head`` print about tokens: the token file and a tenant token."""
     path = auth.token_path()

@@ -83,6 +83,10 @@ def run_driver(cluster, env, tls: dict[str, str], timeout: float = 180) -> subpr
 
 
 def test_the_nodes_run_ray_with_tls(cluster):
+    from yuanrong._private import auth
+
+    assert auth.verify(cluster["token"]) == auth.Identity("default", "tenant")  # printed by yr local up
+    assert oct(auth.token_path().stat().st_mode & 0o777) == "0o600"
     assert cluster["tls"]["RAY_USE_TLS"] == "1"
     key = Path(cluster["tls"]["RAY_TLS_SERVER_KEY"])
     assert oct(key.stat().st_mode & 0o777) == "0o600"
