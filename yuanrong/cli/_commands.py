@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from datashare import tenancy
 from placement import labels as label_keys
 from yuanrong.cli import _auth, _background_cluster, _cluster_config, _pools_file, _security_commands
 from yuanrong.cli import _status_view, _trace_view
@@ -388,6 +389,8 @@ def status(*, address: str | None, pools_path: str | None, state_dir: str | None
             if pools_path:
                 raise BadInput(str(exc)) from None
     _auth.use_token_if_available()
+    # The command line holds the cluster token: it lists every tenant's datasets, under full names.
+    tenancy.set_process_tenant(tenancy.Tenant(tenancy.DEFAULT_TENANT, admin=True))
     snapshot = _status_view.collect(address, declared_pools=declared)
     if as_json:
         _print_json(snapshot)
