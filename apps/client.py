@@ -1,4 +1,9 @@
-"""A small real HTTP client for the apps, their tests, the demo and the benchmark (stdlib only)."""
+"""A small real HTTP client for the apps, their tests, the demo and the benchmark (stdlib only).
+
+Every request carries ``Authorization: Bearer <token>``: ``$YR_TOKEN`` when set, else a token of the
+default tenant minted from this machine's cluster token file (as `yr token` prints), so the apps
+and the demo keep working against endpoints that require tokens.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,38 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from yuanrong import auth
+
+
+def _token() -> str | None:
+    import os
+
+    if os.environ.get("YR_TOKEN"):
+        return os.environ["YR_TOKEN"]
+    try:
+        return auth.token(auth.DEFAULT_TENANT)
+    except Exception:  # no cluster token on this machine: send none, the server says 401 and why
+        return None
+
+
+def headers(extra: dict[str, str] | None = None, *, token: str | None = None) -> dict[str, str]:
+    """Request headers with the bearer token (``token``, else :func:`_token`'s)."""
+    out = {"Content-Type": "application/json", **(extra or {})}
+    token = token or _token()
+    if token:
+        out["Authorization"] = f"Bearer {token}"
+    return out
+
 
 def request(method: str, url: str, body: Any = None, *, raw: bytes | None = None,
-            timeout: float = 120) -> tuple[int, Any]:
-    """Send one HTTP request; returns ``(status, JSON value or text)``. 4xx/5xx are returned, not raised."""
+            timeout: float = 120, token: str | None = None, anonymous: bool = False) -> tuple[int, Any]:
+    """Send one HTTP request; returns ``(status, JSON value or text)``. 4xx/5xx are returned, not raised.
+
+    ``token`` replaces the default bearer token; ``anonymous`` sends none.
+    """
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    sent = {"Content-Type": "application/json"} if anonymous else headers(token=token)
+    req = urllib.request.Request(url, data=data, method=method, headers=sent)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             status, payload = resp.status, resp.read()
@@ -34,7 +65,7 @@ def stream(url: str, *, timeout: float = 120) -> Iterator[str]:
     parts = urllib.parse.urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
     try:
-        conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
+        conn.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers())
         resp = conn.getresponse()
         if resp.status != 200:
             raise RuntimeError(f"GET {url} answered {resp.status}: {resp.read().decode()[:500]}")
@@ -53,15 +84,15 @@ class KeepAlive:
     def __init__(self, base_url: str, *, timeout: float = 60) -> None:
         parts = urllib.parse.urlsplit(base_url)
         self._conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        self._headers = headers()
 
     def post(self, path: str, body: Any) -> tuple[int, bytes]:
-        self._conn.request("POST", path, body=json.dumps(body).encode(),
-                           headers={"Content-Type": "application/json"})
+        self._conn.request("POST", path, body=json.dumps(body).encode(), headers=self._headers)
         resp = self._conn.getresponse()
         return resp.status, resp.read()
 
     def get(self, path: str) -> tuple[int, bytes]:
-        self._conn.request("GET", path)
+        self._conn.request("GET", path, headers=self._headers)
         resp = self._conn.getresponse()
         return resp.status, resp.read()
 

@@ -22,8 +22,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, Union
 
+from datashare import tenancy
 from datashare.dataset_info import DatasetInfo
 from datashare.errors import SchemaMismatchError
+from datashare.errors import QuotaExceededError
 
 __all__ = [
     "Catalogue",
@@ -146,6 +148,7 @@ class Catalogue:
         self._seq = 0
         self._generation = 0
         self._outbox: list[Instruction] = []
+        self._quotas: dict[str, dict[str, float]] = {}
 
     @property
     def generation(self) -> int:
@@ -187,6 +190,7 @@ class Catalogue:
             newest = self._datasets[info.name][max(others)].info
             if not newest.schema.equals(info.schema):
                 raise SchemaMismatchError(info.name, newest.schema, info.schema, publishing=True)
+        self._check_quota(info)
         versions = self._datasets.setdefault(info.name, {})
         versions[info.version] = _Version(info, refs, holders)
         key = dataset_key(info.name, info.version)
@@ -195,6 +199,37 @@ class Catalogue:
         older = sorted(v for v in versions if v < info.version)
         self._drop(info.name, older[: max(0, len(older) - keep_previous)])
         self._bump()
+
+    def set_quota(self, tenant: str, quota: str, limit: float | None) -> None:
+        """Set (``None``: lift) one of ``tenant``'s quotas. The catalogue enforces ``dataset_bytes``
+        (latest versions of the tenant's datasets); other quotas are kept for the API to enforce."""
+        limits = self._quotas.setdefault(tenant, {})
+        if limit is None:
+            limits.pop(quota, None)
+        else:
+            limits[quota] = limit
+
+    def quotas(self, tenant: str) -> dict[str, float]:
+        """``tenant``'s quotas by name."""
+        return dict(self._quotas.get(tenant, {}))
+
+    def tenant_bytes(self, tenant: str, *, without: str | None = None) -> int:
+        """Bytes of the latest versions of ``tenant``'s datasets (leaving out the dataset ``without``)."""
+        return sum(versions[max(versions)].info.nbytes for name, versions in self._datasets.items()
+                   if versions and name != without and tenancy.owner_of(name) == tenant)
+
+    def _check_quota(self, info: DatasetInfo) -> None:
+        tenant = tenancy.owner_of(info.name)
+        limit = self._quotas.get(tenant, {}).get("dataset_bytes")
+        if limit is None:
+            return
+        used = self.tenant_bytes(tenant, without=info.name) + info.nbytes
+        if used > limit:
+            raise QuotaExceededError(
+                f"tenant {tenant!r}'s dataset_bytes quota is {limit} bytes and publishing {info.name!r} "
+                f"({info.nbytes} bytes) would bring its datasets to {used}; delete datasets or ask an admin to "
+                f"raise the quota (datashare.set_quota).",
+                tenant=tenant, quota="dataset_bytes", limit=limit, requested=used)
 
     def lookup(self, name: str, version: int | None) -> Found | Missing:
         """The given version of ``name`` (``None``: the latest), or what exists instead."""

@@ -14,6 +14,7 @@ from typing import Any
 import pyarrow as pa
 from opentelemetry import trace as otel_trace
 
+from datashare import tenancy
 from datashare._ray import handles
 from datashare._ray.handles import CONTROL_TIMEOUT_S, current_node_id, require_connected
 from datashare._ray.naming import node_of
@@ -23,7 +24,13 @@ from datashare.arguments import check_timeout, check_version
 from datashare.catalogue import Found, dataset_key
 from datashare.chunking import DEFAULT_CHUNK_BYTES, as_table_stream
 from datashare.dataset_info import DatasetInfo
-from datashare.errors import DatasetNotFoundError, InvalidArgumentError, ObjectLostError, SchemaMismatchError
+from datashare.errors import (
+    DatasetNotFoundError,
+    InvalidArgumentError,
+    ObjectLostError,
+    PermissionDeniedError,
+    SchemaMismatchError,
+)
 from datashare.read_cache import ReadCache
 
 # OpenTelemetry's global tracer: spans are recorded when the application installed a provider (yuanrong
@@ -40,7 +47,9 @@ __all__ = [
     "open_table",
     "publish",
     "publish_refs",
+    "quotas",
     "refs",
+    "set_quota",
     "stream",
     "versions",
     "where",
@@ -53,12 +62,16 @@ handles.on_forget(_read_cache.clear)
 
 
 def check_name(name: object, *, argument: str = "name") -> str:
-    """Validate a dataset name or KV key: a non-empty str of at most 255 bytes, no NUL."""
+    """Validate a dataset name: a non-empty str of at most 255 bytes, no NUL.
+
+    Returns the full name it means for the calling tenant (``tenancy.full_name``); refuses another
+    tenant's full name with :class:`PermissionDeniedError`.
+    """
     if not isinstance(name, str) or not name:
         raise InvalidArgumentError(argument, name, "it must be a non-empty str.")
     if len(name.encode()) > _NAME_MAX or "\x00" in name:
         raise InvalidArgumentError(argument, name, f"it must be at most {_NAME_MAX} bytes, without NUL.")
-    return name
+    return tenancy.full_name(name, argument=argument)
 
 
 def _check_keep(keep_previous: object) -> None:
@@ -151,19 +164,22 @@ def append(name: str, data: Any, *, nodes: Sequence[str] | None = None,
         DatasetNotFoundError: ``name`` is not published.
         SchemaMismatchError: ``data`` does not have the dataset's schema.
     """
-    check_name(name)
+    name = check_name(name)
     with _tracer.start_as_current_span("datashare.append", attributes={"datashare.name": name}) as span:
-        base = _lookup(name, None, timeout)
+        base = _lookup(name, None, timeout, full=True)
         info_ = _publish(name, data, nodes=nodes, chunk_bytes=chunk_bytes, keep_previous=keep_previous,
-                         lifetime=lifetime, timeout=timeout, base=base)
+                         lifetime=lifetime, timeout=timeout, base=base, full=True)
         _published(span, info_, lifetime)
         return info_
 
 
 def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: int, keep_previous: int,
-             lifetime: str, timeout: float, base: Found | None, allow_schema_change: bool = False) -> DatasetInfo:
+             lifetime: str, timeout: float, base: Found | None, allow_schema_change: bool = False,
+             full: bool = False) -> DatasetInfo:
+    """``full``: ``name`` is already the full name (``check_name``'s), so it is not scoped twice."""
     require_connected()
-    check_name(name)
+    if not full:
+        name = check_name(name)
     _check_keep(keep_previous)
     check_timeout(timeout)
     _check_flag(allow_schema_change)
@@ -218,7 +234,7 @@ def publish_refs(name: str, block_refs: Sequence[Any], *, keep_previous: int = 1
     network; the holder's copy is the only one made. ``allow_schema_change`` as for :func:`publish`.
     """
     require_connected()
-    check_name(name)
+    name = check_name(name)
     _check_keep(keep_previous)
     check_timeout(timeout)
     _check_flag(allow_schema_change)
@@ -255,15 +271,18 @@ def publish_refs(name: str, block_refs: Sequence[Any], *, keep_previous: int = 1
 # --------------------------------------------------------------------------------------------
 
 
-def _lookup(name: str, version: int | None, timeout: float) -> Found:
+def _lookup(name: str, version: int | None, timeout: float, *, full: bool = False) -> Found:
     require_connected()
-    check_name(name)
+    if not full:
+        name = check_name(name)
     check_version(version)
     check_timeout(timeout)
     reply = handles.ask_catalogue("lookup", name, version, timeout=timeout)
     _read_cache.saw_generation(reply.generation)
     if not isinstance(reply, Found):
-        raise DatasetNotFoundError(name, version=version, known=reply.known, versions=reply.versions)
+        # Other tenants' names are not shown.
+        known = tuple(n for n in reply.known if tenancy.visible(n))
+        raise DatasetNotFoundError(name, version=version, known=known, versions=reply.versions)
     return reply
 
 
@@ -315,13 +334,13 @@ def open_table(name: str, *, version: int | None = None, timeout: float | None =
 def _open_table(name: str, version: int | None, timeout: float | None, fresh: bool
                 ) -> tuple[pa.Table, DatasetInfo, bool]:
     check_timeout(timeout, allow_none=True)
+    require_connected()
+    name = check_name(name)
     if not fresh:
-        require_connected()
-        check_name(name)
         hit = _read_cache.get(name, version)
         if hit is not None:
             return hit[1], hit[0], True
-    found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S)
+    found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S, full=True)
     info_ = found.info
     chunks = get_chunks(list(found.refs), name=name, version=info_.version, node_ids=info_.node_ids,
                         timeout=timeout)
@@ -357,16 +376,19 @@ def stream(name: str, *, version: int | None = None,
 
 
 def list_datasets(*, timeout: float = CONTROL_TIMEOUT_S) -> list[DatasetInfo]:
-    """Latest version of every published dataset, sorted by name."""
+    """Latest version of every dataset of the calling tenant (every tenant's, for an admin), sorted by name.
+
+    Another tenant's datasets appear under their full name ``"<tenant>$<name>"``.
+    """
     require_connected()
     check_timeout(timeout)
-    return handles.ask_catalogue("list", timeout=timeout)
+    return [i for i in handles.ask_catalogue("list", timeout=timeout) if tenancy.visible(i.name)]
 
 
 def versions(name: str, *, timeout: float = CONTROL_TIMEOUT_S) -> list[int]:
     """Retained versions of ``name`` (empty if unknown)."""
     require_connected()
-    check_name(name)
+    name = check_name(name)
     check_timeout(timeout)
     return handles.ask_catalogue("versions", name, timeout=timeout)
 
@@ -374,12 +396,38 @@ def versions(name: str, *, timeout: float = CONTROL_TIMEOUT_S) -> list[int]:
 def delete(name: str, *, version: int | None = None, timeout: float = CONTROL_TIMEOUT_S) -> bool:
     """Drop ``name`` (or one version); False when there was nothing to drop."""
     require_connected()
-    check_name(name)
+    name = check_name(name)
     check_version(version)
     check_timeout(timeout)
     deleted = handles.ask_catalogue("delete", name, version, timeout=timeout)
     _read_cache.clear()
     return deleted
+
+
+def set_quota(tenant: str, quota: str, limit: float | None, *, timeout: float = CONTROL_TIMEOUT_S) -> None:
+    """Set one of ``tenant``'s quotas (``None`` lifts it). Admin only.
+
+    ``"dataset_bytes"`` limits the bytes of the tenant's datasets (their latest versions): a publish
+    beyond it raises :class:`QuotaExceededError` naming the quota. Other names (yuanrong's ``cpus``
+    and ``instances``) are kept for their enforcers. The catalogue keeps quotas in memory: set them
+    again after it restarts.
+    """
+    require_connected()
+    me = tenancy.current()
+    if not me.admin:
+        raise PermissionDeniedError(f"tenant {me.name!r} may not set quotas; only the admin role may.",
+                                    tenant=me.name, owner=tenant, resource="quota")
+    if limit is not None and (not isinstance(limit, (int, float)) or isinstance(limit, bool) or limit < 0):
+        raise InvalidArgumentError(quota, limit, "a quota is a number >= 0, or None for no limit.")
+    handles.ask_catalogue("set_quota", tenant, quota, limit, timeout=timeout)
+
+
+def quotas(tenant: str, *, timeout: float = CONTROL_TIMEOUT_S) -> dict[str, float]:
+    """``tenant``'s quotas by name (empty when none were set, without starting the catalogue)."""
+    require_connected()
+    if not handles.catalogue_exists():
+        return {}
+    return handles.ask_catalogue("quotas", tenant, timeout=timeout)
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ callers can react without parsing messages. The tree::
     ├── StoreFullError                   the object store and its spill space are full
     ├── DataTimeoutError (TimeoutError)  data did not arrive in time
     ├── KVKeyExistsError (RuntimeError)  ``kv_write`` with ``ExistenceOpt.NX`` on a live key
-    └── KVKeyNotFoundError (RuntimeError) ``kv_read`` of keys that did not appear in time
+    ├── KVKeyNotFoundError (RuntimeError) ``kv_read`` of keys that did not appear in time
+    ├── PermissionDeniedError (PermissionError) a dataset or key of another tenant was named
+    └── QuotaExceededError (RuntimeError) the tenant's dataset bytes would exceed its quota
 
 KV errors also derive from :class:`RuntimeError` because openYuanrong's ``yr.kv_*`` raise
 ``RuntimeError`` and programs written for it catch that.
@@ -31,6 +33,8 @@ __all__ = [
     "KVKeyNotFoundError",
     "NotConnectedError",
     "ObjectLostError",
+    "PermissionDeniedError",
+    "QuotaExceededError",
     "SchemaMismatchError",
     "StoreFullError",
 ]
@@ -234,3 +238,38 @@ def _schema_line(schema: object) -> str:
     if names is None or types is None:
         return repr(schema)
     return ", ".join(f"{n}: {t}" for n, t in zip(names, types))
+
+
+class PermissionDeniedError(DatashareError, PermissionError):
+    """The caller's tenant may not use a dataset or key of another tenant.
+
+    Attributes:
+        tenant: The caller's tenant.
+        owner: The tenant the resource belongs to.
+        resource: What was named, e.g. ``"dataset 'shop$features'"``.
+    """
+
+    def __init__(self, message: str, *, tenant: str = "", owner: str = "", resource: str = "") -> None:
+        super().__init__(message)
+        self.tenant = tenant
+        self.owner = owner
+        self.resource = resource
+
+
+class QuotaExceededError(DatashareError, RuntimeError):
+    """A tenant's quota would be exceeded.
+
+    Attributes:
+        tenant: The tenant.
+        quota: The quota's name (``"dataset_bytes"`` here; yuanrong adds ``"cpus"``, ``"instances"``).
+        limit: The quota.
+        requested: What the tenant would use with this request.
+    """
+
+    def __init__(self, message: str, *, tenant: str = "", quota: str = "", limit: float = 0,
+                 requested: float = 0) -> None:
+        super().__init__(message)
+        self.tenant = tenant
+        self.quota = quota
+        self.limit = limit
+        self.requested = requested

@@ -3,7 +3,14 @@
 A plain ``pyarrow.flight`` client (an edge device, a notebook) can list datasets, read one by
 name and publish a table, without Ray. The server runs in a process connected to the cluster
 (threads of the caller, or ``python -m datashare.flight_server``) and listens on loopback unless
-told otherwise: Flight here has no authentication, so exposing it is an explicit choice.
+told otherwise.
+
+Authentication is on by default: every call must carry ``authorization: Bearer <token>`` (a
+header, ``FlightCallOptions(headers=[(b"authorization", b"Bearer ...")])``) with a tenant token
+signed by the cluster's token (see ``yr token``); the call then sees only that tenant's datasets
+(all of them for an admin token), exactly as the Python API does for that tenant. A missing or
+bad token fails with ``FlightUnauthenticatedError`` before any dataset is touched. With
+``tls_cert``/``tls_key`` the server speaks TLS (``grpc+tls://``).
 
 Protocol:
     * ``list_flights()``: one ``FlightInfo`` per dataset (latest version); the descriptor path is
@@ -34,20 +41,24 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import hashlib
+import hmac
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pyarrow.flight as flight
 
-from datashare import datasets
+from datashare import datasets, tenancy
 from datashare._ray import handles
 from datashare.dataset_info import DatasetInfo
-from datashare.errors import DatasetNotFoundError, DatashareError, InvalidArgumentError
+from datashare.errors import DatasetNotFoundError, DatashareError, InvalidArgumentError, PermissionDeniedError
 
-__all__ = ["FlightEndpoint", "parse_ticket", "serve_flight", "ticket_for"]
+__all__ = ["FlightEndpoint", "parse_ticket", "serve_flight", "set_token_verifier", "ticket_for"]
 
 DEFAULT_HOST = "127.0.0.1"
 
@@ -79,9 +90,40 @@ def _guarded(method: _F) -> _F:
     return handler  # type: ignore[return-value]
 
 
+Verifier = Callable[[str], tenancy.Tenant]
+"""Turns a bearer token into the tenant it proves, or raises ``ValueError`` saying why not."""
+
+
+class _TokenMiddleware(flight.ServerMiddleware):
+    def __init__(self, tenant: tenancy.Tenant) -> None:
+        self.tenant = tenant
+
+
+class _TokenMiddlewareFactory(flight.ServerMiddlewareFactory):
+    """Checks the bearer token of every call before it reaches the server's methods."""
+
+    def __init__(self, verify: Verifier) -> None:
+        self._verify = verify
+
+    def start_call(self, info, headers) -> _TokenMiddleware:
+        values = headers.get("authorization") or headers.get("Authorization") or []
+        header = values[0] if values else ""
+        header = header.decode() if isinstance(header, bytes) else header
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise flight.FlightUnauthenticatedError(
+                "no token: send the header 'authorization: Bearer <token>' with a tenant token (`yr token --tenant NAME`)")
+        try:
+            return _TokenMiddleware(self._verify(token.strip()))
+        except ValueError as exc:
+            raise flight.FlightUnauthenticatedError(str(exc)) from None
+
+
 class _DatasetFlightServer(flight.FlightServerBase):
-    def __init__(self, location: str) -> None:
-        super().__init__(location)
+    def __init__(self, location: str, *, verify: Verifier | None = None,
+                 tls_certificates: list | None = None) -> None:
+        middleware = {"auth": _TokenMiddlewareFactory(verify)} if verify is not None else {}
+        super().__init__(location, middleware=middleware, tls_certificates=tls_certificates or [])
         self._location = location
 
     def _flight_info(self, info: DatasetInfo) -> flight.FlightInfo:
@@ -92,41 +134,81 @@ class _DatasetFlightServer(flight.FlightServerBase):
 
     @_guarded
     def list_flights(self, context, criteria) -> Iterator[flight.FlightInfo]:
-        return iter([self._flight_info(info) for info in datasets.list_datasets()])
+        with _as_caller(context):
+            infos = datasets.list_datasets()
+        return iter([self._flight_info(info) for info in infos])
 
     @_guarded
     def get_flight_info(self, context, descriptor) -> flight.FlightInfo:
         name = _descriptor_name(descriptor)
-        return self._flight_info(_translate(lambda: datasets.info(name)))
+        with _as_caller(context):
+            return self._flight_info(_translate(lambda: datasets.info(name)))
 
     @_guarded
     def do_get(self, context, ticket) -> flight.RecordBatchStream:
         name, version = parse_ticket(ticket.ticket)
-        try:
-            table = datasets.open_table(name, version=version)
-        except DatasetNotFoundError as exc:
-            base, at, number = name.rpartition("@")
-            hint = (f" To read version {number} of {base!r}, send the ticket "
-                    f"{ticket_for(base, int(number)).decode()}." if at and number.isdigit() and version is None else "")
-            raise flight.FlightServerError(f"not found: {exc}{hint}") from None
+        with _as_caller(context):
+            try:
+                table = _translate_found(lambda: datasets.open_table(name, version=version))
+            except DatasetNotFoundError as exc:
+                base, at, number = name.rpartition("@")
+                hint = (f" To read version {number} of {base!r}, send the ticket "
+                        f"{ticket_for(base, int(number)).decode()}." if at and number.isdigit() and version is None else "")
+                raise flight.FlightServerError(f"not found: {exc}{hint}") from None
         return flight.RecordBatchStream(table)
 
     @_guarded
     def do_put(self, context, descriptor, reader, writer) -> None:
         name = _descriptor_name(descriptor)
-        table = reader.read_all()
-        _translate(lambda: datasets.publish(name, table))
+        with _as_caller(context):
+            _translate(lambda: datasets.check_name(name))  # refuse another tenant's name before reading the upload
+            table = reader.read_all()
+            _translate(lambda: datasets.publish(name, table))
 
     @_guarded
     def do_action(self, context, action) -> Iterator[flight.Result]:
         if action.type != "delete":
             raise flight.FlightServerError(f"unknown action {action.type!r}; supported: delete")
         name = _text(action.body.to_pybytes(), "the delete action's body")
-        deleted = _translate(lambda: datasets.delete(name))
+        with _as_caller(context):
+            deleted = _translate(lambda: datasets.delete(name))
         return iter([flight.Result(b"deleted" if deleted else b"absent")])
 
     def list_actions(self, context):
         return [("delete", "Delete the named dataset (body: the name).")]
+
+
+_verifier: Verifier | None = None
+
+
+def set_token_verifier(verify: Verifier | None) -> None:
+    """Make ``verify`` the default token check of new Flight servers (yuanrong installs its tenant tokens').
+
+    Without one, only the cluster token itself (``$RAY_AUTH_TOKEN``, ``$RAY_AUTH_TOKEN_PATH`` or
+    ``~/.ray/auth_token``) is accepted, as the admin role.
+    """
+    global _verifier
+    _verifier = verify
+
+
+def _cluster_token_only(token: str) -> tenancy.Tenant:
+    secret = os.environ.get("RAY_AUTH_TOKEN", "").strip()
+    if not secret:
+        try:
+            secret = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token").read_text().strip()
+        except OSError:
+            secret = ""
+    if secret and hmac.compare_digest(hashlib.sha256(token.encode()).digest(), hashlib.sha256(secret.encode()).digest()):
+        return tenancy.Tenant(tenancy.DEFAULT_TENANT, admin=True)
+    raise ValueError("the token is not this cluster's token")
+
+
+def _as_caller(context):
+    """Act for the tenant the call's token proved (no middleware: the server's own tenant)."""
+    middleware = context.get_middleware("auth")
+    if middleware is None:
+        return tenancy.acting_as(tenancy.current())
+    return tenancy.acting_as(middleware.tenant)
 
 
 def _descriptor_name(descriptor: flight.FlightDescriptor) -> str:
@@ -182,9 +264,19 @@ def parse_ticket(raw: bytes) -> tuple[str, int | None]:
 
 def _translate(call):
     try:
-        return call()
+        return _translate_found(call)
     except DatasetNotFoundError as exc:
         raise flight.FlightServerError(f"not found: {exc}") from exc
+
+
+def _translate_found(call):
+    """Like :func:`_translate`, but a missing dataset stays a ``DatasetNotFoundError``."""
+    try:
+        return call()
+    except DatasetNotFoundError:
+        raise
+    except PermissionDeniedError as exc:
+        raise flight.FlightUnauthorizedError(str(exc)) from exc
     except (InvalidArgumentError, DatashareError) as exc:
         raise flight.FlightServerError(str(exc)) from exc
 
@@ -202,11 +294,12 @@ class FlightEndpoint:
     port: int
     _server: _DatasetFlightServer = dataclasses.field(repr=False, compare=False)
     _thread: threading.Thread = dataclasses.field(repr=False, compare=False)
+    tls: bool = False
 
     @property
     def location(self) -> str:
-        """``grpc://host:port``, for ``pyarrow.flight.connect``."""
-        return f"grpc://{self.host}:{self.port}"
+        """``grpc://host:port`` (``grpc+tls://`` with TLS), for ``pyarrow.flight.connect``."""
+        return f"{'grpc+tls' if self.tls else 'grpc'}://{self.host}:{self.port}"
 
     def shutdown(self) -> None:
         """Stop serving and wait for the server thread."""
@@ -214,13 +307,19 @@ class FlightEndpoint:
         self._thread.join(timeout=10)
 
 
-def serve_flight(*, host: str = DEFAULT_HOST, port: int = 0) -> FlightEndpoint:
+def serve_flight(*, host: str = DEFAULT_HOST, port: int = 0, verify: Verifier | None = None,
+                 anonymous: bool = False, tls_cert: str | None = None, tls_key: str | None = None) -> FlightEndpoint:
     """Start a Flight server for named datasets in a background thread of this process.
 
     Args:
-        host: Interface to listen on; loopback by default. Use ``"0.0.0.0"`` only on a trusted
-            network: the endpoint has no authentication.
+        host: Interface to listen on; loopback by default.
         port: TCP port; ``0`` picks a free one (see :attr:`FlightEndpoint.port`).
+        verify: Token check (token -> tenant, ``ValueError`` when invalid); default: the one set with
+            :func:`set_token_verifier` (yuanrong's tenant tokens once ``yuanrong`` is imported), else
+            the cluster token only.
+        anonymous: Serve calls without a token, as this process's tenant. Only for a trusted host.
+        tls_cert: PEM certificate file: the server speaks TLS (``grpc+tls://``); with ``tls_key``.
+        tls_key: PEM private key file of ``tls_cert``.
 
     Returns:
         The running endpoint; call :meth:`FlightEndpoint.shutdown` to stop it.
@@ -230,13 +329,24 @@ def serve_flight(*, host: str = DEFAULT_HOST, port: int = 0) -> FlightEndpoint:
         raise InvalidArgumentError("host", host, "give an interface address such as '127.0.0.1'.")
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise InvalidArgumentError("port", port, "it must be an int in 0..65535 (0: pick a free port).")
-    server = _DatasetFlightServer(f"grpc://{host}:{port}")
+    if bool(tls_cert) != bool(tls_key):
+        raise InvalidArgumentError("tls_key" if tls_cert else "tls_cert", tls_key or tls_cert,
+                                   "TLS needs both the certificate and its key (e.g. node.crt and node.key of `yr certs`).")
+    certificates = []
+    if tls_cert:
+        try:
+            certificates = [flight.CertKeyPair(Path(tls_cert).read_bytes(), Path(tls_key).read_bytes())]
+        except OSError as exc:
+            raise InvalidArgumentError("tls_cert", tls_cert, f"it cannot be read ({exc.strerror}).") from None
+    scheme = "grpc+tls" if certificates else "grpc"
+    check = None if anonymous else (verify or _verifier or _cluster_token_only)
+    server = _DatasetFlightServer(f"{scheme}://{host}:{port}", verify=check, tls_certificates=certificates)
     real_port = server.port
     # The server advertises this location in FlightInfo endpoints.
-    server._location = f"grpc://{host}:{real_port}"
+    server._location = f"{scheme}://{host}:{real_port}"
     thread = threading.Thread(target=server.serve, name="datashare-flight", daemon=True)
     thread.start()
-    return FlightEndpoint(host=host, port=real_port, _server=server, _thread=thread)
+    return FlightEndpoint(host=host, port=real_port, _server=server, _thread=thread, tls=bool(certificates))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -245,9 +355,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--address", required=True, help="Ray cluster (GCS) address to connect to")
     parser.add_argument("--host", default=DEFAULT_HOST, help="interface to listen on (default: loopback)")
     parser.add_argument("--port", type=int, default=8815, help="port to listen on (default: 8815)")
+    parser.add_argument("--tls-cert", default=None, help="PEM certificate: serve TLS (with --tls-key)")
+    parser.add_argument("--tls-key", default=None, help="PEM key of --tls-cert")
     args = parser.parse_args(argv)
     handles.connect(args.address)
-    endpoint = serve_flight(host=args.host, port=args.port)
+    # Standalone, only the cluster token is accepted; yuanrong's drivers serve tenant tokens too.
+    endpoint = serve_flight(host=args.host, port=args.port, tls_cert=args.tls_cert, tls_key=args.tls_key)
     print(f"datashare Flight endpoint at {endpoint.location}", flush=True)
     endpoint._server.wait()
 

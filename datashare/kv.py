@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from datashare import tenancy
 from datashare._ray import kv_storage
 from datashare._ray.handles import CONTROL_TIMEOUT_S, catalogue_exists
 from datashare.arguments import MAX_TIMEOUT_S
@@ -232,8 +233,11 @@ def kv_del(key: str | Sequence[str]) -> None:
 
 
 def kv_keys() -> list[str]:
-    """Every live key, sorted (a yuanrong extension)."""
-    return kv_storage.keys(timeout=CONTROL_TIMEOUT_S)
+    """Every live key of the calling tenant (every tenant's, for an admin), sorted (a yuanrong extension).
+
+    Another tenant's keys appear under their full name ``"<tenant>$<key>"``.
+    """
+    return [k for k in kv_storage.keys(timeout=CONTROL_TIMEOUT_S) if tenancy.visible(k)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,15 +274,17 @@ def _key_list(keys: object) -> list:
 
 
 def _check_key(key: object) -> str:
+    """The stored key ``key`` means for the calling tenant (``tenancy.full_name``), after checking it."""
     if not isinstance(key, str) or not key:
         raise InvalidArgumentError("key", key, "a key must be a non-empty str.")
     if len(key.encode()) > _KEY_MAX_BYTES:
         raise InvalidArgumentError("key", key, f"a key is at most {_KEY_MAX_BYTES} bytes.")
-    bad = sorted(set(key) - _KEY_CHARS)
+    # "<tenant>$<key>" names a key of that tenant; the tenant part is checked by tenancy.
+    bad = sorted(set(key.partition(tenancy.SEPARATOR)[2] or key) - _KEY_CHARS)
     if bad:
         raise InvalidArgumentError("key", key, f"character(s) {''.join(bad)!r} are not allowed; keys use "
                                    "letters, digits and ~.-/_!@#%^&*()+=:;")
-    return key
+    return tenancy.full_name(key, what="key", argument="key")
 
 
 def _check_value(value: object) -> Any:

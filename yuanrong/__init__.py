@@ -75,7 +75,8 @@ from yuanrong._private.scheduling.resource_groups import create as create_resour
 from yuanrong._private.scheduling.resource_groups import remove as remove_resource_group
 from yuanrong._private.scheduling.resource_groups import resources
 from yuanrong._private.session import ClientInfo, finalize, init, is_initialized
-from yuanrong import fcc, metrics, trace
+from yuanrong._private.tenants import set_quota as set_tenant_quota
+from yuanrong import auth, fcc, metrics, trace
 from yuanrong.fcc import FunctionGroupHandler, create_function_group, get_function_group_context
 from yuanrong.affinity import Affinity, AffinityKind, AffinityScope, AffinityType, LabelOperator, OperatorType
 from yuanrong.config import (
@@ -87,6 +88,7 @@ from yuanrong.config import (
     ResourceGroupOptions,
 )
 from yuanrong.exception import (
+    AuthenticationError,
     ClusterConfigError,
     FunctionQueueFullError,
     GetTimeoutError,
@@ -96,7 +98,9 @@ from yuanrong.exception import (
     InvokeCancelledError,
     NotInitializedError,
     ObjectLostError,
+    PermissionDeniedError,
     PlacementError,
+    QuotaExceededError,
     YRError,
     YRInvokeError,
 )
@@ -116,6 +120,7 @@ __all__ = [
     "AffinityKind",
     "AffinityScope",
     "AffinityType",
+    "AuthenticationError",
     "CacheType",
     "ClientInfo",
     "ClusterConfigError",
@@ -148,9 +153,11 @@ __all__ = [
     "ObjectRef",
     "ObjectRefGenerator",
     "OperatorType",
+    "PermissionDeniedError",
     "PlacementError",
     "Producer",
     "ProducerConfig",
+    "QuotaExceededError",
     "ResourceGroup",
     "ResourceGroupOptions",
     "SetParam",
@@ -204,5 +211,6 @@ __all__ = [
     "remove_resource_group",
     "resources",
     "save_state",
+    "set_tenant_quota",
     "wait",
 ]

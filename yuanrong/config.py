@@ -98,6 +98,15 @@ class Config(_StrictFields):
             ``{"otlpGrpcExporter": {"enable": true, "endpoint": "127.0.0.1:4317"},
             "logFileExporter": {"enable": true}}``; ``None`` reads ``RUNTIME_TRACE_CONFIG``. See
             docs/observability.md.
+        tenant_id: The tenant this job acts for: its datasets, KV keys, named instances, streams and
+            endpoints are its own, and other tenants' are refused. Empty: the tenant of ``auth_token``,
+            else ``"default"``. See docs/security.md.
+        auth_token: A tenant token (``yr token --tenant NAME``; sets the tenant) or the cluster's own
+            token (sent to Ray when connecting; the admin role). Empty: the token file on this machine.
+        enable_tls: Connect to a cluster whose nodes run Ray's TLS (``RAY_USE_TLS``), presenting
+            ``certificate_file_path`` / ``private_key_path`` and checking the cluster against
+            ``verify_file_path`` (defaults: ``RAY_TLS_*``, else the files of ``yr certs``).
+            ``enable_mtls`` means the same: Ray's TLS is always mutual.
         custom_envs: Environment variables set in every process that runs this job's functions and
             instances (openYuanrong's "environment for the runtime"): added to the job's
             ``runtime_env["env_vars"]``; a name set there to another value is an error.
@@ -133,6 +142,9 @@ class Config(_StrictFields):
     enable_trace: bool | None = None
     runtime_trace_config: dict[str, Any] | str | None = None
     custom_envs: dict[str, str] = dataclasses.field(default_factory=dict)
+    tenant_id: str = ""
+    auth_token: str = ""
+    enable_tls: bool = False
     tls_config: Any = None
     auto: bool = False
     deployment_config: Any = None

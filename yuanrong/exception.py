@@ -17,6 +17,11 @@ openYuanrong already has a meaning for the error, the class also derives from th
      ├── PlacementError           (RuntimeError) placement cannot be satisfied (carries an
      │                            explanation); also a placement.PlacementInfeasible
      ├── FunctionQueueFullError   (RuntimeError) a function's instances are all busy and its queue is full
+     ├── AuthenticationError      (PermissionError) a token is missing, malformed or not this cluster's
+     ├── PermissionDeniedError    (PermissionError) the caller's tenant may not use what it named;
+     │                            also a datashare.PermissionDeniedError
+     ├── QuotaExceededError       (RuntimeError) the tenant's quota (CPUs, instances, dataset bytes) is used up;
+     │                            also a datashare.QuotaExceededError
      └── ClusterConfigError       (ValueError) a cluster config or pools file is invalid
 
 One class per concept: where a composed package (placement, datashare) names the concept first,
@@ -36,6 +41,7 @@ from datashare import errors as _datashare_errors
 from placement import errors as _placement_errors
 
 __all__ = [
+    "AuthenticationError",
     "ClusterConfigError",
     "FunctionQueueFullError",
     "GetTimeoutError",
@@ -45,7 +51,9 @@ __all__ = [
     "InvokeCancelledError",
     "NotInitializedError",
     "ObjectLostError",
+    "PermissionDeniedError",
     "PlacementError",
+    "QuotaExceededError",
     "YRError",
     "YRInvokeError",
 ]
@@ -162,6 +170,35 @@ class FunctionQueueFullError(YRError, RuntimeError):
         self.limit = limit
 
 
+class AuthenticationError(YRError, PermissionError):
+    """A token is missing, malformed, or not signed by this cluster's secret."""
+
+
+class PermissionDeniedError(YRError, _datashare_errors.PermissionDeniedError):
+    """The caller's tenant may not use a dataset, key, instance, stream or endpoint of another tenant.
+
+    The same concept as :class:`datashare.PermissionDeniedError`; a ``PermissionError``.
+
+    Attributes:
+        tenant: The caller's tenant.
+        owner: The tenant the resource belongs to.
+        resource: What was named (``"dataset 'shop$features'"``...).
+    """
+
+
+class QuotaExceededError(YRError, _datashare_errors.QuotaExceededError):
+    """A tenant's quota would be exceeded; the message names the quota.
+
+    The same concept as :class:`datashare.QuotaExceededError`; a ``RuntimeError``.
+
+    Attributes:
+        tenant: The tenant.
+        quota: The quota's name (``"cpus"``, ``"instances"``, ``"dataset_bytes"``).
+        limit: The quota.
+        requested: What the tenant would use with this request.
+    """
+
+
 class ClusterConfigError(YRError, ValueError):
     """A cluster-launcher config, KubeRay manifest or pools file is invalid.
 
@@ -250,10 +287,13 @@ def _adopt(err: BaseException) -> BaseException:
     """
     if isinstance(err, YRError):
         return err
-    if isinstance(err, _datashare_errors.ObjectLostError):
-        lost = ObjectLostError(str(err))
-        lost.__dict__.update(err.__dict__)
-        return lost
+    for theirs, ours in ((_datashare_errors.ObjectLostError, ObjectLostError),
+                         (_datashare_errors.PermissionDeniedError, PermissionDeniedError),
+                         (_datashare_errors.QuotaExceededError, QuotaExceededError)):
+        if isinstance(err, theirs):
+            same = ours(str(err))
+            same.__dict__.update(err.__dict__)
+            return same
     cls = _adopted_classes.get(type(err))
     if cls is None:
         try:

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
@@ -111,6 +112,19 @@ class LocalCluster:
 
         if self._cluster is not None:
             return self
+        from yuanrong._private import auth
+
+        # The token file signs the tokens endpoints and Flight check; created 0600 if missing. Ray's
+        # token authentication is on for every node (and this process's drivers), as `yr local up`
+        # does; RAY_AUTH_MODE set by the caller wins.
+        auth.ensure_token_file()
+        if "RAY_AUTH_MODE" not in os.environ:
+            from ray._raylet import AuthenticationTokenLoader
+            from ray._raylet import Config as RayConfig
+
+            os.environ["RAY_AUTH_MODE"] = "token"
+            RayConfig.initialize("")
+            AuthenticationTokenLoader.instance().reset_cache()
         head, *workers = self._specs
         head_args = self._node_args(head)
         if self._system_config:

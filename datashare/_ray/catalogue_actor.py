@@ -101,6 +101,12 @@ class CatalogueActor:
                      allow_schema_change: bool = False) -> None:
         await self._step(self._state.commit, info, refs, holders, keep_previous, allow_schema_change)
 
+    async def set_quota(self, tenant: str, quota: str, limit: float | None) -> None:
+        await self._step(self._state.set_quota, tenant, quota, limit)
+
+    async def quotas(self, tenant: str) -> dict[str, float]:
+        return await self._step(self._state.quotas, tenant)
+
     async def lookup(self, name: str, version: int | None) -> Found | Missing:
         return await self._step(self._state.lookup, name, version)
 

@@ -18,6 +18,7 @@ serves a Prometheus scrape endpoint when asked. No Ray here.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -25,6 +26,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
+from yuanrong._private import auth
 from yuanrong._private.trace_config import MetricsConfig
 
 logger = logging.getLogger("yuanrong")
@@ -63,8 +65,8 @@ def start(config: MetricsConfig, resource: Resource, *, serve_prometheus: bool) 
 
         registry = prometheus_client.CollectorRegistry()
         readers.append(PrometheusMetricReader(registry=registry))
-        _server, _ = prometheus_client.start_http_server(config.prometheus_port, addr=config.prometheus_host,
-                                                         registry=registry)
+        _server = _serve_scrapes(prometheus_client.make_wsgi_app(registry), config.prometheus_host,
+                                 config.prometheus_port)
     _provider = MeterProvider(metric_readers=readers, resource=resource)
     _meter = _provider.get_meter(METER_NAME)
     _calls = _meter.create_counter("yr.calls", unit="1", description="calls that ran, by outcome")
@@ -76,6 +78,43 @@ def start(config: MetricsConfig, resource: Resource, *, serve_prometheus: bool) 
         _meter.create_observable_gauge(name, callbacks=[_observer(read)], description=description)
     for hook in _start_hooks:
         hook()
+
+
+#: The tenant whose tokens may scrape this process's endpoint (the driver's; set by the session).
+scrape_tenant = auth.DEFAULT_TENANT
+
+
+def _serve_scrapes(app: Callable, host: str, port: int) -> Any:
+    """The Prometheus endpoint, answering only requests with a bearer token of ``scrape_tenant`` (or admin).
+
+    Prometheus sends one with ``authorization: {credentials_file: ...}`` in its scrape config.
+    """
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+    from socketserver import ThreadingMixIn
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    def guarded(environ: dict, start_response: Callable) -> Any:
+        try:
+            identity = auth.verify(auth.bearer(environ.get("HTTP_AUTHORIZATION")))
+            allowed = identity.may_access(scrape_tenant)
+            why = "" if allowed else f"the token is tenant {identity.tenant!r}'s; these metrics are {scrape_tenant!r}'s"
+        except auth.AuthError as e:
+            allowed, why = False, str(e)
+        if not allowed:
+            start_response("401 Unauthorized", [("Content-Type", "text/plain; charset=utf-8"),
+                                                ("WWW-Authenticate", 'Bearer realm="yuanrong"')])
+            return [f"{why}\n".encode()]
+        return app(environ, start_response)
+
+    server = make_server(host, port, guarded, server_class=Server, handler_class=QuietHandler)
+    threading.Thread(target=server.serve_forever, name="yr-prometheus", daemon=True).start()
+    return server
 
 
 def on_start(hook: Callable[[], Any]) -> None:

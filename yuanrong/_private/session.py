@@ -21,8 +21,9 @@ from typing import Any
 
 import ray
 
+from datashare import tenancy
 from placement import labels as pool_labels
-from yuanrong._private import options, trace_config, tracing
+from yuanrong._private import auth, credentials, options, trace_config, tracing
 from yuanrong._private.compat import node_env
 from yuanrong._private.scheduling.feasibility import ClusterView
 from yuanrong.config import Config
@@ -36,8 +37,7 @@ _OPENYUANRONG_ONLY_CONFIG = (
     "function_id", "cpp_function_id", "ds_address", "invoke_timeout", "code_dir", "connection_nums",
     "in_cluster", "tls_config", "auto", "deployment_config",
     "rt_server_address", "log_file_size_max", "log_file_num_max", "log_flush_interval", "max_task_instance_num",
-    "load_paths", "rpc_timeout", "enable_mtls", "private_key_path", "certificate_file_path", "verify_file_path",
-    "server_name", "master_addr_list", "enable_ds_encrypt", "ds_public_key_path", "runtime_public_key_path",
+    "load_paths", "rpc_timeout", "server_name", "master_addr_list", "enable_ds_encrypt", "ds_public_key_path", "runtime_public_key_path",
     "runtime_private_key_path",
 )
 
@@ -79,6 +79,8 @@ class Session:
     # One Ray handle per created instance: openYuanrong instances live until terminated or the end of
     # the job, not until the last handle is dropped (Ray's default).
     live_handles: dict[Any, Any] = dataclasses.field(default_factory=dict)
+    # CPUs of each instance this job created (for the tenant's cpus quota).
+    instance_cpus: dict[Any, float] = dataclasses.field(default_factory=dict)
     placer: Any = None
     placer_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     pending_group_members: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
@@ -97,6 +99,8 @@ class Session:
     unplaced_calls: dict[str, str] = dataclasses.field(default_factory=dict)
     placement_watcher: Any = None
     placement_watch_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    # The tenant and role this driver acts for (Config.tenant_id / auth_token).
+    identity: auth.Identity = dataclasses.field(default_factory=auth.Identity)
 
 
 _lock = threading.Lock()
@@ -119,6 +123,13 @@ def may_own_instances() -> bool:
     """Whether this process may start function instances: a driver or an actor may; the worker of a
     Ray task may not (it returns to Ray's worker pool after the call, with no end to tie them to)."""
     return not in_ray_worker() or ray.get_runtime_context().get_actor_id() is not None
+
+
+def identity() -> auth.Identity:
+    """The tenant and role of this process: the driver's from ``init``, a worker's from its job's environment."""
+    if _current.initialized and not in_ray_worker():
+        return _current.identity
+    return credentials.worker_identity()
 
 
 def require_init() -> None:
@@ -244,12 +255,20 @@ def init(conf: Config | None = None) -> ClientInfo:
             _check_port_free(metrics.prometheus_host, metrics.prometheus_port)
         address = conf.server_address or next((os.environ[v] for v in ADDRESS_ENV_VARS if os.environ.get(v)), "")
         namespace = conf.ns or DEFAULT_NAMESPACE
+        creds = credentials.resolve(
+            tenant_id=conf.tenant_id, auth_token=conf.auth_token, enable_tls=conf.enable_tls,
+            enable_mtls=conf.enable_mtls, certificate_file_path=conf.certificate_file_path,
+            private_key_path=conf.private_key_path, verify_file_path=conf.verify_file_path)
         runtime_env = dict(conf.runtime_env or {})
         if conf.working_dir:
             runtime_env.setdefault("working_dir", conf.working_dir)
         runtime_env = _with_custom_envs(runtime_env, conf.custom_envs)
         if conf.recycle_time is not None:
             runtime_env = _with_custom_envs(runtime_env, {RECYCLE_TIME_ENV: str(conf.recycle_time)})
+        if creds.identity != auth.Identity():
+            # The job's workers act for the same tenant (datasets, KV, streams they open).
+            runtime_env = _with_custom_envs(runtime_env, {credentials.TENANT_ENV: creds.identity.tenant,
+                                                          credentials.ROLE_ENV: creds.identity.role})
         logging.getLogger("yuanrong").setLevel(conf.log_level)
 
         embedded = False
@@ -259,6 +278,11 @@ def init(conf: Config | None = None) -> ClientInfo:
                 raise YRError(
                     f"this process is already connected to the Ray cluster at {current}, not {address}; "
                     f"call ray.shutdown() first or pass server_address={current!r}.")
+            if creds.env or creds.identity != auth.Identity():
+                raise YRError(
+                    "Config.tenant_id, auth_token and enable_tls cannot be applied: this process is already connected "
+                    "to Ray (ray.init was called first), and a connection's credentials are fixed when it connects. "
+                    "Call yr.init before ray.init.")
             if conf.custom_envs:
                 raise YRError(
                     "Config.custom_envs cannot be applied: this process is already connected to Ray (ray.init was "
@@ -267,16 +291,29 @@ def init(conf: Config | None = None) -> ClientInfo:
             owns = False
         elif address and address != "local":
             _probe(address)
+            _apply_connection_env(creds.env)
             try:
                 ray.init(address=address, namespace=namespace, runtime_env=runtime_env or None,
                          logging_level=conf.log_level, log_to_driver=conf.log_to_driver)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 raise YRError(
                     f"could not connect to the cluster at {address!r}: {e}. Check that a head node is running "
-                    f"there (`yr status --address {address}`), or leave server_address, YR_ADDRESS and "
-                    f"RAY_ADDRESS empty to start an embedded cluster.") from e
+                    f"there (`yr status --address {address}`), that this machine has the cluster's token "
+                    f"(~/.ray/auth_token, or Config.auth_token) and, if its nodes use TLS, enable_tls=True with "
+                    f"the cluster's certificates; or leave server_address, YR_ADDRESS and RAY_ADDRESS empty to "
+                    f"start an embedded cluster.") from e
             owns = True
         else:
+            if "RAY_AUTH_TOKEN" not in creds.env:
+                # Ray 2.60 turns token auth on for a new local cluster and writes the token file 0644;
+                # create it 0600 first so Ray finds it. With RAY_AUTH_MODE=disabled it still signs the
+                # tokens of yuanrong's own listeners.
+                try:
+                    auth.ensure_token_file()
+                except OSError as e:  # a read-only home: Ray then runs as it would on its own
+                    logger.warning("could not create the token file %s (%s); endpoints and Flight will refuse "
+                                   "every token until one exists.", auth.token_path(), e)
+            _apply_connection_env(creds.env)
             ray.init(
                 address="local",
                 num_cpus=conf.num_cpus,
@@ -293,10 +330,18 @@ def init(conf: Config | None = None) -> ClientInfo:
         ctx = ray.get_runtime_context()
         info = ClientInfo(job_id=ctx.get_job_id(), address=ctx.gcs_address, namespace=namespace,
                           embedded=embedded)
+        try:
+            auth.tighten(auth.token_path())
+        except OSError:
+            pass
+        tenancy.set_process_tenant(tenancy.Tenant(creds.identity.tenant, creds.identity.is_admin))
         _current = Session(initialized=True, owns_ray=owns, namespace=namespace, info=info,
                            pools_file=conf.pools_file or os.environ.get("YR_POOLS_FILE", ""),
-                           recycle_time=conf.recycle_time)
+                           recycle_time=conf.recycle_time, identity=creds.identity)
         if trace is not None or metrics is not None:
+            from yuanrong._private import metering
+
+            metering.scrape_tenant = creds.identity.tenant
             _start_telemetry(trace, metrics, ctx)
         if conf.warm_pool_size or conf.warm_async_pool_size:
             from yuanrong._private.core import warm_workers
@@ -305,6 +350,18 @@ def init(conf: Config | None = None) -> ClientInfo:
         if owns:
             atexit.register(finalize)
         return info
+
+
+def _apply_connection_env(env: Mapping[str, str]) -> None:
+    """Set the token and TLS variables Ray reads when this process connects, and make Ray re-read them."""
+    if not env:
+        return
+    os.environ.update(env)
+    from ray._raylet import AuthenticationTokenLoader
+    from ray._raylet import Config as RayConfig
+
+    RayConfig.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def _start_telemetry(trace: trace_config.TraceConfig | None, metrics: trace_config.MetricsConfig | None,
@@ -404,6 +461,7 @@ def finalize() -> None:
         if session.owns_ray and ray.is_initialized():
             ray.shutdown()
         # Every registry of the old connection goes with it.
+        tenancy.set_process_tenant(None)
         _current = Session(finalized=True)
 
 

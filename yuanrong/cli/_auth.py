@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+from yuanrong._private import auth
+
 AUTH_MODE_ENV = "RAY_AUTH_MODE"
 
 
@@ -26,21 +28,23 @@ def auth_env_for_new_cluster() -> dict[str, str]:
 
     This is what ``ray.init()`` does for a new local cluster in Ray 2.60 (secure by default).
     """
-    mode = os.environ.get(AUTH_MODE_ENV)
-    if mode is not None:
-        return {AUTH_MODE_ENV: mode}
-    if not token_available():
-        from ray._private.authentication.authentication_token_setup import generate_and_save_token
-
-        generate_and_save_token()
+    # The token file also signs yuanrong's tenant tokens, so it exists even with Ray's auth disabled;
+    # created 0600 here (Ray's own generator writes it 0644).
+    had_token = token_available()
+    auth.ensure_token_file()
+    if not had_token:
         from ray._raylet import AuthenticationTokenLoader
 
         AuthenticationTokenLoader.instance().reset_cache()
+    mode = os.environ.get(AUTH_MODE_ENV)
+    if mode is not None:
+        return {AUTH_MODE_ENV: mode}
     return {AUTH_MODE_ENV: "token"}
 
 
 def use_token_if_available() -> None:
     """Send the token on this process's connections to Ray when one is available and no mode is set."""
+    auth.tighten(auth.token_path())
     if os.environ.get(AUTH_MODE_ENV) is None and token_available():
         os.environ[AUTH_MODE_ENV] = "token"
         from ray._raylet import Config

@@ -7,7 +7,6 @@ stderr: ``Error: <what was given>; <why it is wrong>; <how to fix it>``.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -19,9 +18,14 @@ from typing import Any
 
 import click
 
+from datashare import tenancy
 from placement import labels as label_keys
-from yuanrong.cli import _auth, _background_cluster, _cluster_config, _pools_file, _status_view, _trace_view
+from yuanrong.cli import _auth, _background_cluster, _cluster_config, _pools_file, _security_commands
+from yuanrong.cli import _status_view, _trace_view
 from yuanrong.cli._errors import BadInput, ClusterConfigError, CommandFailed
+from yuanrong.cli._start_args import is_ip as _is_ip
+from yuanrong.cli._start_args import parse_labels as _parse_labels
+from yuanrong.cli._start_args import parse_resources as _parse_resources
 from yuanrong.cli._ray_start import NodeStart, check_reachable, format_labels, ray_command, run_ray_start
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -169,49 +173,6 @@ def _which(program: str) -> str | None:
 # yr start: one pool-labelled node on this host
 
 
-def _parse_resources(text: str | None) -> dict[str, float]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise BadInput(f"--resources={text!r} is not JSON ({exc.msg}); write e.g. '{{\"camera\": 1}}'.") from None
-    if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
-            for k, v in value.items()):
-        raise BadInput(f"--resources={text!r} must map resource names to non-negative numbers, "
-                       "e.g. '{\"camera\": 1}'.")
-    return {k: float(v) for k, v in value.items()}
-
-
-def _parse_labels(values: tuple[str, ...]) -> dict[str, str]:
-    from ray._private.label_utils import validate_node_label_syntax
-
-    reserved = {label_keys.POOL: "--pool", label_keys.TIER: "--tier", label_keys.REGION: "--region"}
-    labels = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise BadInput(f"--label {item!r} is not key=value; write e.g. --label yr.io/site=factory.")
-        if key in reserved:
-            raise BadInput(f"--label {item!r} sets a pool label; use {reserved[key]} instead, so it is checked "
-                           "against the pools file.")
-        try:
-            validate_node_label_syntax({key: value})
-        except ValueError as exc:
-            raise BadInput(f"--label {item!r} is not a valid Ray node label: {exc}") from None
-        labels[key] = value
-    return labels
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
-
 @cli.command(epilog=_EPILOG)
 @click.option("--head", is_flag=True, help="Start a head node (GCS and dashboard).")
 @click.option("--address", default=None, metavar="HOST:PORT", help="GCS address of the cluster to join.")
@@ -279,6 +240,8 @@ def start(*, head: bool, address: str | None, pool: str, tier: str | None, regio
         return
     if address is not None:
         check_reachable(address)
+    if head:
+        _auth.auth_env_for_new_cluster()  # the token file exists (0600) before the head starts
     _auth.use_token_if_available()
     env = {"RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"]} if "RAY_AUTH_MODE" in os.environ else {}
     if block:
@@ -291,6 +254,9 @@ def start(*, head: bool, address: str | None, pool: str, tier: str | None, regio
     else:
         click.echo(f"started a {'head' if head else 'worker'} node in pool {pool} "
                    f"({format_labels(labels)}) {'at' if head else 'joined to'} {joined}")
+        if head and _auth.token_available():
+            for line in _security_commands.token_lines():
+                click.echo(line)
 
 
 def _address_from_output(text: str) -> str | None:
@@ -316,16 +282,22 @@ def local() -> None:
               help="Start the dashboard (bound to 127.0.0.1).")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=120, show_default=True,
               help="Seconds to wait for every node to register.")
+@click.option("--tls", is_flag=True, help="Ray's TLS between all processes (a CA and certificate under the state dir).")
 @state_dir_option
 @json_option
-def local_up(*, cloud: int, edge: int, dashboard: bool, timeout_s: float, state_dir: str | None,
+def local_up(*, cloud: int, edge: int, dashboard: bool, timeout_s: float, tls: bool, state_dir: str | None,
              as_json: bool) -> None:
     """Start a head (cloud) plus edge nodes with `ray start`, each labelled with its pool."""
     specs = _background_cluster.topology(cloud=cloud, edge=edge)
     directory = _background_cluster.state_dir(state_dir)
+    tls_env = _security_commands.tls_env_for_local_cluster(directory) if tls else {}
+    # The nodes inherit the variables; this process reads the GCS with them too.
+    _security_commands.apply_env(tls_env)
     state = _background_cluster.start(specs, directory=directory, dashboard=dashboard, timeout_s=timeout_s)
+    tenant_token = _security_commands.token_lines()
     if as_json:
-        _print_json({**state.to_dict(), "state_file": str(directory / _background_cluster.STATE_FILE_NAME)})
+        _print_json({**state.to_dict(), "state_file": str(directory / _background_cluster.STATE_FILE_NAME),
+                     "token": _security_commands.default_token(), "tls": tls_env})
         return
     click.echo(f"local cluster up at {state.address} ({len(state.nodes)} nodes)")
     for node in state.nodes:
@@ -334,7 +306,9 @@ def local_up(*, cloud: int, edge: int, dashboard: bool, timeout_s: float, state_
         click.echo(f"dashboard: {state.dashboard_url}")
     # A driver only sends the token when told to; without it, connecting to a token cluster fails.
     click.echo(f"connect:   export YR_ADDRESS={state.address} RAY_ADDRESS={state.address} "
-               f"RAY_AUTH_MODE={state.auth_mode}")
+               f"RAY_AUTH_MODE={state.auth_mode}" + "".join(f" {k}={v}" for k, v in tls_env.items()))
+    for line in tenant_token:
+        click.echo(line)
     click.echo("stop:      yr local down")
 
 
@@ -391,6 +365,8 @@ def status(*, address: str | None, pools_path: str | None, state_dir: str | None
             if pools_path:
                 raise BadInput(str(exc)) from None
     _auth.use_token_if_available()
+    # The command line holds the cluster token: it lists every tenant's datasets, under full names.
+    tenancy.set_process_tenant(tenancy.Tenant(tenancy.DEFAULT_TENANT, admin=True))
     snapshot = _status_view.collect(address, declared_pools=declared)
     if as_json:
         _print_json(snapshot)
@@ -467,6 +443,10 @@ def trace(*, trace_id: str, dirs: tuple[str, ...], as_json: bool) -> None:
         _print_json(spans)
         return
     click.echo(_trace_view.waterfall(spans))
+
+
+cli.add_command(_security_commands.token)
+cli.add_command(_security_commands.certs)
 
 
 def _print_json(value: Any) -> None:

@@ -156,25 +156,31 @@ def test_stand_alone_flight_server_command(ray_cluster):
                             stderr=subprocess.PIPE, text=True)
     name = f"doc-flight-{uuid.uuid4().hex[:8]}"
     table = pa.table({"x": [1, 2, 3]})
+    from yuanrong._private import auth
+
+    # On its own, the server accepts the cluster token only; without one it refuses every call.
+    options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {auth.cluster_secret()}".encode())])
     try:
         client = flight.connect(f"grpc://127.0.0.1:{port}")
         deadline = time.monotonic() + 120
         while True:
             try:
-                list(client.list_flights())   # a generator: the call happens here
+                with pytest.raises(flight.FlightUnauthenticatedError):
+                    list(client.list_flights())   # a generator: the call happens here
+                list(client.list_flights(options=options))
                 break
             except flight.FlightUnavailableError:
                 assert proc.poll() is None, f"the Flight server exited with {proc.returncode}: {proc.stderr.read()}"
                 assert time.monotonic() < deadline, "the Flight server did not answer within 120 s"
                 time.sleep(0.5)
         # What the page lists: do_put publishes, list_flights names it, do_get reads it, "delete" removes it.
-        writer, _ = client.do_put(flight.FlightDescriptor.for_path(name), table.schema)
+        writer, _ = client.do_put(flight.FlightDescriptor.for_path(name), table.schema, options=options)
         writer.write_table(table)
         writer.close()
-        assert name in [f.descriptor.path[0].decode() for f in client.list_flights()]
-        assert client.do_get(flight.Ticket(name.encode())).read_all().equals(table)
-        list(client.do_action(flight.Action("delete", name.encode())))
-        assert name not in [f.descriptor.path[0].decode() for f in client.list_flights()]
+        assert name in [f.descriptor.path[0].decode() for f in client.list_flights(options=options)]
+        assert client.do_get(flight.Ticket(name.encode()), options=options).read_all().equals(table)
+        list(client.do_action(flight.Action("delete", name.encode()), options=options))
+        assert name not in [f.descriptor.path[0].decode() for f in client.list_flights(options=options)]
     finally:
         proc.terminate()
         try:

@@ -56,7 +56,9 @@ def serve_address(traced_session):
 
 
 def _post(url, body, traceparent=None):
-    headers = {"Content-Type": "application/json"}
+    import yuanrong as yr
+
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {yr.auth.token('default')}"}
     if traceparent:
         headers["traceparent"] = traceparent
     req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers=headers)

@@ -69,6 +69,8 @@ INLINE_COMMANDS: dict[str, tuple[str, str] | str] = {
     "yr start": ("tests/e2e/cli/test_local_cluster_cli.py", 'yr("start", "--address"'),
     "yr validate": ("tests/unit/cli/test_cluster_configs.py", 'run_yr("validate"'),
     "yr trace": ("tests/unit/cli/test_trace_view.py", '["trace", trace_id[:12], "--dir"'),
+    "yr token": ("tests/unit/security/test_tokens.py", '["token", "--tenant", "shop"]'),
+    "yr certs": ("tests/unit/security/test_tokens.py", '["certs", "--ca-dir"'),
     "python -m pytest": (".ci/run", "python -m pytest"),
     "pip install -e .": (".ci/run", "pip install -e"),
     "python bench/": ("tests/e2e/bench/test_bench_scripts.py", 'BENCH / f"{name}.py"'),

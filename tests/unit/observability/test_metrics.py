@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import urllib.error
 import urllib.request
 
 import pytest
@@ -20,13 +21,20 @@ def _free_port():
 
 
 @pytest.fixture
-def scrape():
+def scrape(tmp_path, monkeypatch):
+    from yuanrong._private import auth
+
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "auth_token"))
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    auth.ensure_token_file()
     port = _free_port()
     metering.start(MetricsConfig(prometheus_host="127.0.0.1", prometheus_port=port),
                    Resource.create({"service.name": "yuanrong"}), serve_prometheus=True)
 
-    def read():
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+    def read(token=auth.mint()):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                     headers={"Authorization": f"Bearer {token}"} if token else {})
+        with urllib.request.urlopen(req, timeout=10) as resp:
             return resp.read().decode()
 
     try:
@@ -97,3 +105,14 @@ def test_recording_while_metrics_are_off_does_nothing_and_bad_values_are_refused
         yr.metrics.Gauge("g", labels={"__x": "1"})
     with pytest.raises(yr.InvalidOptionError, match="must be callable"):
         yr.metrics.CustomCounter("c", callback=3)
+
+
+def test_the_prometheus_endpoint_wants_a_token_of_the_jobs_tenant(scrape):
+    from yuanrong._private import auth
+
+    assert "target_info" in scrape() or scrape() is not None
+    for token in (None, "forged", auth.mint("bank")):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            scrape(token)
+        assert refused.value.code == 401 and refused.value.headers["WWW-Authenticate"].startswith("Bearer")
+    assert scrape(auth.mint("ops", role="admin")) is not None

@@ -19,7 +19,7 @@ from typing import Any
 
 import ray
 
-from yuanrong._private import session
+from yuanrong._private import session, tenants
 from yuanrong.exception import InvalidOptionError, YRError
 
 NAMESPACE = "yuanrong-streams"
@@ -178,11 +178,13 @@ class _Stream:
 
 
 def _check_name(stream_name: Any) -> str:
-    if not isinstance(stream_name, str) or not _NAME.match(stream_name):
+    """The stream's full name for the calling tenant (another tenant's full name is refused)."""
+    bare = stream_name.partition(tenants.tenancy.SEPARATOR)[2] or stream_name if isinstance(stream_name, str) else None
+    if bare is None or not _NAME.match(bare):
         raise InvalidOptionError(
             f"stream_name={stream_name!r} is invalid: use 1-255 characters from letters, digits and "
             f"~.-/_!@#%^&*()+=;:", option="stream_name", value=stream_name)
-    return stream_name
+    return tenants.scoped(stream_name, what="stream", argument="stream_name")
 
 
 def _actor(stream_name: str, *, create: bool, max_bytes: int = ProducerConfig.max_stream_size) -> Any:

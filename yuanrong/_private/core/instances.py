@@ -10,7 +10,7 @@ from typing import Any
 import ray
 
 from yuanrong._private import options as options_mod
-from yuanrong._private import session, tracing
+from yuanrong._private import session, tenants, tracing
 from yuanrong._private.compat import instance_state, node_env
 from yuanrong._private.core import (group_members, instance_classes, placement_watch, traced_calls, vanished_pools,
                                     warm_workers)
@@ -197,6 +197,7 @@ def keep_alive(handle: Any) -> None:
 
 def terminate(handle: Any, *, is_sync: bool, grace_period_seconds: float) -> None:
     session.current().live_handles.pop(handle._actor_id, None)
+    session.current().instance_cpus.pop(handle._actor_id, None)
     pins.forget_instance(handle)
     if SHUTDOWN_HOOK in getattr(handle, "_ray_method_num_returns", {}):
         hook = getattr(handle, SHUTDOWN_HOOK).remote(grace_period_seconds)
@@ -285,8 +286,11 @@ class InstanceCreator:
                 return InstanceProxy(handle, _table=table)
         if self._traced and tracing.enabled:
             kwargs = {**kwargs, traced_calls.CTX_KWARG: tracing.carrier()}
+        s = session.current()
+        tenants.check_instance_quota(self._resolved.resources, len(s.live_handles), sum(s.instance_cpus.values()))
         handle = self._create(*args, **kwargs)
         keep_alive(handle)
+        s.instance_cpus[handle._actor_id] = float(self._resolved.resources.get("CPU", 0.0))
         placement_watch.watch(handle, timeout_s=self._resolved.schedule_timeout_s,
                               what=f"instance of {self.__qualname__}", need=self._resolved.resources,
                               required=vanished_pools.required_labels(self._resolved.ray_options))
@@ -295,9 +299,11 @@ class InstanceCreator:
     def actor_options(self) -> dict[str, Any]:
         """Ray actor options of this creator, with a named instance's namespace filled in."""
         ray_options = dict(self._ray_options)
-        if "name" in ray_options and "namespace" not in ray_options:
-            # Named instances live in yuanrong's namespace, whatever Ray namespace the driver joined.
-            ray_options["namespace"] = session.current().namespace
+        if "name" in ray_options:
+            # Named instances live in yuanrong's namespace, whatever Ray namespace the driver joined,
+            # and a tenant's in its own ("<tenant>$<namespace>").
+            ray_options["namespace"] = tenants.scoped(ray_options.get("namespace") or session.current().namespace,
+                                                      what="namespace", argument="namespace")
         return ray_options
 
     def _first_call(self) -> None:
@@ -385,7 +391,7 @@ def _make_creator(cls: Any, invoke_options: InvokeOptions | None) -> InstanceCre
 def _namespace(namespace: str) -> str:
     if not isinstance(namespace, str):
         raise InvalidOptionError(f"namespace={namespace!r} must be a str.", option="namespace", value=namespace)
-    return namespace or session.current().namespace
+    return tenants.scoped(namespace or session.current().namespace, what="namespace", argument="namespace")
 
 
 def get_instance(name: str, namespace: str = "", timeout: float = 60) -> InstanceProxy:
@@ -419,7 +425,8 @@ def get_instance(name: str, namespace: str = "", timeout: float = 60) -> Instanc
         except ValueError:
             if not namespace:
                 # No namespace given: an instance of that name in exactly one namespace is the one meant.
-                spaces = [e["namespace"] for e in ray.util.list_named_actors(all_namespaces=True) if e["name"] == name]
+                spaces = [e["namespace"] for e in ray.util.list_named_actors(all_namespaces=True)
+                          if e["name"] == name and tenants.visible(e["namespace"])]
                 if len(spaces) == 1:
                     try:
                         return _started(ray.get_actor(name, namespace=spaces[0]), deadline, timeout, name, spaces[0])
@@ -465,13 +472,14 @@ def list_named_instances(all_namespaces: bool = False, namespace: str = "") -> l
     """
     session.require_init()
     entries = [e for e in ray.util.list_named_actors(all_namespaces=True)
-               if e["namespace"] not in _INTERNAL_NAMESPACES and not e["namespace"].startswith("_")]
+               if e["namespace"] not in _INTERNAL_NAMESPACES and not e["namespace"].startswith("_")
+               and tenants.visible(e["namespace"])]
     if all_namespaces:
         return sorted(entries, key=lambda e: (e["namespace"], e["name"]))
     if namespace:
         ns = _namespace(namespace)
         return sorted(e["name"] for e in entries if e["namespace"] == ns)
-    own = session.current().namespace
+    own = _namespace("")
     others = sorted(f"{e['namespace']}-{e['name']}" for e in entries if e["namespace"] != own)
     return others + sorted(e["name"] for e in entries if e["namespace"] == own)
 

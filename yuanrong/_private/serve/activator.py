@@ -38,6 +38,7 @@ from placement import labels as pool_labels
 from yuanrong._private.core import warm_workers
 from yuanrong._private.serve import scaling
 from yuanrong._private.serve.replica_server import ReplicaServer, error_response
+from yuanrong._private.serve import request_auth
 from yuanrong._private.serve.spec import EndpointSpec
 from yuanrong.exception import InvalidOptionError
 
@@ -299,17 +300,22 @@ def settings_for(spec: EndpointSpec, actor: Mapping[str, Any], tier: str | None)
         per_replica=spec.max_ongoing_requests or SERVE_DEFAULT_MAX_ONGOING)
 
 
-def deployment(options: Mapping[str, Any]) -> Any:
-    """The activator as a ``ray.serve.Deployment`` with these Serve options."""
-    return serve.deployment(**options)(ActivatorServer)
+def deployment(options: Mapping[str, Any], *, owner: str | None = None) -> Any:
+    """The activator as a ``ray.serve.Deployment`` with these Serve options.
+
+    With an ``owner`` tenant, each HTTP request needs that tenant's bearer token (``request_auth``).
+    """
+    server = ActivatorServer if owner is None else request_auth.guarded_target(ActivatorServer, owner)
+    return serve.deployment(**options)(server)
 
 
 def bind(target: Any, spec: EndpointSpec, actor: Mapping[str, Any], tier: str | None,
-         args: tuple, kwargs: dict) -> Any:
+         args: tuple, kwargs: dict, *, owner: str | None = None) -> Any:
     """The Serve application of an activator endpoint: the activator bound with the handler and its arguments.
 
     ``actor`` is the actor options of one replica (resources and pool selector), as a plain
     endpoint would give Serve.
     """
     settings = settings_for(spec, actor, tier)
-    return deployment(serve_options(spec, actor)).bind(settings, cloudpickle.dumps(target), *args, **kwargs)
+    return deployment(serve_options(spec, actor), owner=owner).bind(settings, cloudpickle.dumps(target), *args,
+                                                                    **kwargs)

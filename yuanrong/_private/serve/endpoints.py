@@ -21,7 +21,7 @@ from yuanrong._private import options as options_mod
 from yuanrong._private import session, tracing
 from yuanrong._private.scheduling import pins
 from yuanrong._private.serve import activator as activator_mod
-from yuanrong._private.serve import traced_requests
+from yuanrong._private.serve import request_auth, traced_requests
 from yuanrong._private.serve.spec import (
     ACTOR_OPTION_KEYS,
     Activator,
@@ -123,12 +123,19 @@ class Endpoint:
     def deployment(self) -> Any:
         """The ``ray.serve.Deployment`` this endpoint is (with an activator: the activator's)."""
         if self._spec.activator is not None:
-            return activator_mod.deployment(self.serve_options())
+            return activator_mod.deployment(self.serve_options(), owner=self._owner())
         target = self._target
         if tracing.enabled:
             # Requests continue their client's traceparent; the replica exports as this job does.
             target = traced_requests.traced_target(target, self.name, tracing.config_json(), replica_attributes)
+        if not self._spec.public:
+            # The token is checked before the handler (and its tracing) sees the request.
+            target = request_auth.guarded_target(target, self._owner())
         return serve.deployment(**self.serve_options())(target)
+
+    def _owner(self) -> str | None:
+        """The tenant whose tokens may call this endpoint (the deploying job's); ``None`` when public."""
+        return None if self._spec.public else session.identity().tenant
 
     def check_placement(self) -> None:
         """Raise :class:`yuanrong.PlacementError` if no live node could ever run a replica."""
@@ -145,7 +152,7 @@ class Endpoint:
         self.check_placement()
         if self._spec.activator is not None:
             return activator_mod.bind(self._target, self._spec, self._replica_actor_options(), self._resolved.tier,
-                                  args, kwargs)
+                                      args, kwargs, owner=self._owner())
         return self.deployment.bind(*args, **kwargs)
 
     def options(self, **kwargs: Any) -> Endpoint:
@@ -156,7 +163,7 @@ class Endpoint:
             "num_replicas": s.num_replicas, "autoscaling": s.autoscaling,
             "max_ongoing_requests": s.max_ongoing_requests, "bundles": s.bundles,
             "request_router": s.request_router, "request_router_kwargs": s.request_router_kwargs,
-            "activator": s.activator,
+            "activator": s.activator, "public": s.public,
         }
         unknown = set(kwargs) - set(current)
         if unknown:
@@ -189,7 +196,7 @@ def endpoint(_target: Any = None, *, name: str | None = None, route: str | None 
              autoscaling: Autoscaling | None = None, max_ongoing_requests: int | None = None,
              bundles: Sequence[Mapping[str, float]] | None = None, request_router: type | str | None = None,
              request_router_kwargs: Mapping[str, Any] | None = None,
-             activator: Activator | bool | None = None) -> Any:
+             activator: Activator | bool | None = None, public: bool = False) -> Any:
     """Declare a function or class as a Serve endpoint whose replicas run in the given pools.
 
     Use bare (``@endpoint``) or with keyword-only options. A function receives each request
@@ -219,6 +226,10 @@ def endpoint(_target: Any = None, *, name: str | None = None, route: str | None 
             request after scaling to zero from a pre-started warm worker (milliseconds instead of
             Serve's seconds). Its warm workers hold the replica resources while idle. ``None``
             (default): a plain Serve deployment, which holds nothing at zero.
+        public: ``False`` (default): every HTTP request must carry ``Authorization: Bearer <token>``
+            of the deploying job's tenant (or an admin token), checked before the handler runs;
+            401/403 otherwise. ``True`` serves anyone who can reach the proxy. Handle calls from
+            inside the cluster are not checked.
 
     Returns:
         An :class:`Endpoint`.
@@ -233,7 +244,7 @@ def endpoint(_target: Any = None, *, name: str | None = None, route: str | None 
                "num_replicas": num_replicas, "autoscaling": autoscaling,
                "max_ongoing_requests": max_ongoing_requests, "bundles": bundles,
                "request_router": request_router, "request_router_kwargs": request_router_kwargs or {},
-               "activator": activator}
+               "activator": activator, "public": public}
     if _target is not None:
         return _make_endpoint(_target, options)
 

@@ -4,6 +4,8 @@
 "kwargs": {...}}`` runs the registered function ``name`` as a yuanrong call and answers
 ``{"result": ...}``. Errors are JSON objects ``{"error": {"type", "message"}}``:
 
+* 401 no bearer token, or not one of this cluster (checked first, before the body is read);
+* 403 a token of another tenant than the one that deployed the gateway;
 * 400 the body is not JSON, not an object, has unknown keys, or the arguments do not fit the
   function's signature;
 * 404 no function of that name is registered (the message lists the registered ones);
@@ -149,7 +151,7 @@ class Gateway:
 
 def serve_functions(functions: Iterable[FunctionProxy] | Mapping[str, FunctionProxy], *,
                     name: str = "yr-gateway", pool: str | None = None, tier: str | None = None,
-                    num_replicas: int = 1, max_ongoing_requests: int = 64) -> Any:
+                    num_replicas: int = 1, max_ongoing_requests: int = 64, public: bool = False) -> Any:
     """Expose ``@yr.invoke`` functions over HTTP through one gateway application.
 
     The gateway replica only parses requests and forwards them; each invocation runs as a normal
@@ -163,6 +165,8 @@ def serve_functions(functions: Iterable[FunctionProxy] | Mapping[str, FunctionPr
         tier: Tier the gateway replica runs in.
         num_replicas: Gateway replicas.
         max_ongoing_requests: Requests one gateway replica forwards at once.
+        public: ``False`` (default): each request needs ``Authorization: Bearer <token>`` of this
+            job's tenant (or an admin token), checked before the body is read (401/403 otherwise).
 
     Returns:
         Serve's handle to the gateway. HTTP clients ``POST`` to
@@ -173,7 +177,8 @@ def serve_functions(functions: Iterable[FunctionProxy] | Mapping[str, FunctionPr
         ... def add(a, b):
         ...     return a + b
         >>> serve_functions([add])                                      # doctest: +SKIP
-        >>> # curl -d '{"args": [1, 2]}' http://127.0.0.1:PORT/serverless/v1/functions/add/invocations
+        >>> # curl -H "Authorization: Bearer $(yr token)" -d '{"args": [1, 2]}' \\
+        >>> #      http://127.0.0.1:PORT/serverless/v1/functions/add/invocations
     """
     if isinstance(functions, Mapping):
         table = dict(functions)
@@ -199,7 +204,7 @@ def serve_functions(functions: Iterable[FunctionProxy] | Mapping[str, FunctionPr
                                  option="functions", value=functions)
     gateway = endpoints.endpoint(Gateway, name=name, route=GATEWAY_ROUTE, pool=pool, tier=tier,
                                  num_replicas=num_replicas, max_ongoing_requests=max_ongoing_requests,
-                                 invoke_options=_light_options())
+                                 invoke_options=_light_options(), public=public)
     return endpoints.run(gateway.bind(table), name=name, route=gateway.route)
 
 

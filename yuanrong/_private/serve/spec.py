@@ -153,6 +153,7 @@ class EndpointSpec:
     request_router: type | str | None
     request_router_kwargs: Mapping[str, Any]
     activator: Activator | None = None
+    public: bool = False
 
 
 def check_route(route: Any, name: str) -> str | None:
@@ -170,7 +171,7 @@ def check_route(route: Any, name: str) -> str | None:
 def make_spec(target: Any, *, router_base: type, name: str | None, route: Any, pool: Any, tier: Any,
                invoke_options: InvokeOptions | None, num_replicas: Any, autoscaling: Any,
                max_ongoing_requests: Any, bundles: Any, request_router: Any,
-               request_router_kwargs: Any, activator: Any = None) -> EndpointSpec:
+               request_router_kwargs: Any, activator: Any = None, public: Any = False) -> EndpointSpec:
     qual = getattr(target, "__qualname__", repr(target))
     name = name if name is not None else getattr(target, "__name__", None)
     if not isinstance(name, str) or not name or "#" in name:
@@ -230,10 +231,14 @@ def make_spec(target: Any, *, router_base: type, name: str | None, route: Any, p
                                  f"dict.", option="request_router_kwargs", value=request_router_kwargs)
     activator = _check_activator(target, name, activator, autoscaling=autoscaling, bundles=bundles,
                                  request_router=request_router)
+    if not isinstance(public, bool):
+        raise InvalidOptionError(f"endpoint {name!r}: public={public!r} must be True or False (False: every HTTP "
+                                 f"request needs a bearer token of the deploying tenant).", option="public", value=public)
     return EndpointSpec(
         name=name, route=check_route(route, name), invoke_options=opts, num_replicas=num_replicas,
         autoscaling=autoscaling, max_ongoing_requests=max_ongoing_requests, bundles=bundles,
-        request_router=request_router, request_router_kwargs=dict(request_router_kwargs), activator=activator)
+        request_router=request_router, request_router_kwargs=dict(request_router_kwargs), activator=activator,
+        public=public)
 
 
 def _check_activator(target: Any, name: str, activator: Any, *, autoscaling: Autoscaling | None, bundles: Any,
