@@ -10,6 +10,9 @@ Protocol:
       ``[name]``, the ticket ``name`` and the schema, row count and size are filled in.
     * ``get_flight_info(FlightDescriptor.for_path(name))``: the same for one dataset.
     * ``do_get(Ticket(name))`` or ``Ticket("name@version")``: the dataset's record batches.
+      A dataset larger than :data:`PART_BYTES` is advertised in ``FlightInfo`` as several ordered
+      endpoints (tickets ``name@version#i/n``, row ranges of the table) so a client can read them
+      as parallel streams; one ticket without ``#`` still returns the whole dataset.
     * ``do_put(FlightDescriptor.for_path(name), ...)``: publish the uploaded table as a new version.
     * ``do_action(Action("delete", name))``: delete a dataset.
 
@@ -37,6 +40,16 @@ __all__ = ["FlightEndpoint", "serve_flight"]
 
 DEFAULT_HOST = "127.0.0.1"
 
+BATCH_BYTES = 8 * 1024 * 1024
+"""Size of the record batches a ``do_get`` sends. Measured on loopback (2 cores, 512 MiB): 64 MiB
+batches (one chunk each) gave 1.2 GB/s, 8 MiB 3.3 GB/s, 2 MiB 2.7 GB/s; gRPC handles large
+messages poorly and small ones cost Python per batch."""
+
+PART_BYTES = 128 * 1024 * 1024
+"""Datasets above this size are offered as several endpoints, one stream each."""
+
+MAX_PARTS = 4
+
 
 class _DatasetFlightServer(flight.FlightServerBase):
     def __init__(self, location: str) -> None:
@@ -45,9 +58,11 @@ class _DatasetFlightServer(flight.FlightServerBase):
 
     def _flight_info(self, info: DatasetInfo) -> flight.FlightInfo:
         descriptor = flight.FlightDescriptor.for_path(info.name)
-        ticket = flight.Ticket(f"{info.name}@{info.version}".encode())
-        endpoint = flight.FlightEndpoint(ticket, [self._location])
-        return flight.FlightInfo(info.schema, descriptor, [endpoint], info.num_rows, info.nbytes)
+        parts = max(1, min(MAX_PARTS, -(-info.nbytes // PART_BYTES)))
+        suffixes = [""] if parts == 1 else [f"#{i}/{parts}" for i in range(parts)]
+        endpoints = [flight.FlightEndpoint(flight.Ticket(f"{info.name}@{info.version}{sfx}".encode()),
+                                           [self._location]) for sfx in suffixes]
+        return flight.FlightInfo(info.schema, descriptor, endpoints, info.num_rows, info.nbytes, ordered=True)
 
     def list_flights(self, context, criteria) -> Iterator[flight.FlightInfo]:
         for info in datasets.list_datasets():
@@ -58,9 +73,12 @@ class _DatasetFlightServer(flight.FlightServerBase):
         return self._flight_info(_translate(lambda: datasets.info(name)))
 
     def do_get(self, context, ticket) -> flight.RecordBatchStream:
-        name, version = _parse_ticket(ticket.ticket)
+        name, version, part, parts = _parse_ticket(ticket.ticket)
         table = _translate(lambda: datasets.open_table(name, version=version))
-        return flight.RecordBatchStream(table)
+        if parts > 1:
+            per = -(-table.num_rows // parts)
+            table = table.slice(part * per, per)
+        return flight.RecordBatchStream(_rebatched(table))
 
     def do_put(self, context, descriptor, reader, writer) -> None:
         name = _descriptor_name(descriptor)
@@ -84,12 +102,27 @@ def _descriptor_name(descriptor: flight.FlightDescriptor) -> str:
     return descriptor.path[0].decode()
 
 
-def _parse_ticket(raw: bytes) -> tuple[str, int | None]:
+def _rebatched(table):
+    """``table`` as zero-copy slices of about :data:`BATCH_BYTES` each."""
+    if table.num_rows == 0:
+        return table
+    rows = max(1, BATCH_BYTES // max(1, table.nbytes // table.num_rows))
+    return table.from_batches(table.to_batches(max_chunksize=rows), schema=table.schema)
+
+
+def _parse_ticket(raw: bytes) -> tuple[str, int | None, int, int]:
+    """``name[@version][#part/parts]`` -> (name, version, part, parts)."""
     text = raw.decode()
+    part, parts = 0, 1
+    head, sep, tail = text.rpartition("#")
+    if sep:
+        i, slash, n = tail.partition("/")
+        if slash and i.isdigit() and n.isdigit() and 0 <= int(i) < int(n):
+            text, part, parts = head, int(i), int(n)
     name, sep, version = text.rpartition("@")
     if sep and version.isdigit():
-        return name, int(version)
-    return text, None
+        return name, int(version), part, parts
+    return text, None, part, parts
 
 
 def _translate(call):
