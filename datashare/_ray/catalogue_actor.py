@@ -26,10 +26,6 @@ from datashare.catalogue import Catalogue, Describe, Found, KVValue, Missing, Re
 from datashare.dataset_info import DatasetInfo
 
 
-_ORDER_WAIT_S = 10.0
-_MAX_WRITERS = 10_000
-
-
 @ray.remote(num_cpus=0, max_restarts=-1)
 class CatalogueActor:
     """Runs the catalogue's steps one at a time and carries out its instructions to holders.
@@ -43,8 +39,6 @@ class CatalogueActor:
         self._state = Catalogue()
         self._changed: asyncio.Event | None = None
         self._ready: asyncio.Future | None = None
-        self._applied: dict[str, int] = {}          # writer id -> last pipelined write applied
-        self._turn: asyncio.Condition | None = None
 
     async def _step(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         # Awaiting a finished future does not yield, so calls stay atomic after the first.
@@ -122,30 +116,16 @@ class CatalogueActor:
         """All-or-nothing write; returns the keys that already exist (nothing written then)."""
         return await self._step(self._state.kv_write_many, entries, nx=nx, ttl_s=ttl_s)
 
-    async def kv_write_ordered(self, writer: str, seq: int, acked_below: int,
-                               entries: dict[str, KVValue], ttl_s: int) -> None:
-        """A pipelined (not NX) write, applied in the writer's order ``seq`` = 1, 2, ...
+    async def kv_write_batch(self, ops: list[tuple[dict[str, bytes], int]]) -> None:
+        """Pipelined writes of small byte values (not NX), applied in the order given.
 
-        The writer does not wait between writes, and Ray does not promise an async actor runs
-        calls in the order they were sent; so a write waits here for its predecessor. Writes
-        below ``acked_below`` were acknowledged to the writer, so a catalogue that restarted
-        (and forgot the writer) does not wait for them.
+        One writer process sends one batch at a time, so its writes land in the order it made them.
         """
-        if self._turn is None:
-            self._turn = asyncio.Condition()
-        async with self._turn:
-            try:
-                await asyncio.wait_for(self._turn.wait_for(
-                    lambda: max(self._applied.get(writer, 0), acked_below - 1) >= seq - 1), _ORDER_WAIT_S)
-            except asyncio.TimeoutError:
-                pass    # the predecessor was lost with its sender's connection: do not stall the rest
-            try:
-                await self._step(self._state.kv_write_many, entries, nx=False, ttl_s=ttl_s)
-            finally:
-                self._applied[writer] = max(self._applied.get(writer, 0), seq)
-                if len(self._applied) > _MAX_WRITERS:
-                    self._applied.pop(next(iter(self._applied)))
-                self._turn.notify_all()
+        def apply() -> None:
+            for entries, ttl_s in ops:
+                self._state.kv_write_many({k: KVValue("bytes", v) for k, v in entries.items()},
+                                          nx=False, ttl_s=ttl_s)
+        await self._step(apply)
 
     async def kv_read(self, keys: list[str]) -> dict[str, KVValue]:
         return await self._step(self._state.kv_read, keys)
