@@ -15,9 +15,12 @@ from datashare.errors import InvalidArgumentError
 
 __all__ = ["DEFAULT_CHUNK_BYTES", "as_table_stream", "split_table"]
 
-DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024
-"""Target size of one chunk object. Large enough that per-object overhead is negligible, small
-enough that a chunk fits comfortably into an edge node's store and streams smoothly."""
+DEFAULT_CHUNK_BYTES = 256 * 1024 * 1024
+"""Target size of one chunk object. Opening maps every chunk, and Ray's ``get`` costs ~25 us per
+object on the 2-core reference machine: a fresh open of 1 GB took 0.5 ms as 17 chunks of 64 MiB,
+0.16 ms as 5 of 256 MiB, 0.04 ms as one (``ray.get`` of the same table: 0.09 ms). Chunks stay small
+enough to stream and to spread over nodes; pass a smaller ``chunk_bytes`` for edge stores under
+~1 GiB."""
 
 
 def split_table(table: pa.Table, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[pa.Table]:

@@ -270,7 +270,10 @@ def open_table(name: str, *, version: int | None = None, timeout: float | None =
         name: Dataset name.
         version: A retained version; ``None`` for the latest.
         timeout: Seconds to wait for the chunks (pulled from other nodes if needed).
-        fresh: Ask the catalogue even if this process has the table cached.
+        fresh: Map the chunks again instead of returning the table this process opened before.
+            The version is still found in this process's copy of the catalogue entry, which the
+            catalogue's change notification keeps current (milliseconds after a publish
+            elsewhere); an entry this process has not looked up is asked for.
 
     Returns:
         A table made of the published chunks (read-only buffers in shared memory).
@@ -298,13 +301,16 @@ def open_table(name: str, *, version: int | None = None, timeout: float | None =
 
 def _open_table(name: str, version: int | None, timeout: float | None, fresh: bool
                 ) -> tuple[pa.Table, DatasetInfo, bool]:
+    require_connected()
+    check_name(name)
     if not fresh:
-        require_connected()
-        check_name(name)
         hit = _read_cache.get(name, version)
         if hit is not None:
             return hit[1], hit[0], True
-    found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S)
+    found = _read_cache.get_entry(name, version)
+    if found is None:
+        found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S)
+        _read_cache.put_entry(name, version, found, found.generation)
     info_ = found.info
     chunks = get_chunks(list(found.refs), name=name, version=info_.version, node_ids=info_.node_ids,
                         timeout=timeout)
