@@ -79,6 +79,17 @@ def _target_nodes(nodes: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(nodes))
 
 
+_SMALL_CHUNK = 64 * 1024 * 1024
+
+
+def _fit_chunk(chunk_bytes: int, targets: list[str]) -> int:
+    """``chunk_bytes``, at most a quarter of the smallest target store (an edge store may be small)."""
+    if not isinstance(chunk_bytes, int) or isinstance(chunk_bytes, bool) or chunk_bytes <= _SMALL_CHUNK:
+        return chunk_bytes          # checked (and refused if bad) where the data is split
+    sizes = [s for s in (handles.store_capacity(n) for n in targets) if s]
+    return max(_SMALL_CHUNK, min(sizes) // 4) if sizes and min(sizes) // 4 < chunk_bytes else chunk_bytes
+
+
 # --------------------------------------------------------------------------------------------
 # Publishing
 # --------------------------------------------------------------------------------------------
@@ -162,6 +173,7 @@ def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: 
     if lifetime == "job" and targets != [current_node_id()]:
         raise InvalidArgumentError("nodes", nodes, "lifetime='job' data stays on this process's node; "
                                    "leave nodes unset, or use lifetime='detached' to place it elsewhere.")
+    chunk_bytes = _fit_chunk(chunk_bytes, targets)
     version = handles.ask_catalogue("reserve_version", name, timeout=timeout)
     writer = ChunkWriter(dataset_key(name, version), timeout=timeout)
     schema: pa.Schema | None = None
