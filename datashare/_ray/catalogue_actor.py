@@ -60,9 +60,14 @@ class CatalogueActor:
             if holder is None:
                 continue
             if isinstance(step, Describe):
-                holder.describe.remote(step.key, step.info)
+                sent = holder.describe.remote(step.key, step.info)
             elif isinstance(step, Release):
-                holder.release.remote(list(step.keys))
+                sent = holder.release.remote(list(step.keys))
+            else:
+                continue
+            # A holder that died (and may come back under its name) is looked up again next time.
+            sent.future().add_done_callback(
+                lambda fut, h=step.holder: _holders.pop(h, None) if fut.exception() else None)
 
     async def _rebuild(self) -> None:
         """After a restart, recover the dataset table from the holders' inventories."""
@@ -137,10 +142,18 @@ class CatalogueActor:
         return await self._step(self._state.kv_keys)
 
 
+_holders: dict[str, Any] = {}
+
+
 def _holder(hname: str):
     if not hname.startswith(HOLDER_PREFIX):
         return None      # chunks of lifetime="job" data belong to their publisher, not a holder
-    try:
-        return ray.get_actor(hname, namespace=NAMESPACE)
-    except ValueError:  # the holder died with its node, and its data with it
-        return None
+    # A name lookup is a GCS call (~1 ms) that every commit paid per holder before answering; a
+    # dead holder's cached handle fails its calls without blocking the catalogue (fire-and-forget).
+    handle = _holders.get(hname)
+    if handle is None:
+        try:
+            handle = _holders[hname] = ray.get_actor(hname, namespace=NAMESPACE)
+        except ValueError:  # the holder died with its node, and its data with it
+            return None
+    return handle
