@@ -82,6 +82,26 @@ def _target_nodes(nodes: Sequence[str] | None) -> list[str]:
 _SMALL_CHUNK = 64 * 1024 * 1024
 
 
+def _spare_nodes(targets: list[str], replicas: object, lifetime: str) -> list[str]:
+    """Nodes for the ``replicas - 1`` extra copies: not targets, labels unlike the first target's."""
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
+        raise InvalidArgumentError("replicas", replicas, "it must be an int >= 1 (1: no extra copy).")
+    if replicas == 1:
+        return []
+    if lifetime != "detached":
+        raise InvalidArgumentError("replicas", replicas, "replicas are kept by holders; use "
+                                   "lifetime='detached' (lifetime='job' data has one copy).")
+    live = handles.alive_nodes()
+    first = set((live.get(targets[0], {}).get("Labels") or {}).items())
+    others = [n for n in live if n not in targets]
+    if len(others) < replicas - 1:
+        raise InvalidArgumentError("replicas", replicas, f"only {len(others)} live node(s) besides the "
+                                   f"holder node(s) {', '.join(targets)}; ask for fewer replicas or add nodes.")
+    # Fewest labels shared with the first holder first (another pool or tier), then by id.
+    others.sort(key=lambda n: (len(first & set((live[n].get("Labels") or {}).items())), n))
+    return others[:replicas - 1]
+
+
 def _fit_chunk(chunk_bytes: int, targets: list[str]) -> int:
     """``chunk_bytes``, at most a quarter of the smallest target store (an edge store may be small)."""
     if not isinstance(chunk_bytes, int) or isinstance(chunk_bytes, bool) or chunk_bytes <= _SMALL_CHUNK:
@@ -97,7 +117,7 @@ def _fit_chunk(chunk_bytes: int, targets: list[str]) -> int:
 
 def publish(name: str, data: Any, *, nodes: Sequence[str] | None = None,
             chunk_bytes: int = DEFAULT_CHUNK_BYTES, keep_previous: int = 1, lifetime: str = "detached",
-            timeout: float = CONTROL_TIMEOUT_S) -> DatasetInfo:
+            timeout: float = CONTROL_TIMEOUT_S, replicas: int = 1) -> DatasetInfo:
     """Publish ``data`` under ``name`` as a new version.
 
     Args:
@@ -112,6 +132,10 @@ def publish(name: str, data: Any, *, nodes: Sequence[str] | None = None,
             copy); they are lost after it exits, once Ray has freed a dead owner's objects
             (asynchronously, at times after many seconds); readers then get :class:`ObjectLostError`.
         timeout: Seconds to wait for the catalogue and holders.
+        replicas: Copies of every chunk, each on a different node (detached only). The extra
+            copies go to live nodes other than ``nodes``, preferring nodes whose labels (pool,
+            tier) differ from the first holder's; a read falls back to them when a holder's node
+            is gone, and ``where`` reports them.
 
     Returns:
         The new version's :class:`DatasetInfo`.
@@ -126,7 +150,7 @@ def publish(name: str, data: Any, *, nodes: Sequence[str] | None = None,
     """
     with _tracer.start_as_current_span("datashare.publish", attributes={"datashare.name": str(name)}) as span:
         info_ = _publish(name, data, nodes=nodes, chunk_bytes=chunk_bytes, keep_previous=keep_previous,
-                         lifetime=lifetime, timeout=timeout, base=None)
+                         lifetime=lifetime, timeout=timeout, base=None, replicas=replicas)
         _published(span, info_, lifetime)
         return info_
 
@@ -162,7 +186,7 @@ def append(name: str, data: Any, *, nodes: Sequence[str] | None = None,
 
 
 def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: int, keep_previous: int,
-             lifetime: str, timeout: float, base: Found | None) -> DatasetInfo:
+             lifetime: str, timeout: float, base: Found | None, replicas: int = 1) -> DatasetInfo:
     require_connected()
     check_name(name)
     _check_keep(keep_previous)
@@ -174,6 +198,7 @@ def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: 
         raise InvalidArgumentError("nodes", nodes, "lifetime='job' data stays on this process's node; "
                                    "leave nodes unset, or use lifetime='detached' to place it elsewhere.")
     chunk_bytes = _fit_chunk(chunk_bytes, targets)
+    spare_nodes = _spare_nodes(targets, replicas, lifetime)
     version = handles.ask_catalogue("reserve_version", name, timeout=timeout)
     writer = ChunkWriter(dataset_key(name, version), timeout=timeout)
     schema: pa.Schema | None = None
@@ -188,7 +213,7 @@ def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: 
                 schema = chunk.schema
             elif not chunk.schema.equals(schema):
                 raise SchemaMismatchError(name, schema, chunk.schema)
-            writer.add(chunk, targets[n % len(targets)], lifetime=lifetime)
+            writer.add(chunk, targets[n % len(targets)], lifetime=lifetime, spare_nodes=spare_nodes)
             num_rows += chunk.num_rows
             nbytes += chunk.nbytes
         writer.finish()
@@ -198,10 +223,11 @@ def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: 
         info_ = DatasetInfo(
             name=name, version=version, schema=schema, num_rows=num_rows, nbytes=nbytes,
             num_chunks=len(writer.refs),
-            node_ids=tuple(dict.fromkeys(node_of(h) for h in writer.holders)),
+            node_ids=tuple(dict.fromkeys([*(node_of(h) for h in writer.holders), *spare_nodes])),
             created_at=time.time(),
         )
-        handles.ask_catalogue("commit", info_, writer.refs, writer.holders, keep_previous, timeout=timeout)
+        spares = tuple(tuple(copies) for copies in writer.spares) if any(writer.spares) else ()
+        handles.ask_catalogue("commit", info_, writer.refs, writer.holders, keep_previous, spares, timeout=timeout)
         _read_cache.clear()  # read-your-writes, before the change notification arrives
         return info_
     except BaseException:
@@ -324,11 +350,24 @@ def _open_table(name: str, version: int | None, timeout: float | None, fresh: bo
         found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S)
         _read_cache.put_entry(name, version, found, found.generation)
     info_ = found.info
-    chunks = get_chunks(list(found.refs), name=name, version=info_.version, node_ids=info_.node_ids,
-                        timeout=timeout)
+    chunks = _get_with_replicas(found, name, timeout)
     table = chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks)
     _read_cache.put(name, version, info_, table, found.generation)
     return table, info_, False
+
+
+def _get_with_replicas(found: Found, name: str, timeout: float | None) -> list:
+    """The chunks of ``found``; a chunk lost with its holder's node is read from a replica."""
+    refs = list(found.refs)
+    for level in range(len(found.spares[0]) if found.spares else 0):
+        try:
+            return get_chunks(refs, name=name, version=found.info.version, node_ids=found.info.node_ids,
+                              timeout=timeout)
+        except ObjectLostError as err:
+            for i in err.lost_chunks:
+                refs[i] = found.spares[i][level][0] if level < len(found.spares[i]) else refs[i]
+    return get_chunks(refs, name=name, version=found.info.version, node_ids=found.info.node_ids,
+                      timeout=timeout)
 
 
 def stream(name: str, *, version: int | None = None,
@@ -401,7 +440,8 @@ def locality(name_or_ref: Any, *, timeout: float = CONTROL_TIMEOUT_S) -> dict[st
             bad = next(r for r in name_or_ref if as_ray_ref(r) is None)
             raise InvalidArgumentError("name_or_ref", bad, "a list passed here must hold ObjectRefs only.")
     elif isinstance(name_or_ref, str):
-        ref_list = list(_lookup(name_or_ref, None, timeout).refs)
+        found = _lookup(name_or_ref, None, timeout)
+        ref_list = [*found.refs, *(ref for copies in found.spares for ref, _ in copies)]
     else:
         raise InvalidArgumentError("name_or_ref", name_or_ref, "pass a dataset name or an ObjectRef.")
     return bytes_by_node(ref_list, timeout=timeout)

@@ -102,8 +102,9 @@ class CatalogueActor:
     async def reserve_version(self, name: str) -> int:
         return await self._step(self._state.reserve_version, name)
 
-    async def commit(self, info: DatasetInfo, refs: list, holders: list[str], keep_previous: int) -> None:
-        await self._step(self._state.commit, info, refs, holders, keep_previous)
+    async def commit(self, info: DatasetInfo, refs: list, holders: list[str], keep_previous: int,
+                     spares: tuple = ()) -> None:
+        await self._step(self._state.commit, info, refs, holders, keep_previous, spares)
 
     async def lookup(self, name: str, version: int | None) -> Found | Missing:
         return await self._step(self._state.lookup, name, version)
