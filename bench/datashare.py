@@ -21,6 +21,8 @@ Rows (``yuanrong`` against ``raw``):
     * flight: ``do_get`` over loopback of every endpoint the server offers (parallel streams),
       against a plain ``pyarrow.flight`` server handing out the same in-memory table; and against
       the 2 GB/s goal.
+    * replicas: a dataset published with ``replicas=2`` to a node that then leaves is read from the
+      replica; the time of that read is recorded (plain Ray has no copy to fall back to).
     * kv: 1,000 sequential ``kv_write`` calls of 1 KB until all are applied (read back), against
       a plain Ray actor holding a dict, called the fastest correct way (fire-and-forget calls, in
       order because the actor is synchronous, then one ``ray.get``).
@@ -251,6 +253,26 @@ def _kv(rounds, rows, record) -> None:
     rows.append(_row("kv 1,000 writes of 1 KB vs 1 s limit", "s", y, 1.0, 1.0, "lower"))
 
 
+def _replica_read(ds, cluster, nbytes, record) -> None:
+    """A dataset published with ``replicas=2`` to a node that then leaves: the read and its time."""
+    from yuanrong.local_cluster import NodeSpec
+
+    table = _table(nbytes)
+    node = cluster.add_node(NodeSpec(pool="edge-2", tier="edge", num_cpus=1, object_store_mb=1536))
+    try:
+        info = ds.publish("bench-replica", table, nodes=[node], replicas=2)
+    finally:
+        cluster.remove_node("edge-2")
+    seconds = _timed(lambda: ds.open("bench-replica", timeout=120))
+    again = _timed(lambda: ds.open("bench-replica", fresh=True, timeout=120))
+    record["read after holder node loss, replicas=2"] = {
+        "nbytes": table.nbytes, "holder_nodes": list(info.node_ids), "first_read_s": seconds,
+        "second_read_s": again}
+    print(f"read of {table.nbytes // _MB} MB after its first holder's node left (replicas=2): "
+          f"{seconds:.3f} s, again {again:.3f} s", flush=True)
+    ds.delete("bench-replica")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the 1 GB size; 128 MiB transfers")
@@ -280,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             _cross_node(datashare, cluster, transfer, max(3, args.rounds - 2), rows, record)
             _flight(datashare, transfer, args.rounds, rows, record)
             _kv(args.rounds, rows, record)
+            _replica_read(datashare, cluster, transfer, record)
             datashare.shutdown_actors()
         finally:
             ray.shutdown()
