@@ -375,7 +375,8 @@ def stream(name: str, *, version: int | None = None,
     """Yield the dataset's record batches chunk by chunk, fetching the next chunk ahead.
 
     Only one or two chunks need to be local at a time, so this reads datasets larger than the
-    reader's store. Raises :class:`ObjectLostError` at the first unreadable chunk.
+    reader's store. A chunk whose holder's node is gone is read from a replica, if it has one;
+    raises :class:`ObjectLostError` at the first chunk with no readable copy.
 
     Example:
         >>> rows = sum(b.num_rows for b in stream("big"))   # doctest: +SKIP
@@ -385,13 +386,17 @@ def stream(name: str, *, version: int | None = None,
     for i, ref in enumerate(refs_):
         if i + 1 < len(refs_):
             prefetch(refs_[i + 1])     # pull the next chunk while the caller works on this one
-        try:
-            (chunk,) = get_chunks([ref], name=name, version=info_.version, node_ids=info_.node_ids,
-                                  timeout=timeout)
-        except ObjectLostError as exc:
-            raise ObjectLostError(name=name, version=info_.version, lost_chunks=[i],
-                                  total_chunks=len(refs_), node_ids=info_.node_ids,
-                                  cause="chunk unreadable during streaming") from exc
+        copies = [ref, *(spare for spare, _ in (found.spares[i] if found.spares else ()))]
+        for n, candidate in enumerate(copies):      # a replica when the chunk's holder node is gone
+            try:
+                (chunk,) = get_chunks([candidate], name=name, version=info_.version,
+                                      node_ids=info_.node_ids, timeout=timeout)
+                break
+            except ObjectLostError as exc:
+                if n + 1 == len(copies):
+                    raise ObjectLostError(name=name, version=info_.version, lost_chunks=[i],
+                                          total_chunks=len(refs_), node_ids=info_.node_ids,
+                                          cause="chunk unreadable during streaming") from exc
         yield from chunk.to_batches()
 
 

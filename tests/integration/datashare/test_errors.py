@@ -135,6 +135,7 @@ def test_a_replica_survives_its_holder_node_and_losing_every_copy_is_clear(ds, r
     t0 = time.perf_counter()
     assert ds.open("err-rep", timeout=60, fresh=True).equals(table)
     print(f"read after losing the first holder's node: {time.perf_counter() - t0:.3f} s")
+    assert sum(batch.num_rows for batch in ds.stream("err-rep", timeout=60)) == table.num_rows
     with pytest.raises(ds.ObjectLostError) as err:
         ds.open("err-rep-gone", timeout=60, fresh=True)
     assert err.value.name == "err-rep-gone"
