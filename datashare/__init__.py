@@ -38,13 +38,12 @@ from datashare.datasets import (
     list_datasets,
     locality,
     publish,
-    quotas,
     refs,
-    set_quota,
     stream,
     versions,
     where,
 )
+from datashare.quotas import quotas, set_quota
 from datashare.datasets import open_table as open  # noqa: A004 - the API's verb, like ray.get
 from datashare.flight_server import FlightEndpoint, serve_flight, ticket_for
 from datashare.objects import get, put

@@ -73,6 +73,7 @@ class Found:
     refs: tuple
     holders: tuple[str, ...]
     generation: int
+    spares: tuple = ()          # per chunk: ((ref, holder), ...) of its replicas on other nodes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +120,10 @@ class _Version:
     info: DatasetInfo
     refs: tuple
     holders: tuple[str, ...]
+    spares: tuple = ()
+
+    def all_holders(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.holders, *(h for copies in self.spares for _, h in copies))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,20 +174,24 @@ class Catalogue:
         return version
 
     def commit(self, info: DatasetInfo, refs: Iterable, holders: Iterable[str], keep_previous: int,
-               allow_schema_change: bool = False) -> None:
+               allow_schema_change: bool = False, spares: Iterable = ()) -> None:
         """Make ``info.version`` of ``info.name`` readable; release versions beyond ``keep_previous``.
 
         A version whose schema differs from the dataset's newest other version is refused unless
         ``allow_schema_change``: readers that open the name by its latest version would otherwise get
-        columns they do not expect, without warning.
+        columns they do not expect, without warning. ``spares`` gives, per chunk, the
+        ``(ref, holder)`` pairs of its replicas (empty: none).
 
         Raises:
             ValueError: ``refs`` and ``holders`` do not pair up, or ``keep_previous`` < 0.
             SchemaMismatchError: The schema changed and ``allow_schema_change`` is False.
         """
         refs, holders = tuple(refs), tuple(holders)
+        spares = tuple(tuple(tuple(pair) for pair in copies) for copies in spares)
         if len(refs) != len(holders):
             raise ValueError(f"{len(refs)} refs but {len(holders)} holders; give one holder per chunk")
+        if spares and len(spares) != len(refs):
+            raise ValueError(f"{len(spares)} replica lists for {len(refs)} chunks; give one per chunk or none")
         if keep_previous < 0:
             raise ValueError(f"keep_previous={keep_previous}; it must be >= 0")
         others = [v for v in self._datasets.get(info.name, {}) if v != info.version]
@@ -192,9 +201,9 @@ class Catalogue:
                 raise SchemaMismatchError(info.name, newest.schema, info.schema, publishing=True)
         self._check_quota(info)
         versions = self._datasets.setdefault(info.name, {})
-        versions[info.version] = _Version(info, refs, holders)
+        entry = versions[info.version] = _Version(info, refs, holders, spares)
         key = dataset_key(info.name, info.version)
-        for hname in dict.fromkeys(holders):
+        for hname in entry.all_holders():
             self._outbox.append(Describe(hname, key, info))
         older = sorted(v for v in versions if v < info.version)
         self._drop(info.name, older[: max(0, len(older) - keep_previous)])
@@ -239,7 +248,7 @@ class Catalogue:
         entry = versions.get(max(versions) if version is None else version)
         if entry is None:
             return Missing(tuple(sorted(self._datasets)), tuple(sorted(versions)), self._generation)
-        return Found(entry.info, entry.refs, entry.holders, self._generation)
+        return Found(entry.info, entry.refs, entry.holders, self._generation, entry.spares)
 
     def list(self) -> list[DatasetInfo]:
         """The latest version of every dataset, sorted by name."""
@@ -269,7 +278,7 @@ class Catalogue:
             entry = table.pop(version, None)
             if entry is None:
                 continue
-            for hname in dict.fromkeys(entry.holders):
+            for hname in entry.all_holders():
                 by_holder.setdefault(hname, []).append(dataset_key(name, version))
         if not table:
             self._datasets.pop(name, None)
@@ -346,7 +355,7 @@ class Catalogue:
         A dataset version comes back only when its metadata and every chunk were found; KV values
         kept by holders come back without their TTL. State already present wins.
         """
-        found: dict[tuple, tuple[Any, dict[int, tuple[Any, str]]]] = {}
+        found: dict[tuple, tuple[Any, dict[int, list[tuple[Any, str]]]]] = {}
         for hname, inventory in inventories.items():
             for key, (description, chunks) in inventory.items():
                 key = HolderKey(*key)
@@ -360,12 +369,14 @@ class Catalogue:
                 if info is None and description is not None:
                     found[key] = (description, held)
                 for index, ref in chunks.items():
-                    held[index] = (ref, hname)
+                    held.setdefault(index, []).append((ref, hname))     # the first is the primary
         for key, (info, held) in found.items():
             if info is None or sorted(held) != list(range(info.num_chunks)):
                 continue
             name, version = key.name, key.tag
-            refs = tuple(held[i][0] for i in range(info.num_chunks))
-            holders = tuple(held[i][1] for i in range(info.num_chunks))
-            self._datasets.setdefault(name, {}).setdefault(version, _Version(info, refs, holders))
+            refs = tuple(held[i][0][0] for i in range(info.num_chunks))
+            holders = tuple(held[i][0][1] for i in range(info.num_chunks))
+            spares = tuple(tuple(held[i][1:]) for i in range(info.num_chunks))
+            spares = spares if any(spares) else ()
+            self._datasets.setdefault(name, {}).setdefault(version, _Version(info, refs, holders, spares))
             self._next_version[name] = max(self._next_version.get(name, 1), version + 1)

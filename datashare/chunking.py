@@ -15,9 +15,12 @@ from datashare.errors import InvalidArgumentError
 
 __all__ = ["DEFAULT_CHUNK_BYTES", "as_table_stream", "split_table"]
 
-DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024
-"""Target size of one chunk object. Large enough that per-object overhead is negligible, small
-enough that a chunk fits comfortably into an edge node's store and streams smoothly."""
+DEFAULT_CHUNK_BYTES = 512 * 1024 * 1024
+"""Target size of one chunk object (capped by the holder node's store, see ``datasets.publish``).
+Opening maps every chunk, and Ray's ``get`` costs ~25 us per object on the 2-core reference
+machine: a fresh open of 1 GB took 0.5 ms as 17 chunks of 64 MiB, 0.16 ms as 5 of 256 MiB and
+0.04 ms as one, against 0.09 ms for ``ray.get`` of the same table. Pass a smaller ``chunk_bytes``
+to stream in finer pieces."""
 
 
 def split_table(table: pa.Table, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[pa.Table]:
@@ -40,8 +43,8 @@ def split_table(table: pa.Table, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> l
     rows = table.num_rows
     if rows == 0:
         return [table]
-    row_bytes = max(1, table.nbytes // rows)
-    rows_per_chunk = max(1, chunk_bytes // row_bytes)
+    pieces = max(1, -(-table.nbytes // chunk_bytes))      # even pieces, none a sliver
+    rows_per_chunk = -(-rows // pieces)
     return [table.slice(start, rows_per_chunk) for start in range(0, rows, rows_per_chunk)]
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 from opentelemetry import trace as otel_trace
 
-from datashare import tenancy
+from datashare import chunk_homes, tenancy
 from datashare._ray import handles
 from datashare._ray.handles import CONTROL_TIMEOUT_S, current_node_id, require_connected
 from datashare._ray.naming import node_of
@@ -28,7 +28,6 @@ from datashare.errors import (
     DatasetNotFoundError,
     InvalidArgumentError,
     ObjectLostError,
-    PermissionDeniedError,
     SchemaMismatchError,
 )
 from datashare.read_cache import ReadCache
@@ -47,9 +46,7 @@ __all__ = [
     "open_table",
     "publish",
     "publish_refs",
-    "quotas",
     "refs",
-    "set_quota",
     "stream",
     "versions",
     "where",
@@ -84,20 +81,6 @@ def _check_flag(allow_schema_change: object) -> None:
         raise InvalidArgumentError("allow_schema_change", allow_schema_change, "it must be True or False.")
 
 
-def _target_nodes(nodes: Sequence[str] | None) -> list[str]:
-    if nodes is None:
-        return [current_node_id()]
-    if isinstance(nodes, str) or not nodes:
-        raise InvalidArgumentError("nodes", nodes, "it must be a non-empty sequence of Ray node ids.")
-    live = handles.alive_nodes()
-    unknown = [n for n in nodes if n not in live]
-    if unknown:
-        raise InvalidArgumentError(
-            "nodes", list(nodes), f"node(s) {', '.join(unknown)} are not alive in this cluster; live "
-            f"nodes: {', '.join(sorted(live))}.")
-    return list(dict.fromkeys(nodes))
-
-
 # --------------------------------------------------------------------------------------------
 # Publishing
 # --------------------------------------------------------------------------------------------
@@ -105,7 +88,8 @@ def _target_nodes(nodes: Sequence[str] | None) -> list[str]:
 
 def publish(name: str, data: Any, *, nodes: Sequence[str] | None = None,
             chunk_bytes: int = DEFAULT_CHUNK_BYTES, keep_previous: int = 1, lifetime: str = "detached",
-            timeout: float = CONTROL_TIMEOUT_S, allow_schema_change: bool = False) -> DatasetInfo:
+            timeout: float = CONTROL_TIMEOUT_S, allow_schema_change: bool = False,
+            replicas: int = 1) -> DatasetInfo:
     """Publish ``data`` under ``name`` as a new version.
 
     Args:
@@ -123,6 +107,10 @@ def publish(name: str, data: Any, *, nodes: Sequence[str] | None = None,
         allow_schema_change: Publish even when the schema differs from the latest version's;
             without it such a version is refused, so that readers of the name never meet other
             columns unannounced.
+        replicas: Copies of every chunk, each on a different node (detached only). The extra
+            copies go to live nodes other than ``nodes``, preferring nodes whose labels (pool,
+            tier) differ from the first holder's; a read falls back to them when a holder's node
+            is gone, and ``where`` reports them.
 
     Returns:
         The new version's :class:`DatasetInfo`.
@@ -138,7 +126,8 @@ def publish(name: str, data: Any, *, nodes: Sequence[str] | None = None,
     """
     with _tracer.start_as_current_span("datashare.publish", attributes={"datashare.name": str(name)}) as span:
         info_ = _publish(name, data, nodes=nodes, chunk_bytes=chunk_bytes, keep_previous=keep_previous,
-                         lifetime=lifetime, timeout=timeout, base=None, allow_schema_change=allow_schema_change)
+                         lifetime=lifetime, timeout=timeout, base=None, allow_schema_change=allow_schema_change,
+                         replicas=replicas)
         _published(span, info_, lifetime)
         return info_
 
@@ -175,7 +164,7 @@ def append(name: str, data: Any, *, nodes: Sequence[str] | None = None,
 
 def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: int, keep_previous: int,
              lifetime: str, timeout: float, base: Found | None, allow_schema_change: bool = False,
-             full: bool = False) -> DatasetInfo:
+             full: bool = False, replicas: int = 1) -> DatasetInfo:
     """``full``: ``name`` is already the full name (``check_name``'s), so it is not scoped twice."""
     require_connected()
     if not full:
@@ -186,10 +175,12 @@ def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: 
     if lifetime not in ("detached", "job"):
         raise InvalidArgumentError("lifetime", lifetime, "use 'detached' (lives until deleted) or 'job' "
                                    "(owned by this process, no extra copy).")
-    targets = _target_nodes(nodes)
+    targets = chunk_homes.target_nodes(nodes)
     if lifetime == "job" and targets != [current_node_id()]:
         raise InvalidArgumentError("nodes", nodes, "lifetime='job' data stays on this process's node; "
                                    "leave nodes unset, or use lifetime='detached' to place it elsewhere.")
+    chunk_bytes = chunk_homes.fit_chunk(chunk_bytes, targets)
+    spare_nodes = chunk_homes.spare_nodes(targets, replicas, lifetime)
     version = handles.ask_catalogue("reserve_version", name, timeout=timeout)
     writer = ChunkWriter(dataset_key(name, version), timeout=timeout)
     schema: pa.Schema | None = None
@@ -204,7 +195,7 @@ def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: 
                 schema = chunk.schema
             elif not chunk.schema.equals(schema):
                 raise SchemaMismatchError(name, schema, chunk.schema)
-            writer.add(chunk, targets[n % len(targets)], lifetime=lifetime)
+            writer.add(chunk, targets[n % len(targets)], lifetime=lifetime, spare_nodes=spare_nodes)
             num_rows += chunk.num_rows
             nbytes += chunk.nbytes
         writer.finish()
@@ -214,11 +205,12 @@ def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: 
         info_ = DatasetInfo(
             name=name, version=version, schema=schema, num_rows=num_rows, nbytes=nbytes,
             num_chunks=len(writer.refs),
-            node_ids=tuple(dict.fromkeys(node_of(h) for h in writer.holders)),
+            node_ids=tuple(dict.fromkeys([*(node_of(h) for h in writer.holders), *spare_nodes])),
             created_at=time.time(),
         )
+        spares = tuple(tuple(copies) for copies in writer.spares) if any(writer.spares) else ()
         handles.ask_catalogue("commit", info_, writer.refs, writer.holders, keep_previous, allow_schema_change,
-                              timeout=timeout)
+                              spares, timeout=timeout)
         _read_cache.clear()  # read-your-writes, before the change notification arrives
         return info_
     except BaseException:
@@ -305,7 +297,10 @@ def open_table(name: str, *, version: int | None = None, timeout: float | None =
         name: Dataset name.
         version: A retained version; ``None`` for the latest.
         timeout: Seconds to wait for the chunks (pulled from other nodes if needed).
-        fresh: Ask the catalogue even if this process has the table cached.
+        fresh: Map the chunks again instead of returning the table this process opened before.
+            The version is still found in this process's copy of the catalogue entry, which the
+            catalogue's change notification keeps current (milliseconds after a publish
+            elsewhere); an entry this process has not looked up is asked for.
 
     Returns:
         A table made of the published chunks (read-only buffers in shared memory).
@@ -340,13 +335,29 @@ def _open_table(name: str, version: int | None, timeout: float | None, fresh: bo
         hit = _read_cache.get(name, version)
         if hit is not None:
             return hit[1], hit[0], True
-    found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S, full=True)
+    found = _read_cache.get_entry(name, version)
+    if found is None:
+        found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S, full=True)
+        _read_cache.put_entry(name, version, found, found.generation)
     info_ = found.info
-    chunks = get_chunks(list(found.refs), name=name, version=info_.version, node_ids=info_.node_ids,
-                        timeout=timeout)
+    chunks = _get_with_replicas(found, name, timeout)
     table = chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks)
     _read_cache.put(name, version, info_, table, found.generation)
     return table, info_, False
+
+
+def _get_with_replicas(found: Found, name: str, timeout: float | None) -> list:
+    """The chunks of ``found``; a chunk lost with its holder's node is read from a replica."""
+    refs = list(found.refs)
+    for level in range(len(found.spares[0]) if found.spares else 0):
+        try:
+            return get_chunks(refs, name=name, version=found.info.version, node_ids=found.info.node_ids,
+                              timeout=timeout)
+        except ObjectLostError as err:
+            for i in err.lost_chunks:
+                refs[i] = found.spares[i][level][0] if level < len(found.spares[i]) else refs[i]
+    return get_chunks(refs, name=name, version=found.info.version, node_ids=found.info.node_ids,
+                      timeout=timeout)
 
 
 def stream(name: str, *, version: int | None = None,
@@ -354,7 +365,8 @@ def stream(name: str, *, version: int | None = None,
     """Yield the dataset's record batches chunk by chunk, fetching the next chunk ahead.
 
     Only one or two chunks need to be local at a time, so this reads datasets larger than the
-    reader's store. Raises :class:`ObjectLostError` at the first unreadable chunk.
+    reader's store. A chunk whose holder's node is gone is read from a replica, if it has one;
+    raises :class:`ObjectLostError` at the first chunk with no readable copy.
 
     Example:
         >>> rows = sum(b.num_rows for b in stream("big"))   # doctest: +SKIP
@@ -365,13 +377,17 @@ def stream(name: str, *, version: int | None = None,
     for i, ref in enumerate(refs_):
         if i + 1 < len(refs_):
             prefetch(refs_[i + 1])     # pull the next chunk while the caller works on this one
-        try:
-            (chunk,) = get_chunks([ref], name=name, version=info_.version, node_ids=info_.node_ids,
-                                  timeout=timeout)
-        except ObjectLostError as exc:
-            raise ObjectLostError(name=name, version=info_.version, lost_chunks=[i],
-                                  total_chunks=len(refs_), node_ids=info_.node_ids,
-                                  cause="chunk unreadable during streaming") from exc
+        copies = [ref, *(spare for spare, _ in (found.spares[i] if found.spares else ()))]
+        for n, candidate in enumerate(copies):      # a replica when the chunk's holder node is gone
+            try:
+                (chunk,) = get_chunks([candidate], name=name, version=info_.version,
+                                      node_ids=info_.node_ids, timeout=timeout)
+                break
+            except ObjectLostError as exc:
+                if n + 1 == len(copies):
+                    raise ObjectLostError(name=name, version=info_.version, lost_chunks=[i],
+                                          total_chunks=len(refs_), node_ids=info_.node_ids,
+                                          cause="chunk unreadable during streaming") from exc
         yield from chunk.to_batches()
 
 
@@ -404,32 +420,6 @@ def delete(name: str, *, version: int | None = None, timeout: float = CONTROL_TI
     return deleted
 
 
-def set_quota(tenant: str, quota: str, limit: float | None, *, timeout: float = CONTROL_TIMEOUT_S) -> None:
-    """Set one of ``tenant``'s quotas (``None`` lifts it). Admin only.
-
-    ``"dataset_bytes"`` limits the bytes of the tenant's datasets (their latest versions): a publish
-    beyond it raises :class:`QuotaExceededError` naming the quota. Other names (yuanrong's ``cpus``
-    and ``instances``) are kept for their enforcers. The catalogue keeps quotas in memory: set them
-    again after it restarts.
-    """
-    require_connected()
-    me = tenancy.current()
-    if not me.admin:
-        raise PermissionDeniedError(f"tenant {me.name!r} may not set quotas; only the admin role may.",
-                                    tenant=me.name, owner=tenant, resource="quota")
-    if limit is not None and (not isinstance(limit, (int, float)) or isinstance(limit, bool) or limit < 0):
-        raise InvalidArgumentError(quota, limit, "a quota is a number >= 0, or None for no limit.")
-    handles.ask_catalogue("set_quota", tenant, quota, limit, timeout=timeout)
-
-
-def quotas(tenant: str, *, timeout: float = CONTROL_TIMEOUT_S) -> dict[str, float]:
-    """``tenant``'s quotas by name (empty when none were set, without starting the catalogue)."""
-    require_connected()
-    if not handles.catalogue_exists():
-        return {}
-    return handles.ask_catalogue("quotas", tenant, timeout=timeout)
-
-
 # --------------------------------------------------------------------------------------------
 # Locality
 # --------------------------------------------------------------------------------------------
@@ -454,7 +444,8 @@ def locality(name_or_ref: Any, *, timeout: float = CONTROL_TIMEOUT_S) -> dict[st
             bad = next(r for r in name_or_ref if as_ray_ref(r) is None)
             raise InvalidArgumentError("name_or_ref", bad, "a list passed here must hold ObjectRefs only.")
     elif isinstance(name_or_ref, str):
-        ref_list = list(_lookup(name_or_ref, None, timeout).refs)
+        found = _lookup(name_or_ref, None, timeout)
+        ref_list = [*found.refs, *(ref for copies in found.spares for ref, _ in copies)]
     else:
         raise InvalidArgumentError("name_or_ref", name_or_ref, "pass a dataset name or an ObjectRef.")
     return bytes_by_node(ref_list, timeout=timeout)

@@ -22,7 +22,10 @@ Protocol:
       a dataset name as a whole, read at its latest version: ``Ticket(b"features")``. Dataset
       names may contain ``@`` and any other character but NUL, so no separator inside a name can
       select a version; ``b"amb@1"`` is the dataset named ``amb@1``. A name that starts with ``{``
-      is read with a JSON ticket.
+      is read with a JSON ticket. A dataset larger than :data:`PART_BYTES` is advertised in
+      ``FlightInfo`` as several ordered endpoints, JSON tickets with ``"part"`` and ``"parts"``
+      (row ranges of the table), so a client can read them as parallel streams; a ticket without
+      them still returns the whole dataset.
     * ``do_put(FlightDescriptor.for_path(name), ...)``: publish the uploaded table as a new version.
     * ``do_action(Action("delete", name))``: delete a dataset.
 
@@ -119,6 +122,19 @@ class _TokenMiddlewareFactory(flight.ServerMiddlewareFactory):
             raise flight.FlightUnauthenticatedError(str(exc)) from None
 
 
+BATCH_BYTES = 4 * 1024 * 1024
+"""Size of the record batches a ``do_get`` sends. Measured on loopback (2 cores, 512 MiB): one
+64 MiB batch per chunk held one stream to 1.2 GB/s; 8 MiB batches gave 3.3 GB/s unloaded. With
+parallel streams (median of 5 alternating rounds, load ~3): 4 MiB x 8 streams 2.7 GB/s, 16 MiB x 8
+2.4, 8 MiB x 4 2.2, 32 MiB x 4 1.9. gRPC handles large messages poorly; small ones cost per batch."""
+
+PART_BYTES = 64 * 1024 * 1024
+"""Datasets above this size are offered as several endpoints (one stream each), up to
+:data:`MAX_PARTS`."""
+
+MAX_PARTS = 8
+
+
 class _DatasetFlightServer(flight.FlightServerBase):
     def __init__(self, location: str, *, verify: Verifier | None = None,
                  tls_certificates: list | None = None) -> None:
@@ -128,9 +144,11 @@ class _DatasetFlightServer(flight.FlightServerBase):
 
     def _flight_info(self, info: DatasetInfo) -> flight.FlightInfo:
         descriptor = flight.FlightDescriptor.for_path(info.name)
-        ticket = flight.Ticket(ticket_for(info.name, info.version))
-        endpoint = flight.FlightEndpoint(ticket, [self._location])
-        return flight.FlightInfo(info.schema, descriptor, [endpoint], info.num_rows, info.nbytes)
+        parts = max(1, min(MAX_PARTS, -(-info.nbytes // PART_BYTES)))
+        tickets = ([ticket_for(info.name, info.version)] if parts == 1 else
+                   [ticket_for(info.name, info.version, part=i, parts=parts) for i in range(parts)])
+        endpoints = [flight.FlightEndpoint(flight.Ticket(t), [self._location]) for t in tickets]
+        return flight.FlightInfo(info.schema, descriptor, endpoints, info.num_rows, info.nbytes, ordered=True)
 
     @_guarded
     def list_flights(self, context, criteria) -> Iterator[flight.FlightInfo]:
@@ -146,7 +164,7 @@ class _DatasetFlightServer(flight.FlightServerBase):
 
     @_guarded
     def do_get(self, context, ticket) -> flight.RecordBatchStream:
-        name, version = parse_ticket(ticket.ticket)
+        name, version, part, parts = _parse(ticket.ticket)
         with _as_caller(context):
             try:
                 table = _translate_found(lambda: datasets.open_table(name, version=version))
@@ -155,7 +173,10 @@ class _DatasetFlightServer(flight.FlightServerBase):
                 hint = (f" To read version {number} of {base!r}, send the ticket "
                         f"{ticket_for(base, int(number)).decode()}." if at and number.isdigit() and version is None else "")
                 raise flight.FlightServerError(f"not found: {exc}{hint}") from None
-        return flight.RecordBatchStream(table)
+        if parts > 1:
+            per = -(-table.num_rows // parts)
+            table = table.slice(part * per, per)
+        return flight.RecordBatchStream(_rebatched(table))
 
     @_guarded
     def do_put(self, context, descriptor, reader, writer) -> None:
@@ -224,14 +245,18 @@ def _text(raw: bytes, what: str) -> str:
         raise flight.FlightServerError(f"{what} is not UTF-8 text; send the dataset name encoded as UTF-8.") from None
 
 
-def ticket_for(name: str, version: int | None = None) -> bytes:
-    """The ticket of ``name`` at ``version`` (``None``: the latest), as :meth:`do_get` reads it.
+def ticket_for(name: str, version: int | None = None, *, part: int | None = None, parts: int | None = None) -> bytes:
+    """The ticket of ``name`` at ``version`` (``None``: the latest), as :meth:`do_get` reads it;
+    ``part``/``parts`` select one of ``parts`` row ranges.
 
     Example:
         >>> ticket_for("amb@1", 2)
         b'{"name": "amb@1", "version": 2}'
     """
-    return json.dumps({"name": name, "version": version}).encode()
+    ticket: dict[str, object] = {"name": name, "version": version}
+    if parts is not None:
+        ticket.update(part=part, parts=parts)
+    return json.dumps(ticket).encode()
 
 
 def parse_ticket(raw: bytes) -> tuple[str, int | None]:
@@ -244,22 +269,39 @@ def parse_ticket(raw: bytes) -> tuple[str, int | None]:
         >>> parse_ticket(b'{"name": "amb", "version": 1}'), parse_ticket(b"amb@1")
         (('amb', 1), ('amb@1', None))
     """
+    return _parse(raw)[:2]
+
+
+def _parse(raw: bytes) -> tuple[str, int | None, int, int]:
+    """``(name, version, part, parts)`` of a ticket (``0, 1``: the whole dataset)."""
     text = _text(raw, "the ticket")
     if not text.startswith("{"):
-        return text, None
-    usage = 'a JSON ticket is {"name": "<dataset>", "version": <int >= 1, or null for the latest>}'
+        return text, None, 0, 1
+    usage = ('a JSON ticket is {"name": "<dataset>", "version": <int >= 1, or null for the latest>} '
+             '(and, for one row range, "part": i, "parts": n)')
     try:
         ticket = json.loads(text)
     except (ValueError, RecursionError):
         raise flight.FlightServerError(f"the ticket starts with '{{' but is not valid JSON; {usage}.") from None
-    if not isinstance(ticket, dict) or not set(ticket) <= {"name", "version"} or "name" not in ticket:
+    if not isinstance(ticket, dict) or not set(ticket) <= {"name", "version", "part", "parts"} or "name" not in ticket:
         raise flight.FlightServerError(f"the ticket has the keys {sorted(ticket) if isinstance(ticket, dict) else ticket!r}; "
                                        f"{usage}.")
     name, version = ticket["name"], ticket.get("version")
+    part, parts = ticket.get("part", 0), ticket.get("parts", 1)
     if not isinstance(name, str) or (version is not None and (
             not isinstance(version, int) or isinstance(version, bool) or version < 1)):
         raise flight.FlightServerError(f"the ticket's name={name!r} or version={version!r} is invalid; {usage}.")
-    return name, version
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (part, parts)) or not 0 <= part < parts:
+        raise flight.FlightServerError(f"the ticket's part={part!r} of parts={parts!r} is invalid; {usage}.")
+    return name, version, part, parts
+
+
+def _rebatched(table):
+    """``table`` as zero-copy slices of about :data:`BATCH_BYTES` each."""
+    if table.num_rows == 0:
+        return table
+    rows = max(1, BATCH_BYTES // max(1, table.nbytes // table.num_rows))
+    return table.from_batches(table.to_batches(max_chunksize=rows), schema=table.schema)
 
 
 def _translate(call):

@@ -1,10 +1,12 @@
-"""Tables this process opened, kept until the catalogue's dataset table changes (no Ray here).
+"""Tables this process opened, and the catalogue entries it looked up, kept until the catalogue's
+dataset table changes (no Ray here).
 
 A watch call stays parked in the catalogue; when any dataset is published, appended or deleted
-it returns and the cache is emptied. So a repeated ``open`` costs no round trip, and this process
-sees another process's publish as soon as the notification arrives (milliseconds). Cached tables
-pin their buffers in the store, exactly as a caller holding the table would; they are let go on
-the next change.
+it returns and the cache is emptied. So a repeated ``open`` costs no round trip, an ``open`` that
+maps the chunks again (``fresh=True``) finds the version's entry here instead of asking the
+catalogue, and this process sees another process's publish as soon as the notification arrives
+(milliseconds). Cached tables and entries pin their buffers in the store, exactly as a caller
+holding the table would; they are let go on the next change.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class ReadCache:
         self._generation: int | None = None
         self._watch: Any = None
         self._tables: dict[tuple[str, int | None], tuple[DatasetInfo, pa.Table, int]] = {}
+        self._entries: dict[tuple[str, int | None], tuple[Any, int]] = {}
 
     def get(self, name: str, version: int | None) -> tuple[DatasetInfo, pa.Table] | None:
         with self._lock:
@@ -51,18 +54,33 @@ class ReadCache:
             if generation == self._generation and self._watch is not None:
                 self._tables[(name, version)] = (info, table, generation)
 
+    def get_entry(self, name: str, version: int | None) -> Any | None:
+        """The catalogue's answer for ``(name, version)`` while it is current, else ``None``."""
+        with self._lock:
+            hit = self._entries.get((name, version))
+            if hit is None or self._watch is None or hit[1] != self._generation:
+                return None
+            return hit[0]
+
+    def put_entry(self, name: str, version: int | None, entry: Any, generation: int) -> None:
+        with self._lock:
+            if generation == self._generation and self._watch is not None:
+                self._entries[(name, version)] = (entry, generation)
+
     def saw_generation(self, generation: int) -> None:
         """Called with the generation each catalogue lookup reports."""
         with self._lock:
             if generation == self._generation and self._watch is not None:
                 return
             self._tables.clear()
+            self._entries.clear()
             self._generation = generation
             self._arm(generation)
 
     def clear(self) -> None:
         with self._lock:
             self._tables.clear()
+            self._entries.clear()
             self._generation = None
 
     def _arm(self, generation: int) -> None:
@@ -84,5 +102,6 @@ class ReadCache:
                 self._arm(generation)           # quiet period: keep the cache, watch again
                 return
             self._tables.clear()
+            self._entries.clear()
             self._generation = None
             self._watch = None

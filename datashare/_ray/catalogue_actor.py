@@ -60,9 +60,14 @@ class CatalogueActor:
             if holder is None:
                 continue
             if isinstance(step, Describe):
-                holder.describe.remote(step.key, step.info)
+                sent = holder.describe.remote(step.key, step.info)
             elif isinstance(step, Release):
-                holder.release.remote(list(step.keys))
+                sent = holder.release.remote(list(step.keys))
+            else:
+                continue
+            # A holder that died (and may come back under its name) is looked up again next time.
+            sent.future().add_done_callback(
+                lambda fut, h=step.holder: _holders.pop(h, None) if fut.exception() else None)
 
     async def _rebuild(self) -> None:
         """After a restart, recover the dataset table from the holders' inventories."""
@@ -98,8 +103,8 @@ class CatalogueActor:
         return await self._step(self._state.reserve_version, name)
 
     async def commit(self, info: DatasetInfo, refs: list, holders: list[str], keep_previous: int,
-                     allow_schema_change: bool = False) -> None:
-        await self._step(self._state.commit, info, refs, holders, keep_previous, allow_schema_change)
+                     allow_schema_change: bool = False, spares: tuple = ()) -> None:
+        await self._step(self._state.commit, info, refs, holders, keep_previous, allow_schema_change, spares)
 
     async def set_quota(self, tenant: str, quota: str, limit: float | None) -> None:
         await self._step(self._state.set_quota, tenant, quota, limit)
@@ -123,6 +128,17 @@ class CatalogueActor:
         """All-or-nothing write; returns the keys that already exist (nothing written then)."""
         return await self._step(self._state.kv_write_many, entries, nx=nx, ttl_s=ttl_s)
 
+    async def kv_write_batch(self, ops: list[tuple[dict[str, bytes], int]]) -> None:
+        """Pipelined writes of small byte values (not NX), applied in the order given.
+
+        One writer process sends one batch at a time, so its writes land in the order it made them.
+        """
+        def apply() -> None:
+            for entries, ttl_s in ops:
+                self._state.kv_write_many({k: KVValue("bytes", v) for k, v in entries.items()},
+                                          nx=False, ttl_s=ttl_s)
+        await self._step(apply)
+
     async def kv_read(self, keys: list[str]) -> dict[str, KVValue]:
         return await self._step(self._state.kv_read, keys)
 
@@ -133,10 +149,18 @@ class CatalogueActor:
         return await self._step(self._state.kv_keys)
 
 
+_holders: dict[str, Any] = {}
+
+
 def _holder(hname: str):
     if not hname.startswith(HOLDER_PREFIX):
         return None      # chunks of lifetime="job" data belong to their publisher, not a holder
-    try:
-        return ray.get_actor(hname, namespace=NAMESPACE)
-    except ValueError:  # the holder died with its node, and its data with it
-        return None
+    # A name lookup is a GCS call (~1 ms) that every commit paid per holder before answering; a
+    # dead holder's cached handle fails its calls without blocking the catalogue (fire-and-forget).
+    handle = _holders.get(hname)
+    if handle is None:
+        try:
+            handle = _holders[hname] = ray.get_actor(hname, namespace=NAMESPACE)
+        except ValueError:  # the holder died with its node, and its data with it
+            return None
+    return handle

@@ -51,6 +51,19 @@ def alive_nodes() -> dict[str, dict[str, Any]]:
     return {n["NodeID"]: n for n in ray.nodes() if n.get("Alive")}
 
 
+_store_bytes: dict[str, int] = {}
+
+
+def store_capacity(node_id: str) -> int | None:
+    """Bytes of ``node_id``'s object store (cached: a node's store does not change size)."""
+    if node_id not in _store_bytes:
+        for nid, node in alive_nodes().items():
+            size = (node.get("Resources") or {}).get("object_store_memory")
+            if size:
+                _store_bytes[nid] = int(size)
+    return _store_bytes.get(node_id)
+
+
 def catalogue_exists() -> bool:
     """Whether the catalogue actor runs in the cluster, without starting it."""
     try:

@@ -40,12 +40,15 @@ class ChunkWriter:
         self.holders: list[str] = []
         self._timeout = timeout
         self._pending: list[tuple[int, Any, int]] = []     # (chunk index, adopt call, nbytes)
+        self._spare_calls: dict[int, list[tuple[str, Any]]] = {}   # chunk index -> (holder, adopt call)
+        self.spares: list[list[tuple[Any, str]]] = []     # per chunk: (ref, holder) of each replica
         self._used: set[str] = set()
 
     def reuse(self, refs: Sequence, holders: Sequence[str]) -> None:
         """Start with an earlier version's chunks; their holders keep them for this version too."""
         self.refs.extend(refs)
         self.holders.extend(holders)
+        self.spares.extend([] for _ in refs)       # an appended version keeps no replicas of old chunks
         self._used.update(holders)
         by_holder: dict[str, dict[int, str]] = {}
         for i, (ref, hname) in enumerate(zip(refs, holders)):
@@ -55,10 +58,19 @@ class ChunkWriter:
                 handles.call(handles.holder_by_name(hname).link.remote(self.key, chunks),
                              what=f"holder {hname}", timeout=self._timeout)
 
-    def add(self, chunk: pa.Table, node: str, *, lifetime: str) -> None:
-        """Store ``chunk`` for ``node``: adopted by its holder, or (``"job"``) owned by this process."""
+    def add(self, chunk: pa.Table, node: str, *, lifetime: str, spare_nodes: Sequence[str] = ()) -> None:
+        """Store ``chunk`` for ``node``: adopted by its holder, or (``"job"``) owned by this process.
+
+        Each of ``spare_nodes`` gets a replica: its holder pulls the chunk and keeps its own copy.
+        """
         index = len(self.refs)
         temp = put_value(chunk, chunk.nbytes)
+        self.spares.append([])
+        for spare in spare_nodes:
+            hname = holder_name(spare)
+            self._used.add(hname)
+            self._spare_calls.setdefault(index, []).append(
+                (hname, handles.holder(spare).adopt.remote(self.key, [index], [temp])))
         if lifetime == "job":
             self.refs.append(temp)
             self.holders.append(JOB_PREFIX + node)
@@ -77,6 +89,8 @@ class ChunkWriter:
         """Wait until every holder owns its chunks (``refs`` then holds the holders' refs)."""
         while self._pending:
             self._settle(self._pending.pop(0))
+        for index in sorted(self._spare_calls):
+            self._settle_spares(index)
 
     def _settle(self, item: tuple[int, Any, int]) -> None:
         index, future, nbytes = item
@@ -92,6 +106,12 @@ class ChunkWriter:
                                      cause=type(cause).__name__) from exc
             raise
         self.refs[index] = owned[0].ref
+        self._settle_spares(index)
+
+    def _settle_spares(self, index: int) -> None:
+        for hname, future in self._spare_calls.pop(index, []):
+            owned = handles.call(future, what=f"chunk {index} replica by {hname}", timeout=self._timeout)
+            self.spares[index].append((owned[0].ref, hname))
 
     def adopt_in_place(self, block_refs: list, *, name: str, version: int) -> list[Adopted]:
         """Have each block adopted by the holder of a node that already has it (no transfer)."""

@@ -224,3 +224,15 @@ def test_bad_arguments_name_the_argument(ds, call, argument):
         call(ds)
     assert err.value.argument == argument and f"{argument}=" in str(err.value)
     assert "cat-args" not in [i.name for i in ds.list()]
+
+
+def test_default_chunks_fit_a_small_edge_store(ds, ray_cluster):
+    edge = node_of(ray_cluster, "edge-1")                # a 256 MiB store: chunks of at most 64 MiB
+    t = pa.table({"v": np.arange(12_500_000, dtype=np.int64)})   # 100 MB
+    info = ds.publish("cat-edge-chunks", t, nodes=[edge])
+    assert info.num_chunks == 2 and info.node_ids == (edge,)
+    here = ds.publish("cat-head-chunks", t)              # the head's store is large: one chunk
+    assert here.num_chunks == 1
+    assert ds.open("cat-edge-chunks").equals(t)
+    ds.delete("cat-edge-chunks")
+    ds.delete("cat-head-chunks")

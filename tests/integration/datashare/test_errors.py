@@ -109,3 +109,37 @@ def test_full_store_raises_store_full(ray_cluster):
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert proc.stdout.startswith("OK"), proc.stdout
     assert "object store is full" in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_replica_survives_its_holder_node_and_losing_every_copy_is_clear(ds, ray_cluster, monkeypatch):
+    import time
+
+    from datashare import datasets
+    from yuanrong.local_cluster import NodeSpec
+
+    head = node_of(ray_cluster, "cloud")
+    table = pa.table({"v": np.arange(1_000_000)})
+    a = ray_cluster.add_node(NodeSpec(pool="ds-rep-a", tier="edge", num_cpus=1, object_store_mb=128))
+    b = ray_cluster.add_node(NodeSpec(pool="ds-rep-b", tier="edge", num_cpus=1, object_store_mb=128))
+    try:
+        info = ds.publish("err-rep", table, nodes=[a], replicas=2, chunk_bytes=2 * 2**20)
+        assert info.node_ids == (a, head)           # the copy went to another pool and tier
+        assert {a, head} <= set(ds.where("err-rep"))
+        monkeypatch.setattr(datasets, "_spare_nodes", lambda targets, replicas, lifetime: [b])
+        ds.publish("err-rep-gone", table, nodes=[a], replicas=2, chunk_bytes=2 * 2**20)
+        monkeypatch.undo()
+    finally:
+        ray_cluster.remove_node("ds-rep-a")
+        ray_cluster.remove_node("ds-rep-b")
+    t0 = time.perf_counter()
+    assert ds.open("err-rep", timeout=60, fresh=True).equals(table)
+    print(f"read after losing the first holder's node: {time.perf_counter() - t0:.3f} s")
+    assert sum(batch.num_rows for batch in ds.stream("err-rep", timeout=60)) == table.num_rows
+    with pytest.raises(ds.ObjectLostError) as err:
+        ds.open("err-rep-gone", timeout=60, fresh=True)
+    assert err.value.name == "err-rep-gone"
+    ds.delete("err-rep")
+    ds.delete("err-rep-gone")
+    with pytest.raises(ds.InvalidArgumentError, match="replicas"):
+        ds.publish("err-rep", table, replicas=2, lifetime="job")

@@ -144,3 +144,29 @@ def test_flight_over_tls(ds, tmp_path):
     finally:
         ep.shutdown()
         ds.delete("fl-tls")
+
+
+def test_large_dataset_is_offered_as_parallel_ordered_streams(ds, endpoint, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from datashare import flight_server
+
+    monkeypatch.setattr(flight_server, "PART_BYTES", 1 << 20)      # 4 MB table -> several parts
+    monkeypatch.setattr(flight_server, "MAX_PARTS", 3)
+    monkeypatch.setattr(flight_server, "BATCH_BYTES", 256 << 10)
+    table = pa.table({"a": np.arange(500_000), "b": np.random.default_rng(1).random(500_000)})
+    ds.publish("fl-parts", table)
+    client = flight.connect(endpoint.location)
+    try:
+        info = client.get_flight_info(flight.FlightDescriptor.for_path("fl-parts"))
+        assert len(info.endpoints) == 3 and info.ordered
+        with ThreadPoolExecutor(len(info.endpoints)) as pool:
+            parts = list(pool.map(lambda e: client.do_get(e.ticket).read_all(), info.endpoints))
+        assert pa.concat_tables(parts).equals(table)
+        whole = client.do_get(flight.Ticket(b"fl-parts"))
+        batches = [chunk.data for chunk in whole]
+        assert pa.Table.from_batches(batches).equals(table)
+        assert max(b.nbytes for b in batches) <= 2 * (256 << 10)           # re-batched
+    finally:
+        client.close()
+        ds.delete("fl-parts")

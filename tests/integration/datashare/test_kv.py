@@ -104,3 +104,32 @@ def test_bad_arguments_and_unsupported_modes(kv, ds):
         kv.kv_write("k", b"v", write_mode=kv.WriteMode.WRITE_THROUGH_L2_CACHE)
     with pytest.raises(NotImplementedError, match="DISK"):
         kv.kv_write("k", b"v", cache_type=kv.CacheType.DISK)
+
+
+def test_pipelined_writes_keep_order_and_reach_other_drivers(kv, run_driver):
+    value = b"x" * 1024
+    t0 = time.perf_counter()
+    for i in range(1000):
+        kv.kv_write(f"kv/many/{i % 10}", value + str(i).encode())   # 100 overwrites per key
+    kv.kv_write("kv/many/done", b"yes")
+    written = time.perf_counter() - t0
+    # Read-your-writes: the last overwrite of every key, in order.
+    assert kv.kv_read([f"kv/many/{k}" for k in range(10)], timeout=0) == [
+        value + str(990 + k).encode() for k in range(10)]
+    applied = time.perf_counter() - t0
+    assert applied < 1.0, f"1,000 writes of 1 KB took {written:.3f} s to send, {applied:.3f} s until applied"
+    # Another driver sees them (its read waits for the marker, as openYuanrong's read does).
+    out = run_driver("""
+        from datashare import kv
+        assert kv.kv_read("kv/many/done", timeout=30) == b"yes"
+        print(kv.kv_read("kv/many/3", timeout=0)[-3:].decode())
+    """)
+    assert out.strip().endswith("993")
+    # A write made just before the process exits is applied (flushed at exit).
+    run_driver("""
+        from datashare import kv
+        for i in range(50):
+            kv.kv_write("kv/exit", str(i).encode())
+    """)
+    assert kv.kv_read("kv/exit", timeout=5) == b"49"
+    kv.kv_del([f"kv/many/{k}" for k in range(10)] + ["kv/many/done", "kv/exit"])

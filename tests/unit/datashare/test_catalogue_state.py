@@ -306,3 +306,22 @@ def test_a_version_with_another_schema_is_refused_unless_allowed(cat):
     assert str(again) == str(err.value) and again.expected.equals(SCHEMA) and again.actual.equals(other)
     cat.commit(changed, ["r"], ["holder-n1"], 1, allow_schema_change=True)
     assert cat.versions("t") == [1, 2] and cat.lookup("t", None).info.schema.equals(other)
+
+
+def test_replicas_are_described_found_released_and_restored(cat):
+    info = _info("r", cat.reserve_version("r"), chunks=2)
+    cat.commit(info, ["a0", "a1"], ["holder-n1", "holder-n1"], 0,
+               spares=[[("b0", "holder-n2")], [("b1", "holder-n2")]])
+    key = dataset_key("r", 1)
+    assert cat.take_instructions() == [Describe("holder-n1", key, info), Describe("holder-n2", key, info)]
+    found = cat.lookup("r", None)
+    assert found.refs == ("a0", "a1") and found.spares == ((("b0", "holder-n2"),), (("b1", "holder-n2"),))
+    with pytest.raises(ValueError, match="replica lists"):
+        cat.commit(info, ["a0", "a1"], ["holder-n1", "holder-n1"], 0, spares=[[("b0", "holder-n2")]])
+    cat.delete("r", None)
+    assert cat.take_instructions() == [Release("holder-n1", (key,)), Release("holder-n2", (key,))]
+    fresh = Catalogue()
+    fresh.restore({"holder-n1": {key: HeldData(info, {0: "a0", 1: "a1"})},
+                   "holder-n2": {key: HeldData(info, {0: "b0", 1: "b1"})}})
+    again = fresh.lookup("r", None)
+    assert again.refs == ("a0", "a1") and again.spares == ((("b0", "holder-n2"),), (("b1", "holder-n2"),))

@@ -86,3 +86,18 @@ def test_clear_forgets_everything():
     cache, _ = _cache_with_table()
     cache.clear()
     assert cache.get("t", None) is None
+
+
+def test_catalogue_entries_live_and_die_with_the_generation():
+    cache, cat = _cache_with_table()
+    entry = object()
+    cache.put_entry("t", None, entry, 5)
+    assert cache.get_entry("t", None) is entry and cache.get_entry("t", 1) is None
+    cache.put_entry("t", 1, entry, 4)              # an answer from an older generation is not kept
+    assert cache.get_entry("t", 1) is None
+    cat.watches[0][1].set_result(6)                # a publish anywhere: entries go with the tables
+    assert cache.get_entry("t", None) is None
+    cache.saw_generation(6)
+    cache.put_entry("t", None, entry, 6)
+    cache.clear()                                  # this process published
+    assert cache.get_entry("t", None) is None

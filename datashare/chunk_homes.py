@@ -1,0 +1,54 @@
+"""Which nodes hold a new dataset's chunks, its replicas, and how large its chunks may be there."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from datashare._ray import handles
+from datashare._ray.handles import current_node_id
+from datashare.errors import InvalidArgumentError
+
+
+def target_nodes(nodes: Sequence[str] | None) -> list[str]:
+    if nodes is None:
+        return [current_node_id()]
+    if isinstance(nodes, str) or not nodes:
+        raise InvalidArgumentError("nodes", nodes, "it must be a non-empty sequence of Ray node ids.")
+    live = handles.alive_nodes()
+    unknown = [n for n in nodes if n not in live]
+    if unknown:
+        raise InvalidArgumentError(
+            "nodes", list(nodes), f"node(s) {', '.join(unknown)} are not alive in this cluster; live "
+            f"nodes: {', '.join(sorted(live))}.")
+    return list(dict.fromkeys(nodes))
+
+
+_SMALL_CHUNK = 64 * 1024 * 1024
+
+
+def spare_nodes(targets: list[str], replicas: object, lifetime: str) -> list[str]:
+    """Nodes for the ``replicas - 1`` extra copies: not targets, labels unlike the first target's."""
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
+        raise InvalidArgumentError("replicas", replicas, "it must be an int >= 1 (1: no extra copy).")
+    if replicas == 1:
+        return []
+    if lifetime != "detached":
+        raise InvalidArgumentError("replicas", replicas, "replicas are kept by holders; use "
+                                   "lifetime='detached' (lifetime='job' data has one copy).")
+    live = handles.alive_nodes()
+    first = set((live.get(targets[0], {}).get("Labels") or {}).items())
+    others = [n for n in live if n not in targets]
+    if len(others) < replicas - 1:
+        raise InvalidArgumentError("replicas", replicas, f"only {len(others)} live node(s) besides the "
+                                   f"holder node(s) {', '.join(targets)}; ask for fewer replicas or add nodes.")
+    # Fewest labels shared with the first holder first (another pool or tier), then by id.
+    others.sort(key=lambda n: (len(first & set((live[n].get("Labels") or {}).items())), n))
+    return others[:replicas - 1]
+
+
+def fit_chunk(chunk_bytes: int, targets: list[str]) -> int:
+    """``chunk_bytes``, at most a quarter of the smallest target store (an edge store may be small)."""
+    if not isinstance(chunk_bytes, int) or isinstance(chunk_bytes, bool) or chunk_bytes <= _SMALL_CHUNK:
+        return chunk_bytes          # checked (and refused if bad) where the data is split
+    sizes = [s for s in (handles.store_capacity(n) for n in targets) if s]
+    return max(_SMALL_CHUNK, min(sizes) // 4) if sizes and min(sizes) // 4 < chunk_bytes else chunk_bytes
