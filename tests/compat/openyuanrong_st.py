@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
                     scripts = Path(tmp) / "scripts"
                     smoke_env = dict(remote, YR_SMOKE_SERVER_ADDRESS=address)
                     outcomes.append(_run_script("sdk_smoke.py", scripts / "sdk_smoke.py", [], smoke_env,
-                                                r"(?s)runtime init: PASS(?!.*FAIL)"))
+                                                r"SDK Smoke: ALL PASS"))
                     outcomes.append(_run_script("stress benchmark.py", scripts / "stress_benchmark.py",
                                                 ["--concurrency", "2", "--duration", "10"], remote,
                                                 r"Failed\s*:\s*0\b"))

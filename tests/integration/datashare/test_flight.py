@@ -158,12 +158,12 @@ def test_large_dataset_is_offered_as_parallel_ordered_streams(ds, endpoint, monk
     ds.publish("fl-parts", table)
     client = flight.connect(endpoint.location)
     try:
-        info = client.get_flight_info(flight.FlightDescriptor.for_path("fl-parts"))
+        info = client.get_flight_info(flight.FlightDescriptor.for_path("fl-parts"), options=own())
         assert len(info.endpoints) == 3 and info.ordered
         with ThreadPoolExecutor(len(info.endpoints)) as pool:
-            parts = list(pool.map(lambda e: client.do_get(e.ticket).read_all(), info.endpoints))
+            parts = list(pool.map(lambda e: client.do_get(e.ticket, options=own()).read_all(), info.endpoints))
         assert pa.concat_tables(parts).equals(table)
-        whole = client.do_get(flight.Ticket(b"fl-parts"))
+        whole = client.do_get(flight.Ticket(b"fl-parts"), options=own())
         batches = [chunk.data for chunk in whole]
         assert pa.Table.from_batches(batches).equals(table)
         assert max(b.nbytes for b in batches) <= 2 * (256 << 10)           # re-batched

@@ -78,6 +78,8 @@ INLINE_COMMANDS: dict[str, tuple[str, str] | str] = {
     "python -m apps.etl": "the ETL on two million rows takes minutes on a small machine; "
                           "tests/e2e/apps/test_apps.py runs its run_etl on a smaller input",
     "yr stop": "named as missing: 'there is no yr stop yet'",
+    "python -m tests.compat.openyuanrong_st": ("tests/unit/compat/test_openyuanrong_runner.py",
+                                               '"tests.compat.openyuanrong_st"'),
     "python -m placement.sim --full": "the full sweep takes minutes on 2 cores; tests/unit/placement/test_outcomes.py "
                                       "runs the same entry point and sweep at a small size",
     "ray ": "Ray's own command line, named where yuanrong defers to it (cloud clusters, stopping a node)",
