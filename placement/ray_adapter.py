@@ -1,4 +1,4 @@
-"""The bridge between the pure placement engine and a live Ray cluster (the only module importing Ray).
+"""The bridge between the pure placement engine and a live Ray cluster (with ``ray_probe``, the only Ray importers).
 
 What it does:
 

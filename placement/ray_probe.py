@@ -46,9 +46,6 @@ class _Echo:
     def ping(self) -> None:
         return None
 
-    def node_id(self) -> str:
-        return ray.get_runtime_context().get_node_id()
-
 
 @ray.remote(num_cpus=0)
 class _Prober:
@@ -66,9 +63,6 @@ class _Prober:
                 samples.append((time.perf_counter() - t0) * 1e3)
             out[pool] = samples
         return out
-
-    def node_id(self) -> str:
-        return ray.get_runtime_context().get_node_id()
 
 
 class TelemetryProbe:
