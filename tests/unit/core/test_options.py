@@ -199,7 +199,7 @@ def test_public_namespace_is_sorted_and_complete():
     for name in yr.__all__:
         assert hasattr(yr, name), name
     public = {n for n in dir(yr) if not n.startswith("_")}
-    modules = {"affinity", "cli", "config", "decorator", "endpoint", "exception", "local_cluster", "metrics", "trace", "fcc"}
+    modules = {"affinity", "cli", "config", "decorator", "endpoint", "exception", "local_cluster", "metrics", "trace", "fcc", "testbed"}
     assert public - set(yr.__all__) - modules - {"StatelessFunction"} <= {"StatefulInstance", "StatefulInstanceCreator"}
 
 
