@@ -1,4 +1,4 @@
-"""The bridge between the pure placement engine and a live Ray cluster (the only module importing Ray).
+"""The bridge between the pure placement engine and a live Ray cluster (with ``ray_probe``, the only Ray importers).
 
 What it does:
 
@@ -70,6 +70,7 @@ from placement.policies import Policy, get_policy
 from placement.pools import PoolSet, load_pools
 from placement.requests import PlacementRequest, Strategy
 from placement.snapshot import ClusterSnapshot, Instance, Node
+from placement.telemetry import Telemetry
 
 _NODE_TABLE_TTL_S = 10.0
 """Longest reuse of the node table while the set of live nodes stays the same."""
@@ -154,10 +155,12 @@ class RayPlacer:
             discovered from node labels only.
         cache_ttl_s: How long a snapshot is reused. ``0`` reads the GCS for every decision.
         use_instance_registry: Whether to read and write the cluster-wide instance-label registry.
+        telemetry: Live RTT and node-load measurements attached to every snapshot (filled by
+            :class:`placement.ray_probe.TelemetryProbe`); the engine uses them while fresh.
     """
 
     def __init__(self, *, pools: PoolSet | str | Path | None = None, cache_ttl_s: float = 1.0,
-                 use_instance_registry: bool = True) -> None:
+                 use_instance_registry: bool = True, telemetry: Telemetry | None = None) -> None:
         if isinstance(pools, (str, Path)):
             pools = load_pools(pools)
         if pools is not None and not isinstance(pools, PoolSet):
@@ -165,6 +168,7 @@ class RayPlacer:
         if cache_ttl_s < 0:
             raise ValueError(f"cache_ttl_s={cache_ttl_s} is negative; give 0 (no cache) or a number of seconds.")
         self._pools = pools or PoolSet()
+        self._telemetry = telemetry
         self._use_registry = use_instance_registry
         self._lock = threading.Lock()
         # The cached snapshot and the placements made on it since it was read.
@@ -218,7 +222,7 @@ class RayPlacer:
             nodes.append(Node(n["NodeID"], labels=dict(n.get("Labels") or {}), total=total,
                               available=free if n["Alive"] else {}, alive=bool(n["Alive"])))
         self._node_key = key
-        return ClusterSnapshot(nodes, pools=self._pools, instances=instances)
+        return ClusterSnapshot(nodes, pools=self._pools, instances=instances, telemetry=self._telemetry)
 
     @staticmethod
     def _refreshed(base: ClusterSnapshot, avail: Mapping[str, Mapping[str, float]],

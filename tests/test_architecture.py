@@ -18,6 +18,8 @@ PACKAGES = ("yuanrong", "placement", "datashare")
 RAY_SEAMS = {
     "placement/ray_adapter.py": "the engine's one adapter: cluster snapshots in, placement groups and "
                                 "label selectors out",
+    "placement/ray_probe.py": "the engine's live telemetry: echo and prober actors time region-to-pool calls, "
+                              "Ray's resource reports give node load",
     "datashare/_ray/": "datashare's object-store backend: holder and catalogue actors, puts and reads",
     "yuanrong/_private/session.py": "connects the process to a cluster (ray.init / ray.shutdown)",
     "yuanrong/_private/ray_errors.py": "turns Ray's exceptions into yuanrong's",
@@ -31,6 +33,7 @@ RAY_SEAMS = {
     "yuanrong/_private/compat/": "KV, streams, instance state and exit run on Ray actors and Ray's worker",
     "yuanrong/cli/": "starts, inspects and stops Ray processes",
     "yuanrong/local_cluster.py": "starts real raylets labelled as pools",
+    "yuanrong/testbed.py": "starts the emulated continuum's raylets and connects to them",
     "yuanrong/demo.py": "the API tour prints where Ray ran each call",
 }
 
@@ -51,6 +54,7 @@ RAY_PRIVATE_ALLOWED = {
     "yuanrong/_private/scheduling/resource_groups.py": "available resources per node (public API: cluster "
                                                         "totals only)",
     "placement/ray_adapter.py": "the GCS actor and node tables without the dashboard, for snapshots",
+    "placement/ray_probe.py": "free resources per node for node load (public API: cluster totals only)",
     "yuanrong/cli/_ray_state.py": "the GCS tables for `yr status` without the dashboard",
     "yuanrong/cli/_cluster_config.py": "Ray's own label syntax checks, so configs fail as `ray start` would",
     "yuanrong/cli/_commands.py": "Ray's head-address discovery, as `ray start` uses",

@@ -14,10 +14,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -38,6 +39,9 @@ class NodeSpec:
         object_store_mb: Size of the node's shared-memory object store.
         resources: Custom resources, e.g. ``{"camera": 1}``.
         labels: Further node labels.
+        env: Environment variables of the node's processes only (its raylet and the workers the
+            raylet starts), e.g. Ray's ``RAY_testing_asio_delay_us`` to delay the RPCs this node
+            serves; the driver and the other nodes do not see them.
     """
 
     pool: str
@@ -47,6 +51,7 @@ class NodeSpec:
     object_store_mb: int = 256
     resources: Mapping[str, float] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     labels: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
+    env: Mapping[str, str] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
 
     def node_labels(self) -> dict[str, str]:
         """The full set of Ray node labels for this node."""
@@ -129,7 +134,8 @@ class LocalCluster:
         head_args = self._node_args(head)
         if self._system_config:
             head_args["_system_config"] = self._system_config
-        self._cluster = Cluster(initialize_head=True, head_node_args=head_args)
+        with _environment(head.env):
+            self._cluster = Cluster(initialize_head=True, head_node_args=head_args)
         self._nodes = {head.pool: [self._cluster.head_node]}
         try:
             for spec in workers:
@@ -143,7 +149,8 @@ class LocalCluster:
     def add_node(self, spec: NodeSpec) -> str:
         """Add a node to the running cluster; returns its Ray node id."""
         self._require_started()
-        node = self._cluster.add_node(**self._node_args(spec))
+        with _environment(spec.env):
+            node = self._cluster.add_node(**self._node_args(spec))
         self._nodes.setdefault(spec.pool, []).append(node)
         return node.node_id
 
@@ -198,3 +205,18 @@ class LocalCluster:
             "labels": spec.node_labels(),
             "object_store_memory": spec.object_store_mb * _MB,
         }
+
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    """Set ``env`` while a node's processes start (they inherit it), then restore this process's own."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update({k: str(v) for k, v in env.items()})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

@@ -200,7 +200,7 @@ def test_public_namespace_is_sorted_and_complete():
         assert hasattr(yr, name), name
     public = {n for n in dir(yr) if not n.startswith("_")}
     modules = {"affinity", "auth", "cli", "config", "decorator", "endpoint", "exception", "fcc", "local_cluster",
-               "metrics", "trace"}
+               "metrics", "testbed", "trace"}
     assert public - set(yr.__all__) - modules - {"StatelessFunction"} <= {"StatefulInstance", "StatefulInstanceCreator"}
 
 

@@ -82,6 +82,8 @@ INLINE_COMMANDS: dict[str, tuple[str, str] | str] = {
                                                '"tests.compat.openyuanrong_st"'),
     "python -m placement.sim --full": "the full sweep takes minutes on 2 cores; tests/unit/placement/test_outcomes.py "
                                       "runs the same entry point and sweep at a small size",
+    "python -m yuanrong.testbed": "starts three raylets for about 15 s; tests/e2e/placement/test_testbed.py "
+                                  "runs the same Testbed and measure_rtts at CI size",
     "ray ": "Ray's own command line, named where yuanrong defers to it (cloud clusters, stopping a node)",
 }
 
