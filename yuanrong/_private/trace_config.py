@@ -38,7 +38,7 @@ DEFAULT_LOG_DIR = "/tmp/yuanrong/trace"
 SAMPLING_KEY = "samplingRatio"
 EXPORTERS = {"otlpGrpcExporter": ("enable", "endpoint"), "logFileExporter": ("enable", "dir")}
 METRICS_EXPORTERS = {"otlpGrpcExporter": ("enable", "endpoint"), "prometheusExporter": ("enable", "host", "port")}
-_EXAMPLE = '{"otlpGrpcExporter": {"enable": true, "endpoint": "HOST:4317"}, "logFileExporter": {"enable": true}}'
+EXAMPLE = '{"otlpGrpcExporter": {"enable": true, "endpoint": "HOST:4317"}, "logFileExporter": {"enable": true}}'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +112,7 @@ def resolve(enable_trace: Any, runtime_trace_config: Any, environ: Mapping[str, 
         return None
     runtime_trace_config, from_env = switched
     if runtime_trace_config is None:
-        raise _bad(f"Config.enable_trace=True needs runtime_trace_config to say where spans go, e.g. {_EXAMPLE} "
+        raise _bad(f"Config.enable_trace=True needs runtime_trace_config to say where spans go, e.g. {EXAMPLE} "
                    f"(or set {CONFIG_ENV}).", None)
     where = f"{CONFIG_ENV} (environment)" if from_env else "Config.runtime_trace_config"
     raw = dict(_parse(runtime_trace_config, where))
@@ -122,7 +122,7 @@ def resolve(enable_trace: Any, runtime_trace_config: Any, environ: Mapping[str, 
                    f"recorded), e.g. 0.1.", runtime_trace_config)
     endpoint = log_dir = ""
     for exporter, settings in raw.items():
-        enable = _exporter_settings(exporter, settings, where, EXPORTERS, runtime_trace_config, _EXAMPLE,
+        enable = _exporter_settings(exporter, settings, where, EXPORTERS, runtime_trace_config, EXAMPLE,
                                     "runtime_trace_config")
         if not enable:
             continue
@@ -135,7 +135,7 @@ def resolve(enable_trace: Any, runtime_trace_config: Any, environ: Mapping[str, 
                            runtime_trace_config)
     if not endpoint and not log_dir:
         raise _bad(f"{where} enables no exporter, so no span would go anywhere: set \"enable\": true on "
-                   f"otlpGrpcExporter or logFileExporter, e.g. {_EXAMPLE}; or set enable_trace=False.",
+                   f"otlpGrpcExporter or logFileExporter, e.g. {EXAMPLE}; or set enable_trace=False.",
                    runtime_trace_config)
     return TraceConfig(otlp_endpoint=endpoint, log_dir=log_dir, sample_ratio=float(ratio))
 
@@ -227,7 +227,7 @@ def _exporter_settings(exporter: str, settings: Any, where: str, known: Mapping[
     return enable
 
 
-def _parse(value: Any, where: str, example: str = _EXAMPLE, option: str = "runtime_trace_config"
+def _parse(value: Any, where: str, example: str = EXAMPLE, option: str = "runtime_trace_config"
            ) -> Mapping[str, Any]:
     if isinstance(value, str):
         try:

@@ -11,6 +11,7 @@ import ipaddress
 import json
 import logging
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -20,7 +21,8 @@ from typing import Any
 import click
 
 from placement import labels as label_keys
-from yuanrong.cli import _auth, _background_cluster, _cluster_config, _pools_file, _status_view, _trace_view
+from yuanrong.cli import (_auth, _background_cluster, _cluster_config, _pools_file, _status_view, _trace_switches,
+                          _trace_view)
 from yuanrong.cli._errors import BadInput, ClusterConfigError, CommandFailed
 from yuanrong.cli._ray_start import NodeStart, check_reachable, format_labels, ray_command, run_ray_start
 
@@ -229,13 +231,16 @@ def _is_ip(value: str) -> bool:
 @click.option("--temp-dir", type=click.Path(file_okay=False), default=None, help="Ray's temp directory.")
 @click.option("--block", is_flag=True, help="Stay in the foreground (for systemd or a container).")
 @click.option("--dry-run", is_flag=True, help="Print the `ray start` command instead of running it.")
+@_trace_switches.enable_trace_option
+@_trace_switches.runtime_trace_config_option
 @pools_option
 @json_option
 @click.argument("ray_args", nargs=-1, type=click.UNPROCESSED)
 def start(*, head: bool, address: str | None, pool: str, tier: str | None, region: str | None,
           num_cpus: int | None, resources_json: str | None, extra_labels: tuple[str, ...], port: int | None,
           node_ip_address: str | None, dashboard_host: str, temp_dir: str | None, block: bool, dry_run: bool,
-          pools_path: str | None, as_json: bool, ray_args: tuple[str, ...]) -> None:
+          enable_trace: bool, runtime_trace_config: str | None, pools_path: str | None, as_json: bool,
+          ray_args: tuple[str, ...]) -> None:
     """Start a Ray node on this host carrying the labels of pool --pool.
 
     Either --head (a new cluster) or --address HOST:PORT (join one). Arguments after `--` go to
@@ -254,6 +259,7 @@ def start(*, head: bool, address: str | None, pool: str, tier: str | None, regio
     if region is not None and not label_keys.is_value(region):
         raise BadInput(f"--region={region!r} is not a valid region name; use letters, digits, '-', '_' or '.' "
                        "(at most 63, starting and ending with a letter or digit).")
+    trace_env = _trace_switches.node_env(enable_trace, runtime_trace_config)
     pools = _load_pools(pools_path)
     if pool not in pools:
         raise BadInput(f"--pool={pool!r} is not in the pools file; known pools: {', '.join(sorted(pools))}. "
@@ -271,9 +277,11 @@ def start(*, head: bool, address: str | None, pool: str, tier: str | None, regio
         extra_args=(*(["--block"] if block else []), *(["--disable-usage-stats"] if head else []), *ray_args),
     )
     shown = "ray " + " ".join(node.argv())
+    if trace_env:
+        shown = " ".join(f"{k}={shlex.quote(v)}" for k, v in trace_env.items()) + " " + shown
     if dry_run:
         if as_json:
-            _print_json({"command": shown, "labels": labels, "dry_run": True})
+            _print_json({"command": shown, "labels": labels, "dry_run": True, "env": trace_env})
         else:
             click.echo(shown)
         return
@@ -281,16 +289,18 @@ def start(*, head: bool, address: str | None, pool: str, tier: str | None, regio
         check_reachable(address)
     _auth.use_token_if_available()
     env = {"RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"]} if "RAY_AUTH_MODE" in os.environ else {}
+    env.update(trace_env)
     if block:
         # Stays in the foreground with Ray's own output; its exit status is ours.
         sys.exit(subprocess.call(ray_command(node.argv()), env={**os.environ, **env}))
     result = run_ray_start(node, env=env, capture=True)
     joined = address or _address_from_output(result.stdout + result.stderr)
     if as_json:
-        _print_json({"address": joined, "pool": pool, "labels": labels, "head": head})
+        _print_json({"address": joined, "pool": pool, "labels": labels, "head": head, "trace": bool(trace_env)})
     else:
         click.echo(f"started a {'head' if head else 'worker'} node in pool {pool} "
-                   f"({format_labels(labels)}) {'at' if head else 'joined to'} {joined}")
+                   f"({format_labels(labels)}) {'at' if head else 'joined to'} {joined}"
+                   f"{' (jobs trace by default)' if trace_env else ''}")
 
 
 def _address_from_output(text: str) -> str | None:
@@ -316,16 +326,21 @@ def local() -> None:
               help="Start the dashboard (bound to 127.0.0.1).")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=120, show_default=True,
               help="Seconds to wait for every node to register.")
+@_trace_switches.enable_trace_option
+@_trace_switches.runtime_trace_config_option
 @state_dir_option
 @json_option
-def local_up(*, cloud: int, edge: int, dashboard: bool, timeout_s: float, state_dir: str | None,
-             as_json: bool) -> None:
+def local_up(*, cloud: int, edge: int, dashboard: bool, timeout_s: float, enable_trace: bool,
+             runtime_trace_config: str | None, state_dir: str | None, as_json: bool) -> None:
     """Start a head (cloud) plus edge nodes with `ray start`, each labelled with its pool."""
+    trace_env = _trace_switches.node_env(enable_trace, runtime_trace_config)
     specs = _background_cluster.topology(cloud=cloud, edge=edge)
     directory = _background_cluster.state_dir(state_dir)
-    state = _background_cluster.start(specs, directory=directory, dashboard=dashboard, timeout_s=timeout_s)
+    state = _background_cluster.start(specs, directory=directory, dashboard=dashboard, timeout_s=timeout_s,
+                                      extra_env=trace_env)
     if as_json:
-        _print_json({**state.to_dict(), "state_file": str(directory / _background_cluster.STATE_FILE_NAME)})
+        _print_json({**state.to_dict(), "state_file": str(directory / _background_cluster.STATE_FILE_NAME),
+                     "trace_env": trace_env})
         return
     click.echo(f"local cluster up at {state.address} ({len(state.nodes)} nodes)")
     for node in state.nodes:
@@ -333,8 +348,10 @@ def local_up(*, cloud: int, edge: int, dashboard: bool, timeout_s: float, state_
     if state.dashboard_url:
         click.echo(f"dashboard: {state.dashboard_url}")
     # A driver only sends the token when told to; without it, connecting to a token cluster fails.
+    # A driver started here reads the trace switches from its own environment, as a submitted job's does.
+    traced = "".join(f" {k}={shlex.quote(v)}" for k, v in trace_env.items())
     click.echo(f"connect:   export YR_ADDRESS={state.address} RAY_ADDRESS={state.address} "
-               f"RAY_AUTH_MODE={state.auth_mode}")
+               f"RAY_AUTH_MODE={state.auth_mode}{traced}")
     click.echo("stop:      yr local down")
 
 
