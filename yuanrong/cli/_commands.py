@@ -466,24 +466,20 @@ def _run_side_by_side(argv: list[str]) -> int:
 @click.argument("trace_id")
 @click.option("--dir", "dirs", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Directory of span log files (repeatable; default: logFileExporter's default directory).")
+@click.option("--png", "png", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Where to save the waterfall as a PNG (default: yr-trace-ID.png here).")
+@click.option("--no-png", is_flag=True, help="Print the waterfall only.")
 @json_option
-def trace(*, trace_id: str, dirs: tuple[str, ...], as_json: bool) -> None:
-    """Print one trace's spans as a waterfall, from the span log files (logFileExporter)."""
-    from yuanrong._private.trace_config import DEFAULT_LOG_DIR
-
-    directories = [Path(d) for d in dirs] or [Path(DEFAULT_LOG_DIR)]
-    try:
-        spans = _trace_view.read_spans(directories, trace_id)
-    except ValueError as e:
-        raise BadInput(str(e)) from None
-    if not spans:
-        raise BadInput(f"trace {trace_id!r} has no spans in {', '.join(map(str, directories))}; run the job with "
-                       f"enable_trace=True and runtime_trace_config's logFileExporter enabled, or pass --dir with "
-                       f"the directory it wrote to.")
+def trace(*, trace_id: str, dirs: tuple[str, ...], png: str | None, no_png: bool, as_json: bool) -> None:
+    """Print one trace's spans as a waterfall and save it as a PNG, from the span log files (logFileExporter)."""
+    spans = _trace_view.spans_or_why(trace_id, dirs)
     if as_json:
         _print_json(spans)
         return
     click.echo(_trace_view.waterfall(spans))
+    if not no_png:
+        saved = _trace_view.save_png(spans, Path(png or f"yr-trace-{spans[0]['trace_id'][:16]}.png"))
+        click.echo(f"png: {saved}", err=True)
 
 
 def _print_json(value: Any) -> None:
