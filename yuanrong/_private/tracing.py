@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import datetime
+import inspect
 import json
 import logging
 import os
@@ -255,6 +256,14 @@ def context_from_carrier(carrier: Mapping[str, str]) -> Any:
         return _propagator.extract(carrier)
     parent = otel_trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=otel_trace.TraceFlags(flags))
     return otel_trace.set_span_in_context(otel_trace.NonRecordingSpan(parent))
+
+
+def takes_context(func: Any) -> bool:
+    """Whether ``func`` takes :data:`CTX_KWARG` (it was wrapped for a traced job)."""
+    try:
+        return CTX_KWARG in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def context_from(headers: Mapping[str, str]) -> Any:

@@ -132,8 +132,9 @@ class InstanceProxy:
         self._ray()
         if self._table is not None:
             remote, num_returns = self._table.remote_for(self._handle, name)
-            proxy = self._methods[name] = MethodProxy(remote, num_returns, name)
-            return proxy
+            label = f"{self._table.class_name}.{name}"
+            return self._methods.setdefault(name, MethodProxy(remote, num_returns, name, name in self._table.traced,
+                                                              self._handle._actor_id.hex(), label))
         try:
             actor_method = getattr(self._handle, name)
         except AttributeError:
@@ -278,7 +279,10 @@ class InstanceCreator:
             return InstanceProxy(None, group_members.add_member(self, self._group, args, kwargs))
         if self._warm is not None:
             pools = session.current().warm_pools
-            adopted = pools and warm_workers.adopt(pools, self._cls, self._warm, args, kwargs)
+            # A traced job's warm worker adopts the traced class: constructor and methods run in spans.
+            traced_cls = self._traced_base.get("cls") if self._traced and tracing.enabled else None
+            extra = {traced_calls.CTX_KWARG: tracing.carrier()} if traced_cls is not None else {}
+            adopted = pools and warm_workers.adopt(pools, traced_cls or self._cls, self._warm, args, {**kwargs, **extra})
             if adopted:
                 handle, table = adopted
                 keep_alive(handle)
@@ -316,10 +320,16 @@ class InstanceCreator:
         base = self._traced_base
         if "ray_cls" not in base:
             traced = traced_calls.traced_class(self._cls)
+            base["cls"] = traced
             base["ray_cls"] = ray.remote(traced)
             base["carries"] = traced_calls.creation_accepts_context(traced)
         self._traced = base["carries"]
         return base["ray_cls"]
+
+    def member_class(self) -> tuple[Any, dict[str, Any]]:
+        """The Ray class yr.Group makes members from, and extra constructor kwargs (traced: the context)."""
+        ray_cls = self._trace() if tracing.enabled else self._ray_cls
+        return ray_cls, ({traced_calls.CTX_KWARG: tracing.carrier()} if tracing.enabled and self._traced else {})
 
     def options(self, invoke_options: InvokeOptions | None = None, **kwargs: Any) -> InstanceCreator:
         """Return a creator of the same class with other options (``self`` is not changed)."""

@@ -58,11 +58,7 @@ class submitting:  # noqa: N801 - used as a context manager, like the function i
 
     def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
         otel_context.detach(self._token)
-        span = self._span
-        if error is not None and span.is_recording():
-            span.record_exception(error)
-            span.set_status(Status(StatusCode.ERROR, f"{kind.__name__}: {error}"))
-        span.end()
+        _end(self._span, kind, error)
 
 
 def accepts_context(actor_method: Any) -> bool:
@@ -96,7 +92,7 @@ def _run_attributes(name: str, call: str) -> dict[str, Any]:
     _ran.add(name)
     attributes = {"yr.function": name, "yr.node_id": _process_attributes.get("yr.node_id", ""),
                   "yr.pool": _process_attributes.get("yr.pool", ""), "yr.tier": _process_attributes.get("yr.tier", ""),
-                  "yr.instance_id": actor_id, "yr.cold": cold}
+                  "yr.instance_id": actor_id, "yr.cold": cold, "yr.attempt": session.task_attempt()}
     if call == "function":
         attributes["yr.call_path"] = "function_instance" if actor_id else "task"
     else:
@@ -108,30 +104,39 @@ def _run_attributes(name: str, call: str) -> dict[str, Any]:
 class _Execution:
     """One call's execution: its span (when spans are on) and its metrics (when metrics are on)."""
 
-    __slots__ = ("_span", "_attributes", "_started")
+    __slots__ = ("_span", "_attributes", "_started", "_token")
 
     def __init__(self, carrier: Mapping[str, str], name: str, call: str) -> None:
         self._attributes = _run_attributes(name, call)
         self._span = None
         if tracing.spans:
-            self._span = tracing.tracer().start_as_current_span(
-                f"yr.run {name}", context=tracing.context_from_carrier(carrier), kind=SpanKind.CONSUMER,
-                attributes=self._attributes)
+            self._span = tracing.tracer().start_span(f"yr.run {name}", context=tracing.context_from_carrier(carrier),
+                                                     kind=SpanKind.CONSUMER, attributes=self._attributes)
 
     def __enter__(self) -> _Execution:
         if self._span is not None:
-            self._span.__enter__()
+            self._token = otel_context.attach(otel_trace.set_span_in_context(self._span))
         self._started = time.perf_counter()
         return self
 
-    def __exit__(self, kind: Any, error: Any, tb: Any) -> Any:
+    def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
         a = self._attributes
-        metering.record_call({"yr.function": a["yr.function"], "yr.call_path": a["yr.call_path"],
-                              "yr.pool": a["yr.pool"]}, time.perf_counter() - self._started, error is not None,
-                             a["yr.cold"])
-        if self._span is not None:
-            return self._span.__exit__(kind, error, tb)
-        return None
+        if metering.on():
+            metering.record_call({"yr.function": a["yr.function"], "yr.call_path": a["yr.call_path"],
+                                  "yr.pool": a["yr.pool"]}, time.perf_counter() - self._started, error is not None,
+                                 a["yr.cold"])
+        span = self._span
+        if span is not None:
+            otel_context.detach(self._token)
+            _end(span, kind, error)
+
+
+def _end(span: Any, kind: Any, error: Any) -> None:
+    """End ``span``, as ERROR with the exception when the call raised."""
+    if error is not None and span.is_recording():
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, f"{kind.__name__}: {error}"))
+    span.end()
 
 
 def _span(carrier: Any, name: str, call: str) -> _Execution | None:
@@ -212,7 +217,4 @@ def traced_class(cls: type) -> type:
 
 
 def creation_accepts_context(cls: type) -> bool:
-    try:
-        return CTX_KWARG in inspect.signature(cls.__init__).parameters
-    except (TypeError, ValueError):
-        return False
+    return tracing.takes_context(cls.__init__)
