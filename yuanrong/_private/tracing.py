@@ -118,9 +118,11 @@ def probe(endpoint: str, timeout_s: float = PROBE_TIMEOUT_S) -> str:
 
 
 def start(config: TraceConfig | None, metrics: MetricsConfig | None = None, *,
-          attributes: Mapping[str, Any] | None = None, driver: bool = False) -> None:
+          attributes: Mapping[str, Any] | None = None, driver: bool = False, carried: str = "") -> None:
     """Start exporting this process's spans and metrics as the configurations say (replacing earlier
-    providers). ``driver``: this process serves the Prometheus endpoint, if one is configured."""
+    providers). ``driver``: this process serves the Prometheus endpoint, if one is configured.
+    ``carried``: the configuration as a call carried it (a worker keeps that text, so the next call's
+    equal text is recognised: the worker's own encoding drops the driver's Prometheus endpoint)."""
     global _provider, _tracer, _config_json, enabled, spans, _atexit_registered
     resource = Resource.create({"service.name": SERVICE_NAME, "process.pid": os.getpid(), **(attributes or {})})
     provider = _make_provider(config, resource) if config is not None else None
@@ -129,7 +131,7 @@ def start(config: TraceConfig | None, metrics: MetricsConfig | None = None, *,
     with _lock:
         old, _provider = _provider, provider
         _tracer = provider.get_tracer(TRACER_NAME) if provider is not None else otel_trace.NoOpTracer()
-        _config_json = trace_config.to_json(config, metrics)
+        _config_json = carried or trace_config.to_json(config, metrics)
         spans = provider is not None
         enabled = True
         if not _atexit_registered:
@@ -156,7 +158,7 @@ def adopt(config_json: str, attributes: Mapping[str, Any] | None = None) -> bool
             return False
         try:
             trace, metrics = trace_config.from_json(config_json)
-            start(trace, metrics, attributes=attributes)
+            start(trace, metrics, attributes=attributes, carried=config_json)
         except Exception as e:  # noqa: BLE001 - any failure to set up tracing must leave the call running
             _refused.add(config_json)
             logger.warning("tracing could not start in this worker (pid %d), its calls run untraced: %s",

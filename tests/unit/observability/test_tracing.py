@@ -207,3 +207,18 @@ def test_log_lines_have_the_sdks_fields_and_exceptions_keep_their_events(log_tra
     assert spans["fails"]["events"][0]["name"] == "exception"
     assert spans["ok"]["attributes"] == {"yr.pool": "edge"}
     assert spans["ok"]["start_time"].endswith("Z") and spans["ok"]["parent_id"] is None
+
+
+def test_a_worker_with_metrics_on_starts_its_providers_once(tmp_path):
+    from yuanrong._private.trace_config import MetricsConfig
+
+    # The driver's text names its Prometheus endpoint, which a worker does not serve.
+    carried = trace_config.to_json(TraceConfig(log_dir=str(tmp_path)),
+                                   MetricsConfig(prometheus_host="127.0.0.1", prometheus_port=9464))
+    try:
+        assert tracing.adopt(carried)
+        first = tracing._provider
+        assert tracing.adopt(carried) and tracing._provider is first
+        assert tracing.config_json() == carried  # nested calls carry the same text on
+    finally:
+        tracing.stop()
