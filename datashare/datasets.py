@@ -31,6 +31,7 @@ from datashare.errors import (
     SchemaMismatchError,
 )
 from datashare.read_cache import ReadCache
+from datashare.telemetry import report
 
 # OpenTelemetry's global tracer: spans are recorded when the application installed a provider (yuanrong
 # does when its job traces), and cost a no-op otherwise.
@@ -133,6 +134,7 @@ def publish(name: str, data: Any, *, nodes: Sequence[str] | None = None,
 
 
 def _published(span: Any, info_: DatasetInfo, lifetime: str) -> None:
+    report("published", info_.nbytes, {"datashare.name": info_.name, "datashare.zero_copy": lifetime == "job"})
     if span.is_recording():
         span.set_attributes({"datashare.version": info_.version, "datashare.bytes": info_.nbytes,
                              "datashare.rows": info_.num_rows, "datashare.chunks": info_.num_chunks,
@@ -316,6 +318,9 @@ def open_table(name: str, *, version: int | None = None, timeout: float | None =
     """
     with _tracer.start_as_current_span("datashare.open", attributes={"datashare.name": str(name)}) as span:
         table, info_, cached = _open_table(name, version, timeout, fresh)
+        if not cached:  # a cached open reads nothing
+            report("read", info_.nbytes, {"datashare.name": info_.name,
+                                          "datashare.zero_copy": set(info_.node_ids) <= {current_node_id()}})
         if span.is_recording():
             here = current_node_id()
             span.set_attributes({"datashare.version": info_.version, "datashare.bytes": info_.nbytes,

@@ -46,7 +46,8 @@ PURE_INSIDE_SEAMS = (
 
 # Where Ray's private modules may be used, each with why no public API serves.
 RAY_PRIVATE_ALLOWED = {
-    "yuanrong/_private/session.py": "worker mode (driver or worker) of this process; no public accessor",
+    "yuanrong/_private/session.py": "worker mode (driver or worker) of this process, and the running task's "
+                                    "attempt number (for yr.attempt on spans); no public accessor",
     "yuanrong/_private/compat/instance_state.py": "the instance object of the running actor, for save_state",
     "yuanrong/_private/core/instance_groups.py": "the GCS actor table without the dashboard, for shared fate",
     "yuanrong/_private/core/placement_watch.py": "the GCS actor table without the dashboard: is an instance "

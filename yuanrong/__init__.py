@@ -64,10 +64,9 @@ from yuanrong._private.core.instances import (
     MethodProxy,
     get_instance,
     instance,
-    kill_instance,
-    list_named_instances,
     method,
 )
+from yuanrong._private.core.named_instances import kill_instance, list_named_instances
 from yuanrong._private.core.objects import ObjectRef, ObjectRefGenerator
 from yuanrong._private.core.objects import cancel, get, put, wait
 from yuanrong._private.scheduling.resource_groups import ResourceGroup

@@ -9,7 +9,9 @@ Built-in instruments (names as exported; Prometheus adds ``_total`` to counters 
 * ``yr.placements`` (counter) - the placement engine's decisions, by policy, chosen pool and
   whether the call was offloaded from the pools it preferred;
 * ``yr.function.instances`` (gauge, driver) - live function instances per function;
-* ``yr.function.queued`` (gauge, driver) - calls waiting beyond their instances' concurrency.
+* ``yr.function.queued`` (gauge, driver) - calls waiting beyond their instances' concurrency;
+* ``datashare.io`` (counter, By) - bytes of datasets published (``datashare.io.direction=published``)
+  and read (``read``: opens not served from the process's cache), by dataset and ``datashare.zero_copy``.
 
 Every process that runs a traced job's calls exports to the job's OTLP endpoint; the driver also
 serves a Prometheus scrape endpoint when asked. No Ray here.
@@ -19,13 +21,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
+from datashare import telemetry as datashare_telemetry
 from yuanrong._private import auth
 from yuanrong._private.trace_config import MetricsConfig
 
@@ -42,6 +45,7 @@ _calls: Any = None
 _duration: Any = None
 _cold: Any = None
 _placements: Any = None
+_datashare_io: Any = None
 #: Callbacks the driver registers for its gauges (function instances, queue depth).
 _driver_gauges: list[tuple[str, str, Callable[[], Iterable[tuple[float, dict[str, Any]]]]]] = []
 #: Called after each start (callback instruments of yuanrong.metrics register themselves).
@@ -50,7 +54,7 @@ _start_hooks: list[Callable[[], Any]] = []
 
 def start(config: MetricsConfig, resource: Resource, *, serve_prometheus: bool) -> None:
     """Start this process's meter provider (replacing an earlier one)."""
-    global _provider, _meter, _server, _calls, _duration, _cold, _placements
+    global _provider, _meter, _server, _calls, _duration, _cold, _placements, _datashare_io
     stop()
     readers = []
     if config.otlp_endpoint:
@@ -74,6 +78,10 @@ def start(config: MetricsConfig, resource: Resource, *, serve_prometheus: bool) 
     _cold = _meter.create_counter("yr.cold_starts", unit="1",
                                   description="first runs of a function or class in a process")
     _placements = _meter.create_counter("yr.placements", unit="1", description="placement engine decisions")
+    # Named as OpenTelemetry's system.disk.io / system.network.io: bytes, with the direction as an attribute.
+    _datashare_io = _meter.create_counter("datashare.io", unit="By",
+                                          description="bytes of datasets published and read (opened uncached)")
+    datashare_telemetry.on_bytes(record_datashare_bytes)
     for name, description, read in _driver_gauges:
         _meter.create_observable_gauge(name, callbacks=[_observer(read)], description=description)
     for hook in _start_hooks:
@@ -162,6 +170,11 @@ def record_placement(policy: str, pool: str, offloaded: bool) -> None:
     if _provider is not None:
         _placements.add(1, {"yr.placement.policy": policy, "yr.placement.pool": pool,
                             "yr.placement.offloaded": offloaded})
+
+
+def record_datashare_bytes(direction: str, nbytes: int, attributes: Mapping[str, Any]) -> None:
+    if _provider is not None:
+        _datashare_io.add(nbytes, {**attributes, "datashare.io.direction": direction})
 
 
 def meter(name: str) -> Any:

@@ -119,6 +119,15 @@ def in_ray_worker() -> bool:
     return ray.is_initialized() and worker.mode == ray.WORKER_MODE
 
 
+def task_attempt() -> int:
+    """The attempt number of the task or actor task this thread runs: 0 the first time, n on Ray's
+    n-th retry (``retry_times``). Ray records it in its task events but has no public accessor."""
+    try:
+        return int(ray._private.worker.global_worker.core_worker.get_current_task_attempt_number())
+    except (AttributeError, TypeError):  # no core worker (not connected), or an older Ray
+        return 0
+
+
 def may_own_instances() -> bool:
     """Whether this process may start function instances: a driver or an actor may; the worker of a
     Ray task may not (it returns to Ray's worker pool after the call, with no end to tie them to)."""

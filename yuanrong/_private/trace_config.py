@@ -7,8 +7,10 @@
     {"otlpGrpcExporter": {"enable": true, "endpoint": "127.0.0.1:4317"},
      "logFileExporter": {"enable": true}}
 
-yuanrong extension: ``logFileExporter`` also takes ``"dir"`` (where each process writes its
-``yr-trace-<pid>.log``; default :data:`DEFAULT_LOG_DIR`).
+yuanrong extensions: ``logFileExporter`` also takes ``"dir"`` (where each process writes its
+``yr-trace-<pid>.log``; default :data:`DEFAULT_LOG_DIR`); a top-level ``"samplingRatio"`` (0..1,
+default 1) records that share of the traces a job starts, and a call whose caller (or HTTP client)
+sent a ``traceparent`` follows the caller's decision.
 
 ``runtime_metrics_config`` has the same shape, with ``prometheusExporter {enable, host, port}`` (a
 scrape endpoint in the driver, loopback by default) next to ``otlpGrpcExporter``. ``enable_metrics``
@@ -33,9 +35,10 @@ CONFIG_ENV = "RUNTIME_TRACE_CONFIG"
 METRICS_CONFIG_ENV = "RUNTIME_METRICS_CONFIG"
 DEFAULT_PROMETHEUS = ("127.0.0.1", 9464)
 DEFAULT_LOG_DIR = "/tmp/yuanrong/trace"
+SAMPLING_KEY = "samplingRatio"
 EXPORTERS = {"otlpGrpcExporter": ("enable", "endpoint"), "logFileExporter": ("enable", "dir")}
 METRICS_EXPORTERS = {"otlpGrpcExporter": ("enable", "endpoint"), "prometheusExporter": ("enable", "host", "port")}
-_EXAMPLE = '{"otlpGrpcExporter": {"enable": true, "endpoint": "HOST:4317"}, "logFileExporter": {"enable": true}}'
+EXAMPLE = '{"otlpGrpcExporter": {"enable": true, "endpoint": "HOST:4317"}, "logFileExporter": {"enable": true}}'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,11 +48,12 @@ class TraceConfig:
     Attributes:
         otlp_endpoint: ``host:port`` of an OTLP/gRPC receiver (a collector, Jaeger), or ``""``.
         log_dir: Directory of the span log files, or ``""`` for no log files.
+        sample_ratio: Share of the traces started here that are recorded (parent-based below the root).
     """
 
     otlp_endpoint: str = ""
     log_dir: str = ""
-
+    sample_ratio: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,13 +112,17 @@ def resolve(enable_trace: Any, runtime_trace_config: Any, environ: Mapping[str, 
         return None
     runtime_trace_config, from_env = switched
     if runtime_trace_config is None:
-        raise _bad(f"Config.enable_trace=True needs runtime_trace_config to say where spans go, e.g. {_EXAMPLE} "
+        raise _bad(f"Config.enable_trace=True needs runtime_trace_config to say where spans go, e.g. {EXAMPLE} "
                    f"(or set {CONFIG_ENV}).", None)
     where = f"{CONFIG_ENV} (environment)" if from_env else "Config.runtime_trace_config"
-    raw = _parse(runtime_trace_config, where)
+    raw = dict(_parse(runtime_trace_config, where))
+    ratio = raw.pop(SAMPLING_KEY, 1.0)
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
+        raise _bad(f"{where}[{SAMPLING_KEY!r}]={ratio!r} must be a number from 0 to 1 (the share of traces "
+                   f"recorded), e.g. 0.1.", runtime_trace_config)
     endpoint = log_dir = ""
     for exporter, settings in raw.items():
-        enable = _exporter_settings(exporter, settings, where, EXPORTERS, runtime_trace_config, _EXAMPLE,
+        enable = _exporter_settings(exporter, settings, where, EXPORTERS, runtime_trace_config, EXAMPLE,
                                     "runtime_trace_config")
         if not enable:
             continue
@@ -127,9 +135,9 @@ def resolve(enable_trace: Any, runtime_trace_config: Any, environ: Mapping[str, 
                            runtime_trace_config)
     if not endpoint and not log_dir:
         raise _bad(f"{where} enables no exporter, so no span would go anywhere: set \"enable\": true on "
-                   f"otlpGrpcExporter or logFileExporter, e.g. {_EXAMPLE}; or set enable_trace=False.",
+                   f"otlpGrpcExporter or logFileExporter, e.g. {EXAMPLE}; or set enable_trace=False.",
                    runtime_trace_config)
-    return TraceConfig(otlp_endpoint=endpoint, log_dir=log_dir)
+    return TraceConfig(otlp_endpoint=endpoint, log_dir=log_dir, sample_ratio=float(ratio))
 
 
 _METRICS_EXAMPLE = '{"prometheusExporter": {"enable": true, "port": 9464}}'
@@ -202,8 +210,9 @@ def _exporter_settings(exporter: str, settings: Any, where: str, known: Mapping[
                        example: str, option: str) -> bool:
     """Check one exporter's entry; returns its ``enable``."""
     if exporter not in known:
+        extra = f" (and {SAMPLING_KEY!r})" if option == "runtime_trace_config" else ""
         raise InvalidOptionError(f"{where} names an unknown exporter {exporter!r}; the exporters are "
-                                 f"{', '.join(known)}. Example: {example}", option=option, value=whole)
+                                 f"{', '.join(known)}{extra}. Example: {example}", option=option, value=whole)
     if not isinstance(settings, Mapping):
         raise InvalidOptionError(f"{where}[{exporter!r}]={settings!r} must be an object such as "
                                  f"{{\"enable\": true}}.", option=option, value=whole)
@@ -218,7 +227,7 @@ def _exporter_settings(exporter: str, settings: Any, where: str, known: Mapping[
     return enable
 
 
-def _parse(value: Any, where: str, example: str = _EXAMPLE, option: str = "runtime_trace_config"
+def _parse(value: Any, where: str, example: str = EXAMPLE, option: str = "runtime_trace_config"
            ) -> Mapping[str, Any]:
     if isinstance(value, str):
         try:

@@ -18,11 +18,14 @@ No Ray here: the Ray-side attributes (node, pool, instance) come from the caller
 from __future__ import annotations
 
 import atexit
+import datetime
+import inspect
+import json
 import logging
 import os
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -30,6 +33,7 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from yuanrong._private import metering, trace_config
@@ -114,9 +118,11 @@ def probe(endpoint: str, timeout_s: float = PROBE_TIMEOUT_S) -> str:
 
 
 def start(config: TraceConfig | None, metrics: MetricsConfig | None = None, *,
-          attributes: Mapping[str, Any] | None = None, driver: bool = False) -> None:
+          attributes: Mapping[str, Any] | None = None, driver: bool = False, carried: str = "") -> None:
     """Start exporting this process's spans and metrics as the configurations say (replacing earlier
-    providers). ``driver``: this process serves the Prometheus endpoint, if one is configured."""
+    providers). ``driver``: this process serves the Prometheus endpoint, if one is configured.
+    ``carried``: the configuration as a call carried it (a worker keeps that text, so the next call's
+    equal text is recognised: the worker's own encoding drops the driver's Prometheus endpoint)."""
     global _provider, _tracer, _config_json, enabled, spans, _atexit_registered
     resource = Resource.create({"service.name": SERVICE_NAME, "process.pid": os.getpid(), **(attributes or {})})
     provider = _make_provider(config, resource) if config is not None else None
@@ -125,7 +131,7 @@ def start(config: TraceConfig | None, metrics: MetricsConfig | None = None, *,
     with _lock:
         old, _provider = _provider, provider
         _tracer = provider.get_tracer(TRACER_NAME) if provider is not None else otel_trace.NoOpTracer()
-        _config_json = trace_config.to_json(config, metrics)
+        _config_json = carried or trace_config.to_json(config, metrics)
         spans = provider is not None
         enabled = True
         if not _atexit_registered:
@@ -152,7 +158,7 @@ def adopt(config_json: str, attributes: Mapping[str, Any] | None = None) -> bool
             return False
         try:
             trace, metrics = trace_config.from_json(config_json)
-            start(trace, metrics, attributes=attributes)
+            start(trace, metrics, attributes=attributes, carried=config_json)
         except Exception as e:  # noqa: BLE001 - any failure to set up tracing must leave the call running
             _refused.add(config_json)
             logger.warning("tracing could not start in this worker (pid %d), its calls run untraced: %s",
@@ -162,7 +168,10 @@ def adopt(config_json: str, attributes: Mapping[str, Any] | None = None) -> bool
 
 
 def _make_provider(config: TraceConfig, resource: Resource) -> TracerProvider:
-    provider = TracerProvider(resource=resource)
+    # Parent-based: a call's spans follow the decision its caller (or the HTTP client) made.
+    ratio = config.sample_ratio
+    provider = TracerProvider(resource=resource,
+                              sampler=ParentBased(ALWAYS_ON if ratio >= 1 else TraceIdRatioBased(ratio)))
     if config.otlp_endpoint:
         # Imported only when asked for: the OTLP exporter loads gRPC and protobuf modules.
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -175,14 +184,38 @@ def _make_provider(config: TraceConfig, resource: Resource) -> TracerProvider:
         os.makedirs(config.log_dir, exist_ok=True)
         out = open(os.path.join(config.log_dir, f"yr-trace-{os.getpid()}.log"), "a", buffering=1,  # noqa: SIM115
                    encoding="utf-8")
-        exporter = ConsoleSpanExporter(out=out, formatter=_log_line)
+        exporter = ConsoleSpanExporter(out=out, formatter=_log_formatter(resource))
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=SCHEDULE_DELAY_MS,
                                                        max_queue_size=MAX_QUEUE, max_export_batch_size=BATCH))
     return provider
 
 
-def _log_line(span: Any) -> str:
-    return LOG_PREFIX + span.to_json(indent=None) + "\n"
+def _log_formatter(resource: Resource) -> Callable[[Any], str]:
+    """One ``trace info {json}`` line per span: the fields of the SDK's ``ReadableSpan.to_json``, made
+    without its per-span copies (the resource, the same for every span, is encoded once)."""
+    resource_json = resource.to_json(indent=None)
+
+    def line(span: Any) -> str:
+        if span.events or span.links:
+            return LOG_PREFIX + span.to_json(indent=None) + "\n"  # exceptions and links: the SDK's full form
+        ctx, parent, status = span.context, span.parent, span.status
+        body = json.dumps({
+            "name": span.name,
+            "context": {"trace_id": f"0x{ctx.trace_id:032x}", "span_id": f"0x{ctx.span_id:016x}",
+                        "trace_state": "[]"},
+            "kind": str(span.kind), "parent_id": f"0x{parent.span_id:016x}" if parent is not None else None,
+            "start_time": _iso(span.start_time), "end_time": _iso(span.end_time),
+            "status": {"status_code": status.status_code.name, **({"description": status.description}
+                                                                   if status.description else {})},
+            "attributes": dict(span.attributes or {}), "events": [], "links": []}, separators=(",", ":"))
+        return f'{LOG_PREFIX}{body[:-1]},"resource":{resource_json}}}\n'
+    return line
+
+
+def _iso(ns: int | None) -> str | None:
+    if not ns:
+        return None
+    return datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def tracer() -> Any:
@@ -198,11 +231,41 @@ def get_tracer(name: str) -> Any:
     return otel_trace.get_tracer(name)
 
 
-def carrier() -> dict[str, str]:
-    """What a call sends: the current span's W3C ``traceparent`` and the job's trace configuration."""
-    out: dict[str, str] = {CONFIG_KEY: _config_json}
-    _propagator.inject(out)
+def carrier(span: Any = None) -> dict[str, str]:
+    """What a call sends: the W3C ``traceparent`` of ``span`` (default: the current span) and the
+    job's trace configuration."""
+    ctx = (span if span is not None else otel_trace.get_current_span()).get_span_context()
+    if not ctx.is_valid:
+        return {CONFIG_KEY: _config_json}
+    out = {CONFIG_KEY: _config_json,
+           "traceparent": f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"}
+    if ctx.trace_state:
+        out["tracestate"] = ctx.trace_state.to_header()
     return out
+
+
+def context_from_carrier(carrier: Mapping[str, str]) -> Any:
+    """The context a call's carrier (made by :func:`carrier`) describes: its ``traceparent`` read
+    directly, the propagator's way only for what that cannot read (a ``tracestate``)."""
+    header = carrier.get("traceparent")
+    if not isinstance(header, str) or len(header) != 55 or "tracestate" in carrier:
+        return _propagator.extract(carrier)
+    try:
+        trace_id, span_id, flags = int(header[3:35], 16), int(header[36:52], 16), int(header[53:55], 16)
+    except ValueError:
+        return _propagator.extract(carrier)
+    if not trace_id or not span_id:
+        return _propagator.extract(carrier)
+    parent = otel_trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=otel_trace.TraceFlags(flags))
+    return otel_trace.set_span_in_context(otel_trace.NonRecordingSpan(parent))
+
+
+def takes_context(func: Any) -> bool:
+    """Whether ``func`` takes :data:`CTX_KWARG` (it was wrapped for a traced job)."""
+    try:
+        return CTX_KWARG in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def context_from(headers: Mapping[str, str]) -> Any:

@@ -119,8 +119,9 @@ def is_running(state: ClusterState) -> bool:
 
 
 def start(specs: Sequence[NodeSpec], *, directory: Path, dashboard: bool = True,
-          timeout_s: float = 120.0) -> ClusterState:
-    """Start the cluster in the background and record it in ``directory``.
+          timeout_s: float = 120.0, extra_env: Mapping[str, str] | None = None) -> ClusterState:
+    """Start the cluster in the background and record it in ``directory``. ``extra_env`` goes into
+    every node's environment (the trace switches of ``yr local up``).
 
     Raises:
         BadInput: A cluster recorded in ``directory`` is still running.
@@ -137,7 +138,7 @@ def start(specs: Sequence[NodeSpec], *, directory: Path, dashboard: bool = True,
     temp_dir = tempfile.mkdtemp(prefix="yr-", dir="/tmp" if os.path.isdir("/tmp") else None)
     head, *workers = specs
     port = free_port()
-    env = {**_child_env(), **auth_env_for_new_cluster()}
+    env = {**_child_env(), **(extra_env or {}), **auth_env_for_new_cluster()}
     # This process reads the GCS tables while waiting, with the same authentication as the nodes.
     os.environ[AUTH_MODE_ENV] = env[AUTH_MODE_ENV]
     _reinitialize_ray_config()

@@ -7,7 +7,9 @@ A launcher config is checked the way ``ray up`` checks it (Ray's ``prepare_confi
   (``local`` provider: the ``--labels`` given to ``ray start`` for that host) carries ``yr.io/pool``
   and ``yr.io/tier`` labels that are valid Ray label syntax;
 * each pool exists in the pools file and its tier matches the pools file;
-* the dashboard is not bound to a wildcard address.
+* the dashboard is not bound to a wildcard address;
+* trace switches in the start commands (``yr start --enable-trace --runtime-trace-config JSON``, or
+  ``ENABLE_TRACE=true RUNTIME_TRACE_CONFIG=JSON ray start ...``) are checked as ``yr.Config`` checks them.
 
 A KubeRay manifest is checked against the ``RayCluster`` CRD fields yuanrong uses, and the labels in
 each group's ``rayStartParams`` are checked the same way.
@@ -198,6 +200,7 @@ def validate_launcher(config: Mapping[str, Any], *, pools: Mapping[str, PoolEntr
         nodes = _node_type_nodes(config, source=source)
     _check_pools(nodes, pools=pools, source=source)
     _check_dashboard_host(_start_commands(config), source=source)
+    _check_trace_switches(_start_commands(config), source=source)
     return ConfigSummary(source=source, kind="launcher", provider=provider["type"],
                          cluster_name=str(config.get("cluster_name", "default")), nodes=tuple(nodes))
 
@@ -309,6 +312,32 @@ def _check_dashboard_host(commands: list[str], *, source: str) -> None:
                     f"`--dashboard-host={match.group(1)}` exposes the dashboard and its unauthenticated job API "
                     "on every interface; use 127.0.0.1 and reach it through an SSH tunnel "
                     "(`ray dashboard CONFIG`).", source=source)
+
+
+def _check_trace_switches(commands: list[str], *, source: str) -> None:
+    """The trace switches each start command gives literally (values with ``$`` are left to the node)."""
+    from yuanrong.cli._errors import BadInput
+    from yuanrong.cli._trace_switches import node_env
+
+    for command in commands:
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            continue
+        enable, config = False, None
+        for i, word in enumerate(words):
+            name, eq, value = word.partition("=")
+            if word == "--enable-trace" or (eq and name == "ENABLE_TRACE" and value.lower() in ("1", "true", "yes", "on")):
+                enable = True
+            elif eq and name in ("--runtime-trace-config", "RUNTIME_TRACE_CONFIG"):
+                config = value
+            elif word == "--runtime-trace-config" and i + 1 < len(words):
+                config = words[i + 1]
+        if (enable or config is not None) and "$" not in (config or ""):
+            try:
+                node_env(enable, config)
+            except BadInput as exc:
+                raise ClusterConfigError(f"start command {_first_line(command)!r}: {exc}", source=source) from None
 
 
 def _check_pools(nodes: list[LabelledNode], *, pools: Mapping[str, PoolEntry], source: str) -> None:

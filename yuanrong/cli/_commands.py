@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ import click
 from datashare import tenancy
 from placement import labels as label_keys
 from yuanrong.cli import _auth, _background_cluster, _cluster_config, _pools_file, _security_commands
-from yuanrong.cli import _status_view, _trace_view
+from yuanrong.cli import _status_view, _trace_switches, _trace_view
 from yuanrong.cli._errors import BadInput, ClusterConfigError, CommandFailed
 from yuanrong.cli._start_args import is_ip as _is_ip
 from yuanrong.cli._start_args import parse_labels as _parse_labels
@@ -190,13 +191,16 @@ def _which(program: str) -> str | None:
 @click.option("--temp-dir", type=click.Path(file_okay=False), default=None, help="Ray's temp directory.")
 @click.option("--block", is_flag=True, help="Stay in the foreground (for systemd or a container).")
 @click.option("--dry-run", is_flag=True, help="Print the `ray start` command instead of running it.")
+@_trace_switches.enable_trace_option
+@_trace_switches.runtime_trace_config_option
 @pools_option
 @json_option
 @click.argument("ray_args", nargs=-1, type=click.UNPROCESSED)
 def start(*, head: bool, address: str | None, pool: str, tier: str | None, region: str | None,
           num_cpus: int | None, resources_json: str | None, extra_labels: tuple[str, ...], port: int | None,
           node_ip_address: str | None, dashboard_host: str, temp_dir: str | None, block: bool, dry_run: bool,
-          pools_path: str | None, as_json: bool, ray_args: tuple[str, ...]) -> None:
+          enable_trace: bool, runtime_trace_config: str | None, pools_path: str | None, as_json: bool,
+          ray_args: tuple[str, ...]) -> None:
     """Start a Ray node on this host carrying the labels of pool --pool.
 
     Either --head (a new cluster) or --address HOST:PORT (join one). Arguments after `--` go to
@@ -215,6 +219,7 @@ def start(*, head: bool, address: str | None, pool: str, tier: str | None, regio
     if region is not None and not label_keys.is_value(region):
         raise BadInput(f"--region={region!r} is not a valid region name; use letters, digits, '-', '_' or '.' "
                        "(at most 63, starting and ending with a letter or digit).")
+    trace_env = _trace_switches.node_env(enable_trace, runtime_trace_config)
     pools = _load_pools(pools_path)
     if pool not in pools:
         raise BadInput(f"--pool={pool!r} is not in the pools file; known pools: {', '.join(sorted(pools))}. "
@@ -232,9 +237,11 @@ def start(*, head: bool, address: str | None, pool: str, tier: str | None, regio
         extra_args=(*(["--block"] if block else []), *(["--disable-usage-stats"] if head else []), *ray_args),
     )
     shown = "ray " + " ".join(node.argv())
+    if trace_env:
+        shown = " ".join(f"{k}={shlex.quote(v)}" for k, v in trace_env.items()) + " " + shown
     if dry_run:
         if as_json:
-            _print_json({"command": shown, "labels": labels, "dry_run": True})
+            _print_json({"command": shown, "labels": labels, "dry_run": True, "env": trace_env})
         else:
             click.echo(shown)
         return
@@ -244,16 +251,18 @@ def start(*, head: bool, address: str | None, pool: str, tier: str | None, regio
         _auth.auth_env_for_new_cluster()  # the token file exists (0600) before the head starts
     _auth.use_token_if_available()
     env = {"RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"]} if "RAY_AUTH_MODE" in os.environ else {}
+    env.update(trace_env)
     if block:
         # Stays in the foreground with Ray's own output; its exit status is ours.
         sys.exit(subprocess.call(ray_command(node.argv()), env={**os.environ, **env}))
     result = run_ray_start(node, env=env, capture=True)
     joined = address or _address_from_output(result.stdout + result.stderr)
     if as_json:
-        _print_json({"address": joined, "pool": pool, "labels": labels, "head": head})
+        _print_json({"address": joined, "pool": pool, "labels": labels, "head": head, "trace": bool(trace_env)})
     else:
         click.echo(f"started a {'head' if head else 'worker'} node in pool {pool} "
-                   f"({format_labels(labels)}) {'at' if head else 'joined to'} {joined}")
+                   f"({format_labels(labels)}) {'at' if head else 'joined to'} {joined}"
+                   f"{' (jobs trace by default)' if trace_env else ''}")
         if head and _auth.token_available():
             for line in _security_commands.token_lines():
                 click.echo(line)
@@ -283,21 +292,25 @@ def local() -> None:
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=120, show_default=True,
               help="Seconds to wait for every node to register.")
 @click.option("--tls", is_flag=True, help="Ray's TLS between all processes (a CA and certificate under the state dir).")
+@_trace_switches.enable_trace_option
+@_trace_switches.runtime_trace_config_option
 @state_dir_option
 @json_option
-def local_up(*, cloud: int, edge: int, dashboard: bool, timeout_s: float, tls: bool, state_dir: str | None,
-             as_json: bool) -> None:
+def local_up(*, cloud: int, edge: int, dashboard: bool, timeout_s: float, tls: bool, enable_trace: bool,
+             runtime_trace_config: str | None, state_dir: str | None, as_json: bool) -> None:
     """Start a head (cloud) plus edge nodes with `ray start`, each labelled with its pool."""
+    trace_env = _trace_switches.node_env(enable_trace, runtime_trace_config)
     specs = _background_cluster.topology(cloud=cloud, edge=edge)
     directory = _background_cluster.state_dir(state_dir)
     tls_env = _security_commands.tls_env_for_local_cluster(directory) if tls else {}
     # The nodes inherit the variables; this process reads the GCS with them too.
     _security_commands.apply_env(tls_env)
-    state = _background_cluster.start(specs, directory=directory, dashboard=dashboard, timeout_s=timeout_s)
+    state = _background_cluster.start(specs, directory=directory, dashboard=dashboard, timeout_s=timeout_s,
+                                      extra_env=trace_env)
     tenant_token = _security_commands.token_lines()
     if as_json:
         _print_json({**state.to_dict(), "state_file": str(directory / _background_cluster.STATE_FILE_NAME),
-                     "token": _security_commands.default_token(), "tls": tls_env})
+                     "token": _security_commands.default_token(), "tls": tls_env, "trace_env": trace_env})
         return
     click.echo(f"local cluster up at {state.address} ({len(state.nodes)} nodes)")
     for node in state.nodes:
@@ -305,8 +318,10 @@ def local_up(*, cloud: int, edge: int, dashboard: bool, timeout_s: float, tls: b
     if state.dashboard_url:
         click.echo(f"dashboard: {state.dashboard_url}")
     # A driver only sends the token when told to; without it, connecting to a token cluster fails.
+    # A driver started here reads the trace switches from its own environment, as a submitted job's does.
+    traced = "".join(f" {k}={shlex.quote(v)}" for k, v in trace_env.items())
     click.echo(f"connect:   export YR_ADDRESS={state.address} RAY_ADDRESS={state.address} "
-               f"RAY_AUTH_MODE={state.auth_mode}" + "".join(f" {k}={v}" for k, v in tls_env.items()))
+               f"RAY_AUTH_MODE={state.auth_mode}" + "".join(f" {k}={v}" for k, v in tls_env.items()) + traced)
     for line in tenant_token:
         click.echo(line)
     click.echo("stop:      yr local down")
@@ -425,24 +440,20 @@ def _run_side_by_side(argv: list[str]) -> int:
 @click.argument("trace_id")
 @click.option("--dir", "dirs", multiple=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Directory of span log files (repeatable; default: logFileExporter's default directory).")
+@click.option("--png", "png", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Where to save the waterfall as a PNG (default: yr-trace-ID.png here).")
+@click.option("--no-png", is_flag=True, help="Print the waterfall only.")
 @json_option
-def trace(*, trace_id: str, dirs: tuple[str, ...], as_json: bool) -> None:
-    """Print one trace's spans as a waterfall, from the span log files (logFileExporter)."""
-    from yuanrong._private.trace_config import DEFAULT_LOG_DIR
-
-    directories = [Path(d) for d in dirs] or [Path(DEFAULT_LOG_DIR)]
-    try:
-        spans = _trace_view.read_spans(directories, trace_id)
-    except ValueError as e:
-        raise BadInput(str(e)) from None
-    if not spans:
-        raise BadInput(f"trace {trace_id!r} has no spans in {', '.join(map(str, directories))}; run the job with "
-                       f"enable_trace=True and runtime_trace_config's logFileExporter enabled, or pass --dir with "
-                       f"the directory it wrote to.")
+def trace(*, trace_id: str, dirs: tuple[str, ...], png: str | None, no_png: bool, as_json: bool) -> None:
+    """Print one trace's spans as a waterfall and save it as a PNG, from the span log files (logFileExporter)."""
+    spans = _trace_view.spans_or_why(trace_id, dirs)
     if as_json:
         _print_json(spans)
         return
     click.echo(_trace_view.waterfall(spans))
+    if not no_png:
+        saved = _trace_view.save_png(spans, Path(png or f"yr-trace-{spans[0]['trace_id'][:16]}.png"))
+        click.echo(f"png: {saved}", err=True)
 
 
 cli.add_command(_security_commands.token)

@@ -104,6 +104,14 @@ def test_a_chain_across_pools_arrives_with_parents_nodes_and_pools(traced_sessio
     assert opened["datashare.node_id"] in ray_cluster.node_ids("cloud")
     assert opened["datashare.bytes"] == published["datashare.bytes"] > 0
     assert opened["datashare.zero_copy"] is False      # the chunk lives on edge-2: it was pulled
+    # The same bytes are counted where they were published and where they were read (datashare.io).
+    nbytes = published["datashare.bytes"]
+
+    def io(direction):
+        return traced_session.latest("datashare.io", **{"datashare.io.direction": direction, "datashare.name": DATASET})
+    traced_session.wait_for_metrics(lambda _: io("published") == nbytes and io("read") == nbytes)
+    # First attempts: Ray's attempt number of each call is 0.
+    assert {by[n]["attributes"]["yr.attempt"] for n in chain if n.startswith("yr.run")} == {0}
 
     # Where each ran: the pool asked for, on a node of that pool; the process's resource says so too.
     for name, pool in [("yr.run route", "edge-1"), ("yr.run Store.add", "edge-2"), ("yr.run leaf", "cloud"),
@@ -140,6 +148,24 @@ def test_pooled_calls_report_their_function_instance_and_cold_then_warm(traced_s
     assert sorted(s["attributes"]["yr.cold"] for s in runs) == [False] * (len(runs) - 1) + [True]
     # A traced worker exports through the OTLP exporter it started for the job.
     assert yr.get(f.invoke(), timeout=30)[:2] == (True, True)
+
+
+@yr.invoke
+def crashes_once(marker):
+    import os
+
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)  # the worker dies: Ray retries the call (retry_times=1)
+    return "second attempt"
+
+
+def test_a_retried_call_reports_its_attempt_number(traced_session, tmp_path):
+    f = crashes_once.options(retry_times=1, cpu=100, memory=0, function_instances=False)
+    assert yr.get(f.invoke(str(tmp_path / "crashed")), timeout=90) == "second attempt"
+    spans = traced_session.wait_for_spans(lambda got: any(s["name"] == "yr.run crashes_once" for s in got))
+    # The first attempt's process died before its span ended; the retry's span says it was attempt 1.
+    assert [s["attributes"]["yr.attempt"] for s in spans if s["name"] == "yr.run crashes_once"] == [1]
 
 
 def test_a_failing_call_marks_its_execution_span_as_an_error(traced_session):

@@ -26,9 +26,9 @@ def _write_trace(directory):
 
 def test_the_waterfall_nests_children_under_their_parents(tmp_path):
     trace_id = _write_trace(tmp_path)
-    result = CliRunner().invoke(cli, ["trace", trace_id[:12], "--dir", str(tmp_path)])
+    result = CliRunner().invoke(cli, ["trace", trace_id[:12], "--dir", str(tmp_path), "--no-png"])
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    lines = result.stdout.splitlines()
     assert [line.split(" |")[0].rstrip() for line in lines] == ["yr.invoke route", "  yr.run route",
                                                                  "    yr.invoke leaf"]
     assert lines[1].endswith("edge-1") and lines[0].endswith("cloud")
@@ -40,3 +40,29 @@ def test_an_unknown_trace_says_where_it_looked_and_how_to_record_one(tmp_path):
     result = CliRunner().invoke(cli, ["trace", "ffffffff", "--dir", str(tmp_path)])
     assert result.exit_code == 2
     assert "has no spans in" in result.output and "logFileExporter" in result.output
+
+
+def test_the_waterfall_is_saved_as_a_png_with_a_row_per_span(tmp_path):
+    from PIL import Image
+
+    trace_id = _write_trace(tmp_path)
+    png = tmp_path / "w.png"
+    result = CliRunner().invoke(cli, ["trace", trace_id[:12], "--dir", str(tmp_path), "--png", str(png)])
+    assert result.exit_code == 0, result.output
+    with Image.open(png) as image:
+        assert image.format == "PNG"
+        width, height = image.size
+        assert width > 1000 and height == 10 * 2 + 22 * (3 + 1)  # a title row and one row per span
+        # Each span's bar is drawn in its pool's colour: edge-1 and cloud differ.
+        colours = {image.getpixel((370 + 320, 10 + 22 * row + 11)) for row in (1, 2)}
+        assert len(colours) == 2
+
+
+def test_no_png_is_written_when_asked_not_to(tmp_path, monkeypatch):
+    trace_id = _write_trace(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["trace", trace_id[:12], "--dir", str(tmp_path), "--no-png"])
+    assert result.exit_code == 0, result.output
+    assert not list(tmp_path.glob("*.png"))
+    result = CliRunner().invoke(cli, ["trace", trace_id[:12], "--dir", str(tmp_path)])
+    assert [p.name for p in tmp_path.glob("*.png")] == [f"yr-trace-{trace_id[:16]}.png"]

@@ -91,6 +91,24 @@ def test_placement_decisions_are_counted_by_policy_pool_and_offload(scrape):
     assert _sample(text, "yr_placements_total", yr_placement_pool="edge-1", yr_placement_offloaded="false") == 1
 
 
+def test_datashare_bytes_published_and_read_are_counted_by_direction(scrape):
+    from datashare import telemetry
+
+    telemetry.report("published", 1000, {"datashare.name": "features", "datashare.zero_copy": True})
+    telemetry.report("read", 400, {"datashare.name": "features", "datashare.zero_copy": False})
+    telemetry.report("read", 600, {"datashare.name": "features", "datashare.zero_copy": False})
+    text = scrape()
+    assert _sample(text, "datashare_io_bytes_total", datashare_io_direction="published") == 1000
+    assert _sample(text, "datashare_io_bytes_total", datashare_io_direction="read", datashare_zero_copy="false") == 1000
+
+
+def test_datashare_reports_nothing_once_metrics_stop():
+    from datashare import telemetry
+
+    metering.stop()
+    telemetry.report("read", 5, {"datashare.name": "x"})  # no provider: recorded nowhere, no error
+
+
 def test_recording_while_metrics_are_off_does_nothing_and_bad_values_are_refused():
     assert not metering.on()
     counter = yr.metrics.UInt64Counter("jobs_done")

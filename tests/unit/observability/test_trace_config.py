@@ -57,12 +57,22 @@ def test_openyuanrongs_environment_variables_are_the_defaults():
     ({"logFileExporter": {"enable": True, "dir": ""}}, "must be a non-empty path"),
     ({"otlpGrpcExporter": {"enable": False, "endpoint": "h:1"}}, "enables no exporter"),
     ({}, "enables no exporter"),
+    ({"logFileExporter": {"enable": True}, "samplingRatio": 1.5}, r"\['samplingRatio'\]=1.5 must be a number from 0"),
+    ({"logFileExporter": {"enable": True}, "samplingRatio": "0.1"}, "must be a number from 0 to 1"),
+    ({"logFileExporter": {"enable": True}, "samplingRatio": True}, "must be a number from 0 to 1"),
     (None, "needs runtime_trace_config to say where spans go"),
 ])
 def test_bad_configuration_is_refused_with_the_reason(config, message):
     with pytest.raises(yr.InvalidOptionError, match=message) as info:
         resolve(True, config)
     assert info.value.option == "runtime_trace_config"
+
+
+def test_a_sampling_ratio_is_read_and_defaults_to_every_trace():
+    assert resolve(True, {"logFileExporter": {"enable": True}}).sample_ratio == 1.0
+    config = resolve(True, '{"logFileExporter": {"enable": true}, "samplingRatio": 0.25}')
+    assert config.sample_ratio == 0.25
+    assert trace_config.from_json(trace_config.to_json(config, None))[0] == config
 
 
 def test_a_configuration_without_enable_trace_is_refused_not_ignored():

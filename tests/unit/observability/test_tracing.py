@@ -163,3 +163,62 @@ def test_request_spans_continue_an_http_or_grpc_traceparent(tmp_path):
     names = {s["name"]: s for s in spans_in(tmp_path)}
     assert names["yr.endpoint ep"]["parent_id"] == "0x" + "b" * 16
     assert names["yr.endpoint ep.Rpc"]["attributes"]["rpc.system"] == "grpc"
+
+
+def test_sampling_keeps_a_share_of_root_traces_and_follows_the_callers_decision(tmp_path):
+    tracing.start(TraceConfig(log_dir=str(tmp_path), sample_ratio=0.0))
+    try:
+        with tracing.tracer().start_as_current_span("root") as root:
+            carrier = tracing.carrier()
+        assert not root.is_recording()
+        assert int(carrier["traceparent"][-2:], 16) & 1 == 0  # the callee learns: not sampled
+        with tracing.tracer().start_as_current_span("run", context=tracing.context_from_carrier(carrier)) as run:
+            assert not run.is_recording()
+        sampled = {**carrier, "traceparent": carrier["traceparent"][:-2] + "01"}  # e.g. an HTTP client's choice
+        with tracing.tracer().start_as_current_span("run", context=tracing.context_from_carrier(sampled)) as run:
+            assert run.is_recording()
+    finally:
+        tracing.stop()
+    assert [s["name"] for s in spans_in(tmp_path)] == ["run"]
+
+
+def test_the_fast_carrier_reading_matches_the_w3c_propagators(log_tracing):
+    with tracing.tracer().start_as_current_span("submit") as span:
+        carrier = tracing.carrier()
+    fast = tracing.context_from_carrier(carrier)
+    slow = tracing.context_from(carrier)
+    from opentelemetry import trace as otel_trace
+    assert otel_trace.get_current_span(fast).get_span_context() == otel_trace.get_current_span(slow).get_span_context()
+    assert otel_trace.get_current_span(fast).get_span_context().span_id == span.get_span_context().span_id
+    for bad in ("00-zz", "00-" + "0" * 32 + "-" + "1" * 16 + "-01", "x" * 55):
+        ctx = tracing.context_from_carrier({"traceparent": bad})
+        assert not otel_trace.get_current_span(ctx).get_span_context().is_valid
+
+
+def test_log_lines_have_the_sdks_fields_and_exceptions_keep_their_events(log_tracing):
+    with pytest.raises(ValueError):
+        with tracing.tracer().start_as_current_span("fails"):
+            raise ValueError("boom")
+    with tracing.tracer().start_as_current_span("ok", attributes={"yr.pool": "edge"}):
+        pass
+    tracing.stop()
+    spans = {s["name"]: s for s in spans_in(log_tracing)}
+    assert spans["fails"]["status"]["status_code"] == "ERROR"
+    assert spans["fails"]["events"][0]["name"] == "exception"
+    assert spans["ok"]["attributes"] == {"yr.pool": "edge"}
+    assert spans["ok"]["start_time"].endswith("Z") and spans["ok"]["parent_id"] is None
+
+
+def test_a_worker_with_metrics_on_starts_its_providers_once(tmp_path):
+    from yuanrong._private.trace_config import MetricsConfig
+
+    # The driver's text names its Prometheus endpoint, which a worker does not serve.
+    carried = trace_config.to_json(TraceConfig(log_dir=str(tmp_path)),
+                                   MetricsConfig(prometheus_host="127.0.0.1", prometheus_port=9464))
+    try:
+        assert tracing.adopt(carried)
+        first = tracing._provider
+        assert tracing.adopt(carried) and tracing._provider is first
+        assert tracing.config_json() == carried  # nested calls carry the same text on
+    finally:
+        tracing.stop()

@@ -160,7 +160,8 @@ class Group:
         creator = m.creator
         opts = {k: v for k, v in creator.actor_options().items() if k != "label_selector"}
         opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(self._pg, placement_group_bundle_index=index)
-        handle = creator._ray_cls.options(**opts).remote(*m.args, **m.kwargs)
+        ray_cls, context = creator.member_class()
+        handle = ray_cls.options(**opts).remote(*m.args, **m.kwargs, **context)
         instances.keep_alive(handle)
         return handle
 

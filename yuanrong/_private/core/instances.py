@@ -132,8 +132,9 @@ class InstanceProxy:
         self._ray()
         if self._table is not None:
             remote, num_returns = self._table.remote_for(self._handle, name)
-            proxy = self._methods[name] = MethodProxy(remote, num_returns, name)
-            return proxy
+            label = f"{self._table.class_name}.{name}"
+            return self._methods.setdefault(name, MethodProxy(remote, num_returns, name, name in self._table.traced,
+                                                              self._handle._actor_id.hex(), label))
         try:
             actor_method = getattr(self._handle, name)
         except AttributeError:
@@ -279,7 +280,10 @@ class InstanceCreator:
             return InstanceProxy(None, group_members.add_member(self, self._group, args, kwargs))
         if self._warm is not None:
             pools = session.current().warm_pools
-            adopted = pools and warm_workers.adopt(pools, self._cls, self._warm, args, kwargs)
+            # A traced job's warm worker adopts the traced class: constructor and methods run in spans.
+            traced_cls = self._traced_base.get("cls") if self._traced and tracing.enabled else None
+            extra = {traced_calls.CTX_KWARG: tracing.carrier()} if traced_cls is not None else {}
+            adopted = pools and warm_workers.adopt(pools, traced_cls or self._cls, self._warm, args, {**kwargs, **extra})
             if adopted:
                 handle, table = adopted
                 keep_alive(handle)
@@ -322,10 +326,16 @@ class InstanceCreator:
         base = self._traced_base
         if "ray_cls" not in base:
             traced = traced_calls.traced_class(self._cls)
+            base["cls"] = traced
             base["ray_cls"] = ray.remote(traced)
             base["carries"] = traced_calls.creation_accepts_context(traced)
         self._traced = base["carries"]
         return base["ray_cls"]
+
+    def member_class(self) -> tuple[Any, dict[str, Any]]:
+        """The Ray class yr.Group makes members from, and extra constructor kwargs (traced: the context)."""
+        ray_cls = self._trace() if tracing.enabled else self._ray_cls
+        return ray_cls, ({traced_calls.CTX_KWARG: tracing.carrier()} if tracing.enabled and self._traced else {})
 
     def options(self, invoke_options: InvokeOptions | None = None, **kwargs: Any) -> InstanceCreator:
         """Return a creator of the same class with other options (``self`` is not changed)."""
@@ -440,7 +450,7 @@ def get_instance(name: str, namespace: str = "", timeout: float = 60) -> Instanc
                 break
             time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.5)
-    existing = list_named_instances(namespace=ns or session.current().namespace)
+    existing = sorted(e["name"] for e in ray.util.list_named_actors(all_namespaces=True) if e["namespace"] == ns)
     raise InstanceNotFoundError(
         f"failed to get instance: no instance named {name!r} in namespace {ns!r} (waited {timeout:g}s); named instances there: "
         f"{', '.join(existing) or '(none)'}. Create it with Cls.options(yr.InvokeOptions(name={name!r})).invoke() "
@@ -456,43 +466,3 @@ def _started(handle: Any, deadline: float, timeout: float, name: str, ns: str) -
                 f"get_instance: instance {name!r} in namespace {ns!r} exists but did not finish starting (its "
                 f"__init__) within {timeout:g}s; pass a longer timeout, or timeout=0 for the handle at once.")
     return InstanceProxy(handle)
-
-
-# Namespaces of yuanrong's and Ray's own actors, which are not the user's instances.
-_INTERNAL_NAMESPACES = ("yuanrong-datashare", "yuanrong-streams", "yr-placement", "serve")
-
-
-def list_named_instances(all_namespaces: bool = False, namespace: str = "") -> list:
-    """The live named instances.
-
-    As in openYuanrong, every namespace is listed: an instance in the job's namespace by its name,
-    one in another namespace as ``"namespace-name"`` (other namespaces first, each part sorted).
-    With ``namespace``, only that namespace's names; with ``all_namespaces=True``, a list of
-    ``{"name": ..., "namespace": ...}``. yuanrong's and Ray Serve's own actors are never listed.
-    """
-    session.require_init()
-    entries = [e for e in ray.util.list_named_actors(all_namespaces=True)
-               if e["namespace"] not in _INTERNAL_NAMESPACES and not e["namespace"].startswith("_")
-               and tenants.visible(e["namespace"])]
-    if all_namespaces:
-        return sorted(entries, key=lambda e: (e["namespace"], e["name"]))
-    if namespace:
-        ns = _namespace(namespace)
-        return sorted(e["name"] for e in entries if e["namespace"] == ns)
-    own = _namespace("")
-    others = sorted(f"{e['namespace']}-{e['name']}" for e in entries if e["namespace"] != own)
-    return others + sorted(e["name"] for e in entries if e["namespace"] == own)
-
-
-def kill_instance(instance_or_name: InstanceProxy | str, namespace: str = "") -> None:
-    """Terminate an instance given its handle or its name (in ``namespace``).
-
-    Raises:
-        InstanceNotFoundError: No instance has that name.
-    """
-    session.require_init()
-    if isinstance(instance_or_name, InstanceProxy):
-        instance_or_name.terminate()
-        return
-    proxy = get_instance(instance_or_name, namespace, timeout=0)
-    proxy.terminate()

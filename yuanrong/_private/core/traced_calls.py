@@ -14,15 +14,16 @@ path pays one boolean check.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import ray
-from opentelemetry.trace import SpanKind
+from opentelemetry import context as otel_context
+from opentelemetry import trace as otel_trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from yuanrong._private import metering, session, tracing
 
@@ -30,21 +31,34 @@ CTX_KWARG = tracing.CTX_KWARG
 _SHUTDOWN_HOOK = "__yr_shutdown__"
 _ran: set[str] = set()          # what this process has run: the first run of each is a cold one
 _process_attributes: dict[str, str] = {}
+# This worker's (actor id, restarted) once it hosts an actor: fixed from then on (an actor's process
+# ends with it). A task worker asks each time: Ray may later hand an idle task worker to an actor.
+_actor: list[tuple[str, bool]] = []
 
 
-@contextlib.contextmanager
-def submitting(name: str, kind: str, kwargs: dict[str, Any], attributes: Mapping[str, Any],
-               *, carry: bool = True) -> Iterator[dict[str, Any]]:
-    """A submit span around making one call; yields the call's kwargs with the context added.
+class submitting:  # noqa: N801 - used as a context manager, like the function it replaced
+    """A submit span around making one call; ``with`` gives the call's kwargs with the context added.
 
-    ``carry=False`` records the span without sending the context (the callee is not wrapped).
+    ``carry=False`` records the span without sending the context (the callee is not wrapped). A
+    class rather than a generator: it is on every traced call's path, and the SDK's own
+    ``start_as_current_span`` costs two generator context managers more.
     """
-    with tracing.tracer().start_as_current_span(f"yr.{kind} {name}", kind=SpanKind.PRODUCER,
-                                                attributes={"yr.function": name, "yr.call": kind,
-                                                            **attributes}):
-        if carry:
-            kwargs = {**kwargs, CTX_KWARG: tracing.carrier()}
-        yield kwargs
+
+    __slots__ = ("_kwargs", "_span", "_token")
+
+    def __init__(self, name: str, kind: str, kwargs: dict[str, Any], attributes: Mapping[str, Any],
+                 *, carry: bool = True) -> None:
+        self._span = tracing.tracer().start_span(f"yr.{kind} {name}", kind=SpanKind.PRODUCER,
+                                                 attributes={"yr.function": name, "yr.call": kind, **attributes})
+        self._kwargs = {**kwargs, CTX_KWARG: tracing.carrier(self._span)} if carry else kwargs
+
+    def __enter__(self) -> dict[str, Any]:
+        self._token = otel_context.attach(otel_trace.set_span_in_context(self._span))
+        return self._kwargs
+
+    def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
+        otel_context.detach(self._token)
+        _end(self._span, kind, error)
 
 
 def accepts_context(actor_method: Any) -> bool:
@@ -61,49 +75,68 @@ def _start(carrier: Any) -> bool:
     return tracing.adopt(config, _process_attributes)
 
 
-def _run_attributes(name: str, call: str) -> dict[str, Any]:
+def _actor_facts() -> tuple[str, bool]:
+    if _actor:
+        return _actor[0]
     ctx = ray.get_runtime_context()
     actor_id = ctx.get_actor_id() or ""
+    if not actor_id:
+        return "", False
+    _actor.append((actor_id, ctx.was_current_actor_reconstructed))
+    return _actor[0]
+
+
+def _run_attributes(name: str, call: str) -> dict[str, Any]:
+    actor_id, restarted = _actor_facts()
     cold = name not in _ran
     _ran.add(name)
     attributes = {"yr.function": name, "yr.node_id": _process_attributes.get("yr.node_id", ""),
                   "yr.pool": _process_attributes.get("yr.pool", ""), "yr.tier": _process_attributes.get("yr.tier", ""),
-                  "yr.instance_id": actor_id, "yr.cold": cold}
+                  "yr.instance_id": actor_id, "yr.cold": cold, "yr.attempt": session.task_attempt()}
     if call == "function":
         attributes["yr.call_path"] = "function_instance" if actor_id else "task"
     else:
         attributes["yr.call_path"] = "instance"
-        attributes["yr.restarted"] = bool(actor_id) and ctx.was_current_actor_reconstructed
+        attributes["yr.restarted"] = restarted
     return attributes
 
 
 class _Execution:
     """One call's execution: its span (when spans are on) and its metrics (when metrics are on)."""
 
-    __slots__ = ("_span", "_attributes", "_started")
+    __slots__ = ("_span", "_attributes", "_started", "_token")
 
     def __init__(self, carrier: Mapping[str, str], name: str, call: str) -> None:
         self._attributes = _run_attributes(name, call)
         self._span = None
         if tracing.spans:
-            self._span = tracing.tracer().start_as_current_span(
-                f"yr.run {name}", context=tracing.context_from(carrier), kind=SpanKind.CONSUMER,
-                attributes=self._attributes)
+            self._span = tracing.tracer().start_span(f"yr.run {name}", context=tracing.context_from_carrier(carrier),
+                                                     kind=SpanKind.CONSUMER, attributes=self._attributes)
 
     def __enter__(self) -> _Execution:
         if self._span is not None:
-            self._span.__enter__()
+            self._token = otel_context.attach(otel_trace.set_span_in_context(self._span))
         self._started = time.perf_counter()
         return self
 
-    def __exit__(self, kind: Any, error: Any, tb: Any) -> Any:
+    def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
         a = self._attributes
-        metering.record_call({"yr.function": a["yr.function"], "yr.call_path": a["yr.call_path"],
-                              "yr.pool": a["yr.pool"]}, time.perf_counter() - self._started, error is not None,
-                             a["yr.cold"])
-        if self._span is not None:
-            return self._span.__exit__(kind, error, tb)
-        return None
+        if metering.on():
+            metering.record_call({"yr.function": a["yr.function"], "yr.call_path": a["yr.call_path"],
+                                  "yr.pool": a["yr.pool"]}, time.perf_counter() - self._started, error is not None,
+                                 a["yr.cold"])
+        span = self._span
+        if span is not None:
+            otel_context.detach(self._token)
+            _end(span, kind, error)
+
+
+def _end(span: Any, kind: Any, error: Any) -> None:
+    """End ``span``, as ERROR with the exception when the call raised."""
+    if error is not None and span.is_recording():
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, f"{kind.__name__}: {error}"))
+    span.end()
 
 
 def _span(carrier: Any, name: str, call: str) -> _Execution | None:
@@ -184,7 +217,4 @@ def traced_class(cls: type) -> type:
 
 
 def creation_accepts_context(cls: type) -> bool:
-    try:
-        return CTX_KWARG in inspect.signature(cls.__init__).parameters
-    except (TypeError, ValueError):
-        return False
+    return tracing.takes_context(cls.__init__)

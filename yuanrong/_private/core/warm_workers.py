@@ -45,6 +45,7 @@ from datashare import kv
 from datashare.errors import DatashareError
 from placement import labels as pool_labels
 from yuanrong._private import options as options_mod
+from yuanrong._private import tracing
 from yuanrong._private.options import Resolved
 from yuanrong.config import InvokeOptions
 from yuanrong.exception import InvalidOptionError
@@ -143,10 +144,12 @@ class MethodTable:
     class_name: str
     returns: Mapping[str, Any]     # method name -> num_returns (an int, or "streaming")
     retries: int = 0
+    traced: frozenset[str] = frozenset()  # methods that take the trace context (a job's traced class)
 
     @classmethod
     def of(cls, klass: type, retries: int) -> MethodTable:
         returns: dict[str, Any] = {}
+        traced = set()
         for name, member in inspect.getmembers(klass, lambda m: inspect.isfunction(m) or inspect.ismethod(m)):
             if name.startswith("__") and name != SHUTDOWN_HOOK:
                 continue
@@ -154,7 +157,9 @@ class MethodTable:
                 returns[name] = "streaming"
             else:
                 returns[name] = getattr(member, "__ray_num_returns__", 1)
-        return cls(klass.__qualname__, returns, retries)
+            if tracing.takes_context(member):
+                traced.add(name)
+        return cls(klass.__qualname__, returns, retries, frozenset(traced))
 
     def remote_for(self, handle: Any, name: str) -> tuple[Any, Any]:
         """``(remote, num_returns)`` that calls method ``name`` of the instance adopted by ``handle``.
