@@ -53,6 +53,7 @@ __all__ = [
     "MSetParam",
     "SetParam",
     "WriteMode",
+    "flush",
     "kv_del",
     "kv_get",
     "kv_keys",
@@ -125,6 +126,16 @@ class MSetParam:
     write_mode: WriteMode = WriteMode.NONE_L2_CACHE
     ttl_second: int = DEFAULT_NO_TTL_LIMIT
     cache_type: CacheType = CacheType.MEMORY
+
+
+def flush(timeout: float = CONTROL_TIMEOUT_S) -> None:
+    """Wait until this process's KV writes are applied by the catalogue.
+
+    ``kv_write`` returns once a write is queued; another KV call from the same process sees it.
+    Call this before the process may be killed (an instance's shutdown hook, ``exit``): yuanrong
+    does so itself where it ends an instance.
+    """
+    kv_storage.drain(timeout=timeout)
 
 
 def has_store() -> bool:

@@ -3,8 +3,9 @@
     python -m tests.compat.openyuanrong_st --mirror DIR [--only MODULE ...] [--json FILE]
 
 ``DIR`` is a checkout of openYuanrong's repository (``test/st/python`` inside it). The tests are
-copied to a scratch directory and run there; ``import yr`` resolves to yuanrong
-(:mod:`tests.compat.yr_alias`), and no test body is edited. Three phases:
+copied to a scratch directory and run there; ``import yr`` resolves to yuanrong in the tests and
+in every worker (a ``yr`` package on ``PYTHONPATH`` that is yuanrong, through
+:mod:`tests.compat.yr_alias`), and no test body is edited. Three phases:
 
 * **embedded**: the in-cluster modules with the conftest's address variables empty, so each
   ``yr.init(conf)`` starts an embedded cluster (and ``yr.finalize()`` stops it), declaring 8
@@ -123,9 +124,32 @@ def _scratch_copy(mirror: Path, dest: Path) -> Path:
     return dest / "st"
 
 
+_YR_SHIM = """# `import yr` is yuanrong, in the driver and in every worker (they inherit PYTHONPATH).
+import sys
+
+from tests.compat.yr_alias import install
+
+install()
+import yuanrong
+
+sys.modules["yr"] = yuanrong
+"""
+
+
+def _shim(dest: Path) -> Path:
+    """A directory holding a ``yr`` package that is yuanrong, for PYTHONPATH."""
+    (dest / "shim" / "yr").mkdir(parents=True)
+    (dest / "shim" / "yr" / "__init__.py").write_text(_YR_SHIM)
+    return dest / "shim"
+
+
+_SHIM_DIR: list[Path] = []
+
+
 def _env(extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (*(str(d) for d in _SHIM_DIR), str(REPO), env.get("PYTHONPATH", "")) if p)
     for name in ("YR_PYTHON_FUNC_ID", "YR_SERVER_ADDRESS", "YR_DS_ADDRESS", "YR_MASTER_ADDRESS"):
         env[name] = ""
     for name in ("YR_ADDRESS", "RAY_ADDRESS"):
@@ -139,7 +163,7 @@ def _deselected(modules: list[str]) -> list[str]:
 
 
 def _run_pytest(st: Path, modules: list[str], env: dict[str, str], report: Path) -> None:
-    args = [sys.executable, "-m", "pytest", "-p", "tests.compat.yr_alias", "-q", "-rN",
+    args = [sys.executable, "-m", "pytest", "-q", "-rN",
             "-o", "python_files=test_*.py benchmark.py", f"--junitxml={report}", *modules]
     for node in _deselected(modules):
         args += ["--deselect", node]
@@ -199,7 +223,7 @@ def _run_script(name: str, script: Path, args: list[str], env: dict[str, str], o
     if not script.is_file():
         outcome.skipped = 1
         return outcome
-    code = f"import tests.compat.yr_alias, runpy, sys; sys.argv = {[script.name, *args]!r}; " \
+    code = f"import runpy, sys; sys.argv = {[script.name, *args]!r}; " \
            f"runpy.run_path({str(script)!r}, run_name='__main__')"
     try:
         run = subprocess.run([sys.executable, "-c", code], cwd=script.parent, env=env, capture_output=True,
@@ -246,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="oyr-st-") as tmp:
         st = _scratch_copy(args.mirror, Path(tmp))
+        _SHIM_DIR[:] = [_shim(Path(tmp))]
         if wanted:
             _run_pytest(st, wanted, _env({"GLOG_log_dir": tmp, "RAY_OVERRIDE_RESOURCES": EMBEDDED_RESOURCES}),
                         Path(tmp) / "embedded.xml")

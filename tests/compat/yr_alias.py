@@ -1,7 +1,8 @@
 """``import yr`` (and ``yr.config``, ``yr.exception``, ...) resolved to yuanrong.
 
-Loaded as a pytest plugin (``-p tests.compat.yr_alias``) or imported before running a script, so
-that openYuanrong's own programs and tests run against yuanrong without a line of them edited.
+Installed by the ``yr`` package the system-test runner puts on ``PYTHONPATH`` (so in the driver
+and in every worker), so that openYuanrong's own programs and tests run against yuanrong without a
+line of them edited.
 """
 
 from __future__ import annotations

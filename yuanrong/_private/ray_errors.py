@@ -60,7 +60,8 @@ def translate(err: BaseException, *, timeout: float | None = None, refs: Iterabl
         if isinstance(cause, rex.TaskCancelledError) and _unplaced_call(refs) is not None:
             return _unplaced_call(refs)
         if isinstance(cause, (rex.TaskCancelledError, InvokeCancelledError)):
-            return InvokeCancelledError("the call was cancelled with yr.cancel() before it produced a result.")
+            return InvokeCancelledError("the call was cancelled with yr.cancel() before it produced a result (the obj has been "
+                                        "cancelled).")
         if cause is None or isinstance(cause, rex.RayError):
             return YRError(str(err))
         message = f"{type(cause).__name__}: {cause}\n\nRemote traceback (most recent call last):\n{remote_tb}"
@@ -73,7 +74,8 @@ def translate(err: BaseException, *, timeout: float | None = None, refs: Iterabl
         unplaced = _unplaced_call(refs)
         if unplaced is not None:
             return unplaced
-        return InvokeCancelledError("the call was cancelled with yr.cancel() before it produced a result.")
+        return InvokeCancelledError("the call was cancelled with yr.cancel() before it produced a result (the obj has been "
+                                        "cancelled).")
     actor_id = getattr(err, "actor_id", None) if isinstance(err, rex.RayActorError) else None
     if actor_id is not None and actor_id in session.current().unplaced_instances:
         why = session.current().unplaced_instances[actor_id]

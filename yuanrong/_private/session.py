@@ -300,7 +300,7 @@ def init(conf: Config | None = None) -> ClientInfo:
             owns = False
         elif address and address != "local":
             _probe(address)
-            _apply_connection_env(creds.env)
+            _apply_connection_env(_with_local_token(creds.env))
             try:
                 ray.init(address=address, namespace=namespace, runtime_env=runtime_env or None,
                          logging_level=conf.log_level, log_to_driver=conf.log_to_driver)
@@ -359,6 +359,22 @@ def init(conf: Config | None = None) -> ClientInfo:
         if owns:
             atexit.register(finalize)
         return info
+
+
+def _with_local_token(env: Mapping[str, str]) -> Mapping[str, str]:
+    """``env``, sending this machine's Ray token when one exists and no auth mode was chosen.
+
+    Ray 2.60 sends a driver's token only with ``RAY_AUTH_MODE=token``, while clusters started by
+    ``yr local up`` / ``yr start`` require it: without this, ``yr.init(Config(server_address=...))``
+    on the cluster's own machine would be refused (as ``yr``'s own commands would).
+    """
+    if "RAY_AUTH_MODE" in env or "RAY_AUTH_MODE" in os.environ:
+        return env
+    from ray._raylet import AuthenticationTokenLoader
+
+    if not AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True):
+        return env
+    return {**env, "RAY_AUTH_MODE": "token"}
 
 
 def _apply_connection_env(env: Mapping[str, str]) -> None:

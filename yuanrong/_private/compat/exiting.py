@@ -23,4 +23,15 @@ def exit() -> None:  # noqa: A001 - openYuanrong's name
     if ctx.get_actor_id() is None:
         raise YRError("yr.exit() was called inside a stateless function; it stops an instance (call it in one of "
                       "its methods) or ends a driver's session. Return from the function instead.")
+    flush_writes()
     ray.actor.exit_actor()
+
+
+def flush_writes() -> None:
+    """Apply this process's queued KV writes before it ends (best effort: it is ending anyway)."""
+    from datashare import kv
+
+    try:
+        kv.flush(timeout=10.0)
+    except Exception:  # noqa: BLE001 - a failed write has nobody left to tell
+        pass

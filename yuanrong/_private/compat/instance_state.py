@@ -71,6 +71,7 @@ def save_state(timeout_sec: int = 30) -> None:
     instance, instance_id = _current_instance("save_state")
     try:
         kv.kv_write(key_for(instance_id), snapshot(instance))
+        kv.flush()   # saved means saved: the instance may crash right after
     except (DatashareError, TypeError, AttributeError, cloudpickle.pickle.PicklingError) as e:
         raise RuntimeError(f"Failed to save state of instance {instance_id}: {e}") from e
 
@@ -122,6 +123,7 @@ def record_init_error(exc: BaseException) -> None:
         if actor_id:
             record = cloudpickle.dumps((exc, "".join(traceback.format_exception(exc))))
             kv.kv_write(_INIT_ERROR_PREFIX + actor_id, record, ttl_second=_INIT_ERROR_TTL_S)
+            kv.flush()   # the process ends with the constructor
     except Exception:  # noqa: BLE001 - an unpicklable exception or no store: callers see Ray's error
         pass
 

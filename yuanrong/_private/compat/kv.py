@@ -98,7 +98,8 @@ def kv_get_with_param(keys: list[str], get_params: GetParams, timeout: int | flo
             if isinstance(v, bool) or not isinstance(v, int):
                 raise InvalidArgumentError(f"get_params.get_params[{i}].{name}", v, "it must be an int >= 0.")
             if v < 0:
-                raise NegativeRangeError(f"get_params.get_params[{i}].{name}", v, "it must be an int >= 0.")
+                raise NegativeRangeError(f"get_params.get_params[{i}].{name}", v,
+                                         "it must be an int >= 0 (can't convert negative value to uint64_t).")
     wait_s = _wait_seconds(timeout)
     deadline = None if wait_s is None else time.monotonic() + wait_s
     found: dict[str, Any] = {}

@@ -157,7 +157,7 @@ def _run_functions(proxy: FunctionProxy, args: tuple, size: int, bundle_size: in
     pg = _reserve(proxy._resolved, size, bundle_size, timeout, f"function group of {proxy.__qualname__}")
     wrap = wrap_result(proxy._return_nums)
     call_args, call_kwargs = unwrap_args(args), unwrap_kwargs({})
-    body = _task_body(proxy._func)
+    body = _task_body(proxy._func, proxy._return_nums)
     refs: list[Any] = []
     ray_refs: list[Any] = []
     try:

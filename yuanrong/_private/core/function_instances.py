@@ -23,11 +23,21 @@ def _with_marker(out: Any, return_nums: int, func: Callable, started: float) -> 
     marker = time.perf_counter() - started  # the call's run time, in seconds
     if return_nums == 1:
         return out, marker
-    if not isinstance(out, (tuple, list)) or len(out) != return_nums:
-        got = f"{len(out)} values" if isinstance(out, (tuple, list)) else f"one {type(out).__name__}"
-        raise ValueError(f"{getattr(func, '__qualname__', func)} was declared with return_nums={return_nums} but "
-                         f"returned {got}; return a tuple of {return_nums} values.")
-    return (*out, marker)
+    return (*returned_values(out, return_nums, func), marker)
+
+
+def returned_values(out: Any, return_nums: int, func: Callable) -> tuple:
+    """``out`` as ``return_nums`` values, or the error openYuanrong raises (in Python's words) when
+    a function declared with ``return_nums`` returned another number of values."""
+    declared = f"{getattr(func, '__qualname__', func)} was declared with return_nums={return_nums} but returned"
+    if not isinstance(out, (tuple, list)):
+        raise TypeError(f"{declared} one {type(out).__name__} (cannot unpack non-iterable {type(out)} object); "
+                        f"return a tuple of {return_nums} values.")
+    if len(out) != return_nums:
+        how = "not enough" if len(out) < return_nums else "too many"
+        raise ValueError(f"{declared} {len(out)} values ({how} values to unpack (expected {return_nums}, got "
+                         f"{len(out)})); return a tuple of {return_nums} values.")
+    return tuple(out)
 
 
 class FunctionInstance:

@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import inspect
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ import ray
 
 from yuanrong._private import options as options_mod
 from yuanrong._private import session, tracing
-from yuanrong._private.core import function_pools, pool_metrics, pool_registry, traced_calls, vanished_pools, warm_workers  # noqa: F401 - pool_metrics registers gauges
+from yuanrong._private.core import function_instances, function_pools, pool_metrics, pool_registry, traced_calls, vanished_pools, warm_workers  # noqa: F401 - pool_metrics registers gauges
 from yuanrong._private.scheduling import calls
 from yuanrong._private.core.objects import ObjectRef, ObjectRefGenerator, unwrap_args, unwrap_kwargs
 from yuanrong.config import InvokeOptions
@@ -81,7 +82,8 @@ class FunctionProxy:
         self._num_returns = num_returns
         if _ray_fn is None:
             # The base function is made once; options() reuses its export and only overrides options.
-            self._ray_fn = ray.remote(num_returns=num_returns, **self._resolved.ray_options)(_task_body(func))
+            self._ray_fn = ray.remote(num_returns=num_returns, **self._resolved.ray_options)(
+                _task_body(func, return_nums))
             self._remote = self._ray_fn.remote
         else:
             self._ray_fn = _ray_fn
@@ -192,7 +194,7 @@ class FunctionProxy:
         base = self._traced_base
         if "func" not in base:
             base["func"] = traced_calls.traced_function(self._func, self.__qualname__)
-            body = traced_calls.traced_function(_task_body(self._func), self.__qualname__)
+            body = traced_calls.traced_function(_task_body(self._func, self._return_nums), self.__qualname__)
             base["ray_fn"] = ray.remote(num_returns=self._num_returns, **self._resolved.ray_options)(body)
         self._pool_func = base["func"]
         self._remote = base["ray_fn"].options(num_returns=self._num_returns, **self._resolved.ray_options).remote
@@ -281,7 +283,7 @@ def _create_instance(cold: Callable[..., Any], warm: warm_workers.WarmRequest | 
     return cold(func, return_nums), False
 
 
-def _task_body(func: Callable) -> Callable:
+def _task_body(func: Callable, return_nums: int = 1) -> Callable:
     """What a Ray task runs for ``func``: itself; for ``async def`` functions (which Ray tasks do not
     take) a sync wrapper that runs it on an event loop of its own; for generators, a loop over it."""
     if inspect.iscoroutinefunction(func):
@@ -305,8 +307,25 @@ def _task_body(func: Callable) -> Callable:
             # ``yield from range(n)`` would pass them on to the range and fail. The loop drops them.
             for item in func(*args, **kwargs):
                 yield item
+    elif return_nums > 1:
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            os.environ["INSTANCE_ID"] = ray.get_runtime_context().get_task_id() or ""
+            return function_instances.returned_values(func(*args, **kwargs), return_nums, func)
+
+        return run
     else:
-        return func
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            # openYuanrong's INSTANCE_ID: a call run as a plain Ray task is an instance of its own.
+            # Only os and ray are named, so the worker need not import yuanrong for it.
+            import os
+
+            import ray
+            os.environ["INSTANCE_ID"] = ray.get_runtime_context().get_task_id() or ""
+            return func(*args, **kwargs)
+
+        return run
     run.__name__, run.__qualname__, run.__doc__ = func.__name__, func.__qualname__, func.__doc__
     return run
 

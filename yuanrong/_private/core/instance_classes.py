@@ -9,6 +9,9 @@ Its constructor sets ``INSTANCE_ID`` (the instance's id) in the process, and:
   Ray runs it on the instance's event loop and then fails to pickle the coroutine; the subclass's
   method awaits it and returns its result, as openYuanrong does.
 
+Its shutdown hook (``__yr_shutdown__``) is followed by the process's queued KV writes being
+applied, since the instance is killed right after it.
+
 Everything else about the class (name, methods, ``return_nums``, state) is unchanged.
 """
 
@@ -19,7 +22,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from yuanrong._private.compat import instance_state, node_env
+from yuanrong._private.compat import exiting, instance_state, node_env
 
 
 def _awaiting(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -47,6 +50,28 @@ def _recording(init: Callable[..., Any]) -> Callable[..., Any]:
     return __init__
 
 
+def _flushing(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """The shutdown hook, then this process's queued KV writes applied: the instance is killed next."""
+    if inspect.iscoroutinefunction(hook):
+        @functools.wraps(hook)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await hook(*args, **kwargs)
+            finally:
+                exiting.flush_writes()
+
+        return run_async
+
+    @functools.wraps(hook)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return hook(*args, **kwargs)
+        finally:
+            exiting.flush_writes()
+
+    return run
+
+
 def _plain_sync(cls: type, name: str, member: Callable[..., Any]) -> bool:
     """A regular (not static or class) method that is neither a coroutine nor a generator function."""
     return (inspect.isfunction(inspect.getattr_static(cls, name))
@@ -58,6 +83,9 @@ def runnable(cls: type, is_async: bool) -> type:
     """The class to hand to Ray for instances of ``cls``."""
     overrides: dict[str, Any] = {}
     overrides["__init__"] = _recording(cls.__init__)
+    hook = getattr(cls, "__yr_shutdown__", None)
+    if callable(hook):
+        overrides["__yr_shutdown__"] = _flushing(hook)
     if is_async:
         overrides.update({name: _awaiting(member) for name, member in inspect.getmembers(cls, inspect.isfunction)
                           if not name.startswith("__") and _plain_sync(cls, name, member)})

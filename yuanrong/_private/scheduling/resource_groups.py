@@ -25,18 +25,27 @@ _DEFAULT_BUNDLE_MEMORY_MB = 128
 _MB = 1024 * 1024
 
 
+_MAX_WAIT_S = 0x7FFFFFFF   # "without limit": wait() with -1
+
+
 def to_ray_bundle(bundle: Mapping[str, float], index: int) -> dict[str, float]:
     """Convert an openYuanrong bundle (CPU in millicores, Memory in MB) to a Ray bundle."""
     if not isinstance(bundle, Mapping):
-        raise InvalidOptionError(f"bundles[{index}]={bundle!r} must be a dict of resource name -> amount.",
+        raise InvalidOptionError(f"bundles[{index}]={bundle!r} must be a dict of resource name -> amount "
+                                 f"({type(bundle).__name__!r} object has no attribute 'items').",
                                  option="bundles", value=bundle)
     out: dict[str, float] = {}
     for key, value in bundle.items():
         if not isinstance(key, str) or not key:
             raise InvalidOptionError(f"bundles[{index}] has resource name {key!r}; names must be non-empty str.",
                                      option="bundles", value=bundle)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise InvalidOptionError(f"bundles[{index}][{key!r}]={value!r} must be a number >= 0.",
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidOptionError(f"bundles[{index}][{key!r}]={value!r} must be a number >= 0 (must be real "
+                                     f"number, not {type(value).__name__}).",
+                                     option="bundles", value=bundle)
+        if value < 0:
+            raise InvalidOptionError(f"bundles[{index}][{key!r}]={value!r}: bundle index: {index}, please set the "
+                                     f"value of {key} >= 0.",
                                      option="bundles", value=bundle)
         if key == "CPU":
             continue
@@ -78,6 +87,13 @@ class ResourceGroup:
             PlacementError: Not reserved within ``timeout_seconds`` (the message says why, when known).
         """
         session.require_init()
+        if isinstance(timeout_seconds, bool) or not isinstance(timeout_seconds, (int, float)) or not (
+                timeout_seconds == -1 or 0 <= timeout_seconds <= _MAX_WAIT_S):
+            raise InvalidOptionError(f"timeout_seconds={timeout_seconds!r} should be greater than or equal to -1 "
+                                     f"(-1 waits without limit) and a number of seconds.", option="timeout_seconds",
+                                     value=timeout_seconds)
+        if timeout_seconds == -1:
+            timeout_seconds = _MAX_WAIT_S
         with as_placement_error():
             ray_adapter.wait_placement_group(
                 self._pg, timeout_s=timeout_seconds, what=f"resource group {self.resource_group_name!r}",
@@ -109,17 +125,23 @@ def create(bundles: Sequence[Mapping[str, float]], name: str | None = None, stra
         PlacementError: The group could never be placed, with the engine's explanation.
     """
     session.require_init()
-    if not isinstance(bundles, (list, tuple)) or not bundles:
-        raise InvalidOptionError(f"bundles={bundles!r} must be a non-empty list of dicts.", option="bundles",
-                                 value=bundles)
+    if not isinstance(bundles, (list, tuple)):
+        raise InvalidOptionError(f"invalid bundles type, actual: {type(bundles).__name__}; bundles={bundles!r} must "
+                                 f"be a non-empty list of dicts.", option="bundles", value=bundles)
+    if not bundles:
+        raise InvalidOptionError("invalid bundles number, actual: 0; bundles must be a non-empty list of dicts.",
+                                 option="bundles", value=bundles)
     if strategy not in STRATEGIES:
         raise InvalidOptionError(f"strategy={strategy!r} is invalid; use one of {', '.join(STRATEGIES)}.",
                                  option="strategy", value=strategy)
     if name is None:
         name = f"rgroup-{uuid.uuid4().hex[:12]}"
-    if not isinstance(name, str) or not name or name == "primary":
-        raise InvalidOptionError(f"name={name!r} must be a non-empty str other than 'primary'.", option="name",
-                                 value=name)
+    if not isinstance(name, str):
+        raise InvalidOptionError(f"invalid name type: {type(name).__name__}; name={name!r} must be a non-empty str "
+                                 f"other than 'primary'.", option="name", value=name)
+    if not name or name == "primary":
+        raise InvalidOptionError(f"name={name!r}: please set the name other than primary or empty ('primary' is "
+                                 f"the cluster's own group).", option="name", value=name)
     ray_bundles = [to_ray_bundle(b, i) for i, b in enumerate(bundles)]
     session.current().cluster.check_group(ray_bundles, strategy, what=f"resource group {name!r}")
     try:
@@ -180,6 +202,9 @@ def remove(resource_group: ResourceGroup | str) -> None:
     if isinstance(resource_group, ResourceGroup):
         pg = resource_group.placement_group
     elif isinstance(resource_group, str):
+        if not resource_group or resource_group == "primary":
+            raise InvalidOptionError(f"remove_resource_group({resource_group!r}): please set the name other than "
+                                     f"primary or empty.", option="resource_group", value=resource_group)
         pg = lookup(resource_group)
     else:
         raise InvalidOptionError(f"remove_resource_group() takes a ResourceGroup or its name, not "
