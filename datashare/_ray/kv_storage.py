@@ -54,6 +54,11 @@ class _WritePipe:
             self._raise_error()
             self._queue.append((entries, ttl_s))
             if self._thread is None or not self._thread.is_alive():
+                if self._thread is None:
+                    # Registered at the first write, so after ray.init's own exit hook, whenever this
+                    # module was imported: exit hooks run last-registered first, so the queued writes
+                    # are applied while still connected.
+                    atexit.register(_drain_at_exit)
                 self._thread = threading.Thread(target=self._run, name="datashare-kv-writes", daemon=True)
                 self._thread.start()
             self._cond.notify_all()
@@ -104,9 +109,7 @@ def drain(*, timeout: float = handles.CONTROL_TIMEOUT_S) -> None:
     _pipe.drain(timeout=timeout)
 
 
-@atexit.register
 def _drain_at_exit() -> None:
-    # Registered after Ray's own exit hook (Ray is imported first), so it runs while still connected.
     if ray.is_initialized():
         try:
             drain(timeout=10.0)
