@@ -210,7 +210,7 @@ def kv_read(key: str | Sequence[str], timeout: int | float = DEFAULT_GET_TIMEOUT
     """
     single = isinstance(key, str)
     keys = [_check_key(key)] if single else [_check_key(k) for k in _key_list(key)]
-    wait_s = _check_timeout(timeout)
+    wait_s = read_timeout(timeout)
     deadline = None if wait_s is None else time.monotonic() + wait_s
     found: dict[str, Any] = {}
     pause = 0.01
@@ -231,7 +231,7 @@ def kv_read(key: str | Sequence[str], timeout: int | float = DEFAULT_GET_TIMEOUT
 
 def kv_get(key: str | Sequence[str], timeout: int | float = DEFAULT_GET_TIMEOUT) -> Any:
     """Like :func:`kv_read`; as in openYuanrong, ``timeout`` must be > 0 or ``-1``."""
-    _check_timeout(timeout)
+    read_timeout(timeout)
     if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout <= 0 and timeout != NO_LIMIT:
         raise InvalidArgumentError("timeout", timeout, "kv_get needs a timeout > 0 seconds, or -1 to wait forever.")
     return kv_read(key, timeout)
@@ -307,7 +307,8 @@ def _check_value(value: object) -> Any:
     return value
 
 
-def _check_timeout(timeout: object) -> float | None:
+def read_timeout(timeout: object) -> float | None:
+    """A KV read's wait in seconds (``None``: forever, for ``-1``); anything else is refused."""
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise InvalidArgumentError("timeout", timeout, "it must be a number of seconds, or -1 to wait forever.")
     if timeout == NO_LIMIT:

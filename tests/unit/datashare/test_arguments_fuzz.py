@@ -61,7 +61,7 @@ def test_kv_timeouts_are_checked_before_any_read(timeout):
     valid = (isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
              and (timeout == -1 or 0 <= timeout <= MAX_TIMEOUT_S))
     if valid:
-        assert kv._check_timeout(timeout) in (None, float(timeout))
+        assert kv.read_timeout(timeout) in (None, float(timeout))
         return
     for read in (kv.kv_read, kv.kv_get):
         with pytest.raises(InvalidArgumentError) as info:

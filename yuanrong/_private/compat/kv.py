@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import math
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -100,7 +99,7 @@ def kv_get_with_param(keys: list[str], get_params: GetParams, timeout: int | flo
             if v < 0:
                 raise NegativeRangeError(f"get_params.get_params[{i}].{name}", v,
                                          "it must be an int >= 0 (can't convert negative value to uint64_t).")
-    wait_s = _wait_seconds(timeout)
+    wait_s = _kv.read_timeout(timeout)
     deadline = None if wait_s is None else time.monotonic() + wait_s
     found: dict[str, Any] = {}
     while True:
@@ -117,16 +116,6 @@ def kv_get_with_param(keys: list[str], get_params: GetParams, timeout: int | flo
                     f"{keys} was written in time. Write them first, or pass a longer timeout.",)
         raise err
     return [_slice(found[k], p, k) if k in found else None for k, p in zip(keys, get_params.get_params)]
-
-
-def _wait_seconds(timeout: object) -> float | None:
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or math.isnan(timeout):
-        raise InvalidArgumentError("timeout", timeout, "it must be a number of seconds, or -1 to wait forever.")
-    if timeout == -1:
-        return None
-    if timeout < 0 or math.isinf(timeout):
-        raise InvalidArgumentError("timeout", timeout, "it must be >= 0 seconds, or -1 to wait forever.")
-    return float(timeout)
 
 
 def _slice(value: Any, p: GetParam, key: str) -> Any:
