@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import heapq
 import time
@@ -133,6 +134,10 @@ class _KVEntry:
     seq: int
 
 
+KV_LOG_LENGTH = 100_000
+"""KV changes the catalogue remembers for readers' caches; one further behind forgets its cache."""
+
+
 class Catalogue:
     """Names -> versions -> chunk refs, plus the KV table with NX writes and TTL expiry.
 
@@ -152,6 +157,8 @@ class Catalogue:
         self._expiry: list[tuple[float, int, str]] = []      # heap of (deadline, write seq, key)
         self._seq = 0
         self._generation = 0
+        self._kv_clock = 0                                   # counts KV changes (write, delete, expiry)
+        self._kv_log: collections.deque[tuple[int, str | None, str]] = collections.deque(maxlen=KV_LOG_LENGTH)
         self._outbox: list[Instruction] = []
         self._quotas: dict[str, dict[str, float]] = {}
 
@@ -159,6 +166,20 @@ class Catalogue:
     def generation(self) -> int:
         """Counter of changes to the dataset table (KV writes do not count)."""
         return self._generation
+
+    @property
+    def kv_clock(self) -> int:
+        """Counter of KV changes: every write, delete and expiry of a key adds one."""
+        return self._kv_clock
+
+    def kv_changes(self, since: int) -> list[tuple[str | None, str]] | None:
+        """``(writer, key)`` of each KV change after clock ``since``, oldest first; ``None`` when the
+        log no longer reaches back that far (a reader then forgets everything it cached)."""
+        if since == self._kv_clock:
+            return []
+        if since > self._kv_clock or not self._kv_log or self._kv_log[0][0] > since + 1:
+            return None
+        return [(writer, key) for clock, writer, key in self._kv_log if clock > since]
 
     def take_instructions(self) -> list[Instruction]:
         """The instructions queued since the last call, oldest first."""
@@ -292,10 +313,12 @@ class Catalogue:
 
     # --- KV ---------------------------------------------------------------------------------
 
-    def kv_write_many(self, entries: Mapping[str, KVValue], *, nx: bool, ttl_s: float) -> list[str]:
+    def kv_write_many(self, entries: Mapping[str, KVValue], *, nx: bool, ttl_s: float,
+                      writer: str | None = None) -> list[str]:
         """Write every entry, or none: with ``nx``, returns the keys already set (nothing written).
 
-        ``ttl_s`` > 0 makes the entries expire that many seconds from now; 0 keeps them.
+        ``ttl_s`` > 0 makes the entries expire that many seconds from now; 0 keeps them. ``writer``
+        names the process that wrote, in the change log (its own read cache already has the value).
 
         Raises:
             ValueError: ``ttl_s`` < 0.
@@ -309,9 +332,10 @@ class Catalogue:
                 return clash
         expires = self._clock() + ttl_s if ttl_s > 0 else None
         for key, value in entries.items():
-            self._kv_remove(key)
+            self._kv_remove(key, writer, log=False)
             self._seq += 1
             self._kv[key] = _KVEntry(value, expires, self._seq)
+            self._log_kv(writer, key)
             if expires is not None:
                 heapq.heappush(self._expiry, (expires, self._seq, key))
         return []
@@ -321,10 +345,21 @@ class Catalogue:
         self._expire()
         return {k: self._kv[k].value for k in keys if k in self._kv}
 
-    def kv_delete(self, keys: Iterable[str]) -> int:
+    def kv_read_clocked(self, keys: Iterable[str]) -> tuple[int, dict[str, tuple[KVValue, float | None]]]:
+        """The KV clock, and ``(value, seconds left or None)`` of those ``keys`` that are set."""
+        self._expire()
+        now = self._clock()
+        out = {}
+        for k in keys:
+            entry = self._kv.get(k)
+            if entry is not None:
+                out[k] = (entry.value, None if entry.expires_at is None else max(0.0, entry.expires_at - now))
+        return self._kv_clock, out
+
+    def kv_delete(self, keys: Iterable[str], writer: str | None = None) -> int:
         """Delete ``keys``; returns how many were set."""
         self._expire()
-        return sum(self._kv_remove(k) for k in keys)
+        return sum(self._kv_remove(k, writer) for k in keys)
 
     def kv_keys(self) -> list[str]:
         """Every live key, sorted."""
@@ -337,12 +372,18 @@ class Catalogue:
             _, seq, key = heapq.heappop(self._expiry)
             entry = self._kv.get(key)
             if entry is not None and entry.seq == seq:     # not rewritten since
-                self._kv_remove(key)
+                self._kv_remove(key, None)
 
-    def _kv_remove(self, key: str) -> bool:
+    def _log_kv(self, writer: str | None, key: str) -> None:
+        self._kv_clock += 1
+        self._kv_log.append((self._kv_clock, writer, key))
+
+    def _kv_remove(self, key: str, writer: str | None, *, log: bool = True) -> bool:
         entry = self._kv.pop(key, None)
         if entry is None:
             return False
+        if log:
+            self._log_kv(writer, key)
         if entry.value.holder is not None:
             self._outbox.append(Release(entry.value.holder, (entry.value.holder_key,)))
         return True
@@ -364,6 +405,7 @@ class Catalogue:
                     if description is not None and ref is not None and key.name not in self._kv:
                         self._seq += 1
                         self._kv[key.name] = _KVEntry(KVValue(description, ref, hname, key), None, self._seq)
+                        self._log_kv(None, key.name)
                     continue
                 info, held = found.setdefault(key, (description, {}))
                 if info is None and description is not None:

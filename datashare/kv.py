@@ -14,6 +14,10 @@ Same names, arguments, defaults and units as openYuanrong's Python SDK (``yr/api
 * ``kv_set`` / ``kv_get`` take a :class:`SetParam` / check the timeout like openYuanrong's.
 * ``kv_m_write_tx(keys, values, m_set_param)``: all-or-nothing write, NX only.
 
+Speed: writes and deletes are queued and sent in batches, and a process that uses the KV store
+keeps a cache of the values it wrote and read, kept current by the catalogue (see
+:mod:`datashare.kv_cache`): a repeated read, or a read of one's own write, costs no round trip.
+
 Values: ``bytes``-like values up to 64 KiB are kept in the catalogue and read back as ``bytes``;
 larger ones go to the object store and read back as a read-only ``memoryview`` into shared memory
 (openYuanrong also returns ``memoryview`` for such values). Beyond openYuanrong, Arrow tables,
@@ -129,11 +133,13 @@ class MSetParam:
 
 
 def flush(timeout: float = CONTROL_TIMEOUT_S) -> None:
-    """Wait until this process's KV writes are applied by the catalogue.
+    """Wait until this process's KV writes and deletes are applied by the catalogue, and no other
+    process can read the values they replaced any more.
 
-    ``kv_write`` returns once a write is queued; another KV call from the same process sees it.
-    Call this before the process may be killed (an instance's shutdown hook, ``exit``): yuanrong
-    does so itself where it ends an instance.
+    ``kv_write`` and ``kv_del`` return once the change is queued; the same process sees it at once.
+    Call this before the process may be killed (an instance's shutdown hook, ``exit``), or before
+    telling another process to read what was written: yuanrong does so itself where it ends an
+    instance.
     """
     kv_storage.drain(timeout=timeout)
 

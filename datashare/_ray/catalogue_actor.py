@@ -16,6 +16,8 @@ lost in that case (larger KV values live in holders and are recovered); ``docs/d
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +26,7 @@ import ray
 from datashare._ray.naming import HOLDER_PREFIX, NAMESPACE
 from datashare.catalogue import Catalogue, Describe, Found, KVValue, Missing, Release
 from datashare.dataset_info import DatasetInfo
+from datashare.kv_cache import LEASE_S
 
 
 @ray.remote(num_cpus=0, max_restarts=-1)
@@ -38,14 +41,25 @@ class CatalogueActor:
     def __init__(self) -> None:
         self._state = Catalogue()
         self._changed: asyncio.Event | None = None
+        self._kv_changed: asyncio.Event | None = None
         self._ready: asyncio.Future | None = None
+        # KV clocks count from 0 in every incarnation: readers compare this to tell them apart.
+        self._epoch = uuid.uuid4().hex
+        # Processes with a KV cache: id -> (KV clock acknowledged, when heard from last).
+        self._readers: dict[str, tuple[int, float]] = {}
+        self._acked: asyncio.Event | None = None
+        # After a restart, caches filled from the previous incarnation may be trusted for up to a
+        # lease: changes are confirmed only once those leases have run out.
+        ctx = ray.get_runtime_context()
+        restarted = bool(getattr(ctx, "was_current_actor_reconstructed", False))
+        self._confirm_after = time.monotonic() + LEASE_S if restarted else 0.0
 
     async def _step(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         # Awaiting a finished future does not yield, so calls stay atomic after the first.
         if self._ready is None:
             self._ready = asyncio.ensure_future(self._rebuild())
         await self._ready
-        before = self._state.generation
+        before, kv_before = self._state.generation, self._state.kv_clock
         try:
             return method(*args, **kwargs)
         finally:
@@ -53,6 +67,9 @@ class CatalogueActor:
             if self._state.generation != before and self._changed is not None:
                 self._changed.set()
                 self._changed = None
+            if self._state.kv_clock != kv_before and self._kv_changed is not None:
+                self._kv_changed.set()
+                self._kv_changed = None
 
     def _carry_out(self) -> None:
         for step in self._state.take_instructions():
@@ -124,26 +141,90 @@ class CatalogueActor:
     async def delete(self, name: str, version: int | None) -> bool:
         return await self._step(self._state.delete, name, version)
 
-    async def kv_write_many(self, entries: dict[str, KVValue], nx: bool, ttl_s: int) -> list[str]:
+    async def kv_write_many(self, entries: dict[str, KVValue], nx: bool, ttl_s: int,
+                            writer: str | None = None) -> list[str]:
         """All-or-nothing write; returns the keys that already exist (nothing written then)."""
-        return await self._step(self._state.kv_write_many, entries, nx=nx, ttl_s=ttl_s)
+        clash = await self._step(self._state.kv_write_many, entries, nx=nx, ttl_s=ttl_s, writer=writer)
+        await self._settle(writer)
+        return clash
 
-    async def kv_write_batch(self, ops: list[tuple[dict[str, bytes], int]]) -> None:
-        """Pipelined writes of small byte values (not NX), applied in the order given.
+    async def kv_apply(self, writer: str, ops: list[tuple]) -> None:
+        """A process's pipelined KV changes, applied in the order given: ``("w", {key: KVValue},
+        ttl_s)`` writes (not NX), ``("d", [keys])`` deletes.
 
-        One writer process sends one batch at a time, so its writes land in the order it made them.
+        One writer process sends one batch at a time, so its changes land in the order it made them.
         """
         def apply() -> None:
-            for entries, ttl_s in ops:
-                self._state.kv_write_many({k: KVValue("bytes", v) for k, v in entries.items()},
-                                          nx=False, ttl_s=ttl_s)
+            for op in ops:
+                if op[0] == "w":
+                    self._state.kv_write_many(op[1], nx=False, ttl_s=op[2], writer=writer)
+                else:
+                    self._state.kv_delete(op[1], writer)
         await self._step(apply)
+        await self._settle(writer)
 
-    async def kv_read(self, keys: list[str]) -> dict[str, KVValue]:
-        return await self._step(self._state.kv_read, keys)
+    async def kv_read(self, keys: list[str]) -> tuple[str, int, dict[str, tuple[KVValue, float | None]]]:
+        """``(epoch, KV clock, {key: (value, seconds left or None)})`` for the keys that are set."""
+        clock, found = await self._step(self._state.kv_read_clocked, keys)
+        return self._epoch, clock, found
 
-    async def kv_delete(self, keys: list[str]) -> int:
-        return await self._step(self._state.kv_delete, keys)
+    async def kv_wait_changes(self, reader: str, epoch: str | None, since: int,
+                              timeout_s: float) -> tuple[str, int, list | None]:
+        """``(epoch, KV clock, [(writer, key)...] changed after ``since``)`` once something changed
+        (or on timeout); the list is ``None`` when the log no longer reaches back to ``since``.
+
+        The call is also ``reader``'s acknowledgement of every change up to ``since`` (see
+        :mod:`datashare.kv_cache`).
+        """
+        clock = await self._step(lambda: self._state.kv_clock)
+        if epoch != self._epoch:
+            return self._epoch, clock, None
+        self._readers[reader] = (since, time.monotonic())
+        if self._acked is not None:
+            self._acked.set()
+            self._acked = None
+        if clock == since:
+            if self._kv_changed is None:
+                self._kv_changed = asyncio.Event()
+            event = self._kv_changed
+            try:
+                await asyncio.wait_for(event.wait(), timeout_s)
+            except asyncio.TimeoutError:
+                pass
+        return self._epoch, self._state.kv_clock, self._state.kv_changes(since)
+
+    async def kv_delete(self, keys: list[str], writer: str | None = None) -> int:
+        found = await self._step(self._state.kv_delete, keys, writer)
+        await self._settle(writer)
+        return found
+
+    async def kv_leave(self, reader: str) -> None:
+        """``reader`` drops its cache (its process ends): changes stop waiting for it."""
+        self._readers.pop(reader, None)
+        if self._acked is not None:
+            self._acked.set()
+            self._acked = None
+
+    async def _settle(self, writer: str | None) -> None:
+        """Return once every other process with a KV cache has acknowledged the KV clock as it is
+        now, or its lease has run out, so none of them can serve a value older than this change."""
+        clock = self._state.kv_clock
+        while True:
+            now = time.monotonic()
+            for reader in [r for r, (_, seen) in self._readers.items() if seen + LEASE_S <= now]:
+                del self._readers[reader]
+            waits = [seen + LEASE_S - now for r, (acked, seen) in self._readers.items()
+                     if r != writer and acked < clock]
+            if now < self._confirm_after:
+                waits.append(self._confirm_after - now)
+            if not waits:
+                return
+            if self._acked is None:
+                self._acked = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._acked.wait(), min(waits))
+            except asyncio.TimeoutError:
+                pass
 
     async def kv_keys(self) -> list[str]:
         return await self._step(self._state.kv_keys)

@@ -55,6 +55,18 @@ class Holder:
                 out.append(Adopted(ref, None, 0, int(getattr(value, "nbytes", 0))))
         return out
 
+    def adopt_kv(self, items: list[tuple[HolderKey, ray.ObjectRef, str]]) -> list[ray.ObjectRef]:
+        """Copy KV values (``(key, ref, kind)``) into refs this holder owns, described by ``kind``."""
+        values = ray.get([ref for _, ref, _ in items])
+        out = []
+        for (key, _, kind), value in zip(items, values):
+            ref = ray.put(value)
+            self._chunks[ref.hex()] = ref
+            self._keys[key] = {0: ref.hex()}
+            self._info[key] = kind
+            out.append(ref)
+        return out
+
     def link(self, key: HolderKey, chunks: dict[int, str]) -> None:
         """File chunks this holder already owns (by object hex) under ``key`` too."""
         missing = [h for h in chunks.values() if h not in self._chunks]

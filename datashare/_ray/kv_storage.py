@@ -4,14 +4,16 @@ Byte values up to :data:`KV_INLINE_LIMIT` live inside the catalogue; larger ones
 values are put into the object store and adopted by this node's holder, so they outlive the
 writer and survive a catalogue restart.
 
-Writes of small byte values without ``NX`` are pipelined: ``kv_write`` queues the write for a
-thread that sends queued writes to the catalogue in batches, and returns without waiting for the
-answer (an actor round trip, ~1-2 ms, was the whole cost of a write). The catalogue applies one
-process's writes in the order they were made; any other KV call of the same process (a read, a
-delete, an NX or large write, listing keys) first waits until its earlier writes are applied, so a
-process always reads its own writes. Other processes see a write once it is applied, milliseconds
-later; writes still queued when the process exits are sent first. A pipelined write that failed
-(the catalogue could not be reached) raises on the process's next KV call.
+Writes (without ``NX``) and deletes are pipelined: the caller copies the value (into the object
+store if it is large), queues the change for a thread that sends queued changes to the catalogue
+in batches, and returns without waiting for the answer (an actor round trip, ~1-2 ms, was the
+whole cost of a write). The catalogue applies one process's changes in the order they were made.
+A process reads its own writes: they go into its read cache (:mod:`datashare.kv_cache`) as they
+are made, and a read the cache cannot answer first waits until earlier changes are applied.
+Other processes see a change once it is applied, milliseconds later; :func:`drain` (``flush``)
+returns once every other process's cache has dropped the old value too. Changes still queued when
+the process exits are sent first. A pipelined change that failed (the catalogue could not be
+reached) raises on the process's next KV call.
 """
 
 from __future__ import annotations
@@ -29,30 +31,54 @@ from datashare._ray.naming import holder_name
 from datashare._ray.store import get_chunks, put_value
 from datashare.catalogue import HolderKey, KVValue, kv_holder_key
 from datashare.errors import DataTimeoutError
+from datashare.kv_cache import MISS, KVCache
 
 KV_INLINE_LIMIT = 64 * 1024
 """KV byte values up to this size live inside the catalogue; larger ones in the object store."""
 
 
-class _WritePipe:
-    """This process's pipelined writes: queued by the caller, sent in batches by one thread.
+CACHE_AFTER_CALLS = 8
+"""A process starts its read cache (a watch call parked in the catalogue, renewed twice a second)
+at this many KV calls: one that reads a key or two never holds up other processes' writes."""
 
-    One batch is in flight at a time, so the catalogue applies the writes in the order they were
-    made; writes made meanwhile join the next batch (the batch grows when the catalogue is busy).
+
+class Big:
+    """A value kept in the object store: its ref (the writer's copy until the holder adopts it),
+    and, once read here, the value itself (zero-copy)."""
+
+    __slots__ = ("ref", "kind", "nbytes", "value")
+
+    def __init__(self, ref: ray.ObjectRef, kind: str, nbytes: int) -> None:
+        self.ref, self.kind, self.nbytes, self.value = ref, kind, nbytes, None
+
+    def read(self) -> Any:
+        if self.value is None:
+            (stored,) = get_chunks([self.ref], name=None, version=None, node_ids=(),
+                                   timeout=handles.CONTROL_TIMEOUT_S)
+            self.value = stored
+        return memoryview(self.value) if self.kind == "bytes" else self.value
+
+
+class _WritePipe:
+    """This process's pipelined changes: queued by the caller, sent in batches by one thread.
+
+    One batch is in flight at a time, so the catalogue applies the changes in the order they were
+    made; changes made meanwhile join the next batch (the batch grows when the catalogue is busy).
+    A queued change is ``("w", {key: bytes | Big}, ttl_s)`` or ``("d", [keys])``.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._queue: list[tuple[dict[str, bytes], int]] = []
+        self._queue: list[tuple] = []
         self._busy = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._generation = 0
 
-    def send(self, entries: dict[str, bytes], ttl_s: int) -> None:
+    def send(self, op: tuple) -> None:
         with self._cond:
-            self._raise_error()
-            self._queue.append((entries, ttl_s))
+            self.raise_error()
+            self._queue.append(op)
             if self._thread is None or not self._thread.is_alive():
                 if self._thread is None:
                     # Registered at the first write, so after ray.init's own exit hook, whenever this
@@ -64,20 +90,20 @@ class _WritePipe:
             self._cond.notify_all()
 
     def drain(self, *, timeout: float) -> None:
-        """Wait until every write queued so far is applied; raise the first that failed."""
+        """Wait until every change queued so far is applied; raise the first that failed."""
         with self._cond:
             if not self._cond.wait_for(lambda: not self._queue and not self._busy, timeout):
                 raise DataTimeoutError("the catalogue (pipelined KV writes)", timeout)
-            self._raise_error()
+            self.raise_error()
 
     def forget(self) -> None:
-        """The connection changed: queued writes belong to the old one."""
+        """The connection changed: queued changes belong to the old one."""
         with self._cond:
             self._queue.clear()
             self._error = None
             self._generation += 1
 
-    def _raise_error(self) -> None:
+    def raise_error(self) -> None:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
@@ -89,8 +115,9 @@ class _WritePipe:
                 batch, self._queue = self._queue, []
                 self._busy, generation = True, self._generation
             try:
-                handles.ask_catalogue("kv_write_batch", batch, timeout=handles.CONTROL_TIMEOUT_S)
+                _apply(batch)
             except BaseException as exc:  # noqa: BLE001 - reported on the writer's next KV call
+                _cache.clear()       # it may hold values that were never stored
                 with self._cond:
                     if generation == self._generation and self._error is None:
                         self._error = exc
@@ -100,12 +127,70 @@ class _WritePipe:
                     self._cond.notify_all()
 
 
+def _apply(batch: list[tuple]) -> None:
+    """Send one batch: the holder adopts its large values, then the catalogue applies it."""
+    bigs = [(key, value) for op in batch if op[0] == "w" for key, value in op[1].items() if isinstance(value, Big)]
+    node = handles.current_node_id() if bigs else None
+    hkeys = [kv_holder_key(key, uuid.uuid4().hex) for key, _ in bigs]
+    owned: dict[int, tuple[ray.ObjectRef, HolderKey]] = {}
+    if bigs:
+        refs = handles.call(handles.holder(node).adopt_kv.remote(
+            [(hkey, big.ref, big.kind) for hkey, (_, big) in zip(hkeys, bigs)]), what="the holder")
+        owned = {id(big): (ref, hkey) for (_, big), ref, hkey in zip(bigs, refs, hkeys)}
+    hname = holder_name(node) if bigs else None
+    ops = []
+    for op in batch:
+        if op[0] == "d":
+            ops.append(op)
+            continue
+        entries = {}
+        for key, value in op[1].items():
+            if isinstance(value, Big):
+                ref, hkey = owned[id(value)]
+                entries[key] = KVValue(value.kind, ref, hname, hkey)
+            else:
+                entries[key] = KVValue("bytes", value)
+        ops.append(("w", entries, op[2]))
+    try:
+        handles.ask_catalogue("kv_apply", _cache.me, ops, timeout=handles.CONTROL_TIMEOUT_S)
+    except BaseException:
+        _release([(hname, hkey) for hkey in hkeys])
+        raise
+    for key, big in bigs:
+        # Read from the holder's copy from now on, so the writer's copy can be freed.
+        _cache.replace(key, big, Big(owned[id(big)][0], big.kind, big.nbytes))
+
+
+def _watch(me: str, epoch: str | None, since: int, timeout_s: float, on_done) -> object:
+    watch = handles.catalogue().kv_wait_changes.remote(me, epoch, since, timeout_s)
+    watch.future().add_done_callback(on_done)
+    return watch
+
+
 _pipe = _WritePipe()
-handles.on_forget(_pipe.forget)
+_cache = KVCache(uuid.uuid4().hex, _watch)
+_calls = [0]
+
+
+def _forget() -> None:
+    _pipe.forget()
+    _cache.stop()
+    _cache.me = uuid.uuid4().hex
+    _calls[0] = 0
+
+
+handles.on_forget(_forget)
+
+
+def _count_call() -> None:
+    _calls[0] += 1
+    if _calls[0] >= CACHE_AFTER_CALLS and not _cache.watching:
+        _cache.start()
 
 
 def drain(*, timeout: float = handles.CONTROL_TIMEOUT_S) -> None:
-    """Wait until this process's pipelined writes are applied (read-your-writes, and at exit)."""
+    """Wait until this process's pipelined changes are applied, and every other process's cache
+    has let go of the values they replaced (read-your-writes, ``flush``, and at exit)."""
     _pipe.drain(timeout=timeout)
 
 
@@ -113,6 +198,8 @@ def _drain_at_exit() -> None:
     if ray.is_initialized():
         try:
             drain(timeout=10.0)
+            if _cache.watching:
+                handles.catalogue().kv_leave.remote(_cache.me)
         except Exception:  # noqa: BLE001 - nothing left to report the failure to
             pass
 
@@ -120,39 +207,53 @@ def _drain_at_exit() -> None:
 def store(entries: dict[str, Any], *, nx: bool, ttl_s: int, timeout: float) -> list[str]:
     """Write ``entries`` atomically; returns keys that blocked an NX write (then nothing is written)."""
     handles.require_connected()
-    if not nx and all(isinstance(v, (bytes, bytearray, memoryview)) and len(v) <= KV_INLINE_LIMIT
-                      for v in entries.values()):
-        _pipe.send({k: bytes(v) for k, v in entries.items()}, ttl_s)
+    _count_call()
+    if not nx:
+        prepared = {key: _prepare(value) for key, value in entries.items()}
+        # Cached first: a failure of the pipe empties the cache after this, never before it.
+        for key, value in prepared.items():
+            _cache.put_own(key, value, len(value) if isinstance(value, bytes) else 0, ttl_s)
+        try:
+            _pipe.send(("w", prepared, ttl_s))
+        except BaseException:
+            _cache.drop(prepared)
+            raise
         return []
     drain(timeout=timeout)
+    _cache.drop(entries)
     prepared: dict[str, KVValue] = {}
     adopted: list[tuple[str, HolderKey]] = []
     try:
         for key, value in entries.items():
-            if isinstance(value, (bytes, bytearray, memoryview)) and len(value) <= KV_INLINE_LIMIT:
-                prepared[key] = KVValue("bytes", bytes(value))
+            big = _prepare(value)
+            if isinstance(big, bytes):
+                prepared[key] = KVValue("bytes", big)
                 continue
-            if isinstance(value, (bytes, bytearray, memoryview)):
-                kind, stored = "bytes", np.frombuffer(bytes(value) if isinstance(value, memoryview)
-                                                      else value, dtype=np.uint8)
-            else:
-                kind, stored = "arrow", value
             node = handles.current_node_id()
             hkey = kv_holder_key(key, uuid.uuid4().hex)
-            temp = put_value(stored, int(stored.nbytes))
-            owned = handles.call(handles.holder(node).adopt.remote(hkey, [0], [temp]), what="the holder",
-                                 timeout=timeout)
-            hname = holder_name(node)
-            adopted.append((hname, hkey))
-            handles.holder(node).describe.remote(hkey, kind)
-            prepared[key] = KVValue(kind, owned[0].ref, hname, hkey)
-        clash = handles.ask_catalogue("kv_write_many", prepared, nx, ttl_s, timeout=timeout)
+            (owned,) = handles.call(handles.holder(node).adopt_kv.remote([(hkey, big.ref, big.kind)]),
+                                    what="the holder", timeout=timeout)
+            adopted.append((holder_name(node), hkey))
+            prepared[key] = KVValue(big.kind, owned, holder_name(node), hkey)
+        clash = handles.ask_catalogue("kv_write_many", prepared, nx, ttl_s, _cache.me, timeout=timeout)
     except BaseException:
         _release(adopted)
         raise
     if clash:
         _release(adopted)
     return clash
+
+
+def _prepare(value: Any) -> bytes | Big:
+    """A copy of ``value`` the caller cannot change any more: bytes, or a value in the object store."""
+    if isinstance(value, (bytes, bytearray, memoryview)) and len(value) <= KV_INLINE_LIMIT:
+        return bytes(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        kind, stored = "bytes", np.frombuffer(bytes(value) if isinstance(value, memoryview) else value,
+                                              dtype=np.uint8)
+    else:
+        kind, stored = "arrow", value
+    return Big(put_value(stored, int(stored.nbytes)), kind, int(stored.nbytes))
 
 
 def _release(adopted: list[tuple[str, HolderKey]]) -> None:
@@ -166,28 +267,40 @@ def _release(adopted: list[tuple[str, HolderKey]]) -> None:
 def fetch(keys: list[str], *, timeout: float) -> dict[str, Any]:
     """Values of the keys that exist now (bytes, memoryview or Arrow data)."""
     handles.require_connected()
-    drain(timeout=max(timeout, 10.0))
-    found: dict[str, KVValue] = handles.ask_catalogue("kv_read", keys, timeout=max(timeout, 10.0))
+    _count_call()
+    _pipe.raise_error()
     out: dict[str, Any] = {}
-    for key, value in found.items():
+    for key in keys:
+        hit = _cache.get(key)
+        if hit is not MISS:
+            out[key] = hit.read() if isinstance(hit, Big) else hit
+    missing = [k for k in keys if k not in out]
+    if not missing:
+        return out
+    drain(timeout=max(timeout, 10.0))
+    epoch, clock, found = handles.ask_catalogue("kv_read", missing, timeout=max(timeout, 10.0))
+    for key, (value, ttl_left) in found.items():
         if value.payload is None or isinstance(value.payload, bytes):
             out[key] = value.payload
+            _cache.put_read(key, value.payload, len(value.payload or b""), epoch, clock, ttl_left)
             continue
-        (stored,) = get_chunks([value.payload], name=None, version=None, node_ids=(),
-                               timeout=handles.CONTROL_TIMEOUT_S)
-        out[key] = memoryview(stored) if value.kind == "bytes" else stored
+        big = Big(value.payload, value.kind, 0)
+        out[key] = big.read()
+        _cache.put_read(key, big, 0, epoch, clock, ttl_left)
     return out
 
 
-def remove(keys: list[str], *, timeout: float) -> int:
-    """Delete keys; returns how many existed."""
+def remove(keys: list[str], *, timeout: float) -> None:
+    """Delete keys (pipelined, like writes)."""
     handles.require_connected()
-    drain(timeout=timeout)
-    return handles.ask_catalogue("kv_delete", keys, timeout=timeout)
+    _count_call()
+    _cache.drop(keys)
+    _pipe.send(("d", list(keys)))
 
 
 def keys(*, timeout: float) -> list[str]:
     """Live keys, sorted."""
     handles.require_connected()
+    _count_call()
     drain(timeout=timeout)
     return handles.ask_catalogue("kv_keys", timeout=timeout)

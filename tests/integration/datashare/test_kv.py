@@ -133,3 +133,58 @@ def test_pipelined_writes_keep_order_and_reach_other_drivers(kv, run_driver):
     """)
     assert kv.kv_read("kv/exit", timeout=5) == b"49"
     kv.kv_del([f"kv/many/{k}" for k in range(10)] + ["kv/many/done", "kv/exit"])
+
+
+def test_caches_stay_current_across_processes(kv, ds):
+    """A process that reads a key often serves it from its cache; once another process's write
+    (or delete) is flushed, that process reads the new value at once, with no wait in between."""
+    import ray
+
+    @ray.remote(num_cpus=0)
+    class Reader:
+        def read(self, key: str, times: int):
+            from datashare import kv as rkv
+
+            try:
+                return [bytes(rkv.kv_read(key, timeout=0)) for _ in range(times)][-1]
+            except rkv.KVKeyNotFoundError:
+                return None
+
+        def write(self, key: str, value: bytes) -> None:
+            from datashare import kv as rkv
+
+            rkv.kv_write(key, value)
+            rkv.flush()
+
+    reader = Reader.remote()
+    small, big = "kv/cur/small", "kv/cur/big"
+    for round_ in range(20):
+        for key, size in ((small, 10), (big, 100_000)):
+            value = str(round_).encode() * size
+            kv.kv_write(key, value)
+            kv.flush()
+            assert ray.get(reader.read.remote(key, 10)) == value, f"round {round_}, {key}"
+    kv.kv_del(small)
+    kv.flush()
+    assert ray.get(reader.read.remote(small, 1)) is None
+    # The other way round: the driver's own cache drops what the reader wrote.
+    assert bytes(kv.kv_read(big, timeout=0)) == b"19" * 100_000
+    for round_ in range(5):
+        ray.get(reader.write.remote(big, f"r{round_}".encode() * 70_000))
+        assert bytes(kv.kv_read(big, timeout=0)) == f"r{round_}".encode() * 70_000
+    kv.kv_del(big)
+    ray.kill(reader)
+
+
+def test_own_large_writes_read_back_before_and_after_the_holder_adopts_them(kv, ds):
+    """A process reads its own large writes from its cache: first the copy it put in the object
+    store, then (once the batch is applied) the holder's copy."""
+    values = [bytes([i]) * (1024 * 1024 + i) for i in range(20)]
+    for i, value in enumerate(values):
+        kv.kv_write(f"kv/own/{i}", value)
+    assert [bytes(kv.kv_read(f"kv/own/{i}")) for i in range(20)] == values
+    kv.flush()
+    assert [bytes(kv.kv_read(f"kv/own/{i}")) for i in range(20)] == values
+    kv.kv_del([f"kv/own/{i}" for i in range(20)])
+    with pytest.raises(ds.KVKeyNotFoundError):
+        kv.kv_read("kv/own/3", timeout=0)
