@@ -13,8 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from datashare._ray.handles import current_node_id, shutdown_actors
-from datashare._ray.ray_data import publish_ray_dataset, to_ray_dataset
+from datashare._ray.handles import current_node_id, shutdown_actors, start_services
 from datashare.chunking import DEFAULT_CHUNK_BYTES
 from datashare.dataset_info import DatasetInfo
 from datashare.errors import (
@@ -85,9 +84,19 @@ __all__ = [
     "serve_flight",
     "set_quota",
     "shutdown_actors",
+    "start_services",
     "stream",
     "ticket_for",
     "to_ray_dataset",
     "versions",
     "where",
 ]
+
+
+def __getattr__(name: str):
+    # Ray Data (and pandas with it) takes ~0.35 s to import: only a program that uses it pays.
+    if name in ("publish_ray_dataset", "to_ray_dataset"):
+        from datashare._ray import ray_data
+
+        return getattr(ray_data, name)
+    raise AttributeError(f"module 'datashare' has no attribute {name!r}")

@@ -2,7 +2,7 @@
 (no Ray here).
 
 The catalogue numbers every KV change (write, delete, expiry) with a clock and keeps a log of
-them. A process with a cache keeps one watch call parked in the catalogue; it answers as soon as
+them. A process with a cache keeps one watch call parked in the catalogue, from a thread of its own; it answers as soon as
 the clock moves, with the keys other processes changed, and the cache drops those keys. The next
 watch call tells the catalogue which clock this process has seen: that is its acknowledgement.
 
@@ -41,11 +41,11 @@ MAX_ENTRIES = 100_000
 MISS = object()
 """What :meth:`KVCache.get` returns for a key it cannot answer for."""
 
-Watch = Callable[[str, "str | None", int, float, Callable[[Any], None]], object]
-"""``watch(me, epoch, since, timeout_s, on_done)``: a catalogue call that answers ``(epoch, clock,
-changes)`` once the KV clock differs from ``since`` (or after ``timeout_s``); ``changes`` is a list
-of ``(writer, key)``, or ``None`` when the catalogue cannot list them. ``on_done`` gets a future
-of the answer. Returns a token to keep while waiting."""
+Watch = Callable[[str, "str | None", int, float], tuple]
+"""``watch(me, epoch, since, timeout_s)``: a catalogue call that returns ``(epoch, clock, changes)``
+once the KV clock differs from ``since`` (or after ``timeout_s``); ``changes`` is a list of
+``(writer, key)``, or ``None`` when the catalogue cannot list them. Raises when the catalogue
+cannot be reached."""
 
 
 class KVCache:
@@ -63,13 +63,14 @@ class KVCache:
         self._watch_fn = watch
         self._clock = clock
         self._max_bytes = max_bytes
-        self._lock = threading.RLock()   # a watch answer may reconnect, which stops the cache
+        self._lock = threading.Lock()
         self._entries: collections.OrderedDict[str, tuple[Any, int, float | None]] = collections.OrderedDict()
         self._bytes = 0
         self._epoch: str | None = None       # catalogue incarnation the cache belongs to
-        self._seen = -1                      # KV clock every change up to which has been applied here
+        self._seen = 0                       # KV clock every change up to which has been applied here
         self._sent = float("-inf")           # when the latest watch call was sent (the lease's start)
-        self._watch: Any = None
+        self._thread: threading.Thread | None = None
+        self._run = 0                        # bumped to end the watch thread
 
     # --- reading and filling ------------------------------------------------------------------
 
@@ -86,10 +87,14 @@ class KVCache:
             return value
 
     def put_own(self, key: str, value: Any, nbytes: int, ttl_s: float) -> None:
-        """This process just wrote ``value`` (``ttl_s`` 0: no expiry)."""
+        """This process just wrote ``value`` (``ttl_s`` 0: no expiry).
+
+        Kept even before the first answer of the watch: that answer lists every change since the
+        catalogue started (or says it cannot, and the cache is emptied), so an own write that
+        another process overwrote meanwhile is dropped before it is ever served.
+        """
         with self._lock:
-            if self._trusted():
-                self._put(key, value, nbytes, ttl_s or None)
+            self._put(key, value, nbytes, ttl_s or None)
 
     def put_read(self, key: str, value: Any, nbytes: int, epoch: str, clock: int, ttl_left: float | None) -> None:
         """The catalogue answered ``value`` at KV clock ``clock``; cached only if no change after
@@ -118,10 +123,13 @@ class KVCache:
     # --- the watch ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start watching the catalogue, unless already watching."""
+        """Start watching the catalogue in a thread of its own, unless already watching."""
         with self._lock:
-            if self._watch is None:
-                self._arm()
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._loop, args=(self._run,), daemon=True,
+                                            name="datashare-kv-cache")
+            self._thread.start()
 
     def stop(self) -> None:
         """Forget everything and stop trusting the cache (the connection changed)."""
@@ -130,33 +138,28 @@ class KVCache:
 
     @property
     def watching(self) -> bool:
-        return self._watch is not None
+        return self._thread is not None
 
-    def _trusted(self) -> bool:
-        return self._epoch is not None and self._clock() - self._sent < LEASE_S
+    def step(self) -> bool:
+        """One watch call and what follows from its answer; ``False`` once the watch failed.
 
-    def _arm(self) -> None:
-        self._sent = self._clock()
-        epoch, seen = self._epoch, self._seen
-        try:
-            self._watch = self._watch_fn(self.me, epoch, seen, WATCH_S,
-                                         lambda fut: self._on_answer(epoch, seen, fut))
-        except Exception:  # noqa: BLE001 - no watch just means no caching
-            self._watch = None
-            self._epoch = None
-
-    def _on_answer(self, epoch: str | None, seen: int, fut: Any) -> None:
-        try:
-            new_epoch, clock, changes = fut.result()
-        except Exception:  # noqa: BLE001 - catalogue gone or restarting: stop trusting the cache
-            with self._lock:
-                if self._epoch == epoch and self._seen == seen:
-                    self._stop_locked()
-            return
+        The watch thread repeats this; a test can call it directly.
+        """
         with self._lock:
-            if self._epoch != epoch or self._seen != seen or self._watch is None:
-                return                         # stopped or restarted meanwhile
-            if new_epoch != epoch or changes is None:
+            run, epoch, seen = self._run, self._epoch, self._seen
+            self._sent = self._clock()
+        try:
+            new_epoch, clock, changes = self._watch_fn(self.me, epoch, seen, WATCH_S)
+        except BaseException:  # noqa: BLE001 - catalogue gone, restarting, or Ray shut down: stop trusting the cache
+            with self._lock:
+                if run == self._run:
+                    self._stop_locked()
+            return False
+        with self._lock:
+            if run != self._run:
+                return False                   # stopped meanwhile
+            # The first answer (epoch None) lists the changes since the catalogue started.
+            if (epoch is not None and new_epoch != epoch) or changes is None:
                 self._entries.clear()
                 self._bytes = 0
             else:
@@ -164,12 +167,21 @@ class KVCache:
                     if writer != self.me:
                         self._pop(key)
             self._epoch, self._seen = new_epoch, clock
-            self._arm()
+        return True
+
+    def _trusted(self) -> bool:
+        return self._epoch is not None and self._clock() - self._sent < LEASE_S
+
+    def _loop(self, run: int) -> None:
+        while run == self._run and self.step():
+            pass
 
     def _stop_locked(self) -> None:
         self._entries.clear()
         self._bytes = 0
-        self._epoch, self._seen, self._sent, self._watch = None, -1, float("-inf"), None
+        self._epoch, self._seen, self._sent = None, 0, float("-inf")
+        self._run += 1
+        self._thread = None
 
     # --- bookkeeping --------------------------------------------------------------------------
 

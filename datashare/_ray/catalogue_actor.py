@@ -103,6 +103,10 @@ class CatalogueActor:
                 continue
         self._state.restore(inventories)
 
+    async def ready(self) -> None:
+        """Returns once the catalogue has rebuilt its state and can answer."""
+        await self._step(lambda: None)
+
     async def wait_change(self, since: int, timeout_s: float) -> int:
         """Return the dataset-table generation once it differs from ``since`` (or on timeout)."""
         generation = await self._step(lambda: self._state.generation)
@@ -174,16 +178,16 @@ class CatalogueActor:
         (or on timeout); the list is ``None`` when the log no longer reaches back to ``since``.
 
         The call is also ``reader``'s acknowledgement of every change up to ``since`` (see
-        :mod:`datashare.kv_cache`).
+        :mod:`datashare.kv_cache`); ``epoch`` ``None`` is a reader's first call.
         """
         clock = await self._step(lambda: self._state.kv_clock)
-        if epoch != self._epoch:
-            return self._epoch, clock, None
+        if epoch is not None and epoch != self._epoch:
+            return self._epoch, clock, None        # a clock of an earlier incarnation: start again
         self._readers[reader] = (since, time.monotonic())
         if self._acked is not None:
             self._acked.set()
             self._acked = None
-        if clock == since:
+        if clock == since and epoch is not None:
             if self._kv_changed is None:
                 self._kv_changed = asyncio.Event()
             event = self._kv_changed

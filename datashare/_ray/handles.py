@@ -29,9 +29,11 @@ _connection: list[str] = []   # node/job the cached handles were made in (one pe
 
 
 def require_connected() -> None:
-    """Raise :class:`NotConnectedError` unless this process is a Ray driver or worker."""
+    """Raise :class:`NotConnectedError` unless this process is a Ray driver or worker; forget what
+    belonged to an earlier connection of this process (before anything is queued on this one)."""
     if not ray.is_initialized():
         raise NotConnectedError()
+    _same_connection()
 
 
 def connect(address: str) -> None:
@@ -81,7 +83,8 @@ def _same_connection() -> None:
     job = f"{ctx.get_node_id()}/{ctx.get_job_id()}"
     if _connection and _connection[0] == job:
         return
-    _forget_handles()
+    if _connection:     # the first connection of this process has nothing to forget
+        _forget_handles()
     with _handles_lock:
         _connection[:] = [job]
 
@@ -114,6 +117,16 @@ def holder(node_id: str):
             ).remote()
             _holder_handles[node_id] = handle
         return handle
+
+
+def start_services(*, wait: bool = False) -> None:
+    """Start the catalogue now, so the first publish or KV call does not pay for starting it; with
+    ``wait``, return once it answers. (Holders start with the first data put on their node: the
+    catalogue, when it starts, waits for the inventory of every holder there is.)"""
+    require_connected()
+    ready = catalogue().ready.remote()
+    if wait:
+        call(ready, what="the catalogue")
 
 
 def holder_by_name(hname: str):

@@ -19,6 +19,7 @@ reached) raises on the process's next KV call.
 from __future__ import annotations
 
 import atexit
+import collections
 import threading
 import uuid
 from typing import Any
@@ -42,14 +43,19 @@ CACHE_AFTER_CALLS = 8
 at this many KV calls: one that reads a key or two never holds up other processes' writes."""
 
 
+PENDING_BYTES = 2 * 1024 * 1024 * 1024
+"""Large values queued but not yet in the object store; a writer beyond it waits."""
+
+
 class Big:
-    """A value kept in the object store: its ref (the writer's copy until the holder adopts it),
-    and, once read here, the value itself (zero-copy)."""
+    """A large value: held as the caller gave it (immutable ``bytes`` or Arrow data) until the
+    write is sent, then as a ref (the writer's copy until the holder adopts it), and, once read
+    here, as the value in the store itself (zero-copy)."""
 
     __slots__ = ("ref", "kind", "nbytes", "value")
 
-    def __init__(self, ref: ray.ObjectRef, kind: str, nbytes: int) -> None:
-        self.ref, self.kind, self.nbytes, self.value = ref, kind, nbytes, None
+    def __init__(self, ref: ray.ObjectRef | None, kind: str, nbytes: int, value: Any = None) -> None:
+        self.ref, self.kind, self.nbytes, self.value = ref, kind, nbytes, value
 
     def read(self) -> Any:
         if self.value is None:
@@ -57,6 +63,13 @@ class Big:
                                    timeout=handles.CONTROL_TIMEOUT_S)
             self.value = stored
         return memoryview(self.value) if self.kind == "bytes" else self.value
+
+    def stored(self) -> ray.ObjectRef:
+        """The value's ref, putting it into the object store first if it is not there yet."""
+        if self.ref is None:
+            value = np.frombuffer(self.value, dtype=np.uint8) if self.kind == "bytes" else self.value
+            self.ref = put_value(value, self.nbytes)
+        return self.ref
 
 
 class _WritePipe:
@@ -69,16 +82,25 @@ class _WritePipe:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._queue: list[tuple] = []
+        self._queue: list[tuple[tuple, int]] = []     # (change, bytes it holds outside the store)
         self._busy = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._generation = 0
+        self._pending = 0         # bytes of large values queued and not yet in the object store
+        self._keys: collections.Counter[str] = collections.Counter()   # keys with changes not yet applied
+        self._waiting: collections.Counter[str] = collections.Counter()  # ... and not yet taken for sending
 
     def send(self, op: tuple) -> None:
+        size = _unstored_bytes(op)
         with self._cond:
             self.raise_error()
-            self._queue.append(op)
+            if size and not self._cond.wait_for(lambda: self._pending <= PENDING_BYTES, handles.CONTROL_TIMEOUT_S):
+                raise DataTimeoutError("the object store (queued large KV writes)", handles.CONTROL_TIMEOUT_S)
+            self._pending += size
+            self._keys.update(list(op[1]))
+            self._waiting.update(list(op[1]))
+            self._queue.append((op, size))
             if self._thread is None or not self._thread.is_alive():
                 if self._thread is None:
                     # Registered at the first write, so after ray.init's own exit hook, whenever this
@@ -96,12 +118,26 @@ class _WritePipe:
                 raise DataTimeoutError("the catalogue (pipelined KV writes)", timeout)
             self.raise_error()
 
+    def queued(self, keys: list[str]) -> bool:
+        """Whether some of ``keys`` have changes of this process not applied yet."""
+        with self._cond:
+            return any(key in self._keys for key in keys)
+
+    def superseded(self, key: str) -> bool:
+        """Whether a change queued after the batch being sent overwrites or deletes ``key``."""
+        with self._cond:
+            return key in self._waiting
+
     def forget(self) -> None:
         """The connection changed: queued changes belong to the old one."""
         with self._cond:
             self._queue.clear()
             self._error = None
             self._generation += 1
+            self._pending = 0
+            self._keys.clear()
+            self._waiting.clear()
+            self._cond.notify_all()
 
     def raise_error(self) -> None:
         if self._error is not None:
@@ -113,9 +149,10 @@ class _WritePipe:
             with self._cond:
                 self._cond.wait_for(lambda: bool(self._queue))
                 batch, self._queue = self._queue, []
+                self._waiting.clear()
                 self._busy, generation = True, self._generation
             try:
-                _apply(batch)
+                _apply([op for op, _ in batch])
             except BaseException as exc:  # noqa: BLE001 - reported on the writer's next KV call
                 _cache.clear()       # it may hold values that were never stored
                 with self._cond:
@@ -124,33 +161,56 @@ class _WritePipe:
             finally:
                 with self._cond:
                     self._busy = False
+                    if generation == self._generation:
+                        self._pending -= sum(size for _, size in batch)
+                        self._keys.subtract(key for op, _ in batch for key in op[1])
+                        self._keys = +self._keys
                     self._cond.notify_all()
 
 
+def _unstored_bytes(op: tuple) -> int:
+    if op[0] != "w":
+        return 0
+    return sum(v.nbytes for v in op[1].values() if isinstance(v, Big) and v.ref is None)
+
+
 def _apply(batch: list[tuple]) -> None:
-    """Send one batch: the holder adopts its large values, then the catalogue applies it."""
+    """Send one batch: large values go to the object store and the holder adopts them, then the
+    catalogue applies the batch. A value that a later change of the batch overwrites or deletes is
+    never stored (the catalogue ends in the same state)."""
+    last = {key: i for i, op in enumerate(batch) for key in (op[1] if op[0] == "w" else op[1])}
+    batch = [op if op[0] == "d" else ("w", {k: v for k, v in op[1].items() if last[k] == i}, op[2])
+             for i, op in enumerate(batch)]
+    # Neither is one that a change queued meanwhile overwrites or deletes (checked just before
+    # each is put into the store): it would be gone at once.
+    gone = set()
+    for op in batch:
+        for key, value in op[1].items() if op[0] == "w" else ():
+            if isinstance(value, Big) and value.ref is None:
+                if _pipe.superseded(key):
+                    gone.add(id(value))
+                else:
+                    value.stored()
+    batch = [op if op[0] == "d" else ("w", {k: v for k, v in op[1].items() if id(v) not in gone}, op[2])
+             for op in batch]
     bigs = [(key, value) for op in batch if op[0] == "w" for key, value in op[1].items() if isinstance(value, Big)]
     node = handles.current_node_id() if bigs else None
     hkeys = [kv_holder_key(key, uuid.uuid4().hex) for key, _ in bigs]
     owned: dict[int, tuple[ray.ObjectRef, HolderKey]] = {}
     if bigs:
-        refs = handles.call(handles.holder(node).adopt_kv.remote(
-            [(hkey, big.ref, big.kind) for hkey, (_, big) in zip(hkeys, bigs)]), what="the holder")
+        items = [(hkey, big.ref, big.kind) for hkey, (_, big) in zip(hkeys, bigs)]
+        refs = handles.call(handles.holder(node).adopt_kv.remote(items), what="the holder")
         owned = {id(big): (ref, hkey) for (_, big), ref, hkey in zip(bigs, refs, hkeys)}
     hname = holder_name(node) if bigs else None
-    ops = []
-    for op in batch:
-        if op[0] == "d":
-            ops.append(op)
-            continue
-        entries = {}
-        for key, value in op[1].items():
-            if isinstance(value, Big):
-                ref, hkey = owned[id(value)]
-                entries[key] = KVValue(value.kind, ref, hname, hkey)
-            else:
-                entries[key] = KVValue("bytes", value)
-        ops.append(("w", entries, op[2]))
+
+    def stored(value: bytes | Big) -> KVValue:
+        if isinstance(value, Big):
+            ref, hkey = owned[id(value)]
+            return KVValue(value.kind, ref, hname, hkey)
+        return KVValue("bytes", value)
+
+    ops = [op if op[0] == "d" else ("w", {key: stored(value) for key, value in op[1].items()}, op[2])
+           for op in batch if op[0] == "d" or op[1]]
     try:
         handles.ask_catalogue("kv_apply", _cache.me, ops, timeout=handles.CONTROL_TIMEOUT_S)
     except BaseException:
@@ -161,10 +221,9 @@ def _apply(batch: list[tuple]) -> None:
         _cache.replace(key, big, Big(owned[id(big)][0], big.kind, big.nbytes))
 
 
-def _watch(me: str, epoch: str | None, since: int, timeout_s: float, on_done) -> object:
-    watch = handles.catalogue().kv_wait_changes.remote(me, epoch, since, timeout_s)
-    watch.future().add_done_callback(on_done)
-    return watch
+def _watch(me: str, epoch: str | None, since: int, timeout_s: float) -> tuple:
+    return handles.call(handles.catalogue().kv_wait_changes.remote(me, epoch, since, timeout_s),
+                        what="the catalogue (KV changes)", timeout=timeout_s + handles.CONTROL_TIMEOUT_S)
 
 
 _pipe = _WritePipe()
@@ -231,7 +290,7 @@ def store(entries: dict[str, Any], *, nx: bool, ttl_s: int, timeout: float) -> l
                 continue
             node = handles.current_node_id()
             hkey = kv_holder_key(key, uuid.uuid4().hex)
-            (owned,) = handles.call(handles.holder(node).adopt_kv.remote([(hkey, big.ref, big.kind)]),
+            (owned,) = handles.call(handles.holder(node).adopt_kv.remote([(hkey, big.stored(), big.kind)]),
                                     what="the holder", timeout=timeout)
             adopted.append((holder_name(node), hkey))
             prepared[key] = KVValue(big.kind, owned, holder_name(node), hkey)
@@ -245,15 +304,16 @@ def store(entries: dict[str, Any], *, nx: bool, ttl_s: int, timeout: float) -> l
 
 
 def _prepare(value: Any) -> bytes | Big:
-    """A copy of ``value`` the caller cannot change any more: bytes, or a value in the object store."""
+    """``value`` as the caller can no longer change it: inline bytes, or a :class:`Big` holding an
+    immutable value (``bytes``, Arrow data) or a copy in the object store (a numpy array)."""
     if isinstance(value, (bytes, bytearray, memoryview)) and len(value) <= KV_INLINE_LIMIT:
         return bytes(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
-        kind, stored = "bytes", np.frombuffer(bytes(value) if isinstance(value, memoryview) else value,
-                                              dtype=np.uint8)
-    else:
-        kind, stored = "arrow", value
-    return Big(put_value(stored, int(stored.nbytes)), kind, int(stored.nbytes))
+        held = value if isinstance(value, bytes) else bytes(value)
+        return Big(None, "bytes", len(held), held)
+    if isinstance(value, np.ndarray):
+        return Big(put_value(value, int(value.nbytes)), "arrow", int(value.nbytes))
+    return Big(None, "arrow", int(value.nbytes), value)
 
 
 def _release(adopted: list[tuple[str, HolderKey]]) -> None:
@@ -277,7 +337,8 @@ def fetch(keys: list[str], *, timeout: float) -> dict[str, Any]:
     missing = [k for k in keys if k not in out]
     if not missing:
         return out
-    drain(timeout=max(timeout, 10.0))
+    if _pipe.queued(missing):
+        drain(timeout=max(timeout, 10.0))     # read-your-writes
     epoch, clock, found = handles.ask_catalogue("kv_read", missing, timeout=max(timeout, 10.0))
     for key, (value, ttl_left) in found.items():
         if value.payload is None or isinstance(value.payload, bytes):

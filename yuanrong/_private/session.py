@@ -21,6 +21,7 @@ from typing import Any
 
 import ray
 
+import datashare
 from datashare import tenancy
 from placement import labels as pool_labels
 from yuanrong._private import auth, credentials, options, trace_config, tracing
@@ -336,6 +337,7 @@ def init(conf: Config | None = None) -> ClientInfo:
             )
             owns = True
             embedded = True
+            datashare.start_services()   # in the background: the first KV call need not wait for them
         ctx = ray.get_runtime_context()
         info = ClientInfo(job_id=ctx.get_job_id(), address=ctx.gcs_address, namespace=namespace,
                           embedded=embedded)

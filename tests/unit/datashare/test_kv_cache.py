@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-import concurrent.futures
-
 from datashare.catalogue import Catalogue, KVValue
 from datashare.kv_cache import LEASE_S, MISS, KVCache
 
 
 class FakeCatalogue:
-    """Stands in for the catalogue's KV watch: each watch is a future the test completes."""
+    """Stands in for the catalogue's KV watch: :meth:`answer` makes the cache take one answer."""
 
     def __init__(self) -> None:
-        self.watches: list[tuple[str | None, int, concurrent.futures.Future]] = []
+        self.watches: list[tuple[str | None, int]] = []
+        self.cache: KVCache | None = None
+        self._next: object = None
 
-    def watch(self, me, epoch, since, timeout_s, on_done):
-        fut: concurrent.futures.Future = concurrent.futures.Future()
-        fut.add_done_callback(on_done)
-        self.watches.append((epoch, since, fut))
-        return fut
+    def watch(self, me, epoch, since, timeout_s):
+        self.watches.append((epoch, since))
+        if isinstance(self._next, Exception):
+            raise self._next
+        return self._next
 
-    def answer(self, *result) -> None:
-        self.watches[-1][2].set_result(result)
+    def answer(self, *result) -> bool:
+        self._next = result
+        return self.cache.step()
+
+    def fail(self) -> bool:
+        self._next = RuntimeError("catalogue died")
+        return self.cache.step()
 
 
 class Clock:
@@ -34,23 +39,30 @@ class Clock:
 
 def _watching_cache(clock: Clock | None = None) -> tuple[KVCache, FakeCatalogue]:
     cat = FakeCatalogue()
-    cache = KVCache("me", cat.watch, clock=clock or Clock())
-    cache.start()
-    cat.answer("e1", 7, None)                   # first answer: the catalogue's incarnation and clock
+    cache = cat.cache = KVCache("me", cat.watch, clock=clock or Clock())
+    cat.answer("e1", 7, [])                     # first answer: the catalogue's incarnation and clock
     return cache, cat
 
 
-def test_nothing_is_cached_before_the_first_answer():
+def test_own_writes_are_served_once_the_first_answer_vouches_for_them():
     cat = FakeCatalogue()
-    cache = KVCache("me", cat.watch)
+    cache = cat.cache = KVCache("me", cat.watch)
     cache.put_own("k", b"v", 1, 0)
+    cache.put_own("j", b"w", 1, 0)
+    assert cache.get("k") is MISS                # not before the watch answered
+    cat.answer("e1", 3, [("me", "k"), ("other", "j"), ("me", "j")])   # someone else wrote "j" too
+    assert cat.watches == [(None, 0)]
+    assert cache.get("k") == b"v" and cache.get("j") is MISS
+    cat.answer("e1", 3, [])
+    assert cat.watches[-1] == ("e1", 3)          # the next watch acknowledges clock 3
+
+
+def test_a_first_answer_without_the_full_log_drops_own_writes():
+    cat = FakeCatalogue()
+    cache = cat.cache = KVCache("me", cat.watch)
+    cache.put_own("k", b"v", 1, 0)
+    cat.answer("e1", 200_000, None)
     assert cache.get("k") is MISS
-    cache.start()
-    assert cat.watches[0][:2] == (None, -1)
-    cat.answer("e1", 3, None)
-    cache.put_own("k", b"v", 1, 0)
-    assert cache.get("k") == b"v"
-    assert cat.watches[-1][:2] == ("e1", 3)      # the next watch acknowledges clock 3
 
 
 def test_changes_by_others_drop_keys_and_own_changes_do_not():
@@ -59,7 +71,7 @@ def test_changes_by_others_drop_keys_and_own_changes_do_not():
     cache.put_own("theirs", b"2", 1, 0)
     cat.answer("e1", 9, [("me", "mine"), ("other", "theirs")])
     assert cache.get("mine") == b"1" and cache.get("theirs") is MISS
-    assert cat.watches[-1][:2] == ("e1", 9)
+    assert cat.watches[-1] == ("e1", 7)
 
 
 def test_a_read_older_than_an_applied_change_is_not_cached():
@@ -89,27 +101,26 @@ def test_the_cache_is_not_trusted_once_its_lease_runs_out():
     cache.put_own("k", b"v", 1, 0)
     clock.now += LEASE_S - 0.01
     assert cache.get("k") == b"v"
-    clock.now += 0.02                            # the watch sent at the last answer is too old now
+    clock.now += 0.02                            # the watch call behind the last answer is too old now
     assert cache.get("k") is MISS
-    cat.answer("e1", 7, [])                      # a quiet answer renews the lease
+    cat.answer("e1", 7, [])                      # a new (quiet) watch call renews the lease
     assert cache.get("k") == b"v"
 
 
 def test_a_failed_watch_stops_caching_until_started_again():
     cache, cat = _watching_cache()
     cache.put_own("k", b"v", 1, 0)
-    cat.watches[-1][2].set_exception(RuntimeError("catalogue died"))
-    assert cache.get("k") is MISS and not cache.watching
-    cache.start()
-    assert cat.watches[-1][:2] == (None, -1)
+    assert cat.fail() is False
+    assert cache.get("k") is MISS
+    cat.answer("e1", 9, [])
+    assert cat.watches[-1] == (None, 0)          # starts again from scratch
 
 
 def test_ttl_and_byte_budget():
     clock = Clock()
     cat = FakeCatalogue()
-    cache = KVCache("me", cat.watch, clock=clock, max_bytes=10)
-    cache.start()
-    cat.answer("e1", 0, None)
+    cache = cat.cache = KVCache("me", cat.watch, clock=clock, max_bytes=10)
+    cat.answer("e1", 0, [])
     cache.put_own("short", b"s", 1, 1)
     clock.now += 1.0
     cat.answer("e1", 0, [])
