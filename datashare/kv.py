@@ -144,6 +144,12 @@ def flush(timeout: float = CONTROL_TIMEOUT_S) -> None:
     kv_storage.drain(timeout=timeout)
 
 
+def close() -> None:
+    """Apply this process's queued KV changes and stop its cache; ``yuanrong.finalize`` calls it
+    before disconnecting. A change that cannot be applied any more is logged."""
+    kv_storage.close()
+
+
 def has_store() -> bool:
     """Whether this cluster's KV store runs, without starting it: ``False`` means nothing was ever
     written, so a read or delete can be skipped instead of starting the store to find nothing."""

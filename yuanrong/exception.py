@@ -149,9 +149,17 @@ class PlacementError(YRError, _placement_errors.PlacementInfeasible, RuntimeErro
 
     Attributes:
         explanation: Human-readable reasons, per constraint and pool, from the placement engine.
+        code: openYuanrong's error code: 1006 (``ERR_RESOURCE_CONFIG_ERROR``) for a request no node
+            could ever hold, 1002 (``ERR_RESOURCE_NOT_ENOUGH``) for one not placed in time. The
+            message ends with it in openYuanrong's words, which its programs look for.
     """
 
     def __init__(self, message: str, *, explanation: str = "", request: Any = None, timed_out: bool = False) -> None:
+        self.code = 1002 if timed_out else 1006
+        words = ("resource not enough" if timed_out else
+                 "invalid resource parameter, request resource is greater than each node's max resource")
+        if f"code: {self.code}," not in message:
+            message = f"{message}\n(code: {self.code}, message: {words})"
         _placement_errors.PlacementInfeasible.__init__(self, message, explanation=explanation, request=request,
                                                        timed_out=timed_out)
 

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import atexit
 import collections
+import logging
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -31,7 +33,7 @@ from datashare._ray import handles
 from datashare._ray.naming import holder_name
 from datashare._ray.store import get_chunks, put_value
 from datashare.catalogue import HolderKey, KVValue, kv_holder_key
-from datashare.errors import DataTimeoutError
+from datashare.errors import DataTimeoutError, NotConnectedError
 from datashare.kv_cache import MISS, KVCache
 
 KV_INLINE_LIMIT = 64 * 1024
@@ -222,8 +224,20 @@ def _apply(batch: list[tuple]) -> None:
 
 
 def _watch(me: str, epoch: str | None, since: int, timeout_s: float) -> tuple:
-    return handles.call(handles.catalogue().kv_wait_changes.remote(me, epoch, since, timeout_s),
-                        what="the catalogue (KV changes)", timeout=timeout_s + handles.CONTROL_TIMEOUT_S)
+    """One watch call. The answer is awaited on a Python event, not inside Ray: a thread blocked in
+    ``ray.get`` while another thread shuts Ray down crashes the process."""
+    handles.require_connected()
+    answered = threading.Event()
+    answer: list = []
+    ref = handles.catalogue().kv_wait_changes.remote(me, epoch, since, timeout_s)
+    ref.future().add_done_callback(lambda fut: (answer.append(fut), answered.set()))
+    deadline = time.monotonic() + timeout_s + handles.CONTROL_TIMEOUT_S
+    while not answered.wait(1.0):
+        if not ray.is_initialized():
+            raise NotConnectedError()
+        if time.monotonic() > deadline:
+            raise DataTimeoutError("the catalogue (KV changes)", timeout_s + handles.CONTROL_TIMEOUT_S)
+    return answer[0].result()
 
 
 _pipe = _WritePipe()
@@ -251,6 +265,21 @@ def drain(*, timeout: float = handles.CONTROL_TIMEOUT_S) -> None:
     """Wait until this process's pipelined changes are applied, and every other process's cache
     has let go of the values they replaced (read-your-writes, ``flush``, and at exit)."""
     _pipe.drain(timeout=timeout)
+
+
+def close() -> None:
+    """Before this process disconnects: apply its queued changes, and stop its cache (and the
+    catalogue's waiting for it). A change that cannot be applied is logged, not raised."""
+    try:
+        drain(timeout=30.0)
+    except Exception as exc:  # noqa: BLE001 - the connection is going away either way
+        logging.getLogger("datashare").warning("KV changes queued by this process were lost: %s", exc)
+    if _cache.watching:
+        try:
+            handles.catalogue().kv_leave.remote(_cache.me)
+        except Exception:  # noqa: BLE001 - the catalogue is gone already
+            pass
+    _cache.stop()
 
 
 def _drain_at_exit() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import ray
 
-import datashare
+import datashare.kv
 from datashare import tenancy
 from placement import labels as pool_labels
 from yuanrong._private import auth, credentials, options, trace_config, tracing
@@ -485,6 +485,8 @@ def finalize() -> None:
             session.function_pools.close()
         if tracing.enabled:
             tracing.stop()  # flushes spans and metrics, stops the Prometheus endpoint
+        if ray.is_initialized():
+            datashare.kv.close()   # queued KV writes first; no KV thread may be inside Ray at shutdown
         if session.owns_ray and ray.is_initialized():
             ray.shutdown()
         # Every registry of the old connection goes with it.

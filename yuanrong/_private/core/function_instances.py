@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import ray
+
 from yuanrong._private.compat import node_env
 
 #: Ray names the actor class in its death messages; :mod:`yuanrong._private.ray_errors` looks for it.
@@ -34,9 +36,11 @@ def returned_values(out: Any, return_nums: int, func: Callable) -> tuple:
         raise TypeError(f"{declared} one {type(out).__name__} (cannot unpack non-iterable {type(out)} object); "
                         f"return a tuple of {return_nums} values.")
     if len(out) != return_nums:
-        how = "not enough" if len(out) < return_nums else "too many"
-        raise ValueError(f"{declared} {len(out)} values ({how} values to unpack (expected {return_nums}, got "
-                         f"{len(out)})); return a tuple of {return_nums} values.")
+        # openYuanrong says "not enough values to unpack" for too many values as well; programs
+        # match that text, so it is kept, after what really happened.
+        how = "" if len(out) < return_nums else "too many values; in openYuanrong's words: "
+        raise ValueError(f"{declared} {len(out)} values ({how}not enough values to unpack (expected {return_nums}, "
+                         f"got {len(out)})); return a tuple of {return_nums} values.")
     return tuple(out)
 
 
@@ -80,3 +84,17 @@ class AsyncFunctionInstance:
     async def stream(self, *args: Any, **kwargs: Any) -> Any:
         async for item in self._func(*args, **kwargs):
             yield item
+
+
+_SyncHost = ray.remote(FunctionInstance)
+_AsyncHost = ray.remote(AsyncFunctionInstance)
+
+
+def host_class(is_async: bool) -> Any:
+    """The Ray actor class of a new (cold) function instance."""
+    return _AsyncHost if is_async else _SyncHost
+
+
+def instance_class(is_async: bool) -> type:
+    """The plain class a warm worker adopts for a function instance."""
+    return AsyncFunctionInstance if is_async else FunctionInstance

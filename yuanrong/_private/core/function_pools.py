@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 from yuanrong._private import ray_errors
-from yuanrong._private.core.function_instances import AsyncFunctionInstance, FunctionInstance
 from yuanrong.exception import FunctionQueueFullError
 
 if TYPE_CHECKING:
@@ -61,8 +60,6 @@ TASK_WORTH_S = 0.005
 # a ``ray.wait``, ~0.1 ms): a burst of calls then pays for one count per few calls, not one each.
 RECONCILE_EVERY_S = 0.001
 
-_SyncHost = ray.remote(FunctionInstance)
-_AsyncHost = ray.remote(AsyncFunctionInstance)
 
 
 class Instance:
@@ -95,7 +92,7 @@ class FunctionPool:
     def __init__(self, registry: Registry, *, func: Callable, name: str, return_nums: int, streaming: bool,
                  is_async: bool, actor_options: dict[str, Any], create: Callable[..., Any], run_as_task: Callable,
                  concurrency: int, min_instances: int, max_instances: int, idle_timeout: float,
-                 schedule_timeout_s: float) -> None:
+                 schedule_timeout_s: float, shared: bool = False) -> None:
         self.registry = registry
         self.func = func
         self.name = name
@@ -105,6 +102,7 @@ class FunctionPool:
         self._create = create
         self.run_as_task = run_as_task
         self.concurrency = concurrency
+        self.shared = shared        # calls must share a process (concurrency > 1 asked for): never Ray tasks
         self.min_instances = min_instances
         self.max_instances = max_instances
         self.idle_timeout = idle_timeout
@@ -147,6 +145,8 @@ class FunctionPool:
                 self._count_tasks()
             with self.lock:
                 inst = self._soonest() if len(self._tasks) >= TASKS_AT_ONCE else None
+        if inst is None and self.shared:
+            inst, start = self._shared(start), False
         if inst is None:
             out = None
             try:
@@ -165,6 +165,16 @@ class FunctionPool:
         finally:
             if start:
                 self._start_soon()
+
+    def _shared(self, start: bool) -> Instance | None:
+        """An instance, ready or starting, for a call of a pool whose calls share a process; one is
+        started now (lock not held) if none is live. None only if none can be."""
+        if start or not any(not i.dead for i in self.live()):
+            with self.lock:
+                self._reserved += not start
+            self._start()
+        with self.lock:
+            return self._soonest()
 
     def _send(self, inst: Instance, args: tuple, kwargs: dict) -> Any:
         try:
@@ -486,13 +496,3 @@ def _kill(instances: list[Instance]) -> None:
             ray.kill(inst.handle, no_restart=True)
         except Exception:  # already gone, or Ray is shutting down
             pass
-
-
-def host_class(is_async: bool) -> Any:
-    """The Ray actor class of a new (cold) function instance."""
-    return _AsyncHost if is_async else _SyncHost
-
-
-def instance_class(is_async: bool) -> type:
-    """The plain class a warm worker adopts for a function instance."""
-    return AsyncFunctionInstance if is_async else FunctionInstance

@@ -156,7 +156,7 @@ class FunctionProxy:
                                                            **self._resolved.ray_options},
                                              default=self._remote)
         if self._pooled:
-            host = function_pools.host_class(self._is_async)
+            host = function_instances.host_class(self._is_async)
             options = self.instance_options()
             cold = calls.remote_for(host, self._resolved, what=what, base_options=options,
                                     default=host.options(**options).remote)
@@ -231,7 +231,8 @@ class FunctionProxy:
             streaming=self._num_returns == "streaming", is_async=self._is_async, actor_options=options,
             create=self._create_instance, run_as_task=self._remote, concurrency=options["max_concurrency"],
             min_instances=opts.min_instances, max_instances=max(max_instances, opts.min_instances),
-            idle_timeout=_idle_timeout(opts), schedule_timeout_s=self._resolved.schedule_timeout_s)
+            idle_timeout=_idle_timeout(opts), schedule_timeout_s=self._resolved.schedule_timeout_s,
+            shared=opts.concurrency > 1)
 
     def __getstate__(self) -> dict[str, Any]:
         # A pool belongs to the process that made it; a copy sent to a worker builds its own.
@@ -276,7 +277,7 @@ def _create_instance(cold: Callable[..., Any], warm: warm_workers.WarmRequest | 
     (no new process: its first call answers in milliseconds), else a new actor."""
     if warm is not None:
         pools = session.current().warm_pools
-        adopted = pools and warm_workers.adopt(pools, function_pools.instance_class(is_async), warm,
+        adopted = pools and warm_workers.adopt(pools, function_instances.instance_class(is_async), warm,
                                                (func, return_nums), {})
         if adopted:
             return adopted[0], True
