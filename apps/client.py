@@ -1,6 +1,6 @@
 """A small real HTTP client for the apps, their tests, the demo and the benchmark (stdlib only).
 
-Every request carries ``Authorization: Bearer <token>``: ``$YR_TOKEN`` when set, else a token of the
+Every request (and, with :func:`grpc_metadata`, every gRPC call) carries ``Authorization: Bearer <token>``: ``$YR_TOKEN`` when set, else a token of the
 default tenant minted from this machine's cluster token file (as `yr token` prints), so the apps
 and the demo keep working against endpoints that require tokens.
 """
@@ -37,6 +37,12 @@ def headers(extra: dict[str, str] | None = None, *, token: str | None = None) ->
     if token:
         out["Authorization"] = f"Bearer {token}"
     return out
+
+
+def grpc_metadata(*pairs: tuple[str, str], token: str | None = None) -> tuple[tuple[str, str], ...]:
+    """gRPC metadata: ``pairs`` and the bearer token (``token``, else :func:`_token`'s)."""
+    token = token or _token()
+    return (*pairs, ("authorization", f"Bearer {token}")) if token else pairs
 
 
 def request(method: str, url: str, body: Any = None, *, raw: bytes | None = None,

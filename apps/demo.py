@@ -64,7 +64,7 @@ def _traffic(address: Any, expected: Any, requests: int) -> dict[str, list[float
     very first call (its function has no instance yet) is shown apart as the cold start."""
     import grpc
 
-    from apps.client import KeepAlive, stream
+    from apps.client import KeepAlive, grpc_metadata, stream
     from apps.features import grpc_api
     from apps.inference import train_digits
     from yuanrong.endpoint import GATEWAY_ROUTE
@@ -110,10 +110,11 @@ def _traffic(address: Any, expected: Any, requests: int) -> dict[str, list[float
     with grpc.insecure_channel(address.grpc_target) as channel, \
             concurrent.futures.ThreadPoolExecutor(clients) as pool:
         stub = grpc_api.FeatureServiceStub(channel)
+        grpc_meta = grpc_metadata(("application", "features"))
 
         def features_grpc(uid: int) -> float:
             t, _ = _timed(lambda: stub.GetFeatures(grpc_api.UserRequest(user_id=uid),
-                                                   metadata=(("application", "features"),), timeout=60))
+                                                   metadata=grpc_meta, timeout=60))
             return t
 
         services = (("features (HTTP)", features_http, list(users)), ("features (gRPC)", features_grpc, list(users)),

@@ -8,6 +8,7 @@ import time
 import pytest
 from apps.client import request as http
 from apps.client import stream, wait_for
+from yuanrong import auth
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -83,13 +84,14 @@ def test_features_over_http_read_zero_copy_with_per_user_state(etl, serve_addres
 
 def test_features_over_grpc(etl, serve_address):
     import grpc
+    from apps.client import grpc_metadata
     from apps.features import grpc_api
 
     _, expected, _ = etl
     want = expected.slice(1, 1).to_pylist()[0]
     with grpc.insecure_channel(serve_address.grpc_target) as channel:
         stub = grpc_api.FeatureServiceStub(channel)
-        meta = (("application", "features"),)
+        meta = grpc_metadata(("application", "features"))
         reply = stub.GetFeatures(grpc_api.UserRequest(user_id=want["user_id"]), metadata=meta, timeout=60)
         assert reply.user_id == want["user_id"] and reply.events == want["events"]
         assert reply.served_from_pool == "edge-1" and reply.lookups >= 1
@@ -97,6 +99,15 @@ def test_features_over_grpc(etl, serve_address):
             stub.GetFeatures(grpc_api.UserRequest(user_id=99999999), metadata=meta, timeout=60)
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
         assert "no features" in info.value.details()
+        # The gRPC proxy's requests need the endpoint tenant's token, like HTTP requests.
+        request = grpc_api.UserRequest(user_id=want["user_id"])
+        with pytest.raises(grpc.RpcError) as info:
+            stub.GetFeatures(request, metadata=(("application", "features"),), timeout=60)
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED and "Bearer" in info.value.details()
+        other = grpc_metadata(("application", "features"), token=auth.token("tenant-b"))
+        with pytest.raises(grpc.RpcError) as info:
+            stub.GetFeatures(request, metadata=other, timeout=60)
+        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED and "tenant-b" in info.value.details()
 
 
 def test_inference_batches_and_streams(serve_address):

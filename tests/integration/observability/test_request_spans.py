@@ -118,13 +118,14 @@ def test_an_endpoint_request_without_traceparent_starts_a_trace_its_calls_join(t
 
 def test_a_grpc_request_continues_the_traceparent_in_its_metadata(traced_session, serve_address):
     import grpc
+    from apps.client import grpc_metadata
     from apps.features import grpc_api
 
     run(FeaturesDoubled, route="/features-doubled")
     trace_id, client_span, traceparent = _client_context()
     with grpc.insecure_channel(serve_address.grpc_target) as channel:
         stub = grpc_api.FeatureServiceStub(channel)
-        meta = (("application", "features-doubled"), ("traceparent", traceparent))
+        meta = grpc_metadata(("application", "features-doubled"), ("traceparent", traceparent))
         deadline = time.monotonic() + 30
         while True:
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 
 import pytest
@@ -67,3 +68,50 @@ def test_classes_and_streaming_handlers_keep_their_shape():
     assert list(svc(Request(auth.mint("shop")))) == ["0", "1"]
     assert svc(Request(None)).status_code == 401
     assert svc.other(3) == 3 and Guarded.__name__ == "Service"
+
+
+class GrpcContext:
+    """What Serve hands a method as ``grpc_context``: the request's metadata, and the status to send."""
+
+    def __init__(self, token: str | None) -> None:
+        self.metadata = [("application", "shop")] + ([("authorization", f"Bearer {token}")] if token else [])
+        self.code = self.details = None
+
+    def invocation_metadata(self):
+        return self.metadata
+
+    def set_code(self, code) -> None:
+        self.code = code
+
+    def set_details(self, details: str) -> None:
+        self.details = details
+
+
+def test_grpc_methods_check_the_token_in_the_metadata_and_handle_calls_pass():
+    import grpc
+
+    class Shop:
+        def __init__(self) -> None:
+            self.calls = []
+
+        def Lookup(self, request):
+            self.calls.append(request)
+            return request * 2
+
+        async def Slow(self, request, grpc_context=None):
+            return (request, grpc_context is not None)
+
+    guarded = request_auth.guarded_target(Shop, "shop")
+    shop = guarded()
+    assert "grpc_context" in inspect.signature(guarded.Lookup).parameters
+    assert shop.Lookup(3) == 6                                   # a handle call: no gRPC context
+    assert shop.Lookup(4, grpc_context=GrpcContext(auth.mint("shop"))) == 8
+    for token, code, word in ((None, grpc.StatusCode.UNAUTHENTICATED, "Unauthenticated"),
+                              ("not-a-token", grpc.StatusCode.UNAUTHENTICATED, "Unauthenticated"),
+                              (auth.mint("other"), grpc.StatusCode.PERMISSION_DENIED, "PermissionDenied")):
+        context = GrpcContext(token)
+        with pytest.raises(PermissionError, match=word):
+            shop.Lookup(5, grpc_context=context)
+        assert context.code == code and context.details.startswith(word)
+    assert shop.calls == [3, 4]                                  # refused calls never ran
+    assert asyncio.run(shop.Slow(1, grpc_context=GrpcContext(auth.mint("ops", role="admin")))) == (1, True)

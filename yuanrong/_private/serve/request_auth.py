@@ -7,8 +7,10 @@ reads no body and starts no call. Rejections are JSON like the gateway's errors:
 ``Unauthenticated`` (no token, or not this cluster's) with ``WWW-Authenticate: Bearer``, 403
 ``PermissionDenied`` (another tenant's token).
 
-Calls through a Serve handle come from inside the cluster (a process that holds the cluster token)
-and carry no HTTP request: they are not checked here.
+gRPC requests through Serve's gRPC proxy carry the token as ``authorization`` metadata; a class
+endpoint's methods check it before they run and refuse with ``UNAUTHENTICATED`` or
+``PERMISSION_DENIED`` (the details say why). Calls through a Serve handle come from inside the
+cluster (a process that holds the cluster token) and carry neither: they are not checked here.
 
 No Ray: the replica verifies with the cluster token of its own node (``auth.cluster_secret``).
 """
@@ -79,13 +81,73 @@ def guarded_handler(func: Callable, owner: str, *, method: bool = False) -> Call
     return functools.wraps(func)(handle)
 
 
+GRPC_CONTEXT = "grpc_context"
+"""The keyword Serve passes a gRPC request's context in, to a method whose signature names it."""
+
+
+def with_grpc_context(func: Callable, handle: Callable) -> Callable:
+    """``handle`` (a wrapper of ``func``) with ``func``'s signature plus ``grpc_context``, so Serve
+    passes a gRPC request's context to it; returns ``handle``."""
+    functools.update_wrapper(handle, func)
+    del handle.__wrapped__
+    sig = inspect.signature(func)
+    if GRPC_CONTEXT not in sig.parameters:
+        params = list(sig.parameters.values())
+        extra = inspect.Parameter(GRPC_CONTEXT, inspect.Parameter.KEYWORD_ONLY, default=None)
+        at = len(params) - 1 if params and params[-1].kind is inspect.Parameter.VAR_KEYWORD else len(params)
+        sig = sig.replace(parameters=[*params[:at], extra, *params[at:]])
+    handle.__signature__ = sig  # type: ignore[attr-defined]
+    return handle
+
+
+def guarded_method(func: Callable, owner: str) -> Callable:
+    """A class endpoint's method behind the token check of gRPC requests (see the module)."""
+    wants = GRPC_CONTEXT in inspect.signature(func).parameters
+
+    def refuse(kwargs: dict) -> None:
+        context = kwargs.get(GRPC_CONTEXT) if wants else kwargs.pop(GRPC_CONTEXT, None)
+        if context is None:
+            return                      # a call through a handle
+        why = check(dict(context.invocation_metadata()), owner)
+        if why is None:
+            return
+        import grpc
+
+        status, kind, message = why
+        context.set_code(grpc.StatusCode.UNAUTHENTICATED if status == 401 else grpc.StatusCode.PERMISSION_DENIED)
+        context.set_details(f"{kind}: {message}")
+        # Serve answers with the code set on the context when the method raises.
+        raise PermissionError(f"{kind}: {message}")
+
+    if inspect.iscoroutinefunction(func):
+        async def handle(self: Any, *args: Any, **kwargs: Any) -> Any:
+            refuse(kwargs)
+            return await func(self, *args, **kwargs)
+    else:
+        def handle(self: Any, *args: Any, **kwargs: Any) -> Any:
+            refuse(kwargs)
+            return func(self, *args, **kwargs)
+    return with_grpc_context(func, handle)
+
+
 def guarded_target(target: Any, owner: str) -> Any:
-    """An endpoint's function, or a subclass of its class whose ``__call__`` checks the token first."""
+    """An endpoint's function, or a subclass of its class whose ``__call__`` and methods (gRPC
+    rpcs) check the token first."""
     if not inspect.isclass(target):
         return guarded_handler(target, owner)
+    namespace: dict[str, Any] = {"__module__": target.__module__, "__qualname__": target.__qualname__,
+                                 "__doc__": target.__doc__}
     call = getattr(target, "__call__", None)
-    if call is None or not inspect.isfunction(call):
-        return target
-    namespace = {"__module__": target.__module__, "__qualname__": target.__qualname__, "__doc__": target.__doc__,
-                 "__call__": guarded_handler(call, owner, method=True)}
+    if call is not None and inspect.isfunction(call):
+        namespace["__call__"] = guarded_handler(call, owner, method=True)
+    for attr, member in inspect.getmembers(target, inspect.isfunction):
+        if attr.startswith("_") or inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member):
+            continue
+        if isinstance(inspect.getattr_static(target, attr), (staticmethod, classmethod)):
+            continue
+        if hasattr(member, "set_max_batch_size"):
+            # ``@serve.batch`` tells a method call from a function call by the identity of its
+            # ``__wrapped__``, which a wrapper would change; it is not a gRPC rpc either.
+            continue
+        namespace[attr] = guarded_method(member, owner)
     return type(target.__name__, (target,), namespace)

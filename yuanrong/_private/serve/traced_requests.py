@@ -19,9 +19,10 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from yuanrong._private import tracing
+from yuanrong._private.serve import request_auth
+from yuanrong._private.serve.request_auth import GRPC_CONTEXT
 
 
-GRPC_CONTEXT = "grpc_context"  # the keyword Serve passes a gRPC request's context in
 
 
 def request_span(config_json: str, name: str, request: Any, attributes: Callable[[], Mapping[str, Any]],
@@ -74,15 +75,7 @@ def traced_method(func: Callable, name: str, config_json: str, attributes: Calla
                 return func(self, *args, **kwargs)
             with span:
                 return func(self, *args, **kwargs)
-    functools.update_wrapper(handle, func)
-    del handle.__wrapped__
-    if not wants:
-        params = list(sig.parameters.values())
-        extra = inspect.Parameter(GRPC_CONTEXT, inspect.Parameter.KEYWORD_ONLY, default=None)
-        at = len(params) - 1 if params and params[-1].kind is inspect.Parameter.VAR_KEYWORD else len(params)
-        sig = sig.replace(parameters=[*params[:at], extra, *params[at:]])
-    handle.__signature__ = sig  # type: ignore[attr-defined]
-    return handle
+    return request_auth.with_grpc_context(func, handle)
 
 
 def _request_of(args: tuple) -> Any:
