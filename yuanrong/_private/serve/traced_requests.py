@@ -165,6 +165,11 @@ def _traced_members(cls: type) -> list[tuple[str, Callable]]:
     for attr, member in inspect.getmembers(cls, inspect.isfunction):
         if attr.startswith("_") or inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member):
             continue
+        if hasattr(member, "set_max_batch_size"):
+            # ``@serve.batch``: it tells a method call from a function call by the identity of the
+            # method's ``__wrapped__``, which a wrapper would change (the batch would take ``self``
+            # as a request). It runs inside the span of the request that called it.
+            continue
         if isinstance(inspect.getattr_static(cls, attr), (staticmethod, classmethod)):
             continue
         members.append((attr, member))
