@@ -272,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"demo: ETL {etl.rows_in:,} events -> {etl.users:,} users in {etl.seconds:.1f}s")
         _say("demo: deploying the feature service at edge-1 (its lookup counts in the cloud), the classifier at "
              "edge-2, the generator in the cloud")
-        # The shared per-user counts live in the cloud, beside the data they came from: each
-        # lookup served at the edge makes one call to the cloud.
+        # The per-user counts live in the cloud, where the replicas of every edge site can share
+        # them: each lookup served at the edge makes one call to the cloud.
         deploy_features(pool="edge-1", state_pool="cloud")
         deploy_inference(classifier_pool="edge-2", generator_pool="cloud", generator_replicas=2)
         serve_functions([score], pool="cloud")
