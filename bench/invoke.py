@@ -76,7 +76,9 @@ def _measure(kind, sides, targets, rounds, n_lat, n_tput, rows, record) -> None:
     for side in sides:
         p50 = median([percentile(x, 0.50) for x in lat[side]])
         p99 = median([percentile(x, 0.99) for x in lat[side]])
-        summary[side] = {"p50_ms": p50, "p99_ms": p99, "calls_per_s": median(tput[side])}
+        # Each round's figures too: on a shared host the spread says how far one median can be trusted.
+        summary[side] = {"p50_ms": p50, "p99_ms": p99, "calls_per_s": median(tput[side]),
+                         "rounds_p50_ms": [percentile(x, 0.50) for x in lat[side]], "rounds_calls_per_s": tput[side]}
     record[kind] = summary
     y, w = summary["yuanrong"], summary["raw"]
     lat_target, tput_target = targets
