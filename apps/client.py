@@ -46,13 +46,16 @@ def grpc_metadata(*pairs: tuple[str, str], token: str | None = None) -> tuple[tu
 
 
 def request(method: str, url: str, body: Any = None, *, raw: bytes | None = None,
-            timeout: float = 120, token: str | None = None, anonymous: bool = False) -> tuple[int, Any]:
+            timeout: float = 120, token: str | None = None, anonymous: bool = False,
+            extra_headers: dict[str, str] | None = None) -> tuple[int, Any]:
     """Send one HTTP request; returns ``(status, JSON value or text)``. 4xx/5xx are returned, not raised.
 
-    ``token`` replaces the default bearer token; ``anonymous`` sends none.
+    ``token`` replaces the default bearer token; ``anonymous`` sends none; ``extra_headers`` are
+    sent too (a W3C ``traceparent``, say).
     """
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     sent = {"Content-Type": "application/json"} if anonymous else headers(token=token)
+    sent.update(extra_headers or {})
     req = urllib.request.Request(url, data=data, method=method, headers=sent)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:

@@ -5,13 +5,15 @@ On an embedded multi-pool cluster (a ``cloud`` head and two ``edge`` nodes) it
 1. generates click events as Parquet and runs the Ray Data ETL in the **cloud** pool, publishing
    per-user features as a named dataset;
 2. deploys the latency-sensitive services at the **edge** (the feature service over HTTP and
-   gRPC, reading the dataset zero-copy, on ``edge-1``; the digits classifier on ``edge-2``) and
-   the token generator, the gateway and its functions in the cloud;
-3. sends real HTTP and gRPC traffic to each, and
+   gRPC, reading the dataset zero-copy, on ``edge-1``, its per-user lookup counts kept in the
+   cloud; the digits classifier on ``edge-2``) and the token generator, the gateway and its
+   functions in the cloud;
+3. sends real HTTP and gRPC traffic to each, every request traced into span log files, and
 4. prints, and saves as a PNG, where every replica and task ran, requests served and latency,
+   and the trace of one feature request, which crossed edge and cloud, as ``yr trace`` draws it;
    then stops every process it started.
 
-Run: ``python -m apps.demo [--rows N] [--requests N] [--png PATH]``.
+Run: ``python -m apps.demo [--rows N] [--requests N] [--png PATH] [--trace-dir DIR]``.
 """
 
 from __future__ import annotations
@@ -58,10 +60,51 @@ def replica_placement() -> dict[str, list[str]]:
     return {p: sorted(v) for p, v in sorted(out.items())}
 
 
-def _traffic(address: Any, expected: Any, requests: int) -> dict[str, list[float]]:
+def traced_lookup(base: str, user_id: int) -> str:
+    """One feature request sent inside a client span of its own, its ``traceparent`` in the headers;
+    returns the trace's id (hex).
+
+    The request is served at the edge (the feature service on edge-1), which counts the lookup in
+    the cloud (``UserState``): its trace crosses edge and cloud.
+    """
+    from opentelemetry import propagate
+    from opentelemetry.trace import SpanKind
+
+    import yuanrong as yr
+    from apps.client import request
+
+    path = f"/features/users/{user_id}"
+    with yr.trace.get_tracer("apps.demo").start_as_current_span(
+            f"client GET {path}", kind=SpanKind.CLIENT,
+            attributes={"http.request.method": "GET", "url.path": path}) as span:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        status, body = request("GET", base + path, extra_headers=carrier)
+    if status != 200:
+        raise RuntimeError(f"features answered {status}: {str(body)[:300]!r}")
+    return format(span.get_span_context().trace_id, "032x")
+
+
+def print_trace(trace_id: str, trace_dir: pathlib.Path, png: pathlib.Path) -> None:
+    """Print one trace's waterfall with ``yr trace`` (its own command, run in this process) and save its PNG."""
+    import click
+
+    from yuanrong.cli import cli
+
+    _say(f"$ yr trace {trace_id[:16]} --dir {trace_dir} --png {png}")
+    try:
+        cli.main(["trace", trace_id, "--dir", str(trace_dir), "--png", str(png)], prog_name="yr",
+                 standalone_mode=False)
+    except click.ClickException as e:
+        _say(f"  (no waterfall: {e.format_message()})")
+
+
+def _traffic(address: Any, expected: Any, requests: int) -> tuple[dict[str, list[float]], str]:
     """Drive every service like a client would: 8 keep-alive connections at a time on HTTP, 8
     concurrent calls on one gRPC channel, after a warm-up pass that is not counted; the gateway's
-    very first call (its function has no instance yet) is shown apart as the cold start."""
+    very first call (its function has no instance yet) is shown apart as the cold start. Returns
+    the latencies and the trace id of one feature request sent after the warm-up (:func:`traced_lookup`):
+    the measured traffic that follows gives its spans time to reach the log files."""
     import grpc
 
     from apps.client import KeepAlive, grpc_metadata, stream
@@ -123,6 +166,8 @@ def _traffic(address: Any, expected: Any, requests: int) -> dict[str, list[float
         _say(f"demo: warm-up, {2 * clients} requests per service (not counted)")
         for _, call, items in services:
             list(pool.map(call, (items[i % len(items)] for i in range(2 * clients))))
+        _say(f"demo: one feature request with a client span of its own (user {users[0]})")
+        trace_id = traced_lookup(base, users[0])
         for name, call, items in services:
             _say(f"demo: {len(items)} requests to {name}, {clients} clients at a time")
             lat[name] = list(pool.map(call, items))
@@ -133,7 +178,7 @@ def _traffic(address: Any, expected: Any, requests: int) -> dict[str, list[float
     for i in range(n_streams):
         t, words = _timed(lambda: "".join(stream(f"{base}/generate?prompt=edge+cloud&max_tokens={8 + 8 * (i % 4)}")))
         lat["generate (HTTP stream)"].append(t)
-    return dict(lat)
+    return dict(lat), trace_id
 
 
 def save_png(path: pathlib.Path, placement: dict[str, list[str]], etl_pools: dict[str, int],
@@ -182,8 +227,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000, help="ETL events to generate (default 1,000,000)")
     parser.add_argument("--requests", type=int, default=100, help="requests per service (default 100)")
     parser.add_argument("--png", type=pathlib.Path, default=pathlib.Path("yuanrong-demo.png"),
-                        help="where to save the placement and latency chart")
+                        help="where to save the placement and latency chart (the traced request's "
+                             "waterfall goes beside it, as NAME-trace.png)")
+    parser.add_argument("--trace-dir", type=pathlib.Path, default=pathlib.Path("yuanrong-demo-traces"),
+                        help="where every process writes its span log file (read them with yr trace ID --dir DIR)")
     args = parser.parse_args(argv)
+    # Absolute: each worker and replica opens its log file here, from its own working directory.
+    trace_dir = args.trace_dir.resolve()
 
     import os
 
@@ -211,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         # The demo prints its own progress; Serve's and Ray Data's per-step INFO lines would bury it.
         for name in ("ray.serve", "ray.data"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        yr.init(yr.Config(server_address=cluster.address))
+        # Every process the demo's requests reach writes its spans to a file in trace_dir.
+        yr.init(yr.Config(server_address=cluster.address, enable_trace=True,
+                          runtime_trace_config={"logFileExporter": {"enable": True, "dir": str(trace_dir)}}))
         address = start(grpc_servicer_functions=[SERVICER_FUNCTION])
         _say(f"demo: Serve at {address.http_url} (HTTP) and {address.grpc_target} (gRPC)")
         with tempfile.TemporaryDirectory() as tmp:
@@ -219,8 +271,11 @@ def main(argv: list[str] | None = None) -> int:
             paths = generate_events(tmp, rows=args.rows)
             etl = run_etl(paths, pool="cloud", progress=_say)
             _say(f"demo: ETL {etl.rows_in:,} events -> {etl.users:,} users in {etl.seconds:.1f}s")
-        _say("demo: deploying the feature service at edge-1, the classifier at edge-2, the generator in the cloud")
-        deploy_features(pool="edge-1")
+        _say("demo: deploying the feature service at edge-1 (its lookup counts in the cloud), the classifier at "
+             "edge-2, the generator in the cloud")
+        # The per-user counts live in the cloud, where the replicas of every edge site can share
+        # them: each lookup served at the edge makes one call to the cloud.
+        deploy_features(pool="edge-1", state_pool="cloud")
         deploy_inference(classifier_pool="edge-2", generator_pool="cloud", generator_replicas=2)
         serve_functions([score], pool="cloud")
         from apps.client import request, wait_for
@@ -228,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_for(lambda: all(r in request("GET", f"{address.http_url}/-/routes")[1]
                              for r in ("/features", "/digits", "/generate", "/serverless")),
                  timeout=120, what="every route at the proxy")
-        latency = _traffic(address, etl.table, args.requests)
+        latency, trace_id = _traffic(address, etl.table, args.requests)
         placement = replica_placement()
 
         _say("\nWhere everything ran")
@@ -241,10 +296,12 @@ def main(argv: list[str] | None = None) -> int:
         for name, values in latency.items():
             _say(f"  {name:<26}{len(values):>9}{_pct(values, 0.5) * 1e3:>9.1f}{_pct(values, 0.99) * 1e3:>9.1f}")
         save_png(args.png, placement, etl.pools, latency)
+        _say(f"\nOne request across edge and cloud: its spans, from the log files in {trace_dir}")
+        print_trace(trace_id, trace_dir, args.png.with_name(f"{args.png.stem}-trace.png"))
         total = sum(len(v) for v in latency.values())
         _say(f"\nsummary: {etl.rows_in:,} events aggregated in the cloud, {total} requests served by "
              f"{sum(len(v) for v in placement.values())} replicas across {len(placement)} pools; chart saved to "
-             f"{args.png} ({time.perf_counter() - started:.0f}s in all)")
+             f"{args.png}, every request's spans to {trace_dir} ({time.perf_counter() - started:.0f}s in all)")
         return 0
     finally:
         _say("demo: stopping Serve, the dataset holders and the cluster")

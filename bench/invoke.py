@@ -16,6 +16,11 @@ workers), so the difference is the spans, the context each call carries and thei
 
 Run: ``python bench/invoke.py`` (``--quick`` for a short smoke run, ``--only-tracing`` for the
 tracing rows alone, written to bench/results/invoke_tracing.json). Writes bench/results/invoke.json.
+``--fixed-pool N`` runs the tracing rows on a pool of exactly N instances (``min_instances =
+max_instances = N``): the default pool grows, and releases idle instances while others wait for
+resources, during the rounds, and each instance start (a process start, about a second of one of
+two cores here) lands in whichever side is being measured; a fixed pool leaves only the call path
+and its spans to compare (written to bench/results/invoke_tracing_fixed_pool.json).
 """
 
 from __future__ import annotations
@@ -71,7 +76,9 @@ def _measure(kind, sides, targets, rounds, n_lat, n_tput, rows, record) -> None:
     for side in sides:
         p50 = median([percentile(x, 0.50) for x in lat[side]])
         p99 = median([percentile(x, 0.99) for x in lat[side]])
-        summary[side] = {"p50_ms": p50, "p99_ms": p99, "calls_per_s": median(tput[side])}
+        # Each round's figures too: on a shared host the spread says how far one median can be trusted.
+        summary[side] = {"p50_ms": p50, "p99_ms": p99, "calls_per_s": median(tput[side]),
+                         "rounds_p50_ms": [percentile(x, 0.50) for x in lat[side]], "rounds_calls_per_s": tput[side]}
     record[kind] = summary
     y, w = summary["yuanrong"], summary["raw"]
     lat_target, tput_target = targets
@@ -91,7 +98,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="few calls, for a smoke run")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--only-tracing", action="store_true", help="measure the tracing rows only")
+    parser.add_argument("--fixed-pool", type=int, default=0, metavar="N",
+                        help="tracing rows on a pool of exactly N function instances (default: the default pool)")
     args = parser.parse_args()
+    fixed = {"min_instances": args.fixed_pool, "max_instances": args.fixed_pool} if args.fixed_pool else {}
     n_lat, n_tput, rounds = (50, 200, 2) if args.quick else (400, 2000, 9)
     rounds = args.rounds or rounds
 
@@ -140,8 +150,9 @@ def main() -> int:
             _measure(kind, sides, targets, rounds, n_lat, n_tput, rows, record)
 
         # Tracing off: the call path as it is, against its dispatch without the tracing check.
-        off = {"yuanrong": (lambda i: yr.get(yr_fn.invoke(i)), yr_fn.invoke, yr.get),
-               "raw": (lambda i: yr.get(yr_fn._dispatch((i,), {})), lambda i: yr_fn._dispatch((i,), {}), yr.get)}
+        off_fn = yr_fn.options(**fixed) if fixed else yr_fn
+        off = {"yuanrong": (lambda i: yr.get(off_fn.invoke(i)), off_fn.invoke, yr.get),
+               "raw": (lambda i: yr.get(off_fn._dispatch((i,), {})), lambda i: off_fn._dispatch((i,), {}), yr.get)}
         for _ in range(2):
             for sync, submit, get_all in off.values():
                 latency_ms(sync, 30)
@@ -153,7 +164,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="yr-bench-trace-") as log_dir:
             yr.init(yr.Config(num_cpus=4, enable_trace=True,
                               runtime_trace_config={"logFileExporter": {"enable": True, "dir": log_dir}}))
-            traced_fn = yr.invoke(echo)
+            traced_fn = yr.invoke(echo).options(**fixed) if fixed else yr.invoke(echo)
             switch = {"yuanrong": True, "raw": False}
             on = {side: (_with_tracing(flag, lambda i: yr.get(traced_fn.invoke(i))),
                          _with_tracing(flag, traced_fn.invoke), yr.get) for side, flag in switch.items()}
@@ -166,8 +177,9 @@ def main() -> int:
         print_table(rows, title=f"invoke overhead: {rounds} alternating rounds, {n_lat} sync calls and "
                                 f"{n_tput} async calls per round and path (median round)")
         # The tracing rows alone go to their own file, so they do not replace a full run's results.
-        path = write_json("invoke_tracing" if args.only_tracing else "invoke", {"rounds": rounds, "sync_calls": n_lat, "async_calls": n_tput,
-                                     "results": record, "rows": rows})
+        name = ("invoke_tracing" + ("_fixed_pool" if fixed else "")) if args.only_tracing else "invoke"
+        path = write_json(name, {"fixed_pool": args.fixed_pool, "rounds": rounds, "sync_calls": n_lat,
+                                 "async_calls": n_tput, "results": record, "rows": rows})
         print(f"\nJSON: {path}")
     finally:
         yr.finalize()

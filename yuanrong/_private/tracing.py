@@ -18,13 +18,13 @@ No Ray here: the Ray-side attributes (node, pool, instance) come from the caller
 from __future__ import annotations
 
 import atexit
-import datetime
 import inspect
 import json
 import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -36,7 +36,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from yuanrong._private import metering, trace_config
+from yuanrong._private import light_spans, metering, trace_config
 from yuanrong._private.trace_config import MetricsConfig, TraceConfig
 
 logger = logging.getLogger("yuanrong")
@@ -125,7 +125,7 @@ def start(config: TraceConfig | None, metrics: MetricsConfig | None = None, *,
     equal text is recognised: the worker's own encoding drops the driver's Prometheus endpoint)."""
     global _provider, _tracer, _config_json, enabled, spans, _atexit_registered
     resource = Resource.create({"service.name": SERVICE_NAME, "process.pid": os.getpid(), **(attributes or {})})
-    provider = _make_provider(config, resource) if config is not None else None
+    provider, recorder = _make_provider(config, resource) if config is not None else (None, None)
     if metrics is not None:
         metering.start(metrics, resource, serve_prometheus=driver)
     with _lock:
@@ -133,6 +133,7 @@ def start(config: TraceConfig | None, metrics: MetricsConfig | None = None, *,
         _tracer = provider.get_tracer(TRACER_NAME) if provider is not None else otel_trace.NoOpTracer()
         _config_json = carried or trace_config.to_json(config, metrics)
         spans = provider is not None
+        light_spans.configure(recorder)
         enabled = True
         if not _atexit_registered:
             atexit.register(stop)
@@ -167,55 +168,77 @@ def adopt(config_json: str, attributes: Mapping[str, Any] | None = None) -> bool
     return True
 
 
-def _make_provider(config: TraceConfig, resource: Resource) -> TracerProvider:
+def _make_provider(config: TraceConfig, resource: Resource) -> tuple[TracerProvider, light_spans.Recorder]:
+    """The SDK provider of this process, and the recorder of its per-call spans (the same processors)."""
     # Parent-based: a call's spans follow the decision its caller (or the HTTP client) made.
     ratio = config.sample_ratio
-    provider = TracerProvider(resource=resource,
-                              sampler=ParentBased(ALWAYS_ON if ratio >= 1 else TraceIdRatioBased(ratio)))
+    root_sampler = None if ratio >= 1 else TraceIdRatioBased(ratio)
+    provider = TracerProvider(resource=resource, sampler=ParentBased(root_sampler or ALWAYS_ON))
+    processors = []
     if config.otlp_endpoint:
         # Imported only when asked for: the OTLP exporter loads gRPC and protobuf modules.
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter(endpoint=config.otlp_endpoint, insecure=True, timeout=EXPORT_TIMEOUT_S)
-        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=SCHEDULE_DELAY_MS,
-                                                       export_timeout_millis=EXPORT_TIMEOUT_S * 1000,
-                                                       max_queue_size=MAX_QUEUE, max_export_batch_size=BATCH))
+        processors.append(BatchSpanProcessor(exporter, schedule_delay_millis=SCHEDULE_DELAY_MS,
+                                             export_timeout_millis=EXPORT_TIMEOUT_S * 1000,
+                                             max_queue_size=MAX_QUEUE, max_export_batch_size=BATCH))
     if config.log_dir:
         os.makedirs(config.log_dir, exist_ok=True)
-        out = open(os.path.join(config.log_dir, f"yr-trace-{os.getpid()}.log"), "a", buffering=1,  # noqa: SIM115
+        # Block-buffered: the exporter flushes after each batch, so a batch is one write, not a
+        # write per span line (what line buffering made it).
+        out = open(os.path.join(config.log_dir, f"yr-trace-{os.getpid()}.log"), "a",  # noqa: SIM115
                    encoding="utf-8")
         exporter = ConsoleSpanExporter(out=out, formatter=_log_formatter(resource))
-        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=SCHEDULE_DELAY_MS,
-                                                       max_queue_size=MAX_QUEUE, max_export_batch_size=BATCH))
-    return provider
+        processors.append(BatchSpanProcessor(exporter, schedule_delay_millis=SCHEDULE_DELAY_MS,
+                                             max_queue_size=MAX_QUEUE, max_export_batch_size=BATCH))
+    for processor in processors:
+        provider.add_span_processor(processor)
+    return provider, light_spans.Recorder(resource, TRACER_NAME, processors, root_sampler)
 
 
 def _log_formatter(resource: Resource) -> Callable[[Any], str]:
     """One ``trace info {json}`` line per span: the fields of the SDK's ``ReadableSpan.to_json``, made
-    without its per-span copies (the resource, the same for every span, is encoded once)."""
+    without its per-span copies. The line is written by hand around the C JSON encoder (the
+    resource, the same for every span, is encoded once; times through :func:`_iso`): it runs in the
+    export thread of every traced process, which shares the interpreter with the process's calls."""
     resource_json = resource.to_json(indent=None)
+    encode = json.JSONEncoder(separators=(",", ":")).encode
+    kinds: dict[Any, str] = {}
 
     def line(span: Any) -> str:
         if span.events or span.links:
             return LOG_PREFIX + span.to_json(indent=None) + "\n"  # exceptions and links: the SDK's full form
         ctx, parent, status = span.context, span.parent, span.status
-        body = json.dumps({
-            "name": span.name,
-            "context": {"trace_id": f"0x{ctx.trace_id:032x}", "span_id": f"0x{ctx.span_id:016x}",
-                        "trace_state": "[]"},
-            "kind": str(span.kind), "parent_id": f"0x{parent.span_id:016x}" if parent is not None else None,
-            "start_time": _iso(span.start_time), "end_time": _iso(span.end_time),
-            "status": {"status_code": status.status_code.name, **({"description": status.description}
-                                                                   if status.description else {})},
-            "attributes": dict(span.attributes or {}), "events": [], "links": []}, separators=(",", ":"))
-        return f'{LOG_PREFIX}{body[:-1]},"resource":{resource_json}}}\n'
+        kind = kinds.get(span.kind)
+        if kind is None:
+            kind = kinds[span.kind] = encode(str(span.kind))
+        code = status.status_code.name
+        status_json = (f'{{"status_code":"{code}","description":{encode(status.description)}}}' if status.description
+                       else f'{{"status_code":"{code}"}}')
+        parent_id = f'"0x{parent.span_id:016x}"' if parent is not None else "null"
+        return (f'{LOG_PREFIX}{{"name":{encode(span.name)},"context":{{"trace_id":"0x{ctx.trace_id:032x}",'
+                f'"span_id":"0x{ctx.span_id:016x}","trace_state":"[]"}},"kind":{kind},"parent_id":{parent_id},'
+                f'"start_time":{encode(_iso(span.start_time))},"end_time":{encode(_iso(span.end_time))},'
+                f'"status":{status_json},"attributes":{encode(dict(span.attributes or {}))},"events":[],'
+                f'"links":[],"resource":{resource_json}}}\n')
     return line
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second _iso formatted, and its text (replaced whole)
+
+
 def _iso(ns: int | None) -> str | None:
+    """``ns`` (Unix nanoseconds) as ISO 8601 in UTC to the microsecond; the date and time to the
+    second are formatted once per second."""
+    global _second
     if not ns:
         return None
-    return datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    second, rest = divmod(ns, 1_000_000_000)
+    cached = _second
+    if cached[0] != second:
+        cached = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{rest // 1000:06d}Z"
 
 
 def tracer() -> Any:
@@ -245,19 +268,37 @@ def carrier(span: Any = None) -> dict[str, str]:
 
 
 def context_from_carrier(carrier: Mapping[str, str]) -> Any:
-    """The context a call's carrier (made by :func:`carrier`) describes: its ``traceparent`` read
+    """The context a call's carrier (made by :func:`carrier`) describes."""
+    parent = span_context_from_carrier(carrier)
+    if parent is None:
+        return otel_context.Context()
+    return otel_trace.set_span_in_context(otel_trace.NonRecordingSpan(parent))
+
+
+def span_context_from_carrier(carrier: Mapping[str, str]) -> Any:
+    """The remote parent a call's carrier describes (``None`` if none): its ``traceparent`` read
     directly, the propagator's way only for what that cannot read (a ``tracestate``)."""
     header = carrier.get("traceparent")
     if not isinstance(header, str) or len(header) != 55 or "tracestate" in carrier:
-        return _propagator.extract(carrier)
+        return _extracted(carrier)
     try:
         trace_id, span_id, flags = int(header[3:35], 16), int(header[36:52], 16), int(header[53:55], 16)
     except ValueError:
-        return _propagator.extract(carrier)
+        return _extracted(carrier)
     if not trace_id or not span_id:
-        return _propagator.extract(carrier)
-    parent = otel_trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=otel_trace.TraceFlags(flags))
-    return otel_trace.set_span_in_context(otel_trace.NonRecordingSpan(parent))
+        return _extracted(carrier)
+    return otel_trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=otel_trace.TraceFlags(flags))
+
+
+def _extracted(carrier: Mapping[str, str]) -> Any:
+    parent = otel_trace.get_current_span(_propagator.extract(carrier)).get_span_context()
+    return parent if parent.is_valid else None
+
+
+def call_span(name: str, kind: Any, attributes: dict[str, Any], parent: Any) -> Any:
+    """A started span of one call (``yr.invoke``, ``yr.run``), child of the ``SpanContext`` ``parent``
+    (see :mod:`.light_spans`). ``attributes`` is kept: give a dict of its own."""
+    return light_spans.start(name, kind, attributes, parent)
 
 
 def takes_context(func: Any) -> bool:
@@ -293,6 +334,7 @@ def stop() -> None:
     with _lock:
         provider, _provider = _provider, None
         enabled = spans = False
+        light_spans.configure(None)
         _tracer = None
         _config_json = ""
     if provider is not None:

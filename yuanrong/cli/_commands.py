@@ -401,21 +401,25 @@ def status(*, address: str | None, pools_path: str | None, state_dir: str | None
 @click.option("--requests", type=click.IntRange(min=1), default=100, show_default=True,
               help="Requests sent to each service.")
 @click.option("--png", type=click.Path(dir_okay=False), default="yuanrong-demo.png", show_default=True,
-              help="Where to save the placement and latency chart.")
-def demo(basic: bool, rows: int, requests: int, png: str) -> None:
+              help="Where to save the placement and latency chart (the traced request's waterfall goes beside it).")
+@click.option("--trace-dir", type=click.Path(file_okay=False), default="yuanrong-demo-traces", show_default=True,
+              help="Where every process writes its span log file (read one trace with `yr trace ID --dir DIR`).")
+def demo(basic: bool, rows: int, requests: int, png: str, trace_dir: str) -> None:
     """Run the side-by-side demo on an embedded cloud + edge cluster.
 
     Ray Data ETL in the cloud pool publishes per-user features; a feature service (HTTP and gRPC)
     and a digits classifier serve at the edge; a token generator and the function gateway serve in
     the cloud. Prints where every replica and task ran and the latency of each service, saves a
-    chart, and stops every process it started.
+    chart, traces every request into span log files and prints the waterfall of one feature request
+    that crossed edge and cloud, and stops every process it started.
     """
     if basic:
         from yuanrong import demo as tour
 
         result = tour.main()
     else:
-        result = _run_side_by_side(["--rows", str(rows), "--requests", str(requests), "--png", png])
+        result = _run_side_by_side(["--rows", str(rows), "--requests", str(requests), "--png", png,
+                                    "--trace-dir", trace_dir])
     if result:
         sys.exit(result)
 

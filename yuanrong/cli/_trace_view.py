@@ -36,7 +36,9 @@ def read_spans(directories: Iterable[Path], trace_id: str) -> list[dict[str, Any
     for directory in directories:
         for path in sorted(Path(directory).glob(FILE_GLOB)):
             for line in path.read_text(errors="replace").splitlines():
-                if not line.startswith(LOG_PREFIX):
+                # The id is written in lower-case hex: a line without it is skipped unparsed (a
+                # directory that a whole traced job wrote to holds thousands of other spans).
+                if not line.startswith(LOG_PREFIX) or wanted not in line:
                     continue
                 try:
                     raw = json.loads(line[len(LOG_PREFIX):])

@@ -29,6 +29,25 @@ def test_demo_runs_all_three_workloads_and_stops_cleanly(tmp_path):
         assert service in out
     assert "summary:" in out and png.stat().st_size > 10_000
     assert out.index("stopping Serve") > out.index("summary:")
+    # Every process wrote its spans under the default directory; one request's waterfall is printed.
+    traces = tmp_path / "yuanrong-demo-traces"
+    assert len(list(traces.glob("yr-trace-*.log"))) >= 3
+    rows = _waterfall(out)
+    where = {name: place for name, place in rows}
+    assert where["yr.endpoint FeatureService"].startswith("edge-1@"), rows
+    assert where["yr.run UserState.bump"].startswith("cloud@"), rows
+    # The client's span (the demo's driver, on the cloud head) is the root; the edge replica's is its child.
+    assert rows[0][0].startswith("client GET /features/users/") and rows[0][1].startswith("cloud@"), rows
+    assert rows[1][0] == "yr.endpoint FeatureService", rows
+    assert (tmp_path / "demo-trace.png").stat().st_size > 1_000
+
+
+def _waterfall(out):
+    """(span name, pool@node) of each row of the waterfall the demo printed after ``$ yr trace``."""
+    lines = out[out.index("$ yr trace"):out.index("summary:")].splitlines()[1:]
+    rows = [(line.split(" |")[0].strip(), line.split()[-1]) for line in lines if " |" in line]
+    assert rows, out
+    return rows
 
 
 def test_basic_demo_fans_calls_out_across_the_pools(tmp_path):

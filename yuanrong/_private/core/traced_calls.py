@@ -31,6 +31,8 @@ CTX_KWARG = tracing.CTX_KWARG
 _SHUTDOWN_HOOK = "__yr_shutdown__"
 _ran: set[str] = set()          # what this process has run: the first run of each is a cold one
 _process_attributes: dict[str, str] = {}
+# The attributes of runs that stay the same in this process, by (name, call, actor id).
+_fixed: dict[tuple[str, str, str], dict[str, Any]] = {}
 # This worker's (actor id, restarted) once it hosts an actor: fixed from then on (an actor's process
 # ends with it). A task worker asks each time: Ray may later hand an idle task worker to an actor.
 _actor: list[tuple[str, bool]] = []
@@ -48,8 +50,9 @@ class submitting:  # noqa: N801 - used as a context manager, like the function i
 
     def __init__(self, name: str, kind: str, kwargs: dict[str, Any], attributes: Mapping[str, Any],
                  *, carry: bool = True) -> None:
-        self._span = tracing.tracer().start_span(f"yr.{kind} {name}", kind=SpanKind.PRODUCER,
-                                                 attributes={"yr.function": name, "yr.call": kind, **attributes})
+        self._span = tracing.call_span(f"yr.{kind} {name}", SpanKind.PRODUCER,
+                                       {"yr.function": name, "yr.call": kind, **attributes},
+                                       otel_trace.get_current_span().get_span_context())
         self._kwargs = {**kwargs, CTX_KWARG: tracing.carrier(self._span)} if carry else kwargs
 
     def __enter__(self) -> dict[str, Any]:
@@ -87,14 +90,25 @@ def _actor_facts() -> tuple[str, bool]:
 
 
 def _run_attributes(name: str, call: str) -> dict[str, Any]:
+    """A new dict of one run's attributes: what is fixed for the process made once, then the run's own."""
     actor_id, restarted = _actor_facts()
     cold = name not in _ran
-    _ran.add(name)
+    if cold:
+        _ran.add(name)
+    fixed = _fixed.get((name, call, actor_id))
+    if fixed is None:
+        fixed = _fixed[name, call, actor_id] = _fixed_attributes(name, call, actor_id, restarted)
+    return {**fixed, "yr.cold": cold, "yr.attempt": session.task_attempt()}
+
+
+def _fixed_attributes(name: str, call: str, actor_id: str, restarted: bool) -> dict[str, Any]:
     attributes = {"yr.function": name, "yr.node_id": _process_attributes.get("yr.node_id", ""),
                   "yr.pool": _process_attributes.get("yr.pool", ""), "yr.tier": _process_attributes.get("yr.tier", ""),
-                  "yr.instance_id": actor_id, "yr.cold": cold, "yr.attempt": session.task_attempt()}
+                  "yr.instance_id": actor_id}
     if call == "function":
         attributes["yr.call_path"] = "function_instance" if actor_id else "task"
+    elif call == "replica":
+        attributes["yr.call_path"] = "replica"   # a scale-to-zero endpoint's replica, called by its activator
     else:
         attributes["yr.call_path"] = "instance"
         attributes["yr.restarted"] = restarted
@@ -110,8 +124,8 @@ class _Execution:
         self._attributes = _run_attributes(name, call)
         self._span = None
         if tracing.spans:
-            self._span = tracing.tracer().start_span(f"yr.run {name}", context=tracing.context_from_carrier(carrier),
-                                                     kind=SpanKind.CONSUMER, attributes=self._attributes)
+            self._span = tracing.call_span(f"yr.run {name}", SpanKind.CONSUMER, self._attributes,
+                                           tracing.span_context_from_carrier(carrier))
 
     def __enter__(self) -> _Execution:
         if self._span is not None:
@@ -139,25 +153,27 @@ def _end(span: Any, kind: Any, error: Any) -> None:
     span.end()
 
 
-def _span(carrier: Any, name: str, call: str) -> _Execution | None:
-    """The execution of one call, or None when the call carries no telemetry."""
+def execution(carrier: Any, name: str, call: str) -> _Execution | None:
+    """The execution of one call (a context manager: its ``yr.run`` span and metrics), or None when
+    the call carries no telemetry. ``call``: ``function``, ``instance`` or ``replica``."""
     if carrier is None or not _start(carrier):
         return None
     return _Execution(carrier, name, call)
+
 
 
 def traced_function(func: Callable, name: str, call: str = "function") -> Callable:
     """``func`` wrapped to run in an execution span when called with a trace context."""
     if inspect.iscoroutinefunction(func):
         async def run(*args: Any, **kwargs: Any) -> Any:
-            span = _span(kwargs.pop(CTX_KWARG, None), name, call)
+            span = execution(kwargs.pop(CTX_KWARG, None), name, call)
             if span is None:
                 return await func(*args, **kwargs)
             with span:
                 return await func(*args, **kwargs)
     elif inspect.isasyncgenfunction(func):
         async def run(*args: Any, **kwargs: Any) -> Any:
-            span = _span(kwargs.pop(CTX_KWARG, None), name, call)
+            span = execution(kwargs.pop(CTX_KWARG, None), name, call)
             if span is None:
                 async for item in func(*args, **kwargs):
                     yield item
@@ -170,7 +186,7 @@ def traced_function(func: Callable, name: str, call: str = "function") -> Callab
                 yield item
     elif inspect.isgeneratorfunction(func):
         def run(*args: Any, **kwargs: Any) -> Any:
-            span = _span(kwargs.pop(CTX_KWARG, None), name, call)
+            span = execution(kwargs.pop(CTX_KWARG, None), name, call)
             if span is None:
                 yield from func(*args, **kwargs)
                 return
@@ -179,7 +195,7 @@ def traced_function(func: Callable, name: str, call: str = "function") -> Callab
             yield from items
     else:
         def run(*args: Any, **kwargs: Any) -> Any:
-            span = _span(kwargs.pop(CTX_KWARG, None), name, call)
+            span = execution(kwargs.pop(CTX_KWARG, None), name, call)
             if span is None:
                 return func(*args, **kwargs)
             with span:

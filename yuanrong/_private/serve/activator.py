@@ -18,6 +18,12 @@ request, and then starts a new replica process: seconds. An endpoint declared wi
   ``downscale_delay_s`` is released, back to zero.
 
 The decisions are pure functions in :mod:`.scaling`; this module does what they say.
+
+Traced (the endpoint deployed by a job with tracing on): each request has its ``yr.endpoint NAME``
+span here, continuing the client's ``traceparent``; a request that finds no free replica waits in
+a ``yr.activate NAME`` span, under which the replica it set going is adopted or started
+(``yr.replica.start NAME``); the replica runs the handler in a ``yr.run`` span whose parent is the
+request's span (the context goes to it as a call's does, :mod:`yuanrong._private.core.traced_calls`).
 """
 
 from __future__ import annotations
@@ -35,10 +41,10 @@ from ray import cloudpickle, serve
 from starlette.requests import Request
 
 from placement import labels as pool_labels
+from yuanrong._private import session, tracing
 from yuanrong._private.core import warm_workers
-from yuanrong._private.serve import scaling
+from yuanrong._private.serve import request_auth, scaling, traced_requests
 from yuanrong._private.serve.replica_server import ReplicaServer, error_response
-from yuanrong._private.serve import request_auth
 from yuanrong._private.serve.spec import EndpointSpec
 from yuanrong.exception import InvalidOptionError
 
@@ -69,6 +75,11 @@ class Settings:
     upscale_delay_s: float
     downscale_delay_s: float
     per_replica: int                  # max_ongoing_requests of one replica
+    trace_config: str = ""            # the deploying job's trace configuration (JSON); "" untraced
+
+
+def _replica_attributes() -> dict[str, str]:
+    return session.process_attributes(ray.get_runtime_context(), role="replica")
 
 
 class NoReplica(Exception):
@@ -114,15 +125,23 @@ class ActivatorServer:
     async def __call__(self, request: Request) -> Any:
         body = await request.body()
         scope = {key: request.scope[key] for key in _SCOPE_KEYS if key in request.scope}
-        return await self.forward(scope, body)
+        span = traced_requests.request_span(self._s.trace_config, self._s.name, request, _replica_attributes)
+        if span is None:
+            return await self.forward(scope, body)
+        with span:
+            return await self.forward(scope, body)
 
     async def forward(self, scope: dict[str, Any], body: bytes) -> Any:
         """Serve one request on a replica, adopting or starting one first if there is none."""
         if self._ticker is None:
             self._ticker = asyncio.get_running_loop().create_task(self._tick())
+        traced = bool(self._s.trace_config) and tracing.enabled
         self._waiting += 1
         try:
-            replica = await self._choose(time.monotonic() + self._s.replica_timeout_s + 1.0)
+            if traced and tracing.spans and self._free() is None:
+                replica = await self._activate()
+            else:
+                replica = await self._choose(time.monotonic() + self._s.replica_timeout_s + 1.0)
         except NoReplica as e:
             return error_response(503, "NoReplica", str(e))
         finally:
@@ -130,6 +149,8 @@ class ActivatorServer:
         replica.inflight += 1
         replica.idle_since = None
         try:
+            if traced:
+                return await replica.call(scope, body, **{tracing.CTX_KWARG: tracing.carrier()})
             return await replica.call(scope, body)
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as e:
             self._release(replica)
@@ -141,6 +162,21 @@ class ActivatorServer:
             if replica.inflight == 0:
                 replica.idle_since = time.monotonic()
             self._notify()
+
+    def _free(self) -> _Replica | None:
+        i = scaling.least_loaded([r.load() for r in self._replicas], cap=self._s.per_replica)
+        return None if i is None else self._replicas[i]
+
+    async def _activate(self) -> _Replica:
+        """:meth:`_choose` in a span: the request found no free replica (none at all: scale from zero)."""
+        attributes = {"yr.endpoint": self._s.name, "yr.activator.replicas": len(self._replicas),
+                      "yr.activator.starting": self._acquiring, "yr.pool": self._s.pool, "yr.tier": self._s.tier or ""}
+        started = time.monotonic()
+        with tracing.tracer().start_as_current_span(f"yr.activate {self._s.name}", attributes=attributes) as span:
+            replica = await self._choose(started + self._s.replica_timeout_s + 1.0)
+            span.set_attribute("yr.activator.waited_s", time.monotonic() - started)
+            span.set_attribute("yr.activator.adopted", replica.warm)
+            return replica
 
     async def _choose(self, deadline: float) -> _Replica:
         failures = self._failures
@@ -172,7 +208,10 @@ class ActivatorServer:
 
     async def _acquire(self) -> None:
         try:
-            self._replicas.append(await self._new_replica())
+            if self._s.trace_config and tracing.spans:
+                self._replicas.append(await self._traced_new_replica())
+            else:
+                self._replicas.append(await self._new_replica())
         except NoReplica as e:
             self._failures += 1
             self._last_error = str(e)
@@ -180,6 +219,15 @@ class ActivatorServer:
         finally:
             self._acquiring -= 1
             self._notify()
+
+    async def _traced_new_replica(self) -> _Replica:
+        """:meth:`_new_replica` in a span (a child of the request that set it going, if one did)."""
+        attributes = {"yr.endpoint": self._s.name, "yr.pool": self._s.pool, "yr.tier": self._s.tier or ""}
+        with tracing.tracer().start_as_current_span(f"yr.replica.start {self._s.name}", attributes=attributes) as span:
+            replica = await self._new_replica()
+            span.set_attribute("yr.activator.adopted", replica.warm)
+            span.set_attribute("yr.instance_id", replica.handle._actor_id.hex())
+            return replica
 
     async def _new_replica(self) -> _Replica:
         if self._pools is not None:
@@ -317,5 +365,8 @@ def bind(target: Any, spec: EndpointSpec, actor: Mapping[str, Any], tier: str | 
     endpoint would give Serve.
     """
     settings = settings_for(spec, actor, tier)
+    if tracing.enabled:
+        # The activator and its replicas trace as the deploying job does (they are not its calls).
+        settings = dataclasses.replace(settings, trace_config=tracing.config_json())
     return deployment(serve_options(spec, actor), owner=owner).bind(settings, cloudpickle.dumps(target), *args,
                                                                     **kwargs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import socket
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,6 +34,11 @@ from yuanrong._private.serve.spec import (
 )
 from yuanrong.config import InvokeOptions
 from yuanrong.exception import InvalidOptionError
+
+# Applications bound from endpoints deployed traced, with the methods that take a caller's context:
+# another traced endpoint bound with one of them gets a handle that carries its trace context.
+_traced_apps: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
+
 
 def _request_router_base() -> type:
     from ray.serve.request_router import RequestRouter
@@ -122,12 +128,16 @@ class Endpoint:
     @property
     def deployment(self) -> Any:
         """The ``ray.serve.Deployment`` this endpoint is (with an activator: the activator's)."""
+        return self._deployment(None)
+
+    def _deployment(self, handles: dict[int | str, frozenset[str]] | None) -> Any:
         if self._spec.activator is not None:
             return activator_mod.deployment(self.serve_options(), owner=self._owner())
         target = self._target
         if tracing.enabled:
             # Requests continue their client's traceparent; the replica exports as this job does.
-            target = traced_requests.traced_target(target, self.name, tracing.config_json(), replica_attributes)
+            target = traced_requests.traced_target(target, self.name, tracing.config_json(), replica_attributes,
+                                                   handles)
         if not self._spec.public:
             # The token is checked before the handler (and its tracing) sees the request.
             target = request_auth.guarded_target(target, self._owner())
@@ -153,7 +163,14 @@ class Endpoint:
         if self._spec.activator is not None:
             return activator_mod.bind(self._target, self._spec, self._replica_actor_options(), self._resolved.tier,
                                       args, kwargs, owner=self._owner())
-        return self.deployment.bind(*args, **kwargs)
+        if not tracing.enabled:
+            return self.deployment.bind(*args, **kwargs)
+        # Handles to endpoints bound traced carry this endpoint's trace context to them.
+        handles = {key: _traced_apps[arg] for key, arg in [*enumerate(args), *kwargs.items()]
+                   if _is_traced_app(arg)}
+        app = self._deployment(handles).bind(*args, **kwargs)
+        _traced_apps[app] = traced_requests.accepting_methods(self._target)
+        return app
 
     def options(self, **kwargs: Any) -> Endpoint:
         """A new endpoint with some options replaced (``self`` is unchanged); same keywords as :func:`endpoint`."""
@@ -183,6 +200,13 @@ class Endpoint:
 
     def __repr__(self) -> str:
         return f"<yuanrong endpoint {self.name} route={self.route!r}>"
+
+
+def _is_traced_app(value: Any) -> bool:
+    try:
+        return value in _traced_apps
+    except TypeError:  # unhashable, or no weak reference to it: not an application we bound
+        return False
 
 
 def replica_attributes() -> dict[str, str]:

@@ -49,7 +49,19 @@ class ReplicaServer:
     async def ready(self) -> int:
         return os.getpid()
 
-    async def handle(self, scope: dict[str, Any], body: bytes) -> Any:
+    async def handle(self, scope: dict[str, Any], body: bytes, _yr_trace_ctx: Any = None) -> Any:
+        """Answer one request; ``_yr_trace_ctx`` (sent by a traced activator) runs it in a ``yr.run`` span."""
+        if _yr_trace_ctx is not None:
+            # Imported only for traced requests: an untraced replica's start imports no tracing.
+            from yuanrong._private.core import traced_calls
+
+            execution = traced_calls.execution(_yr_trace_ctx, self._name, "replica")
+            if execution is not None:
+                with execution:
+                    return await self._handle(scope, body)
+        return await self._handle(scope, body)
+
+    async def _handle(self, scope: dict[str, Any], body: bytes) -> Any:
         if self._init_error is not None:
             return error_response(500, "ConstructorError", f"the constructor of {self._name} raised {self._init_error}")
         sent = False

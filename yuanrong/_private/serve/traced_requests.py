@@ -6,6 +6,12 @@ yuanrong call the handler makes is a child of it. The
 replica (a Serve actor, which no traced call reaches) starts tracing from the job's configuration,
 captured when the endpoint was deployed.
 
+A call through a Serve handle from one traced endpoint to another continues the caller's trace:
+the handles a traced class is constructed with, to endpoints the same job deployed traced, are
+:class:`TracedHandle`\ s, which add the caller's context (as yuanrong's calls carry it, in the
+keyword :data:`~yuanrong._private.tracing.CTX_KWARG`) to calls of the methods that take it; the
+callee's request span takes it off and makes it its parent.
+
 No Ray here: the replica's node and pool come from the caller (``attributes``).
 """
 
@@ -26,18 +32,25 @@ from yuanrong._private.serve.request_auth import GRPC_CONTEXT
 
 
 def request_span(config_json: str, name: str, request: Any, attributes: Callable[[], Mapping[str, Any]],
-                 grpc_context: Any = None) -> Any:
+                 grpc_context: Any = None, carrier: Mapping[str, str] | None = None) -> Any:
     """The server span of one request, or None when the deployment was made without tracing.
 
-    ``request`` is a Starlette request (its headers are read); with ``grpc_context``, the gRPC
-    request's metadata is read; otherwise (a handle call) the span continues the current context.
+    ``carrier`` (a handle call from a traced endpoint, :class:`TracedHandle`) is the caller's
+    context; else ``request`` is a Starlette request (its headers are read); with
+    ``grpc_context``, the gRPC request's metadata is read; otherwise (a handle call from elsewhere)
+    the span continues the current context.
     """
-    if not config_json or not tracing.adopt(config_json, attributes()):
+    if not config_json:
+        return None
+    # The replica's attributes are read once, when its first request starts tracing.
+    if config_json != tracing.config_json() and not tracing.adopt(config_json, attributes()):
         return None
     span_attributes: dict[str, Any] = {"yr.endpoint": name}
     parent = None
     headers = getattr(request, "headers", None)
-    if grpc_context is not None:
+    if carrier is not None:
+        parent = tracing.context_from_carrier(carrier)
+    elif grpc_context is not None:
         parent = tracing.context_from({k: v for k, v in grpc_context.invocation_metadata()
                                        if k in ("traceparent", "tracestate")})
         span_attributes["rpc.system"] = "grpc"
@@ -61,16 +74,18 @@ def traced_method(func: Callable, name: str, config_json: str, attributes: Calla
     wants = GRPC_CONTEXT in sig.parameters
     if inspect.iscoroutinefunction(func):
         async def handle(self: Any, *args: Any, **kwargs: Any) -> Any:
+            carrier = kwargs.pop(tracing.CTX_KWARG, None)
             grpc_context = kwargs.get(GRPC_CONTEXT) if wants else kwargs.pop(GRPC_CONTEXT, None)
-            span = request_span(config_json, name, _request_of(args), attributes, grpc_context)
+            span = request_span(config_json, name, _request_of(args), attributes, grpc_context, carrier)
             if span is None:
                 return await func(self, *args, **kwargs)
             with span:
                 return await func(self, *args, **kwargs)
     else:
         def handle(self: Any, *args: Any, **kwargs: Any) -> Any:
+            carrier = kwargs.pop(tracing.CTX_KWARG, None)
             grpc_context = kwargs.get(GRPC_CONTEXT) if wants else kwargs.pop(GRPC_CONTEXT, None)
-            span = request_span(config_json, name, _request_of(args), attributes, grpc_context)
+            span = request_span(config_json, name, _request_of(args), attributes, grpc_context, carrier)
             if span is None:
                 return func(self, *args, **kwargs)
             with span:
@@ -88,14 +103,16 @@ def traced_handler(func: Callable, name: str, config_json: str, attributes: Call
     skip = 1 if method else 0
     if inspect.iscoroutinefunction(func):
         async def handle(*args: Any, **kwargs: Any) -> Any:
-            span = request_span(config_json, name, _request_of(args[skip:]), attributes)
+            carrier = kwargs.pop(tracing.CTX_KWARG, None)
+            span = request_span(config_json, name, _request_of(args[skip:]), attributes, carrier=carrier)
             if span is None:
                 return await func(*args, **kwargs)
             with span:
                 return await func(*args, **kwargs)
     else:
         def handle(*args: Any, **kwargs: Any) -> Any:
-            span = request_span(config_json, name, _request_of(args[skip:]), attributes)
+            carrier = kwargs.pop(tracing.CTX_KWARG, None)
+            span = request_span(config_json, name, _request_of(args[skip:]), attributes, carrier=carrier)
             if span is None:
                 return func(*args, **kwargs)
             with span:
@@ -103,19 +120,94 @@ def traced_handler(func: Callable, name: str, config_json: str, attributes: Call
     return functools.wraps(func)(handle)
 
 
-def traced_target(target: Any, name: str, config_json: str, attributes: Callable[[], Mapping[str, Any]]) -> Any:
-    """An endpoint's function, or a subclass of its class whose ``__call__`` runs in request spans."""
+def traced_target(target: Any, name: str, config_json: str, attributes: Callable[[], Mapping[str, Any]],
+                  handles: Mapping[int | str, frozenset[str]] | None = None) -> Any:
+    """An endpoint's function, or a subclass of its class whose ``__call__`` runs in request spans.
+
+    ``handles``: the constructor arguments (position or keyword) that are handles to traced
+    endpoints, each with the methods that take the context; the class gets them as :class:`TracedHandle`.
+    """
     if not inspect.isclass(target):
         return traced_handler(target, name, config_json, attributes)
     namespace: dict[str, Any] = {"__module__": target.__module__, "__qualname__": target.__qualname__,
                                  "__doc__": target.__doc__}
-    call = getattr(target, "__call__", None)
+    for attr, member in _traced_members(target):
+        if attr == "__call__":
+            namespace[attr] = traced_handler(member, name, config_json, attributes, method=True)
+        else:
+            namespace[attr] = traced_method(member, f"{name}.{attr}", config_json, attributes)
+    if handles:
+        init = target.__init__
+
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            args = tuple(TracedHandle(a, handles[i]) if i in handles else a for i, a in enumerate(args))
+            kwargs = {k: TracedHandle(v, handles[k]) if k in handles else v for k, v in kwargs.items()}
+            init(self, *args, **kwargs)
+
+        namespace["__init__"] = functools.wraps(init)(__init__)
+    return type(target.__name__, (target,), namespace)
+
+
+def _traced_members(cls: type) -> list[tuple[str, Callable]]:
+    """What :func:`traced_target` runs in request spans: ``__call__`` and the public methods
+    (not generators: a stream's span would have to stay current across its yields)."""
+    members = []
+    call = getattr(cls, "__call__", None)
     if call is not None and inspect.isfunction(call):
-        namespace["__call__"] = traced_handler(call, name, config_json, attributes, method=True)
-    for attr, member in inspect.getmembers(target, inspect.isfunction):
+        members.append(("__call__", call))
+    for attr, member in inspect.getmembers(cls, inspect.isfunction):
         if attr.startswith("_") or inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member):
             continue
-        if isinstance(inspect.getattr_static(target, attr), (staticmethod, classmethod)):
+        if hasattr(member, "set_max_batch_size"):
+            # ``@serve.batch``: it tells a method call from a function call by the identity of the
+            # method's ``__wrapped__``, which a wrapper would change (the batch would take ``self``
+            # as a request). It runs inside the span of the request that called it.
             continue
-        namespace[attr] = traced_method(member, f"{name}.{attr}", config_json, attributes)
-    return type(target.__name__, (target,), namespace)
+        if isinstance(inspect.getattr_static(cls, attr), (staticmethod, classmethod)):
+            continue
+        members.append((attr, member))
+    return members
+
+
+def accepting_methods(target: Any) -> frozenset[str]:
+    """The methods of ``target`` (an endpoint's function or class) whose traced form takes a caller's
+    context through a handle."""
+    if not inspect.isclass(target):
+        return frozenset({"__call__"})
+    return frozenset(attr for attr, _ in _traced_members(target))
+
+
+class TracedHandle:
+    """A Serve ``DeploymentHandle`` whose calls carry the caller's trace context.
+
+    Calls of the methods in ``accepting`` (those the traced callee takes the context in) get it as
+    one more keyword; other calls, ``options`` and attributes go to the handle unchanged.
+    """
+
+    def __init__(self, handle: Any, accepting: frozenset[str], method: str = "__call__") -> None:
+        self._handle = handle
+        self._accepting = accepting
+        self._method = method
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        if tracing.enabled and self._method in self._accepting:
+            kwargs[tracing.CTX_KWARG] = tracing.carrier()
+        return self._handle.remote(*args, **kwargs)
+
+    def options(self, **kwargs: Any) -> TracedHandle:
+        method = kwargs.get("method_name", self._method)
+        return TracedHandle(self._handle.options(**kwargs), self._accepting, method)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_handle", "_accepting", "_method"):
+            raise AttributeError(name)
+        value = getattr(self._handle, name)
+        if type(value) is type(self._handle):  # ``handle.method``: a handle to that method
+            return TracedHandle(value, self._accepting, name)
+        return value
+
+    def __reduce__(self) -> Any:
+        return TracedHandle, (self._handle, self._accepting, self._method)
+
+    def __repr__(self) -> str:
+        return f"TracedHandle({self._handle!r}, method={self._method!r})"

@@ -1,0 +1,135 @@
+"""A scale-to-zero endpoint's activator, and calls through Serve handles, continue the request's trace.
+
+The spans are read at a real OTLP/gRPC receiver (conftest's ``traced_session``).
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+
+import pytest
+import ray
+from apps.client import request as http
+from apps.client import wait_for
+from ray import serve
+
+import yuanrong as yr
+from yuanrong.endpoint import Activator, Autoscaling, endpoint, run, shutdown, start
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+LIGHT = yr.InvokeOptions(cpu=100, memory=0)
+
+
+@endpoint(route="/traced-az", pool="edge-1", invoke_options=LIGHT,
+          autoscaling=Autoscaling(min_replicas=0, max_replicas=1, downscale_delay_s=60),
+          activator=Activator(warm_workers=1))
+async def traced_az(request):
+    return {"echo": (await request.json())["x"]}
+
+
+@endpoint(name="Pricer", pool="cloud", invoke_options=LIGHT)
+class Pricer:
+    async def price(self, x):
+        return 2 * x
+
+    async def __call__(self, x):
+        return 3 * x
+
+
+@endpoint(name="Quote", route="/quote", pool="edge-2", invoke_options=LIGHT)
+class Quote:
+    """Calls another deployment through the handle Serve constructs it with."""
+
+    def __init__(self, pricer):
+        self._pricer = pricer
+
+    async def __call__(self, request):
+        x = (await request.json())["x"]
+        return {"price": await self._pricer.price.remote(x), "default": await self._pricer.remote(x)}
+
+
+@pytest.fixture(scope="module")
+def serve_address(traced_session):
+    address = start()
+    try:
+        yield address
+    finally:
+        shutdown()
+
+
+def _client_context():
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    return trace_id, span_id, f"00-{trace_id}-{span_id}-01"
+
+
+def _post(url, body, traceparent):
+    reply = []
+
+    def routed():
+        reply[:] = http("POST", url, body, timeout=60, extra_headers={"traceparent": traceparent})
+        return reply[0] != 404  # the proxy learns a new route a moment after serve.run returns
+
+    wait_for(routed, timeout=30, interval=0.2, what=f"the proxy to route {url}")
+    assert reply[0] == 200, reply
+    return reply[1]
+
+
+def _one(spans, trace_id, name):
+    found = [s for s in spans if s["trace_id"] == trace_id and s["name"] == name]
+    assert len(found) == 1, (name, sorted(s["name"] for s in spans if s["trace_id"] == trace_id))
+    return found[0]
+
+
+def test_scale_from_zero_traces_the_activation_and_the_replicas_run(traced_session, serve_address, ray_cluster):
+    run(traced_az, name="traced-az")
+    stats = lambda: serve.get_app_handle("traced-az").stats.remote().result(timeout_s=30)  # noqa: E731
+    wait_for(lambda: len(stats()["warm_idle"]) == 1, timeout=60, interval=0.2,
+             what="the activator's warm worker to start")
+    assert stats()["replicas"] == []
+    trace_id, client_span, traceparent = _client_context()
+    assert _post(f"{serve_address.http_url}/traced-az", {"x": 7}, traceparent) == {"echo": 7}
+    names = ["yr.endpoint traced_az", "yr.activate traced_az", "yr.replica.start traced_az", "yr.run traced_az"]
+    spans = traced_session.wait_for_spans(
+        lambda got: set(names) <= {s["name"] for s in got if s["trace_id"] == trace_id})
+    request, activate, start_replica, execute = (_one(spans, trace_id, n) for n in names)
+
+    assert request["parent_id"] == client_span and request["resource"]["yr.pool"] == "edge-1"
+    assert activate["parent_id"] == request["span_id"]
+    assert activate["attributes"]["yr.activator.replicas"] == 0 and activate["attributes"]["yr.activator.adopted"]
+    assert start_replica["parent_id"] == activate["span_id"] and start_replica["attributes"]["yr.activator.adopted"]
+    # The replica (an adopted warm worker) runs the handler in a child of the request's span.
+    assert execute["parent_id"] == request["span_id"]
+    a = execute["attributes"]
+    assert a["yr.pool"] == "edge-1" and a["yr.tier"] == "edge" and a["yr.node_id"] in ray_cluster.node_ids("edge-1")
+    assert a["yr.instance_id"] == start_replica["attributes"]["yr.instance_id"] != ""
+    assert a["yr.cold"] is True and a["yr.attempt"] == 0 and a["yr.call_path"] == "replica"
+
+    # The next request finds the replica: no activation, a warm run on the same instance.
+    trace_id, client_span, traceparent = _client_context()
+    assert _post(f"{serve_address.http_url}/traced-az", {"x": 8}, traceparent) == {"echo": 8}
+    spans = traced_session.wait_for_spans(
+        lambda got: "yr.run traced_az" in {s["name"] for s in got if s["trace_id"] == trace_id})
+    execute = _one(spans, trace_id, "yr.run traced_az")
+    assert execute["attributes"]["yr.cold"] is False
+    assert execute["attributes"]["yr.instance_id"] == a["yr.instance_id"]
+    assert not [s for s in spans if s["trace_id"] == trace_id and s["name"].startswith("yr.activate")]
+    serve.delete("traced-az")
+
+
+def test_a_call_through_a_serve_handle_continues_the_callers_trace(traced_session, serve_address, ray_cluster):
+    run(Quote.bind(Pricer.bind()), name="quote", route="/quote")
+    trace_id, client_span, traceparent = _client_context()
+    assert _post(f"{serve_address.http_url}/quote", {"x": 5}, traceparent) == {"price": 10, "default": 15}
+    names = ["yr.endpoint Quote", "yr.endpoint Pricer.price", "yr.endpoint Pricer"]
+    spans = traced_session.wait_for_spans(
+        lambda got: set(names) <= {s["name"] for s in got if s["trace_id"] == trace_id})
+    caller, method, default = (_one(spans, trace_id, n) for n in names)
+    assert caller["parent_id"] == client_span and caller["resource"]["yr.pool"] == "edge-2"
+    for callee in (method, default):
+        assert callee["parent_id"] == caller["span_id"]
+        assert callee["resource"]["yr.pool"] == "cloud"
+        assert callee["resource"]["yr.node_id"] in ray_cluster.node_ids("cloud")
+    serve.delete("quote")
