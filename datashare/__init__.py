@@ -42,7 +42,7 @@ from datashare.datasets import (
     versions,
     where,
 )
-from datashare.quotas import quotas, set_quota
+from datashare.quotas import quotas, report_usage, set_quota, tenant_usage
 from datashare.datasets import open_table as open  # noqa: A004 - the API's verb, like ray.get
 from datashare.flight_server import FlightEndpoint, serve_flight, ticket_for
 from datashare.objects import get, put
@@ -81,11 +81,13 @@ __all__ = [
     "put",
     "quotas",
     "refs",
+    "report_usage",
     "serve_flight",
     "set_quota",
     "shutdown_actors",
     "start_services",
     "stream",
+    "tenant_usage",
     "ticket_for",
     "to_ray_dataset",
     "versions",

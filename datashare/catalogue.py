@@ -134,6 +134,9 @@ class _KVEntry:
     seq: int
 
 
+USAGE_LEASE_S = 15.0
+"""How long a job's report of what it uses counts (jobs report every few seconds while they use any)."""
+
 KV_LOG_LENGTH = 100_000
 """KV changes the catalogue remembers for readers' caches; one further behind forgets its cache."""
 
@@ -161,6 +164,7 @@ class Catalogue:
         self._kv_log: collections.deque[tuple[int, str | None, str]] = collections.deque(maxlen=KV_LOG_LENGTH)
         self._outbox: list[Instruction] = []
         self._quotas: dict[str, dict[str, float]] = {}
+        self._usage: dict[str, dict[str, tuple[dict[str, float], float]]] = {}   # tenant -> reporter -> (amounts, at)
 
     @property
     def generation(self) -> int:
@@ -242,6 +246,28 @@ class Catalogue:
     def quotas(self, tenant: str) -> dict[str, float]:
         """``tenant``'s quotas by name."""
         return dict(self._quotas.get(tenant, {}))
+
+    def report_usage(self, tenant: str, reporter: str, amounts: Mapping[str, float]) -> None:
+        """What ``reporter`` (one job) of ``tenant`` uses now, e.g. ``{"instances": 3, "cpus": 1.5}``;
+        empty forgets the reporter. A report counts for :data:`USAGE_LEASE_S` (jobs report again
+        while they use anything), so a job that died without a last report stops counting."""
+        usage = self._usage.setdefault(tenant, {})
+        if amounts:
+            usage[reporter] = (dict(amounts), self._clock())
+        else:
+            usage.pop(reporter, None)
+
+    def tenant_usage(self, tenant: str, *, without: str | None = None) -> dict[str, float]:
+        """The sum of the current reports of ``tenant``'s reporters, leaving out ``without``."""
+        now, total = self._clock(), {}
+        usage = self._usage.get(tenant, {})
+        for reporter, (amounts, at) in list(usage.items()):
+            if now - at > USAGE_LEASE_S:
+                del usage[reporter]
+            elif reporter != without:
+                for name, amount in amounts.items():
+                    total[name] = total.get(name, 0.0) + amount
+        return total
 
     def tenant_bytes(self, tenant: str, *, without: str | None = None) -> int:
         """Bytes of the latest versions of ``tenant``'s datasets (leaving out the dataset ``without``)."""

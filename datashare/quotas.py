@@ -32,3 +32,19 @@ def quotas(tenant: str, *, timeout: float = CONTROL_TIMEOUT_S) -> dict[str, floa
     if not handles.catalogue_exists():
         return {}
     return handles.ask_catalogue("quotas", tenant, timeout=timeout)
+
+
+def report_usage(tenant: str, amounts: dict[str, float]) -> None:
+    """Tell the catalogue what this job of ``tenant`` uses now (empty: nothing), without waiting.
+    A report counts for ``catalogue.USAGE_LEASE_S``: report again while using anything."""
+    require_connected()
+    handles.catalogue().report_usage.remote(tenant, handles.connection_id(), dict(amounts))
+
+
+def tenant_usage(tenant: str, *, others_only: bool = True, timeout: float = CONTROL_TIMEOUT_S) -> dict[str, float]:
+    """What ``tenant``'s jobs reported using, summed (by default leaving out this job's report)."""
+    require_connected()
+    if not handles.catalogue_exists():
+        return {}
+    without = handles.connection_id() if others_only else None
+    return handles.ask_catalogue("tenant_usage", tenant, without, timeout=timeout)

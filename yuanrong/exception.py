@@ -156,10 +156,9 @@ class PlacementError(YRError, _placement_errors.PlacementInfeasible, RuntimeErro
 
     def __init__(self, message: str, *, explanation: str = "", request: Any = None, timed_out: bool = False) -> None:
         self.code = 1002 if timed_out else 1006
-        words = ("resource not enough" if timed_out else
-                 "invalid resource parameter, request resource is greater than each node's max resource")
+        words = "resource not enough" if timed_out else "invalid resource parameter"
         if f"code: {self.code}," not in message:
-            message = f"{message}\n(code: {self.code}, message: {words})"
+            message = f"{message} (code: {self.code}, message: {words})"
         _placement_errors.PlacementInfeasible.__init__(self, message, explanation=explanation, request=request,
                                                        timed_out=timed_out)
 

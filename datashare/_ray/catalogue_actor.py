@@ -133,6 +133,12 @@ class CatalogueActor:
     async def quotas(self, tenant: str) -> dict[str, float]:
         return await self._step(self._state.quotas, tenant)
 
+    async def report_usage(self, tenant: str, reporter: str, amounts: dict[str, float]) -> None:
+        await self._step(self._state.report_usage, tenant, reporter, amounts)
+
+    async def tenant_usage(self, tenant: str, without: str | None) -> dict[str, float]:
+        return await self._step(self._state.tenant_usage, tenant, without=without)
+
     async def lookup(self, name: str, version: int | None) -> Found | Missing:
         return await self._step(self._state.lookup, name, version)
 

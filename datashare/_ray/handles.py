@@ -89,6 +89,12 @@ def _same_connection() -> None:
         _connection[:] = [job]
 
 
+def connection_id() -> str:
+    """This process's connection: its node and job (a new ``init`` makes a new one)."""
+    _same_connection()
+    return _connection[0]
+
+
 def catalogue():
     """The catalogue actor's handle, creating the actor on the head node if it does not exist."""
     _same_connection()

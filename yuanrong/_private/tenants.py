@@ -7,15 +7,17 @@ keys (``datashare.tenancy``): the default tenant's names are as given, another t
 
 Quotas live in datashare's catalogue (so every job of a tenant reads the same numbers):
 ``dataset_bytes`` is enforced there, at publish; ``cpus`` and ``instances`` here, when an instance
-is created, counting the instances this job keeps alive (Ray has no per-tenant accounting of the
-actors of other jobs).
+is created, counting the instances of all the tenant's jobs. Ray has no per-tenant accounting of
+actors, so each job of a tenant with such a quota reports what it keeps alive to the catalogue
+when it creates an instance and every few seconds while it keeps any (``datashare.report_usage``);
+a job that dies without its last report stops counting once its report is 15 s old.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import datashare
 from datashare import errors as ds_errors
@@ -91,16 +93,54 @@ def check_instance_quota(need: Mapping[str, float], live: int, live_cpus: float)
     """
     me = tenancy.current()
     limits = quotas(me.name)
-    if not limits:
+    if "instances" not in limits and "cpus" not in limits:
         return
-    if "instances" in limits and live + 1 > limits["instances"]:
+    others = datashare.tenant_usage(me.name)
+    jobs = live + int(others.get("instances", 0))
+    if "instances" in limits and jobs + 1 > limits["instances"]:
         raise QuotaExceededError(
-            f"tenant {me.name!r}'s instances quota is {limits['instances']:g} and this job already keeps {live} "
-            f"alive; terminate instances or ask an admin to raise the quota (yr.set_tenant_quota).",
-            tenant=me.name, quota="instances", limit=limits["instances"], requested=live + 1)
-    want = live_cpus + float(need.get("CPU", 0.0))
+            f"tenant {me.name!r}'s instances quota is {limits['instances']:g} and its jobs already keep {jobs} "
+            f"alive ({live} of them this job's); terminate instances or ask an admin to raise the quota "
+            f"(yr.set_tenant_quota).", tenant=me.name, quota="instances", limit=limits["instances"], requested=jobs + 1)
+    want = live_cpus + others.get("cpus", 0.0) + float(need.get("CPU", 0.0))
     if "cpus" in limits and want > limits["cpus"] + 1e-9:
         raise QuotaExceededError(
-            f"tenant {me.name!r}'s cpus quota is {limits['cpus']:g} and this instance would bring this job's "
-            f"instances to {want:g} CPUs; terminate instances, ask for less InvokeOptions.cpu, or ask an admin to "
-            f"raise the quota.", tenant=me.name, quota="cpus", limit=limits["cpus"], requested=want)
+            f"tenant {me.name!r}'s cpus quota is {limits['cpus']:g} and this instance would bring its jobs' "
+            f"instances to {want:g} CPUs ({live_cpus:g} of them this job's before it); terminate instances, ask "
+            f"for less InvokeOptions.cpu, or ask an admin to raise the quota.",
+            tenant=me.name, quota="cpus", limit=limits["cpus"], requested=want)
+
+
+REPORT_EVERY_S = 5.0
+_reporting: set[str] = set()     # tenants this process reports for now
+
+
+def report_instances(counts: Callable[[], tuple[int, float]]) -> None:
+    """Report this job's live instances (``counts()``: how many, their CPUs) to the catalogue now, and
+    every few seconds while there are any, if its tenant has an ``instances`` or ``cpus`` quota."""
+    me = tenancy.current()
+    limits = quotas(me.name)
+    if "instances" not in limits and "cpus" not in limits:
+        return
+    live, cpus = counts()
+    datashare.report_usage(me.name, {"instances": live, "cpus": cpus} if live else {})
+    with _cache_lock:
+        if me.name in _reporting or not live:
+            return
+        _reporting.add(me.name)
+
+    def beat() -> None:
+        try:
+            while True:
+                time.sleep(REPORT_EVERY_S)
+                live, cpus = counts()
+                datashare.report_usage(me.name, {"instances": live, "cpus": cpus} if live else {})
+                if not live:
+                    return
+        except Exception:  # noqa: BLE001 - disconnected: the catalogue forgets the report after its lease
+            pass
+        finally:
+            with _cache_lock:
+                _reporting.discard(me.name)
+
+    threading.Thread(target=beat, name="yuanrong-quota-usage", daemon=True).start()

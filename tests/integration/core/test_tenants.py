@@ -158,6 +158,51 @@ def test_an_admin_sees_every_tenant_and_sets_quotas_that_are_enforced(owned):
     assert limited["set_own_quota"][0] == "PermissionDeniedError"
 
 
+def test_instance_quotas_count_every_job_of_the_tenant(owned):
+    """Two jobs of one tenant share its instances quota: the second job is refused while the first keeps
+    the quota's instances alive, with a message that counts both jobs."""
+    admin = yr.auth.token("ops", admin=True)
+    driver(owned, f"""
+        yr.init(yr.Config(server_address=__import__("os").environ["YR_TEST_ADDRESS"], auth_token={admin!r}))
+        yr.set_tenant_quota("quota-j", instances=2)
+    """)
+    program = textwrap.dedent("""
+        import os, sys
+        import yuanrong as yr
+        yr.init(yr.Config(server_address=os.environ["YR_TEST_ADDRESS"], tenant_id="quota-j"))
+
+        @yr.instance
+        class Box:
+            def ping(self):
+                return 1
+
+        boxes = [Box.options(yr.InvokeOptions(cpu=100, memory=0)).invoke() for _ in range(2)]
+        print("READY", sum(yr.get([b.ping.invoke() for b in boxes])), flush=True)
+        sys.stdin.readline()
+        yr.finalize()
+    """)
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "YR_ADDRESS")}
+    env["YR_TEST_ADDRESS"] = owned
+    first = subprocess.Popen([sys.executable, "-c", program], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert first.stdout.readline().split() == ["READY", "2"], first.stderr.read()[-3000:]
+        second = driver(owned, """
+            yr.init(yr.Config(server_address=__import__("os").environ["YR_TEST_ADDRESS"], tenant_id="quota-j"))
+
+            @yr.instance
+            class Box:
+                def ping(self):
+                    return 1
+
+            out["one"] = outcome(lambda: Box.options(yr.InvokeOptions(cpu=100, memory=0)).invoke())
+        """)
+    finally:
+        first.communicate("go\n", timeout=120)
+    assert second["one"][0] == "QuotaExceededError", second
+    assert "instances quota is 2 and its jobs already keep 2 alive (0 of them this job's)" in second["one"][1]
+
+
 def test_openyuanrong_off_cluster_config_with_the_cluster_token(owned, tmp_path):
     """Config(enable_tls=False, auth_token=...) as openYuanrong's off-cluster tests pass it: the token is sent to
     Ray (no token file on this 'machine'), and a wrong one is refused with the reason."""

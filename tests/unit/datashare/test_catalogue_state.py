@@ -325,3 +325,19 @@ def test_replicas_are_described_found_released_and_restored(cat):
                    "holder-n2": {key: HeldData(info, {0: "b0", 1: "b1"})}})
     again = fresh.lookup("r", None)
     assert again.refs == ("a0", "a1") and again.spares == ((("b0", "holder-n2"),), (("b1", "holder-n2"),))
+
+
+def test_usage_reports_sum_per_tenant_and_expire():
+    from datashare.catalogue import USAGE_LEASE_S
+
+    now = [0.0]
+    cat = Catalogue(clock=lambda: now[0])
+    cat.report_usage("t", "job-1", {"instances": 2, "cpus": 1.0})
+    cat.report_usage("t", "job-2", {"instances": 1, "cpus": 0.5})
+    cat.report_usage("u", "job-3", {"instances": 9})
+    assert cat.tenant_usage("t") == {"instances": 3, "cpus": 1.5}
+    assert cat.tenant_usage("t", without="job-1") == {"instances": 1, "cpus": 0.5}
+    cat.report_usage("t", "job-2", {})                       # job-2 keeps nothing any more
+    assert cat.tenant_usage("t") == {"instances": 2, "cpus": 1.0}
+    now[0] = USAGE_LEASE_S + 1                               # job-1 stopped reporting (it died)
+    assert cat.tenant_usage("t") == {} and cat.tenant_usage("nobody") == {}

@@ -295,6 +295,9 @@ class InstanceCreator:
         handle = self._create(*args, **kwargs)
         keep_alive(handle)
         s.instance_cpus[handle._actor_id] = float(self._resolved.resources.get("CPU", 0.0))
+        # (Once this session ended, it keeps nothing alive.)
+        tenants.report_instances(lambda: (len(s.live_handles), sum(s.instance_cpus.values()))
+                                 if session.current() is s else (0, 0.0))
         placement_watch.watch(handle, timeout_s=self._resolved.schedule_timeout_s,
                               what=f"instance of {self.__qualname__}", need=self._resolved.resources,
                               required=vanished_pools.required_labels(self._resolved.ray_options))
