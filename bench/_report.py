@@ -8,7 +8,8 @@ import os
 import pathlib
 import platform
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 RESULTS = pathlib.Path(__file__).parent / "results"
@@ -52,3 +53,25 @@ def write_json(name: str, payload: dict[str, Any]) -> pathlib.Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def alternate(sides: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Run each side's measurement once per round, the sides taking turns to go first; values per side."""
+    out: dict[str, list[float]] = {side: [] for side in sides}
+    for r in range(rounds):
+        for side in (list(sides) if r % 2 == 0 else list(reversed(list(sides)))):
+            out[side].append(sides[side]())
+    return out
+
+
+def row(metric: str, unit: str, y: float, raw: float, target: float, better: str) -> dict[str, Any]:
+    """A result row: yuanrong's figure, plain Ray's, their ratio and the target for it."""
+    return {"metric": metric, "unit": unit, "yuanrong": y, "raw": raw, "ratio": y / raw, "target": target,
+            "better": better}
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    """Seconds ``fn()`` took."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0

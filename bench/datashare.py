@@ -47,6 +47,7 @@ import pyarrow as pa  # noqa: E402
 import ray  # noqa: E402
 
 from bench._report import median, percentile, print_table, write_json  # noqa: E402
+from bench._report import alternate as _alternate, row as _row, timed as _timed  # noqa: E402
 
 _MB = 1024 * 1024
 _GB = 1024 * _MB
@@ -61,31 +62,11 @@ def _table(nbytes: int) -> pa.Table:
     return pa.table({"id": ids, "x": rng.random(rows), "tag": pa.array(tags, type=pa.string())})
 
 
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
 def _memcpy_gbps(nbytes: int = 512 * _MB) -> float:
     src = np.ones(nbytes, dtype=np.uint8)
     dst = np.empty_like(src)
     np.copyto(dst, src)  # warm both
     return nbytes / min(_timed(lambda: np.copyto(dst, src)) for _ in range(5)) / 1e9
-
-
-def _alternate(sides: dict, rounds: int) -> dict[str, list[float]]:
-    """Run each side's measurement once per round, in alternating order; values per side."""
-    out: dict[str, list[float]] = {side: [] for side in sides}
-    for r in range(rounds):
-        for side in (list(sides) if r % 2 == 0 else list(reversed(list(sides)))):
-            out[side].append(sides[side]())
-    return out
-
-
-def _row(metric: str, unit: str, y: float, raw: float, target: float, better: str) -> dict:
-    return {"metric": metric, "unit": unit, "yuanrong": y, "raw": raw, "ratio": y / raw, "target": target,
-            "better": better}
 
 
 def _spread(values: list[float]) -> dict:
@@ -211,18 +192,8 @@ def _flight(ds, nbytes, rounds, rows, record) -> None:
 
 
 def _kv(rounds, rows, record) -> None:
+    from bench.kv import DictKV
     from datashare import kv
-
-    @ray.remote(num_cpus=0)
-    class DictKV:
-        def __init__(self) -> None:
-            self.d: dict[str, bytes] = {}
-
-        def put(self, key: str, value: bytes) -> None:
-            self.d[key] = value
-
-        def get(self, key: str) -> bytes:
-            return self.d[key]
 
     actor = DictKV.remote()
     ray.get(actor.put.remote("warm", b"x"))

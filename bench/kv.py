@@ -30,27 +30,36 @@ import numpy as np  # noqa: E402
 import ray  # noqa: E402
 
 from bench._report import median, print_table, write_json  # noqa: E402
+from bench._report import alternate as _alternate, row as _row, timed as _timed  # noqa: E402
 
 _MB = 1024 * 1024
 
 
-def _alternate(sides: dict, rounds: int) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {side: [] for side in sides}
-    for r in range(rounds):
-        for side in (list(sides) if r % 2 == 0 else list(reversed(list(sides)))):
-            out[side].append(sides[side]())
-    return out
+@ray.remote(num_cpus=0)
+class DictKV:
+    """The plain-Ray baseline for small shared values: an actor holding a dict, one call per key."""
+
+    def __init__(self) -> None:
+        self.d: dict[str, bytes] = {}
+
+    def put(self, key: str, value: bytes) -> None:
+        self.d[key] = value
+
+    def get(self, key: str) -> bytes:
+        return self.d[key]
+
+    def delete(self, key: str) -> None:
+        self.d.pop(key, None)
 
 
-def _row(metric: str, unit: str, y: float, raw: float, target: float, better: str) -> dict:
-    return {"metric": metric, "unit": unit, "yuanrong": y, "raw": raw, "ratio": y / raw, "target": target,
-            "better": better}
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
+def _rows(rows: list, record: dict, what: str, against: str, got: dict[str, list[float]], target: float,
+          *, limit_s: float | None = None) -> None:
+    """The row of ``what`` against ``against`` (and against openYuanrong's time limit, if it has one)."""
+    record[what] = got
+    y = median(got["yuanrong"])
+    rows.append(_row(f"kv {what} vs {against}", "s", y, median(got["raw"]), target, "lower"))
+    if limit_s is not None:
+        rows.append(_row(f"kv {what} vs openYuanrong's {limit_s:g} s limit", "s", y, limit_s, 1.0, "lower"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,20 +69,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("RAY_ADDRESS", None)
     ray.init(address="local", num_cpus=2, logging_level="ERROR", log_to_driver=False, include_dashboard=False)
     from datashare import kv
-
-    @ray.remote(num_cpus=0)
-    class DictKV:
-        def __init__(self) -> None:
-            self.d: dict[str, bytes] = {}
-
-        def put(self, key: str, value: bytes) -> None:
-            self.d[key] = value
-
-        def get(self, key: str) -> bytes:
-            return self.d[key]
-
-        def delete(self, key: str) -> None:
-            self.d.pop(key, None)
 
     @ray.remote(num_cpus=0)
     class Writer:
@@ -96,11 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             "yuanrong": lambda: _timed(lambda: [kv.kv_read(k) for k in keys]),
             "raw": lambda: _timed(lambda: [ray.get(actor.get.remote(k)) for k in keys]),
         }, args.rounds)
-        record["1000 reads of 1 KB (own writes)"] = got
-        y, r = median(got["yuanrong"]), median(got["raw"])
-        rows.append(_row("kv 1,000 reads of 1 KB (own writes) vs dict actor", "s", y, r, 0.5, "lower"))
-        rows.append(_row("kv 1,000 reads of 1 KB (own writes) vs openYuanrong's 0.5 s limit", "s", y, 0.5, 1.0,
-                         "lower"))
+        _rows(rows, record, "1,000 reads of 1 KB (own writes)", "dict actor", got, 0.5, limit_s=0.5)
 
         big = b"b" * (100 * _MB)
         for i in range(10):
@@ -111,11 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             "yuanrong": lambda: _timed(lambda: [kv.kv_read(f"bench/big{i}") for i in range(10)]),
             "raw": lambda: _timed(lambda: [ray.get(ref) for ref in refs]),
         }, args.rounds)
-        record["10 reads of 100 MB (own writes)"] = got
-        y, r = median(got["yuanrong"]), median(got["raw"])
-        rows.append(_row("kv 10 reads of 100 MB (own writes) vs ray.get of local refs", "s", y, r, 1.5, "lower"))
-        rows.append(_row("kv 10 reads of 100 MB (own writes) vs openYuanrong's 0.01 s limit", "s", y, 0.01, 1.0,
-                         "lower"))
+        _rows(rows, record, "10 reads of 100 MB (own writes)", "ray.get of local refs", got, 1.5, limit_s=0.01)
         kv.kv_del([f"bench/big{i}" for i in range(10)])
         del refs
 
@@ -135,9 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
         got = _alternate({"yuanrong": lambda: changed_then_read("yuanrong"),
                           "raw": lambda: changed_then_read("raw")}, args.rounds)
-        record["1000 reads of a key another process rewrote"] = got
-        rows.append(_row("kv 1,000 reads of a key another process rewrote vs dict actor", "s",
-                         median(got["yuanrong"]), median(got["raw"]), 0.5, "lower"))
+        _rows(rows, record, "1,000 reads of a key another process rewrote", "dict actor", got, 0.5)
 
         ten = b"t" * (10 * _MB)
 
@@ -157,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
         got = _alternate({"yuanrong": lambda: write_all("yuanrong"), "raw": lambda: write_all("raw")},
                          args.rounds)
-        record["100 writes of 10 MB until applied"] = got
-        rows.append(_row("kv 100 writes of 10 MB, until applied, vs dict actor", "s",
-                         median(got["yuanrong"]), median(got["raw"]), 1.0, "lower"))
+        _rows(rows, record, "100 writes of 10 MB, until applied,", "dict actor", got, 1.0)
         kv.kv_del(keys + ["bench/shared"])
         kv.flush()
     finally:

@@ -64,12 +64,26 @@ class CatalogueActor:
             return method(*args, **kwargs)
         finally:
             self._carry_out()
-            if self._state.generation != before and self._changed is not None:
-                self._changed.set()
-                self._changed = None
-            if self._state.kv_clock != kv_before and self._kv_changed is not None:
-                self._kv_changed.set()
-                self._kv_changed = None
+            if self._state.generation != before:
+                self._notify("_changed")
+            if self._state.kv_clock != kv_before:
+                self._notify("_kv_changed")
+
+    def _notify(self, name: str) -> None:
+        """Wake every call parked in :meth:`_until` on the event ``self.<name>``."""
+        event = getattr(self, name)
+        if event is not None:
+            event.set()
+            setattr(self, name, None)
+
+    async def _until(self, name: str, timeout_s: float) -> None:
+        """Park until :meth:`_notify` of ``name``, or ``timeout_s``."""
+        if getattr(self, name) is None:
+            setattr(self, name, asyncio.Event())
+        try:
+            await asyncio.wait_for(getattr(self, name).wait(), timeout_s)
+        except asyncio.TimeoutError:
+            pass
 
     def _carry_out(self) -> None:
         for step in self._state.take_instructions():
@@ -111,13 +125,7 @@ class CatalogueActor:
         """Return the dataset-table generation once it differs from ``since`` (or on timeout)."""
         generation = await self._step(lambda: self._state.generation)
         if generation == since:
-            if self._changed is None:
-                self._changed = asyncio.Event()
-            event = self._changed
-            try:
-                await asyncio.wait_for(event.wait(), timeout_s)
-            except asyncio.TimeoutError:
-                pass
+            await self._until("_changed", timeout_s)
         return self._state.generation
 
     async def reserve_version(self, name: str) -> int:
@@ -190,17 +198,9 @@ class CatalogueActor:
         if epoch is not None and epoch != self._epoch:
             return self._epoch, clock, None        # a clock of an earlier incarnation: start again
         self._readers[reader] = (since, time.monotonic())
-        if self._acked is not None:
-            self._acked.set()
-            self._acked = None
+        self._notify("_acked")
         if clock == since and epoch is not None:
-            if self._kv_changed is None:
-                self._kv_changed = asyncio.Event()
-            event = self._kv_changed
-            try:
-                await asyncio.wait_for(event.wait(), timeout_s)
-            except asyncio.TimeoutError:
-                pass
+            await self._until("_kv_changed", timeout_s)
         return self._epoch, self._state.kv_clock, self._state.kv_changes(since)
 
     async def kv_delete(self, keys: list[str], writer: str | None = None) -> int:
@@ -211,9 +211,7 @@ class CatalogueActor:
     async def kv_leave(self, reader: str) -> None:
         """``reader`` drops its cache (its process ends): changes stop waiting for it."""
         self._readers.pop(reader, None)
-        if self._acked is not None:
-            self._acked.set()
-            self._acked = None
+        self._notify("_acked")
 
     async def _settle(self, writer: str | None) -> None:
         """Return once every other process with a KV cache has acknowledged the KV clock as it is
@@ -229,12 +227,7 @@ class CatalogueActor:
                 waits.append(self._confirm_after - now)
             if not waits:
                 return
-            if self._acked is None:
-                self._acked = asyncio.Event()
-            try:
-                await asyncio.wait_for(self._acked.wait(), min(waits))
-            except asyncio.TimeoutError:
-                pass
+            await self._until("_acked", min(waits))
 
     async def kv_keys(self) -> list[str]:
         return await self._step(self._state.kv_keys)

@@ -28,20 +28,34 @@ class Counter:
         return self.n
 
 
-def driver(address: str, code: str, *, timeout: float = 240) -> dict:
-    """Run ``code`` as another yuanrong driver; it fills the dict ``out``, printed as JSON."""
-    program = textwrap.dedent("""
-        import json, sys
-        import yuanrong as yr
-        out = {}
-        def outcome(call):
-            try:
-                return ["ok", repr(call())]
-            except Exception as e:  # what the driver of another tenant gets
-                return [type(e).__name__, str(e), isinstance(e, yr.YRError)]
-    """) + textwrap.dedent(code) + "\nprint('RESULT ' + json.dumps(out))\nyr.finalize()\n"
+PRELUDE = textwrap.dedent("""
+    import json, os, sys
+    import yuanrong as yr
+    out = {}
+    def outcome(call):
+        try:
+            return ["ok", repr(call())]
+        except Exception as e:  # what the driver of another tenant gets
+            return [type(e).__name__, str(e), isinstance(e, yr.YRError)]
+
+    @yr.instance
+    class Box:
+        def ping(self):
+            return 1
+""")
+"""What every driver program starts with: ``out``, ``outcome`` and a small instance class ``Box``."""
+
+
+def driver_env(address: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "YR_ADDRESS")}
     env["YR_TEST_ADDRESS"] = address
+    return env
+
+
+def driver(address: str, code: str, *, timeout: float = 240) -> dict:
+    """Run ``code`` as another yuanrong driver; it fills the dict ``out``, printed as JSON."""
+    program = PRELUDE + textwrap.dedent(code) + "\nprint('RESULT ' + json.dumps(out))\nyr.finalize()\n"
+    env = driver_env(address)
     proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=timeout, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
@@ -135,11 +149,6 @@ def test_an_admin_sees_every_tenant_and_sets_quotas_that_are_enforced(owned):
         yr.init(yr.Config(server_address=__import__("os").environ["YR_TEST_ADDRESS"], tenant_id="quota-t"))
         import datashare, numpy as np, pyarrow as pa
 
-        @yr.instance
-        class Box:
-            def ping(self):
-                return 1
-
         opts = yr.InvokeOptions(cpu=100, memory=0)
         boxes = [Box.options(opts).invoke() for _ in range(2)]
         out["two"] = [yr.get(b.ping.invoke()) for b in boxes]
@@ -166,35 +175,19 @@ def test_instance_quotas_count_every_job_of_the_tenant(owned):
         yr.init(yr.Config(server_address=__import__("os").environ["YR_TEST_ADDRESS"], auth_token={admin!r}))
         yr.set_tenant_quota("quota-j", instances=2)
     """)
-    program = textwrap.dedent("""
-        import os, sys
-        import yuanrong as yr
+    program = PRELUDE + textwrap.dedent("""
         yr.init(yr.Config(server_address=os.environ["YR_TEST_ADDRESS"], tenant_id="quota-j"))
-
-        @yr.instance
-        class Box:
-            def ping(self):
-                return 1
-
         boxes = [Box.options(yr.InvokeOptions(cpu=100, memory=0)).invoke() for _ in range(2)]
         print("READY", sum(yr.get([b.ping.invoke() for b in boxes])), flush=True)
         sys.stdin.readline()
         yr.finalize()
     """)
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "YR_ADDRESS")}
-    env["YR_TEST_ADDRESS"] = owned
     first = subprocess.Popen([sys.executable, "-c", program], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env)
+                             stderr=subprocess.PIPE, text=True, env=driver_env(owned))
     try:
         assert first.stdout.readline().split() == ["READY", "2"], first.stderr.read()[-3000:]
         second = driver(owned, """
             yr.init(yr.Config(server_address=__import__("os").environ["YR_TEST_ADDRESS"], tenant_id="quota-j"))
-
-            @yr.instance
-            class Box:
-                def ping(self):
-                    return 1
-
             out["one"] = outcome(lambda: Box.options(yr.InvokeOptions(cpu=100, memory=0)).invoke())
         """)
     finally:
