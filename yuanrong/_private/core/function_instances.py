@@ -98,3 +98,18 @@ def host_class(is_async: bool) -> Any:
 def instance_class(is_async: bool) -> type:
     """The plain class a warm worker adopts for a function instance."""
     return AsyncFunctionInstance if is_async else FunctionInstance
+
+
+def marker_value(marker: Any) -> Any:
+    try:
+        return ray.get(marker, timeout=0)
+    except Exception as e:  # the call's error (the user's own stays theirs, in the result)
+        return e
+
+
+def done_ref(out: Any) -> Any:
+    """A ref that is ready when a Ray task's call finished: its result, first result, or end of stream."""
+    if isinstance(out, list):
+        return out[0] if out else None
+    completed = getattr(out, "completed", None)
+    return completed() if completed is not None else out

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 from yuanrong._private import ray_errors
+from yuanrong._private.core import function_instances
 from yuanrong.exception import FunctionQueueFullError
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ class FunctionPool:
             try:
                 out = self.run_as_task(*args, **kwargs)
             finally:
-                done = _done_ref(out) if out is not None else None
+                done = function_instances.done_ref(out) if out is not None else None
                 if start:
                     # The task's call first: on a small node, a process start beside it slows it.
                     self._start_soon(after=done if not self.instances else None)
@@ -167,14 +168,19 @@ class FunctionPool:
                 self._start_soon()
 
     def _shared(self, start: bool) -> Instance | None:
-        """An instance, ready or starting, for a call of a pool whose calls share a process; one is
-        started now (lock not held) if none is live. None only if none can be."""
-        if start or not any(not i.dead for i in self.live()):
+        """An instance, ready or starting, for a call of a pool whose calls share a process: one being
+        created, else one started now (lock not held). None only if none can be."""
+        if start or not (self._reserved or any(not i.dead for i in self.live())):
             with self.lock:
                 self._reserved += not start
             self._start()
-        with self.lock:
-            return self._soonest()
+        for _ in range(2000):  # an instance another thread is creating joins the list within ms
+            with self.lock:
+                inst = self._soonest()
+                if inst is not None or not self._reserved:
+                    return inst
+            time.sleep(0.005)
+        return None
 
     def _send(self, inst: Instance, args: tuple, kwargs: dict) -> Any:
         try:
@@ -325,7 +331,7 @@ class FunctionPool:
         try:
             values = ray.get(done, timeout=0)
         except Exception:
-            values = [_marker_value(m) for m in done]
+            values = [function_instances.marker_value(m) for m in done]
         died = any(isinstance(v, ray.exceptions.RayActorError)
                    and not isinstance(v, ray.exceptions.ActorUnavailableError) for v in values)
         finished = set(done)
@@ -473,21 +479,6 @@ class FunctionPool:
     def instance_count(self) -> int:
         with self.lock:
             return len(self.instances)
-
-
-def _marker_value(marker: Any) -> Any:
-    try:
-        return ray.get(marker, timeout=0)
-    except Exception as e:  # the call's error (the user's own stays theirs, in the result)
-        return e
-
-
-def _done_ref(out: Any) -> Any:
-    """A ref that is ready when a Ray task's call finished: its result, first result, or end of stream."""
-    if isinstance(out, list):
-        return out[0] if out else None
-    completed = getattr(out, "completed", None)
-    return completed() if completed is not None else out
 
 
 def _kill(instances: list[Instance]) -> None:

@@ -71,9 +71,9 @@ class TaskWatch:
 
     def add(self, out: Any) -> None:
         """Watch the Ray task behind ``out`` (a ref, a list of refs or a generator)."""
-        from yuanrong._private.core.function_pools import _done_ref
+        from yuanrong._private.core.function_instances import done_ref
 
-        ref = _done_ref(out)
+        ref = done_ref(out)
         if ref is not None and not self.closed:
             with self.lock:
                 self._tasks.append(ref)
