@@ -96,7 +96,7 @@ class _WritePipe:
     def send(self, op: tuple) -> None:
         size = _unstored_bytes(op)
         with self._cond:
-            self.raise_error()
+            self._raise_error()
             if size and not self._cond.wait_for(lambda: self._pending <= PENDING_BYTES, handles.CONTROL_TIMEOUT_S):
                 raise DataTimeoutError("the object store (queued large KV writes)", handles.CONTROL_TIMEOUT_S)
             self._pending += size
@@ -118,7 +118,7 @@ class _WritePipe:
         with self._cond:
             if not self._cond.wait_for(lambda: not self._queue and not self._busy, timeout):
                 raise DataTimeoutError("the catalogue (pipelined KV writes)", timeout)
-            self.raise_error()
+            self._raise_error()
 
     def queued(self, keys: list[str]) -> bool:
         """Whether some of ``keys`` have changes of this process not applied yet."""
@@ -141,7 +141,12 @@ class _WritePipe:
             self._waiting.clear()
             self._cond.notify_all()
 
-    def raise_error(self) -> None:
+    def check(self) -> None:
+        """Raise the first queued change that failed, if any."""
+        with self._cond:
+            self._raise_error()
+
+    def _raise_error(self) -> None:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
@@ -357,7 +362,7 @@ def fetch(keys: list[str], *, timeout: float) -> dict[str, Any]:
     """Values of the keys that exist now (bytes, memoryview or Arrow data)."""
     handles.require_connected()
     _count_call()
-    _pipe.raise_error()
+    _pipe.check()
     out: dict[str, Any] = {}
     for key in keys:
         hit = _cache.get(key)

@@ -9,8 +9,8 @@ cluster's processes behind. Nothing here runs `ray stop`.
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -19,16 +19,13 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.yr_cli import cli_env
+from tests.yr_cli import yr as run_yr
 from yuanrong.cli._ray_processes import cluster_processes, stop_processes
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.subprocess]
 
-BIN = Path(sys.executable).parent
-
-
-def yr(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "yr"), *args], env=env, capture_output=True, text=True, timeout=timeout)
-
+yr = functools.partial(run_yr, timeout=180)
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
@@ -42,9 +39,7 @@ def env(tmp_path_factory):
           edge-2: {tier: edge, region: site-2}
           edge-3: {tier: edge, region: site-3}
         """))
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "YR_ADDRESS", "YR_POOLS_FILE")}
-    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", YR_STATE_DIR=str(state), YR_POOLS_FILE=str(pools))
-    return env
+    return cli_env(state, YR_POOLS_FILE=str(pools))
 
 
 @pytest.fixture(scope="module")

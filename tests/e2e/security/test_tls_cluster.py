@@ -12,29 +12,19 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.yr_cli import cli_env, yr
 from yuanrong.cli._ray_processes import cluster_processes, stop_processes
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.subprocess]
 
-BIN = Path(sys.executable).parent
-
-
-def yr(*args: str, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "yr"), *args], env=env, capture_output=True, text=True, timeout=timeout)
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    state = tmp_path_factory.mktemp("yr-tls-state")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RAY_ADDRESS", "YR_ADDRESS") and not k.startswith("RAY_TLS") and k != "RAY_USE_TLS"}
-    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", YR_STATE_DIR=str(state))
-    return env
+    tls = [k for k in os.environ if k.startswith("RAY_TLS") or k == "RAY_USE_TLS"]
+    return cli_env(tmp_path_factory.mktemp("yr-tls-state"), drop=tls)
 
 
 @pytest.fixture(scope="module")

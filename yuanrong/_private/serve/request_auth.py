@@ -130,24 +130,38 @@ def guarded_method(func: Callable, owner: str) -> Callable:
     return with_grpc_context(func, handle)
 
 
+def endpoint_members(cls: type) -> list[tuple[str, Callable]]:
+    """The members of an endpoint class that a request or an rpc reaches and that a wrapper may
+    replace: ``__call__`` and the public methods. Not generators (a stream's span would have to stay
+    current across its yields), static and class methods, nor ``@serve.batch`` methods: Serve tells
+    a batch method's call from a function's by the identity of its ``__wrapped__``, which a wrapper
+    would change (the batch would take ``self`` as a request); they run inside the calling
+    request's span, from inside the replica."""
+    members = []
+    call = getattr(cls, "__call__", None)
+    if call is not None and inspect.isfunction(call):
+        members.append(("__call__", call))
+    for attr, member in inspect.getmembers(cls, inspect.isfunction):
+        if attr.startswith("_") or inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member):
+            continue
+        if hasattr(member, "set_max_batch_size"):
+            continue
+        if isinstance(inspect.getattr_static(cls, attr), (staticmethod, classmethod)):
+            continue
+        members.append((attr, member))
+    return members
+
+
+def subclass(target: type, namespace: dict[str, Any]) -> type:
+    """A subclass of ``target`` under its own name, with ``namespace``'s members replacing its own."""
+    return type(target.__name__, (target,), {"__module__": target.__module__, "__qualname__": target.__qualname__,
+                                             "__doc__": target.__doc__, **namespace})
+
+
 def guarded_target(target: Any, owner: str) -> Any:
     """An endpoint's function, or a subclass of its class whose ``__call__`` and methods (gRPC
     rpcs) check the token first."""
     if not inspect.isclass(target):
         return guarded_handler(target, owner)
-    namespace: dict[str, Any] = {"__module__": target.__module__, "__qualname__": target.__qualname__,
-                                 "__doc__": target.__doc__}
-    call = getattr(target, "__call__", None)
-    if call is not None and inspect.isfunction(call):
-        namespace["__call__"] = guarded_handler(call, owner, method=True)
-    for attr, member in inspect.getmembers(target, inspect.isfunction):
-        if attr.startswith("_") or inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member):
-            continue
-        if isinstance(inspect.getattr_static(target, attr), (staticmethod, classmethod)):
-            continue
-        if hasattr(member, "set_max_batch_size"):
-            # ``@serve.batch`` tells a method call from a function call by the identity of its
-            # ``__wrapped__``, which a wrapper would change; it is not a gRPC rpc either.
-            continue
-        namespace[attr] = guarded_method(member, owner)
-    return type(target.__name__, (target,), namespace)
+    return subclass(target, {attr: guarded_handler(member, owner, method=True) if attr == "__call__"
+                             else guarded_method(member, owner) for attr, member in endpoint_members(target)})

@@ -129,9 +129,8 @@ def traced_target(target: Any, name: str, config_json: str, attributes: Callable
     """
     if not inspect.isclass(target):
         return traced_handler(target, name, config_json, attributes)
-    namespace: dict[str, Any] = {"__module__": target.__module__, "__qualname__": target.__qualname__,
-                                 "__doc__": target.__doc__}
-    for attr, member in _traced_members(target):
+    namespace: dict[str, Any] = {}
+    for attr, member in request_auth.endpoint_members(target):
         if attr == "__call__":
             namespace[attr] = traced_handler(member, name, config_json, attributes, method=True)
         else:
@@ -145,28 +144,7 @@ def traced_target(target: Any, name: str, config_json: str, attributes: Callable
             init(self, *args, **kwargs)
 
         namespace["__init__"] = functools.wraps(init)(__init__)
-    return type(target.__name__, (target,), namespace)
-
-
-def _traced_members(cls: type) -> list[tuple[str, Callable]]:
-    """What :func:`traced_target` runs in request spans: ``__call__`` and the public methods
-    (not generators: a stream's span would have to stay current across its yields)."""
-    members = []
-    call = getattr(cls, "__call__", None)
-    if call is not None and inspect.isfunction(call):
-        members.append(("__call__", call))
-    for attr, member in inspect.getmembers(cls, inspect.isfunction):
-        if attr.startswith("_") or inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member):
-            continue
-        if hasattr(member, "set_max_batch_size"):
-            # ``@serve.batch``: it tells a method call from a function call by the identity of the
-            # method's ``__wrapped__``, which a wrapper would change (the batch would take ``self``
-            # as a request). It runs inside the span of the request that called it.
-            continue
-        if isinstance(inspect.getattr_static(cls, attr), (staticmethod, classmethod)):
-            continue
-        members.append((attr, member))
-    return members
+    return request_auth.subclass(target, namespace)
 
 
 def accepting_methods(target: Any) -> frozenset[str]:
@@ -174,7 +152,7 @@ def accepting_methods(target: Any) -> frozenset[str]:
     context through a handle."""
     if not inspect.isclass(target):
         return frozenset({"__call__"})
-    return frozenset(attr for attr, _ in _traced_members(target))
+    return frozenset(attr for attr, _ in request_auth.endpoint_members(target))
 
 
 class TracedHandle:
