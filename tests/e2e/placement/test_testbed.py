@@ -1,4 +1,5 @@
-"""The live testbed at CI size: emulated RTTs match the configured ones, the engine's decision follows a
+"""The live testbed at CI size: emulated RTTs match the configured ones, a lossy link loses calls and a lost
+call costs its caller Ray's wait for the actor's fate, the engine's decision follows a
 measured RTT that differs from the pools file (and falls back to the file, warning, when the figure is
 stale), and the demo's workloads run end to end under the engine and under Ray's native options.
 
@@ -35,6 +36,18 @@ def test_measured_rtts_match_the_configured_ones(testbed_run):
     for pool, configured in (("edge-2", 70.0), ("cloud", 38.0)):
         assert rows[pool]["configured_ms"] == configured
         assert abs(rows[pool]["emulated_ms"] - configured) <= max(3.0, 0.1 * configured), rows[pool]
+
+
+def test_a_lossy_link_loses_calls_and_a_lost_call_costs_a_second(testbed_run):
+    loss = testbed_run["loss"]
+    assert loss["pool"] == "edge-2" and loss["configured_pct"] == 25
+    # About a quarter of some 30 attempts; none lost has probability 0.75**30, about 1e-4.
+    assert 1 <= loss["lost"] <= 0.6 * loss["attempts"], loss
+    # Ray holds a failed actor call for its 1 s grace period (timeout_ms_task_wait_for_death_info) before
+    # the caller hears ActorUnavailableError; a delivered call takes the link's 70 ms.
+    assert loss["lost_after_ms"] >= 900, loss
+    assert loss["ok_p50_ms"] < 200, loss
+    assert loss["request_p99_ms"] >= 900 and loss["request_mean_ms"] > 1.5 * loss["ok_p50_ms"], loss
 
 
 def test_the_decision_follows_the_measured_rtt_not_the_pools_file(testbed_run):

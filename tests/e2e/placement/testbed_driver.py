@@ -1,6 +1,6 @@
-"""Driver for test_testbed.py: starts the testbed (edge-2's link 70 ms where the pools file says 15),
-measures its RTTs, decides with and without live telemetry, runs a tiny end-to-end round, stops;
-prints one JSON line."""
+"""Driver for test_testbed.py: starts the testbed (edge-2's link 70 ms where the pools file says 15,
+and losing 25 % of its calls), measures its RTTs, decides with and without live telemetry, measures
+the loss, runs a tiny end-to-end round, stops; prints one JSON line."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def main() -> None:
     pools = load_pools(ROOT / "cluster_configs" / "pools.yaml")
     out: dict = {}
     started = time.perf_counter()
-    with Testbed(TestbedSpec(cloud_ms=38, edge2_ms=70)) as bed:
+    with Testbed(TestbedSpec(cloud_ms=38, edge2_ms=70, edge2_loss_pct=25)) as bed:
         out["start_s"] = time.perf_counter() - started
         out["rtts"] = bed.measure_rtts(pings=10)
         # Either edge-2 or the cloud, within 50 ms of site-1: the file says edge-2 is 15 ms away.
@@ -57,6 +57,9 @@ def main() -> None:
             aged = RayPlacer(pools=pools, telemetry=stale, use_instance_registry=False)
             out["stale"] = aged.decide(req, policy="latency_first").placements[0].pool
             out["warnings"] = list(warnings.lines)
+        lossy = time.perf_counter()
+        out["loss"] = bed.measure_loss(calls=24, retries=2, pools=["edge-2"])[0]
+        out["loss_s"] = time.perf_counter() - lossy
         e2e = time.perf_counter()
         result = run_scenario(bed, loads=[2], rounds=1, requests=8)
         out["e2e_s"] = time.perf_counter() - e2e
