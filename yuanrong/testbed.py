@@ -195,29 +195,34 @@ class Testbed:
         env = loss_env(self.spec.configured_loss[pool])
         return {"label_selector": {"yr.io/pool": "edge-1"}, "runtime_env": {"env_vars": env} if env else None}
 
-    def measure_loss(self, *, calls: int = 100, retries: int = 2,
-                     pools: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    def measure_loss(self, *, calls: int = 100, retries: int = 2, pools: Sequence[str] | None = None,
+                     ray_retries: int = 0, timeout_s: float = 10.0) -> list[dict[str, Any]]:
         """Send ``calls`` requests from ``site-1`` to each pool across its link; one row per pool.
 
         Each request is an actor call (Ray's own retries off, ``max_task_retries=0``); when Ray
         reports it lost (``ActorUnavailableError``) the caller tries again, up to ``retries`` times,
-        as an application would. Each row has ``configured_pct``, ``attempts``, ``lost``,
+        as an application would. With ``ray_retries`` above 0 the caller does not retry and Ray does
+        (``max_task_retries=ray_retries``). An attempt not answered within ``timeout_s`` counts as
+        lost and as ``timed_out``. Each row has ``configured_pct``, ``attempts``, ``lost``,
         ``measured_pct`` (lost ÷ attempts) with its 95 % Wilson interval (``ci_low_pct``,
         ``ci_high_pct``), ``lost_after_ms`` (p50 time until the caller learnt an attempt was lost),
         ``ok_p50_ms`` (a delivered attempt), ``request_p50_ms``/``request_p99_ms``/``request_mean_ms``
-        (a request, retries included) and ``failed`` (requests that ran out of retries).
+        (a request, retries included), ``failed`` (requests that ran out of retries) and
+        ``timed_out``.
         """
         import ray
 
         Echo, Caller = _loss_actors()
         rows = []
         for pool in pools or list(self.spec.configured_loss):
-            echo = Echo.options(label_selector={"yr.io/pool": pool}, max_task_retries=0).remote()
+            echo = Echo.options(label_selector={"yr.io/pool": pool}, max_task_retries=ray_retries).remote()
             caller = Caller.options(**{k: v for k, v in self.link_caller_options(pool).items() if v}).remote()
             try:
                 ray.get(caller.warm.remote(echo))
                 rows.append({"from": CLIENT_REGION, "pool": pool, "configured_pct": self.spec.configured_loss[pool],
-                             **_loss_row(ray.get(caller.send.remote(echo, calls, retries)))})
+                             "ray_retries": ray_retries,
+                             **_loss_row(ray.get(caller.send.remote(echo, calls, 0 if ray_retries else retries,
+                                                                    timeout_s)))})
             finally:
                 ray.kill(caller)
                 ray.kill(echo)
@@ -254,7 +259,8 @@ def _loss_actors() -> tuple[Any, Any]:
                 except ray.exceptions.ActorUnavailableError:
                     continue
 
-        def send(self, echo: Any, calls: int, retries: int) -> dict[str, list]:
+        def send(self, echo: Any, calls: int, retries: int, timeout_s: float) -> dict[str, list]:
+            timed_out = 0
             attempts: list[tuple[bool, float]] = []
             requests: list[tuple[bool, float]] = []
             for _ in range(calls):
@@ -263,15 +269,17 @@ def _loss_actors() -> tuple[Any, Any]:
                 for _ in range(retries + 1):
                     a0 = time.perf_counter()
                     try:
-                        ray.get(echo.ping.remote())
+                        ray.get(echo.ping.remote(), timeout=timeout_s)
                         ok = True
                     except ray.exceptions.ActorUnavailableError:
                         pass
+                    except ray.exceptions.GetTimeoutError:
+                        timed_out += 1
                     attempts.append((ok, (time.perf_counter() - a0) * 1e3))
                     if ok:
                         break
                 requests.append((ok, (time.perf_counter() - t0) * 1e3))
-            return {"attempts": attempts, "requests": requests}
+            return {"attempts": attempts, "requests": requests, "timed_out": timed_out}
 
     return Echo, Caller
 
@@ -288,7 +296,8 @@ def _loss_row(got: dict[str, list]) -> dict[str, Any]:
             "ok_p50_ms": statistics.median(ok_ms) if ok_ms else None, "requests": len(requests),
             "request_p50_ms": statistics.median(req_ms), "request_p99_ms": req_ms[min(len(req_ms) - 1,
                                                                                        int(0.99 * len(req_ms)))],
-            "request_mean_ms": statistics.fmean(req_ms), "failed": sum(1 for ok, _ in requests if not ok)}
+            "request_mean_ms": statistics.fmean(req_ms), "failed": sum(1 for ok, _ in requests if not ok),
+            "timed_out": got.get("timed_out", 0)}
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -304,7 +313,7 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 def format_loss(rows: Sequence[dict[str, Any]]) -> str:
     """The configured-vs-measured loss table, with what a lost call cost the caller."""
     out = [f"{'from':<8}{'to':<8}{'configured %':>13}{'measured %':>11}{'95% CI':>13}{'lost/attempts':>15}"
-           f"{'lost after ms':>14}{'ok ms':>8}{'request p50':>12}{'p99':>9}{'mean':>9}{'failed':>7}"]
+           f"{'lost after ms':>14}{'ok ms':>8}{'request p50':>12}{'p99':>9}{'mean':>9}{'failed':>7}{'timed out':>10}"]
     for r in rows:
         lost_after = "-" if r["lost_after_ms"] is None else f"{r['lost_after_ms']:.0f}"
         ok = "-" if r["ok_p50_ms"] is None else f"{r['ok_p50_ms']:.1f}"
@@ -312,7 +321,7 @@ def format_loss(rows: Sequence[dict[str, Any]]) -> str:
         count = f"{r['lost']}/{r['attempts']}"
         out.append(f"{r['from']:<8}{r['pool']:<8}{r['configured_pct']:>13d}{r['measured_pct']:>11.1f}{ci:>13}"
                    f"{count:>15}{lost_after:>14}{ok:>8}{r['request_p50_ms']:>12.1f}{r['request_p99_ms']:>9.1f}"
-                   f"{r['request_mean_ms']:>9.1f}{r['failed']:>7d}")
+                   f"{r['request_mean_ms']:>9.1f}{r['failed']:>7d}{r.get('timed_out', 0):>10d}")
     return "\n".join(out)
 
 
@@ -341,11 +350,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pings", type=int, default=20, help="timed calls per pool (20)")
     parser.add_argument("--calls", type=int, default=100,
                         help="requests per pool for the loss measurement, each retried up to twice (100)")
+    parser.add_argument("--ray-retries", type=int, default=0, metavar="N",
+                        help="let Ray retry lost calls (max_task_retries=N) instead of the caller (0: the caller)")
     parser.add_argument("--json", metavar="PATH",
                         help="also write the rows as JSON ({\"rtts\": [...], \"loss\": [...]} when loss is measured)")
     args = parser.parse_args(argv)
-    if args.pings < 1 or args.calls < 1:
-        parser.error(f"--pings={args.pings} and --calls={args.calls} must both be at least 1.")
+    if args.pings < 1 or args.calls < 1 or args.ray_retries < 0:
+        parser.error(f"--pings={args.pings} and --calls={args.calls} must both be at least 1, and "
+                     f"--ray-retries={args.ray_retries} at least 0.")
     try:
         spec = TestbedSpec(cloud_ms=args.cloud_ms, edge2_ms=args.edge2_ms, cloud_loss_pct=args.cloud_loss,
                            edge2_loss_pct=args.edge2_loss)
@@ -360,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = bed.measure_rtts(pings=args.pings)
         print(format_rtts(rows), flush=True)
         if lossy:
-            loss = bed.measure_loss(calls=args.calls)
+            loss = bed.measure_loss(calls=args.calls, ray_retries=args.ray_retries)
             print(format_loss(loss))
     if args.json:
         with open(args.json, "w") as f:

@@ -66,6 +66,6 @@ def test_the_wilson_interval_brackets_the_share_and_needs_a_trial():
 def test_the_loss_table_shows_configured_measured_and_the_cost():
     row = {"from": "site-1", "pool": "cloud", "configured_pct": 10, "attempts": 110, "lost": 11,
            "measured_pct": 10.0, "ci_low_pct": 5.7, "ci_high_pct": 17.0, "lost_after_ms": 1500.0, "ok_p50_ms": 40.1,
-           "request_p50_ms": 40.3, "request_p99_ms": 1600.0, "request_mean_ms": 190.0, "failed": 0}
+           "request_p50_ms": 40.3, "request_p99_ms": 1600.0, "request_mean_ms": 190.0, "failed": 0, "timed_out": 0}
     assert format_loss([row]).splitlines()[1].split() == ["site-1", "cloud", "10", "10.0", "5.7-17.0", "11/110",
-                                                          "1500", "40.1", "40.3", "1600.0", "190.0", "0"]
+                                                          "1500", "40.1", "40.3", "1600.0", "190.0", "0", "0"]
