@@ -21,8 +21,9 @@ scheduled arrival to its response (so a late send counts against the router that
 p50 and p99 per seed; mean ± 95 % CI (t) over seeds, and the same for the per-seed ratio
 yuanrong ÷ Serve default, paired by seed.
 
-Run: ``python bench/router_live.py`` (5 seeds × 400 requests, about 4 minutes on 2 cores);
-``--seeds 1 --requests 100`` for a quick look. Writes ``bench/results/router_live.json``.
+Run: ``python bench/router_live.py`` (5 seeds × 400 requests at 90 % load, about 4 minutes on 2
+cores); ``--seeds 1 --requests 100`` for a quick look. Writes ``bench/results/router_live.json``
+(``--name`` picks another file).
 """
 
 from __future__ import annotations
@@ -155,8 +156,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-stream-ms", type=float, default=2.5, help="step time added per stream (2.5)")
     parser.add_argument("--load", type=float, default=0.9, help="offered tokens ÷ full-batch token rate (0.9)")
     parser.add_argument("--error", type=float, default=0.5, help="σ of the log-normal length prediction (0.5)")
+    parser.add_argument("--name", default="router_live",
+                        help="results file: bench/results/NAME.json (router_live)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
+    if not args.name.replace("_", "").isalnum():
+        parser.error(f"--name={args.name!r} must be letters, digits and underscores "
+                     "(it names bench/results/NAME.json).")
     for name in ("seeds", "requests", "replicas", "batch"):
         if getattr(args, name) < 1:
             parser.error(f"--{name}={getattr(args, name)} must be at least 1.")
@@ -216,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         config = {k: getattr(args, k) for k in ("seeds", "requests", "replicas", "batch", "step_ms",
                                                  "per_stream_ms", "load", "error")}
-        path = write_json("router_live", {"command": "python bench/router_live.py " + " ".join(argv or sys.argv[1:]),
+        path = write_json(args.name, {"command": "python bench/router_live.py " + " ".join(argv or sys.argv[1:]),
                                           "config": config, "arrival_rate_rps": rate, "rows": rows, "routers": routers,
                                           "results": summary})
         print(f"\nwrote {path}")
