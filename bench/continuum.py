@@ -27,6 +27,9 @@ the file still says 15). Variants alternate order each round.
 
 Writes ``bench/results/continuum.json``.
 
+``--apps real`` runs the demo apps' own code in the replicas (see ``AppService``) and writes
+``bench/results/continuum_real_apps.json``.
+
 Usage:
     python bench/continuum.py                       # both scenarios, loads 1 and 2, 3 rounds (~4 min)
     python bench/continuum.py --rounds 1 --requests 10 --scenarios drift --loads 2   # a quick look
@@ -62,10 +65,63 @@ def _actors():
 
     @ray.remote(num_cpus=1)
     class Service:
+        """A stand-in replica: spins for the app's nominal service time."""
+
+        def __init__(self, app: str = "") -> None:
+            self.app = app
+
         def work(self, ms: float) -> None:
             end = time.perf_counter() + ms / 1e3
             while time.perf_counter() < end:
                 pass
+
+        def node(self) -> str:
+            return ray.get_runtime_context().get_node_id()
+
+    @ray.remote(num_cpus=1)
+    class AppService:
+        """A replica running the demo app's own code (``apps/``); a request's time is what that code takes.
+
+        features: the ETL's feature table (``apps.etl.pipeline`` on 20,000 seeded events) and one
+        lookup as ``apps.features.service.FeatureService`` does it (``pc.index`` on ``user_id``, one
+        row out); classifier: ``apps.inference.models.train_digits`` at start, one held-out image
+        classified per request; generator: ``apps.inference.models.BigramLM``, 3 tokens with the
+        app's per-token decode time (``TokenModel``, 5 ms a token); etl: placed, never called.
+        """
+
+        def __init__(self, app: str) -> None:
+            import random
+            import tempfile
+
+            self.app, self._rng = app, random.Random(7)
+            if app == "features":
+                from apps.etl.pipeline import expected_features, generate_events
+
+                with tempfile.TemporaryDirectory() as d:
+                    self._table = expected_features(generate_events(d, rows=20_000, users=2_000, files=1))
+                self._users = self._table["user_id"].to_pylist()
+            elif app == "classifier":
+                from apps.inference.models import train_digits
+
+                self._model = train_digits()
+            elif app == "generator":
+                from apps.inference.models import BigramLM
+
+                self._lm = BigramLM()
+
+        def work(self, ms: float) -> None:
+            if self.app == "features":
+                import pyarrow as pa
+                import pyarrow.compute as pc
+
+                i = pc.index(self._table["user_id"], pa.scalar(self._rng.choice(self._users), pa.int64())).as_py()
+                self._table.slice(i, 1).to_pylist()
+            elif self.app == "classifier":
+                x = self._model.test_x
+                self._model.predict(x[self._rng.randrange(len(x))].reshape(1, -1))
+            elif self.app == "generator":
+                for _ in self._lm.tokens("the zen of", 3, seed=self._rng.randrange(1000)):
+                    time.sleep(0.005)
 
         def node(self) -> str:
             return ray.get_runtime_context().get_node_id()
@@ -84,7 +140,7 @@ def _actors():
                 out.append((time.perf_counter() - t0) * 1e3)
             return out
 
-    return Service, Client
+    return Service, AppService, Client
 
 
 def _ray_selectors(pools: Any, budget: float | None) -> list[str]:
@@ -116,9 +172,9 @@ def place(variant: str, kind: str, budget: float | None, ctx: dict[str, Any]) ->
             opts = placer.options_for(req, policy="default" if budget is not None else "cost_first", timeout_s=0.5)
         except PlacementInfeasible:
             return None, None
-    actor = Service.options(**opts).remote()
+    actor = Service.options(**opts).remote(kind)
     try:
-        node = ray.get(actor.node.remote(), timeout=10)
+        node = ray.get(actor.node.remote(), timeout=ctx.get("create_timeout_s", 10))
     except ray.exceptions.GetTimeoutError:  # Ray keeps an unplaceable actor pending: count it unplaced
         ray.kill(actor)
         return None, None
@@ -187,15 +243,20 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_scenario(bed: Any, *, loads: list[int], rounds: int, requests: int,
-                 variants: tuple[str, ...] = VARIANTS) -> dict[str, Any]:
-    """Every variant at every load on a started testbed; alternating order per round."""
+                 variants: tuple[str, ...] = VARIANTS, real_apps: bool = False) -> dict[str, Any]:
+    """Every variant at every load on a started testbed; alternating order per round.
+
+    ``real_apps`` runs the demo apps' own code in the replicas instead of the spinning stand-ins.
+    """
     import ray
     from placement import load_pools
     from placement.ray_adapter import RayPlacer
     from placement.ray_probe import TelemetryProbe
     from placement.telemetry import Telemetry
 
-    Service, Client = _actors()
+    Service, AppService, Client = _actors()
+    if real_apps:
+        Service = AppService
     telemetry = Telemetry(max_age_s=30)
     pools = load_pools(POOLS_FILE)
     nodes = [n for n in ray.nodes() if n["Alive"]]
@@ -204,7 +265,8 @@ def run_scenario(bed: Any, *, loads: list[int], rounds: int, requests: int,
            "live_pools": {n["Labels"]["yr.io/pool"] for n in nodes},
            "placers": {"per_kind": RayPlacer(pools=pools, telemetry=telemetry, use_instance_registry=False),
                        "per_kind@file": RayPlacer(pools=pools, use_instance_registry=False)},
-           "client": Client.options(label_selector={"yr.io/pool": "edge-1"}).remote()}
+           "client": Client.options(label_selector={"yr.io/pool": "edge-1"}).remote(),
+           "create_timeout_s": 60 if real_apps else 10}  # the apps train or load their data at start
     with TelemetryProbe(telemetry, regions=["site-1"], pings=5) as probe:
         ctx["probe"] = probe
         measured = {p: percentile(s, 0.5) for (_, p), s in probe.probe().last.items()}
@@ -241,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loads", default="1,2", help="replicas per interactive app (1,2)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per load (3)")
     parser.add_argument("--requests", type=int, default=40, help="requests per app per round (40)")
+    parser.add_argument("--apps", choices=("stand-in", "real"), default="stand-in",
+                        help="replicas spin for the apps' nominal times (stand-in), or run the demo apps' code "
+                             "(real; writes continuum_real_apps.json)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     scenarios = [s for s in args.scenarios.split(",") if s]
@@ -254,16 +319,18 @@ def main(argv: list[str] | None = None) -> int:
     for scenario in scenarios:
         started = time.perf_counter()
         with Testbed(TestbedSpec(**SCENARIOS[scenario])) as bed:
-            results[scenario] = run_scenario(bed, loads=loads, rounds=args.rounds, requests=args.requests)
+            results[scenario] = run_scenario(bed, loads=loads, rounds=args.rounds, requests=args.requests,
+                                             real_apps=args.apps == "real")
         results[scenario]["seconds"] = time.perf_counter() - started
         results[scenario]["emulated_rtt_ms"] = TestbedSpec(**SCENARIOS[scenario]).configured
         print(table(scenario, results[scenario]), flush=True)
     if not args.no_write:
-        path = write_json("continuum", {"apps": [dict(zip(("name", "service_ms", "slo_ms", "budget_ms"), a))
-                                                 for a in APPS],
-                                        "rounds": args.rounds, "requests_per_app_per_round": args.requests,
-                                        "command": "python bench/continuum.py " + " ".join(argv or sys.argv[1:]),
-                                        "results": results})
+        name = "continuum" if args.apps == "stand-in" else "continuum_real_apps"
+        path = write_json(name, {"replicas": args.apps,
+                                 "apps": [dict(zip(("name", "service_ms", "slo_ms", "budget_ms"), a)) for a in APPS],
+                                 "rounds": args.rounds, "requests_per_app_per_round": args.requests,
+                                 "command": "python bench/continuum.py " + " ".join(argv or sys.argv[1:]),
+                                 "results": results})
         print(f"\nwrote {path}")
     return 0
 
