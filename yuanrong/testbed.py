@@ -355,9 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH",
                         help="also write the rows as JSON ({\"rtts\": [...], \"loss\": [...]} when loss is measured)")
     args = parser.parse_args(argv)
-    if args.pings < 1 or args.calls < 1 or args.ray_retries < 0:
-        parser.error(f"--pings={args.pings} and --calls={args.calls} must both be at least 1, and "
-                     f"--ray-retries={args.ray_retries} at least 0.")
+    for flag, value, least in (("--pings", args.pings, 1), ("--calls", args.calls, 1),
+                               ("--ray-retries", args.ray_retries, 0)):
+        if value < least:
+            parser.error(f"{flag} {value} must be at least {least}.")
     try:
         spec = TestbedSpec(cloud_ms=args.cloud_ms, edge2_ms=args.edge2_ms, cloud_loss_pct=args.cloud_loss,
                            edge2_loss_pct=args.edge2_loss)
