@@ -56,6 +56,8 @@ _DELAY_VAR = "RAY_testing_asio_delay_us"
 _DELAYED_HANDLER = "CoreWorkerService.grpc_server.PushTask"
 _FAILURE_VAR = "RAY_testing_rpc_failure"
 _FAILED_CALL = "CoreWorkerService.grpc_client.PushTask"
+LOSS_SPLITS = ("both", "request", "reply")
+"""Which leg of a call a link's losses hit (see :func:`loss_env`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +72,9 @@ class TestbedSpec:
         cloud_loss_pct: Percent of calls from ``site-1`` into the cloud that are lost (whole
             percents: Ray's injection draws an integer from 1 to 100 per call).
         edge2_loss_pct: The same for calls into ``edge-2``.
+        loss_split: Which leg loses: ``"both"`` (half the losses drop the request, half the reply),
+            ``"request"`` (the callee never runs a lost call) or ``"reply"`` (it runs, the caller
+            never hears).
     """
 
     __test__ = False  # a spec, not a pytest test class
@@ -80,6 +85,7 @@ class TestbedSpec:
     edge_cpus: float = 2
     cloud_loss_pct: int = 0
     edge2_loss_pct: int = 0
+    loss_split: str = "both"
 
     def __post_init__(self) -> None:
         for name in ("cloud_ms", "edge2_ms"):
@@ -92,6 +98,8 @@ class TestbedSpec:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not whole or not 0 <= v <= 100:
                 raise ValueError(f"{name}={v!r} is not a whole percent between 0 and 100; Ray's RPC failure "
                                  "injection draws whole percents, so give e.g. 5 (not 0.05 or 2.5).")
+        if self.loss_split not in LOSS_SPLITS:
+            raise ValueError(f"loss_split={self.loss_split!r} is not one of {', '.join(LOSS_SPLITS)}.")
 
     @property
     def configured(self) -> dict[str, float]:
@@ -121,15 +129,18 @@ def _delay_env(ms: float) -> MappingProxyType:
     return MappingProxyType({_DELAY_VAR: f"{_DELAYED_HANDLER}={us}:{us}"})
 
 
-def loss_env(loss_pct: int) -> dict[str, str]:
+def loss_env(loss_pct: int, split: str = "both") -> dict[str, str]:
     """Environment of a calling process that loses ``loss_pct`` % of its task and actor calls.
 
-    Half of the failures drop the request before it leaves (the callee never runs it), half drop
-    the reply (the callee ran it); the odd percent goes to the request. Empty for 0.
+    With ``split="both"`` half of the failures drop the request before it leaves (the callee never
+    runs it), half drop the reply (the callee ran it); the odd percent goes to the request.
+    ``"request"`` or ``"reply"`` puts them all on that leg. Empty for 0.
     """
+    if split not in LOSS_SPLITS:
+        raise ValueError(f"split={split!r} is not one of {', '.join(LOSS_SPLITS)}.")
     if not loss_pct:
         return {}
-    request = (int(loss_pct) + 1) // 2
+    request = {"both": (int(loss_pct) + 1) // 2, "request": int(loss_pct), "reply": 0}[split]
     failures = {_FAILED_CALL: {"num_failures": -1, "req_failure_prob": request,
                                "resp_failure_prob": int(loss_pct) - request}}
     return {_FAILURE_VAR: json.dumps(failures)}
@@ -192,7 +203,7 @@ class Testbed:
         if pool not in self.spec.configured_loss:
             raise ValueError(f"pool={pool!r} is not in the testbed; known pools: "
                              f"{', '.join(self.spec.configured_loss)}.")
-        env = loss_env(self.spec.configured_loss[pool])
+        env = loss_env(self.spec.configured_loss[pool], self.spec.loss_split)
         return {"label_selector": {"yr.io/pool": "edge-1"}, "runtime_env": {"env_vars": env} if env else None}
 
     def measure_loss(self, *, calls: int = 100, retries: int = 2, pools: Sequence[str] | None = None,
@@ -350,6 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pings", type=int, default=20, help="timed calls per pool (20)")
     parser.add_argument("--calls", type=int, default=100,
                         help="requests per pool for the loss measurement, each retried up to twice (100)")
+    parser.add_argument("--loss-split", choices=LOSS_SPLITS, default="both",
+                        help="which leg loses: half each (both), the request only, or the reply only (both)")
     parser.add_argument("--ray-retries", type=int, default=0, metavar="N",
                         help="let Ray retry lost calls (max_task_retries=N) instead of the caller (0: the caller)")
     parser.add_argument("--json", metavar="PATH",
@@ -361,7 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"{flag} {value} must be at least {least}.")
     try:
         spec = TestbedSpec(cloud_ms=args.cloud_ms, edge2_ms=args.edge2_ms, cloud_loss_pct=args.cloud_loss,
-                           edge2_loss_pct=args.edge2_loss)
+                           edge2_loss_pct=args.edge2_loss, loss_split=args.loss_split)
     except ValueError as e:
         parser.error(str(e).replace("cloud_loss_pct=", "--cloud-loss ").replace("edge2_loss_pct=", "--edge2-loss ")
                      .replace("cloud_ms=", "--cloud-ms ").replace("edge2_ms=", "--edge2-ms "))

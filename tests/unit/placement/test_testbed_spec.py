@@ -37,6 +37,11 @@ def test_a_link_loss_becomes_rays_failure_injection_in_the_caller():
     assert failures == {"CoreWorkerService.grpc_client.PushTask": {"num_failures": -1, "req_failure_prob": 3,
                                                                   "resp_failure_prob": 2}}
     assert loss_env(0) == {}
+    for split, legs in (("request", (5, 0)), ("reply", (0, 5))):
+        got = json.loads(loss_env(5, split)["RAY_testing_rpc_failure"])["CoreWorkerService.grpc_client.PushTask"]
+        assert (got["req_failure_prob"], got["resp_failure_prob"]) == legs
+    with pytest.raises(ValueError, match=r"loss_split='late' is not one of both, request, reply"):
+        TestbedSpec(loss_split="late")
     spec = TestbedSpec(cloud_loss_pct=10, edge2_loss_pct=4.0)
     assert spec.configured_loss == {"edge-1": 0, "edge-2": 4, "cloud": 10}
     assert all("RAY_testing_rpc_failure" not in n.env for n in spec.nodes())  # the nodes stay lossless
