@@ -145,3 +145,18 @@ class ChunkWriter:
                 handles.holder_by_name(hname).release.remote([self.key])
             except Exception:  # noqa: BLE001 - best effort cleanup; the original error matters
                 pass
+
+
+def copy_to_holder(node: str, key: HolderKey, refs: list, *, timeout: float) -> list | None:
+    """Have ``node``'s holder pull ``refs`` and keep its own copies under ``key``; their refs, or
+    ``None`` when a source is lost (the caller reads another copy instead)."""
+    future = handles.holder(node).adopt.remote(key, list(range(len(refs))), list(refs))
+    try:
+        return [a.ref for a in handles.call(future, what=f"copy by {holder_name(node)}", timeout=timeout)]
+    except LOST_ERRORS:
+        return None
+    except rex.RayTaskError as exc:
+        if isinstance(getattr(exc, "cause", None), LOST_ERRORS):
+            return None
+        raise
+
