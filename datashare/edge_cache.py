@@ -36,8 +36,7 @@ def _check_capacity(pool: str, capacity: object) -> int | None:
     return int(capacity)
 
 
-def set_pool_caches(capacities: Mapping[str, int | None], *, timeout: float = CONTROL_TIMEOUT_S,
-                    wait: bool = True) -> None:
+def set_pool_caches(capacities: Mapping[str, int | None], *, timeout: float = CONTROL_TIMEOUT_S) -> None:
     """Bound the edge cache of each pool to ``capacities[pool]`` bytes (0 or ``None``: no cache).
 
     A reader on a node of a pool with a cache that opens a dataset version with no copy in its pool
@@ -49,8 +48,6 @@ def set_pool_caches(capacities: Mapping[str, int | None], *, timeout: float = CO
     Args:
         capacities: Pool name -> bytes.
         timeout: Seconds to wait for the catalogue.
-        wait: Return only once the catalogue applied them; False sends them and returns (calls
-            this process makes later still see them: Ray runs one caller's calls in order).
 
     Raises:
         InvalidArgumentError: A pool name or capacity is not valid.
@@ -66,10 +63,7 @@ def set_pool_caches(capacities: Mapping[str, int | None], *, timeout: float = CO
         raise PermissionDeniedError(f"tenant {me.name!r} may not size pool caches; only the admin role may.",
                                     tenant=me.name, owner="cluster", resource="pool cache")
     for pool, capacity in checked.items():
-        if wait:
-            handles.ask_catalogue("set_pool_cache", pool, capacity, timeout=timeout)
-        else:
-            handles.tell_catalogue("set_pool_cache", pool, capacity)
+        handles.ask_catalogue("set_pool_cache", pool, capacity, timeout=timeout)
 
 
 def set_pool_cache(pool: str, capacity_bytes: int | None, *, timeout: float = CONTROL_TIMEOUT_S) -> None:

@@ -145,3 +145,26 @@ def test_losing_the_cache_node_reads_from_the_origin_and_fills_again(ds, ray_clu
         while ray_cluster.node_ids("ds-pc"):
             ray_cluster.remove_node("ds-pc")
         ds.delete("pc-lost")
+
+
+@pytest.mark.subprocess
+def test_an_admins_yr_init_applies_the_pools_files_cache_sizes(ds, ray_cluster, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import yuanrong as yr
+
+    pools = tmp_path / "pools.yaml"
+    pools.write_text("version: 1\npools:\n  ds-pc-init: {tier: edge, datashare_cache_mb: 3}\n")
+    code = (f"import yuanrong as yr, datashare\n"
+            f"yr.init(yr.Config(server_address={ray_cluster.address!r}, pools_file={str(pools)!r}, "
+            f"auth_token={yr.auth.token('ops', admin=True)!r}))\n"
+            "print(datashare.pool_caches()['ds-pc-init']['capacity'])\n"
+            "yr.finalize()\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "YR_ADDRESS")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[-1] == str(3 * _MB)
+    with _admin():
+        ds.set_pool_cache("ds-pc-init", None)
