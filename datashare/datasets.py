@@ -90,7 +90,7 @@ def _check_flag(allow_schema_change: object) -> None:
 def publish(name: str, data: Any, *, nodes: Sequence[str] | None = None,
             chunk_bytes: int = DEFAULT_CHUNK_BYTES, keep_previous: int = 1, lifetime: str = "detached",
             timeout: float = CONTROL_TIMEOUT_S, allow_schema_change: bool = False,
-            replicas: int = 1) -> DatasetInfo:
+            replicas: int | str | Sequence[str] = 1) -> DatasetInfo:
     """Publish ``data`` under ``name`` as a new version.
 
     Args:
@@ -108,10 +108,13 @@ def publish(name: str, data: Any, *, nodes: Sequence[str] | None = None,
         allow_schema_change: Publish even when the schema differs from the latest version's;
             without it such a version is refused, so that readers of the name never meet other
             columns unannounced.
-        replicas: Copies of every chunk, each on a different node (detached only). The extra
-            copies go to live nodes other than ``nodes``, preferring nodes whose labels (pool,
-            tier) differ from the first holder's; a read falls back to them when a holder's node
-            is gone, and ``where`` reports them.
+        replicas: Copies of every chunk, each on a different node (detached only). An int N:
+            N copies, the extra ones on live nodes other than ``nodes``, preferring nodes whose
+            labels (pool, tier) differ from the first holder's. ``"pools"``: a copy in every pool
+            with a live node; a list of pool names: a copy in each of them (one node per pool,
+            the one with the largest store; the holder nodes' pool needs none). A read takes the
+            copy nearest to it and falls back to the others when a node is gone; ``where``
+            reports them.
 
     Returns:
         The new version's :class:`DatasetInfo`.
@@ -166,7 +169,7 @@ def append(name: str, data: Any, *, nodes: Sequence[str] | None = None,
 
 def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: int, keep_previous: int,
              lifetime: str, timeout: float, base: Found | None, allow_schema_change: bool = False,
-             full: bool = False, replicas: int = 1) -> DatasetInfo:
+             full: bool = False, replicas: int | str | Sequence[str] = 1) -> DatasetInfo:
     """``full``: ``name`` is already the full name (``check_name``'s), so it is not scoped twice."""
     require_connected()
     if not full:

@@ -168,3 +168,34 @@ def test_an_admins_yr_init_applies_the_pools_files_cache_sizes(ds, ray_cluster, 
     assert proc.stdout.split()[-1] == str(3 * _MB)
     with _admin():
         ds.set_pool_cache("ds-pc-init", None)
+
+
+def test_replicas_pools_keeps_a_copy_in_every_pool_and_readers_there_need_no_cache(ds, ray_cluster):
+    import ray
+
+    from datashare.pool_cache import pool_of
+
+    head, edge1, edge2 = (node_of(ray_cluster, p) for p in ("cloud", "edge-1", "edge-2"))
+    live = {n["NodeID"]: pool_of(n["Labels"]) for n in ray.nodes() if n["Alive"]}
+    table = _table(100_000)
+    with _admin():
+        ds.set_pool_cache("edge-1", 64 * _MB)
+    try:
+        info = ds.publish("pc-everywhere", table, nodes=[head], replicas="pools")
+        assert info.node_ids[0] == head and len(info.node_ids) == len(set(live.values()))
+        assert {live[n] for n in info.node_ids} == set(live.values())       # one copy per pool
+        assert {head, edge1, edge2} <= set(ds.where("pc-everywhere"))
+        fills = _stats(ds, "edge-1")["fills"]
+        assert _read_on(edge1, "pc-everywhere")["rows"] == table.num_rows
+        assert _stats(ds, "edge-1")["fills"] == fills                       # its pool had a copy already
+
+        info = ds.publish("pc-named", table, nodes=[head], replicas=["edge-2", "cloud"])
+        assert info.node_ids == (head, edge2)                               # cloud holds the primary
+        for bad in ("everywhere", ["nowhere"], [], 0, True):
+            with pytest.raises(ds.InvalidArgumentError, match="replicas"):
+                ds.publish("pc-named", table, replicas=bad)
+    finally:
+        with _admin():
+            ds.set_pool_cache("edge-1", None)
+        ds.delete("pc-everywhere")
+        ds.delete("pc-named")
