@@ -152,11 +152,20 @@ def _cross_node(ds, cluster, nbytes, rounds, rows, record) -> None:
                      median(gbps["raw"]), 0.9, "higher"))
 
 
-def _read_endpoints(client, info) -> pa.Table:
+def _bearer():
+    """Call options carrying the cluster token, which a datashare Flight server without yuanrong accepts."""
+    import pyarrow.flight as flight
+
+    path = pathlib.Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or pathlib.Path.home() / ".ray" / "auth_token")
+    return flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {path.read_text().strip()}".encode())])
+
+
+def _read_endpoints(client, info, options) -> pa.Table:
     import pyarrow.flight as flight
 
     with ThreadPoolExecutor(max(1, len(info.endpoints))) as pool:
-        parts = list(pool.map(lambda e: client.do_get(flight.Ticket(e.ticket.ticket)).read_all(), info.endpoints))
+        parts = list(pool.map(lambda e: client.do_get(flight.Ticket(e.ticket.ticket), options=options).read_all(),
+                              info.endpoints))
     return pa.concat_tables(parts)
 
 
@@ -174,12 +183,14 @@ def _flight(ds, nbytes, rounds, rows, record) -> None:
     plain = Plain("grpc://127.0.0.1:0")
     threading.Thread(target=plain.serve, daemon=True).start()
     c_ours, c_plain = flight.connect(ours.location), flight.connect(f"grpc://127.0.0.1:{plain.port}")
+    auth = _bearer()        # sent to both servers (the plain one ignores it)
     try:
-        info = c_ours.get_flight_info(flight.FlightDescriptor.for_path("bench-flight"))
-        assert _read_endpoints(c_ours, info).num_rows == table.num_rows
+        info = c_ours.get_flight_info(flight.FlightDescriptor.for_path("bench-flight"), options=auth)
+        assert _read_endpoints(c_ours, info, auth).num_rows == table.num_rows
         gbps = _alternate({
-            "yuanrong": lambda: table.nbytes / _timed(lambda: _read_endpoints(c_ours, info)) / 1e9,
-            "raw": lambda: table.nbytes / _timed(lambda: c_plain.do_get(flight.Ticket(b"t")).read_all()) / 1e9,
+            "yuanrong": lambda: table.nbytes / _timed(lambda: _read_endpoints(c_ours, info, auth)) / 1e9,
+            "raw": lambda: table.nbytes / _timed(lambda: c_plain.do_get(flight.Ticket(b"t"),
+                                                                        options=auth).read_all()) / 1e9,
         }, rounds)
     finally:
         c_ours.close()
