@@ -40,15 +40,31 @@ def _pool_of_holder(holder: str) -> str | None:
     return None if labels is None else pool_of(labels)
 
 
-def candidates(found: Found, here: str, pool: str) -> list[list[Copy]]:
-    """Per chunk, its copies nearest first: this node, this pool, then primary, replicas, caches."""
+def candidates(found: Found, here: str | None = None, pool: str | None = None) -> list[list[Copy]]:
+    """Per chunk, its copies nearest first: this node, this pool, then primary, replicas, caches.
+
+    ``here``/``pool`` default to this process's node and pool; a version with one copy of each
+    chunk needs neither (the common case costs no label lookup).
+    """
+    if not found.spares and not found.cached:
+        return [[Copy(ref, holder, None)] for ref, holder in zip(found.refs, found.holders)]
+    here = handles.current_node_id() if here is None else here
+    pool = my_pool() if pool is None else pool
+    pools: dict[str, str | None] = {}
+
+    def distance(copy: Copy) -> int:
+        if node_of(copy.holder) == here:
+            return 0
+        if copy.holder not in pools:
+            pools[copy.holder] = _pool_of_holder(copy.holder)
+        return 1 if pools[copy.holder] == pool else 2
+
     out = []
     for i, (ref, holder) in enumerate(zip(found.refs, found.holders)):
         copies = [Copy(ref, holder, None),
                   *(Copy(r, h, None) for r, h in (found.spares[i] if found.spares else ())),
                   *(Copy(c.refs[i], c.holders[i], c) for c in found.cached)]
-        out.append(sorted(copies, key=lambda c: 0 if node_of(c.holder) == here
-                          else 1 if _pool_of_holder(c.holder) == pool else 2))
+        out.append(sorted(copies, key=distance))
     return out
 
 
@@ -78,13 +94,13 @@ def fill_pool_cache(found: Found, name: str, here: str, pool: str, timeout: floa
     return handles.ask_catalogue("cache_add", copy, timeout=timeout)
 
 
-def read(found: Found, name: str, here: str, pool: str, timeout: float | None) -> list:
+def read(found: Found, name: str, timeout: float | None) -> list:
     """The chunks of ``found``, each from its nearest readable copy.
 
     Raises:
         ObjectLostError: Some chunk has no readable copy left.
     """
-    plan = candidates(found, here, pool)
+    plan = candidates(found)
     level = [0] * len(plan)
     forgotten: set = set()
     while True:

@@ -345,17 +345,17 @@ def _open_table(name: str, version: int | None, timeout: float | None, fresh: bo
         hit = _read_cache.get(name, version)
         if hit is not None:
             return hit[1], hit[0], True
-    here, pool = current_node_id(), chunk_reads.my_pool()
     found = _read_cache.get_entry(name, version)
     if found is None:
+        pool = chunk_reads.my_pool()
         found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S, full=True, pool=pool)
-        filled = chunk_reads.fill_pool_cache(found, name, here, pool, timeout or CONTROL_TIMEOUT_S)
+        filled = chunk_reads.fill_pool_cache(found, name, current_node_id(), pool, timeout or CONTROL_TIMEOUT_S)
         if filled is not None:
             _read_cache.saw_generation(filled.generation)
             found = filled
         _read_cache.put_entry(name, version, found, found.generation)
     info_ = found.info
-    chunks = chunk_reads.read(found, name, here, pool, timeout)
+    chunks = chunk_reads.read(found, name, timeout)
     table = chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks)
     _read_cache.put(name, version, info_, table, found.generation)
     return table, info_, False
@@ -376,7 +376,7 @@ def stream(name: str, *, version: int | None = None,
     pool = chunk_reads.my_pool()
     found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S, pool=pool)
     info_, refs_ = found.info, found.refs
-    plan = chunk_reads.candidates(found, current_node_id(), pool)
+    plan = chunk_reads.candidates(found, pool=pool)
     for i, copies in enumerate(plan):
         if i + 1 < len(plan):
             prefetch(plan[i + 1][0].ref)     # pull the next chunk while the caller works on this one
