@@ -43,7 +43,7 @@ def set_pool_caches(capacities: Mapping[str, int | None], *, timeout: float = CO
     has its node's holder pull the version once into the cache; later readers in the pool map
     that copy. Copies least recently read are evicted to stay within the capacity (now, too, if it
     shrinks). Cluster-wide and kept in memory by the catalogue: set again after it restarts
-    (yuanrong does at ``yr.init`` from the pools file's ``datashare_cache_mb``). Admin only.
+    (yuanrong does at an admin's ``yr.init`` from the pools file's ``datashare_cache_mb``). Admin only.
 
     Args:
         capacities: Pool name -> bytes.

@@ -11,7 +11,7 @@ def apply(pools_file: str, tenant: str) -> None:
     """Set every pool's edge cache to its ``datashare_cache_mb`` in ``pools_file`` (one catalogue call
     per such pool; nothing when no pool declares one).
 
-    Called by ``yr.init`` for the caller that started the cluster or holds the admin role: sizing a
+    Called by a ``yr.init`` that started an embedded cluster or acts as the admin role: sizing a
     pool's cache is the cluster's business, not one tenant's.
 
     Raises:

@@ -346,7 +346,7 @@ def init(conf: Config | None = None) -> ClientInfo:
             pass
         tenancy.set_process_tenant(tenancy.Tenant(creds.identity.tenant, creds.identity.is_admin))
         pools_file = conf.pools_file or os.environ.get("YR_POOLS_FILE", "")
-        if pools_file and (owns or creds.identity.is_admin):
+        if pools_file and (embedded or creds.identity.is_admin):
             pool_caches.apply(pools_file, creds.identity.tenant)   # each pool's datashare edge cache
         _current = Session(initialized=True, owns_ray=owns, namespace=namespace, info=info, pools_file=pools_file,
                            recycle_time=conf.recycle_time, identity=creds.identity)
