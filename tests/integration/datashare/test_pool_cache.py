@@ -199,3 +199,20 @@ def test_replicas_pools_keeps_a_copy_in_every_pool_and_readers_there_need_no_cac
             ds.set_pool_cache("edge-1", None)
         ds.delete("pc-everywhere")
         ds.delete("pc-named")
+
+
+@pytest.mark.slow
+def test_replicas_pools_survive_losing_the_publishing_pool(ds, ray_cluster):
+    from yuanrong.local_cluster import NodeSpec
+
+    edge1 = node_of(ray_cluster, "edge-1")
+    table = _table(200_000)
+    node = ray_cluster.add_node(NodeSpec(pool="ds-rp", tier="edge", num_cpus=1, object_store_mb=128))
+    try:
+        info = ds.publish("pc-survive", table, nodes=[node], replicas="pools")
+        assert info.node_ids[0] == node and edge1 in info.node_ids
+    finally:
+        ray_cluster.remove_node("ds-rp")
+    assert _read_on(edge1, "pc-survive")["rows"] == table.num_rows          # edge-1's own copy
+    assert ds.open("pc-survive", timeout=60, fresh=True).equals(table)      # the cloud's copy
+    ds.delete("pc-survive")
