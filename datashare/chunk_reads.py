@@ -18,7 +18,7 @@ from datashare._ray.naming import HOLDER_PREFIX, holder_name, node_of
 from datashare._ray.pipeline import copy_to_holder
 from datashare._ray.store import get_chunks
 from datashare.catalogue import Found, HolderKey
-from datashare.errors import ObjectLostError, StoreFullError
+from datashare.errors import ObjectLostError
 from datashare.pool_cache import CACHE_SPACE, CachedCopy, pool_of
 
 __all__ = ["Copy", "candidates", "fill_pool_cache", "my_pool", "read"]
@@ -84,12 +84,9 @@ def fill_pool_cache(found: Found, name: str, here: str, pool: str, timeout: floa
     if all(_pool_of_holder(copies[0].holder) == pool for copies in plan):
         return None         # every chunk already has a copy in this pool
     key = HolderKey(CACHE_SPACE, info.name, (info.version, uuid.uuid4().hex))
-    try:
-        refs = copy_to_holder(here, key, [copies[0].ref for copies in plan], timeout=timeout)
-    except StoreFullError:
-        return None         # no room on this node: read across pools as without a cache
+    refs = copy_to_holder(here, key, [copies[0].ref for copies in plan], timeout=timeout)
     if refs is None:
-        return None
+        return None         # e.g. no room on this node: read across pools as without a cache
     copy = CachedCopy(pool, info.name, info.version, tuple(refs), (holder_name(here),) * len(refs), key, info.nbytes)
     return handles.ask_catalogue("cache_add", copy, timeout=timeout)
 

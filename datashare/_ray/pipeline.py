@@ -149,14 +149,16 @@ class ChunkWriter:
 
 def copy_to_holder(node: str, key: HolderKey, refs: list, *, timeout: float) -> list | None:
     """Have ``node``'s holder pull ``refs`` and keep its own copies under ``key``; their refs, or
-    ``None`` when a source is lost (the caller reads another copy instead)."""
-    future = handles.holder(node).adopt.remote(key, list(range(len(refs))), list(refs))
+    ``None`` when that failed (a source lost, the node's store full or its holder gone, no answer in
+    ``timeout``): the caller then reads another copy, and the holder is told to drop whatever it
+    kept under ``key``."""
+    holder = handles.holder(node)
     try:
-        return [a.ref for a in handles.call(future, what=f"copy by {holder_name(node)}", timeout=timeout)]
-    except LOST_ERRORS:
+        return [a.ref for a in handles.call(holder.adopt.remote(key, list(range(len(refs))), list(refs)),
+                                            what=f"copy by {holder_name(node)}", timeout=timeout)]
+    except (*LOST_ERRORS, StoreFullError, DataTimeoutError, rex.ActorDiedError, rex.ActorUnavailableError,
+            rex.RayTaskError) as exc:
+        if isinstance(exc, rex.RayTaskError) and not isinstance(getattr(exc, "cause", None), LOST_ERRORS):
+            raise
+        holder.release.remote([key])
         return None
-    except rex.RayTaskError as exc:
-        if isinstance(getattr(exc, "cause", None), LOST_ERRORS):
-            return None
-        raise
-
