@@ -42,6 +42,7 @@ from datashare.datasets import (
     versions,
     where,
 )
+from datashare.edge_cache import pool_caches, set_pool_cache, set_pool_caches
 from datashare.quotas import quotas, report_usage, set_quota, tenant_usage
 from datashare.datasets import open_table as open  # noqa: A004 - the API's verb, like ray.get
 from datashare.flight_server import FlightEndpoint, serve_flight, ticket_for
@@ -76,6 +77,7 @@ __all__ = [
     "list_datasets",
     "locality",
     "open",
+    "pool_caches",
     "publish",
     "publish_ray_dataset",
     "put",
@@ -83,6 +85,8 @@ __all__ = [
     "refs",
     "report_usage",
     "serve_flight",
+    "set_pool_cache",
+    "set_pool_caches",
     "set_quota",
     "shutdown_actors",
     "start_services",

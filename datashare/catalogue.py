@@ -25,8 +25,8 @@ from typing import Any, NamedTuple, Union
 
 from datashare import tenancy
 from datashare.dataset_info import DatasetInfo
-from datashare.errors import SchemaMismatchError
-from datashare.errors import QuotaExceededError
+from datashare.errors import QuotaExceededError, SchemaMismatchError
+from datashare.pool_cache import CACHE_SPACE, CachedCopy, PoolCaches
 
 __all__ = [
     "Catalogue",
@@ -75,6 +75,8 @@ class Found:
     holders: tuple[str, ...]
     generation: int
     spares: tuple = ()          # per chunk: ((ref, holder), ...) of its replicas on other nodes
+    cached: tuple = ()          # CachedCopy of every pool's edge cache that holds the version
+    cache_capacity: int = 0     # bytes the asking pool's cache may hold (0: no cache there)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,6 +167,7 @@ class Catalogue:
         self._outbox: list[Instruction] = []
         self._quotas: dict[str, dict[str, float]] = {}
         self._usage: dict[str, dict[str, tuple[dict[str, float], float]]] = {}   # tenant -> reporter -> (amounts, at)
+        self._caches = PoolCaches()
 
     @property
     def generation(self) -> int:
@@ -232,6 +235,7 @@ class Catalogue:
             self._outbox.append(Describe(hname, key, info))
         older = sorted(v for v in versions if v < info.version)
         self._drop(info.name, older[: max(0, len(older) - keep_previous)])
+        self._release_copies(self._caches.drop(info.name, before=info.version))   # stale edge copies
         self._bump()
 
     def set_quota(self, tenant: str, quota: str, limit: float | None) -> None:
@@ -287,15 +291,54 @@ class Catalogue:
                 f"raise the quota (datashare.set_quota).",
                 tenant=tenant, quota="dataset_bytes", limit=limit, requested=used)
 
-    def lookup(self, name: str, version: int | None) -> Found | Missing:
-        """The given version of ``name`` (``None``: the latest), or what exists instead."""
+    def lookup(self, name: str, version: int | None, pool: str | None = None) -> Found | Missing:
+        """The given version of ``name`` (``None``: the latest), or what exists instead. ``pool``: the
+        reader's pool; its cached copy counts as read (LRU), and the answer carries its capacity."""
         versions = self._datasets.get(name)
         if not versions:
             return Missing(tuple(sorted(self._datasets)), (), self._generation)
         entry = versions.get(max(versions) if version is None else version)
         if entry is None:
             return Missing(tuple(sorted(self._datasets)), tuple(sorted(versions)), self._generation)
-        return Found(entry.info, entry.refs, entry.holders, self._generation, entry.spares)
+        if pool is not None:
+            self._caches.get(pool, name, entry.info.version, touch=True)
+        return Found(entry.info, entry.refs, entry.holders, self._generation, entry.spares,
+                     self._caches.copies_of(name, entry.info.version),
+                     self._caches.capacity(pool) if pool is not None else 0)
+
+    # --- per-pool edge caches (datashare.pool_cache) -----------------------------------------
+
+    def set_pool_cache(self, pool: str, nbytes: int | None) -> None:
+        """Bound ``pool``'s cache to ``nbytes`` (``None`` or 0: no cache); evicts what no longer fits."""
+        self._release_copies(self._caches.set_capacity(pool, nbytes), bump=True)
+
+    def cache_add(self, copy: CachedCopy) -> Found | None:
+        """Keep a copy a reader of ``copy.pool`` made; returns the version as readers of that pool
+        should now see it, or ``None`` when the version is gone (the copy is released)."""
+        versions = self._datasets.get(copy.name, {})
+        if copy.version not in versions:
+            self._release_copies([copy])
+            return None
+        kept, dropped = self._caches.add(copy)
+        self._release_copies(dropped)
+        if kept is copy:
+            self._bump()
+        return dataclasses.replace(self.lookup(copy.name, copy.version), cache_capacity=self._caches.capacity(copy.pool))
+
+    def cache_forget(self, pool: str, name: str, version: int, key: Any) -> None:
+        """A reader found ``pool``'s copy lost (its node left): stop handing it out."""
+        self._release_copies(self._caches.forget(pool, name, version, key), bump=True)
+
+    def pool_caches(self) -> dict[str, dict[str, Any]]:
+        return self._caches.stats()
+
+    def _release_copies(self, copies: Iterable[CachedCopy], *, bump: bool = False) -> None:
+        copies = list(copies)
+        for copy in copies:
+            for hname in dict.fromkeys(copy.holders):
+                self._outbox.append(Release(hname, (copy.key,)))
+        if copies and bump:
+            self._bump()
 
     def list(self) -> list[DatasetInfo]:
         """The latest version of every dataset, sorted by name."""
@@ -329,6 +372,7 @@ class Catalogue:
                 by_holder.setdefault(hname, []).append(dataset_key(name, version))
         if not table:
             self._datasets.pop(name, None)
+        self._release_copies(self._caches.drop(name, versions))
         if versions:
             self._bump()
         for hname, keys in by_holder.items():
@@ -426,6 +470,9 @@ class Catalogue:
         for hname, inventory in inventories.items():
             for key, (description, chunks) in inventory.items():
                 key = HolderKey(*key)
+                if key.space == CACHE_SPACE:     # caches start empty after a restart
+                    self._outbox.append(Release(hname, (key,)))
+                    continue
                 if key.space != "ds":
                     ref = chunks.get(0)
                     if description is not None and ref is not None and key.name not in self._kv:

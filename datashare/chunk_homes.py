@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datashare._ray import handles
 from datashare._ray.handles import current_node_id
 from datashare.errors import InvalidArgumentError
+from datashare.pool_cache import pool_of
 
 
 def target_nodes(nodes: Sequence[str] | None) -> list[str]:
@@ -27,15 +28,22 @@ _SMALL_CHUNK = 64 * 1024 * 1024
 
 
 def spare_nodes(targets: list[str], replicas: object, lifetime: str) -> list[str]:
-    """Nodes for the ``replicas - 1`` extra copies: not targets, labels unlike the first target's."""
-    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
-        raise InvalidArgumentError("replicas", replicas, "it must be an int >= 1 (1: no extra copy).")
+    """Nodes for the extra copies of ``replicas``: an int N (N - 1 copies on other nodes, labels
+    unlike the first target's first), ``"pools"`` (a copy in every pool with a live node) or a list
+    of pool names (a copy in each)."""
+    count = isinstance(replicas, int) and not isinstance(replicas, bool) and replicas >= 1
+    named = isinstance(replicas, (list, tuple)) and len(replicas) > 0
+    if not (count or named or replicas == "pools"):
+        raise InvalidArgumentError("replicas", replicas, "give an int >= 1 (1: no extra copy), 'pools' (a copy in "
+                                   "every pool), or a list of pool names (a copy in each).")
     if replicas == 1:
         return []
     if lifetime != "detached":
         raise InvalidArgumentError("replicas", replicas, "replicas are kept by holders; use "
                                    "lifetime='detached' (lifetime='job' data has one copy).")
     live = handles.alive_nodes()
+    if not isinstance(replicas, int):
+        return _one_per_pool(targets, replicas, live)
     first = set((live.get(targets[0], {}).get("Labels") or {}).items())
     others = [n for n in live if n not in targets]
     if len(others) < replicas - 1:
@@ -44,6 +52,28 @@ def spare_nodes(targets: list[str], replicas: object, lifetime: str) -> list[str
     # Fewest labels shared with the first holder first (another pool or tier), then by id.
     others.sort(key=lambda n: (len(first & set((live[n].get("Labels") or {}).items())), n))
     return others[:replicas - 1]
+
+
+def _one_per_pool(targets: list[str], pools: str | Sequence[str], live: dict) -> list[str]:
+    """One node in each of ``pools`` (``"pools"``: every live pool) not already holding the data:
+    the node with the largest object store, then by id."""
+    by_pool: dict[str, list[str]] = {}
+    for node, record in live.items():
+        by_pool.setdefault(pool_of(record.get("Labels")), []).append(node)
+    wanted = sorted(by_pool) if pools == "pools" else list(dict.fromkeys(pools))
+    unknown = [p for p in wanted if not isinstance(p, str) or p not in by_pool]
+    if unknown:
+        raise InvalidArgumentError("replicas", list(pools), f"no live node is in pool(s) {unknown}; pools with live "
+                                   f"nodes: {', '.join(sorted(by_pool))}.")
+    held = {pool_of((live.get(t) or {}).get("Labels")) for t in targets}
+    out = []
+    for pool in wanted:
+        spare = [n for n in by_pool[pool] if n not in targets]
+        if (len(held) == 1 and pool in held) or not spare:
+            continue        # the holder nodes' own pool, or a pool with no node besides them
+        spare.sort(key=lambda n: (-(live[n].get("Resources") or {}).get("object_store_memory", 0), n))
+        out.append(spare[0])
+    return out
 
 
 def fit_chunk(chunk_bytes: int, targets: list[str]) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 from opentelemetry import trace as otel_trace
 
-from datashare import chunk_homes, tenancy
+from datashare import chunk_homes, chunk_reads, tenancy
 from datashare._ray import handles
 from datashare._ray.handles import CONTROL_TIMEOUT_S, current_node_id, require_connected
 from datashare._ray.naming import node_of
@@ -90,7 +90,7 @@ def _check_flag(allow_schema_change: object) -> None:
 def publish(name: str, data: Any, *, nodes: Sequence[str] | None = None,
             chunk_bytes: int = DEFAULT_CHUNK_BYTES, keep_previous: int = 1, lifetime: str = "detached",
             timeout: float = CONTROL_TIMEOUT_S, allow_schema_change: bool = False,
-            replicas: int = 1) -> DatasetInfo:
+            replicas: int | str | Sequence[str] = 1) -> DatasetInfo:
     """Publish ``data`` under ``name`` as a new version.
 
     Args:
@@ -108,10 +108,13 @@ def publish(name: str, data: Any, *, nodes: Sequence[str] | None = None,
         allow_schema_change: Publish even when the schema differs from the latest version's;
             without it such a version is refused, so that readers of the name never meet other
             columns unannounced.
-        replicas: Copies of every chunk, each on a different node (detached only). The extra
-            copies go to live nodes other than ``nodes``, preferring nodes whose labels (pool,
-            tier) differ from the first holder's; a read falls back to them when a holder's node
-            is gone, and ``where`` reports them.
+        replicas: Copies of every chunk, each on a different node (detached only). An int N:
+            N copies, the extra ones on live nodes other than ``nodes``, preferring nodes whose
+            labels (pool, tier) differ from the first holder's. ``"pools"``: a copy in every pool
+            with a live node; a list of pool names: a copy in each of them (one node per pool,
+            the one with the largest store; the holder nodes' pool needs none). A read takes the
+            copy nearest to it and falls back to the others when a node is gone; ``where``
+            reports them.
 
     Returns:
         The new version's :class:`DatasetInfo`.
@@ -166,7 +169,7 @@ def append(name: str, data: Any, *, nodes: Sequence[str] | None = None,
 
 def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: int, keep_previous: int,
              lifetime: str, timeout: float, base: Found | None, allow_schema_change: bool = False,
-             full: bool = False, replicas: int = 1) -> DatasetInfo:
+             full: bool = False, replicas: int | str | Sequence[str] = 1) -> DatasetInfo:
     """``full``: ``name`` is already the full name (``check_name``'s), so it is not scoped twice."""
     require_connected()
     if not full:
@@ -265,13 +268,15 @@ def publish_refs(name: str, block_refs: Sequence[Any], *, keep_previous: int = 1
 # --------------------------------------------------------------------------------------------
 
 
-def _lookup(name: str, version: int | None, timeout: float, *, full: bool = False) -> Found:
+def _lookup(name: str, version: int | None, timeout: float, *, full: bool = False,
+            pool: str | None = None) -> Found:
+    """``pool``: the reader's, for a read (its cached copy counts as used; its capacity comes back)."""
     require_connected()
     if not full:
         name = check_name(name)
     check_version(version)
     check_timeout(timeout)
-    reply = handles.ask_catalogue("lookup", name, version, timeout=timeout)
+    reply = handles.ask_catalogue("lookup", name, version, pool, timeout=timeout)
     _read_cache.saw_generation(reply.generation)
     if not isinstance(reply, Found):
         # Other tenants' names are not shown.
@@ -342,27 +347,18 @@ def _open_table(name: str, version: int | None, timeout: float | None, fresh: bo
             return hit[1], hit[0], True
     found = _read_cache.get_entry(name, version)
     if found is None:
-        found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S, full=True)
+        pool = chunk_reads.my_pool()
+        found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S, full=True, pool=pool)
+        filled = chunk_reads.fill_pool_cache(found, name, current_node_id(), pool, timeout or CONTROL_TIMEOUT_S)
+        if filled is not None:
+            _read_cache.saw_generation(filled.generation)
+            found = filled
         _read_cache.put_entry(name, version, found, found.generation)
     info_ = found.info
-    chunks = _get_with_replicas(found, name, timeout)
+    chunks = chunk_reads.read(found, name, timeout)
     table = chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks)
     _read_cache.put(name, version, info_, table, found.generation)
     return table, info_, False
-
-
-def _get_with_replicas(found: Found, name: str, timeout: float | None) -> list:
-    """The chunks of ``found``; a chunk lost with its holder's node is read from a replica."""
-    refs = list(found.refs)
-    for level in range(len(found.spares[0]) if found.spares else 0):
-        try:
-            return get_chunks(refs, name=name, version=found.info.version, node_ids=found.info.node_ids,
-                              timeout=timeout)
-        except ObjectLostError as err:
-            for i in err.lost_chunks:
-                refs[i] = found.spares[i][level][0] if level < len(found.spares[i]) else refs[i]
-    return get_chunks(refs, name=name, version=found.info.version, node_ids=found.info.node_ids,
-                      timeout=timeout)
 
 
 def stream(name: str, *, version: int | None = None,
@@ -377,13 +373,14 @@ def stream(name: str, *, version: int | None = None,
         >>> rows = sum(b.num_rows for b in stream("big"))   # doctest: +SKIP
     """
     check_timeout(timeout, allow_none=True)
-    found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S)
+    pool = chunk_reads.my_pool()
+    found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S, pool=pool)
     info_, refs_ = found.info, found.refs
-    for i, ref in enumerate(refs_):
-        if i + 1 < len(refs_):
-            prefetch(refs_[i + 1])     # pull the next chunk while the caller works on this one
-        copies = [ref, *(spare for spare, _ in (found.spares[i] if found.spares else ()))]
-        for n, candidate in enumerate(copies):      # a replica when the chunk's holder node is gone
+    plan = chunk_reads.candidates(found, pool=pool)
+    for i, copies in enumerate(plan):
+        if i + 1 < len(plan):
+            prefetch(plan[i + 1][0].ref)     # pull the next chunk while the caller works on this one
+        for n, candidate in enumerate(c.ref for c in copies):   # the next copy when a node is gone
             try:
                 (chunk,) = get_chunks([candidate], name=name, version=info_.version,
                                       node_ids=info_.node_ids, timeout=timeout)
@@ -450,7 +447,8 @@ def locality(name_or_ref: Any, *, timeout: float = CONTROL_TIMEOUT_S) -> dict[st
             raise InvalidArgumentError("name_or_ref", bad, "a list passed here must hold ObjectRefs only.")
     elif isinstance(name_or_ref, str):
         found = _lookup(name_or_ref, None, timeout)
-        ref_list = [*found.refs, *(ref for copies in found.spares for ref, _ in copies)]
+        ref_list = [*found.refs, *(ref for copies in found.spares for ref, _ in copies),
+                    *(ref for copy in found.cached for ref in copy.refs)]
     else:
         raise InvalidArgumentError("name_or_ref", name_or_ref, "pass a dataset name or an ObjectRef.")
     return bytes_by_node(ref_list, timeout=timeout)

@@ -81,6 +81,7 @@ POOLS_SCHEMA: Mapping[str, Any] = {
                     },
                     "watts_per_cpu": _NONNEG,
                     "bandwidth_mbps": _NONNEG,
+                    "datashare_cache_mb": _NONNEG,
                     "latency_ms": {
                         "type": "object",
                         "additionalProperties": False,
@@ -143,6 +144,8 @@ class Pool:
         carbon: Grid carbon intensity, or ``None`` when unknown.
         watts_per_cpu: Power drawn per busy CPU, used to turn intensity into grams per hour.
         bandwidth_mbps: Uplink bandwidth of the pool, or ``None``.
+        datashare_cache_mb: MiB of the pool's datashare edge cache (copies of datasets its readers
+            pulled from other pools), or ``None`` for no cache.
         latency_to_pools_ms: Round-trip latency to other pools.
         latency_to_regions_ms: Round-trip latency from client regions to this pool.
         attributes: Anything else a custom policy needs.
@@ -157,6 +160,7 @@ class Pool:
     carbon: CarbonIntensity | None = None
     watts_per_cpu: float = 10.0
     bandwidth_mbps: float | None = None
+    datashare_cache_mb: float | None = None
     latency_to_pools_ms: Mapping[str, float] = dataclasses.field(default_factory=dict)
     latency_to_regions_ms: Mapping[str, float] = dataclasses.field(default_factory=dict)
     attributes: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -180,7 +184,8 @@ class Pool:
                         "give a number such as 0.05.",
                         key=f"{self.name}.{field}.{key}",
                     )
-        for field, value in (("watts_per_cpu", self.watts_per_cpu), ("bandwidth_mbps", self.bandwidth_mbps)):
+        for field, value in (("watts_per_cpu", self.watts_per_cpu), ("bandwidth_mbps", self.bandwidth_mbps),
+                             ("datashare_cache_mb", self.datashare_cache_mb)):
             if value is not None and not _finite_nonneg(value):
                 raise PoolConfigError(f"pool {self.name!r}: {field}={value!r} is not a finite non-negative number; "
                                       "give a number such as 10.", key=f"{self.name}.{field}")
@@ -480,6 +485,7 @@ def _pool_from_dict(name: str, spec: Mapping[str, Any]) -> Pool:
         carbon=carbon,
         watts_per_cpu=float(spec.get("watts_per_cpu", 10.0)),
         bandwidth_mbps=spec.get("bandwidth_mbps"),
+        datashare_cache_mb=spec.get("datashare_cache_mb"),
         latency_to_pools_ms={k: float(v) for k, v in latency.get("pools", {}).items()},
         latency_to_regions_ms={k: float(v) for k, v in latency.get("regions", {}).items()},
         attributes=spec.get("attributes", {}),

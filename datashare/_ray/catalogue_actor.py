@@ -27,6 +27,7 @@ from datashare._ray.naming import HOLDER_PREFIX, NAMESPACE
 from datashare.catalogue import Catalogue, Describe, Found, KVValue, Missing, Release
 from datashare.dataset_info import DatasetInfo
 from datashare.kv_cache import LEASE_S
+from datashare.pool_cache import CachedCopy
 
 
 @ray.remote(num_cpus=0, max_restarts=-1)
@@ -147,8 +148,20 @@ class CatalogueActor:
     async def tenant_usage(self, tenant: str, without: str | None) -> dict[str, float]:
         return await self._step(self._state.tenant_usage, tenant, without=without)
 
-    async def lookup(self, name: str, version: int | None) -> Found | Missing:
-        return await self._step(self._state.lookup, name, version)
+    async def lookup(self, name: str, version: int | None, pool: str | None = None) -> Found | Missing:
+        return await self._step(self._state.lookup, name, version, pool)
+
+    async def set_pool_cache(self, pool: str, nbytes: int | None) -> None:
+        await self._step(self._state.set_pool_cache, pool, nbytes)
+
+    async def cache_add(self, copy: CachedCopy) -> Found | None:
+        return await self._step(self._state.cache_add, copy)
+
+    async def cache_forget(self, pool: str, name: str, version: int, key: Any) -> None:
+        await self._step(self._state.cache_forget, pool, name, version, key)
+
+    async def pool_caches(self) -> dict[str, dict[str, Any]]:
+        return await self._step(self._state.pool_caches)
 
     async def list(self) -> list[DatasetInfo]:
         return await self._step(self._state.list)

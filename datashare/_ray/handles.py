@@ -190,6 +190,30 @@ def ask_catalogue(method: str, *args: Any, timeout: float) -> Any:
             pause = min(pause * 2, 1.0)
 
 
+def tell_catalogue(method: str, *args: Any) -> None:
+    """Call the catalogue without waiting for the answer (best effort: a hint, never a change a
+    caller relies on)."""
+    try:
+        getattr(catalogue(), method).remote(*args)
+    except Exception:  # noqa: BLE001 - a hint that does not arrive changes nothing the caller needs
+        pass
+
+
+_node_pools: dict[str, Any] = {"connection": None, "pools": {}, "at": 0.0}
+
+
+def node_labels(node_id: str, *, max_age_s: float = 5.0) -> dict[str, str] | None:
+    """Ray labels of live node ``node_id`` (cached; looked up again, at most every ``max_age_s``,
+    for a node not seen yet). ``None`` for a node that is not alive."""
+    cache = _node_pools
+    if cache["connection"] != connection_id():
+        cache.update(connection=connection_id(), pools={}, at=0.0)
+    if node_id not in cache["pools"] and time.monotonic() - cache["at"] > max_age_s:
+        cache["pools"] = {nid: dict(n.get("Labels") or {}) for nid, n in alive_nodes().items()}
+        cache["at"] = time.monotonic()
+    return cache["pools"].get(node_id)
+
+
 def watch_catalogue(since: int, timeout_s: float, on_done: Callable[[Any], None]) -> object:
     """Ask the catalogue to answer once its generation differs from ``since``.
 

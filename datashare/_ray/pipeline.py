@@ -145,3 +145,20 @@ class ChunkWriter:
                 handles.holder_by_name(hname).release.remote([self.key])
             except Exception:  # noqa: BLE001 - best effort cleanup; the original error matters
                 pass
+
+
+def copy_to_holder(node: str, key: HolderKey, refs: list, *, timeout: float) -> list | None:
+    """Have ``node``'s holder pull ``refs`` and keep its own copies under ``key``; their refs, or
+    ``None`` when that failed (a source lost, the node's store full or its holder gone, no answer in
+    ``timeout``): the caller then reads another copy, and the holder is told to drop whatever it
+    kept under ``key``."""
+    holder = handles.holder(node)
+    try:
+        return [a.ref for a in handles.call(holder.adopt.remote(key, list(range(len(refs))), list(refs)),
+                                            what=f"copy by {holder_name(node)}", timeout=timeout)]
+    except (*LOST_ERRORS, StoreFullError, DataTimeoutError, rex.ActorDiedError, rex.ActorUnavailableError,
+            rex.RayTaskError) as exc:
+        if isinstance(exc, rex.RayTaskError) and not isinstance(getattr(exc, "cause", None), LOST_ERRORS):
+            raise
+        holder.release.remote([key])
+        return None

@@ -24,7 +24,7 @@ import ray
 import datashare.kv
 from datashare import tenancy
 from placement import labels as pool_labels
-from yuanrong._private import auth, credentials, options, trace_config, tracing
+from yuanrong._private import auth, credentials, options, pool_caches, trace_config, tracing
 from yuanrong._private.compat import node_env
 from yuanrong._private.scheduling.feasibility import ClusterView
 from yuanrong.config import Config
@@ -339,15 +339,16 @@ def init(conf: Config | None = None) -> ClientInfo:
             embedded = True
             datashare.start_services()   # in the background: the first KV call need not wait for them
         ctx = ray.get_runtime_context()
-        info = ClientInfo(job_id=ctx.get_job_id(), address=ctx.gcs_address, namespace=namespace,
-                          embedded=embedded)
+        info = ClientInfo(job_id=ctx.get_job_id(), address=ctx.gcs_address, namespace=namespace, embedded=embedded)
         try:
             auth.tighten(auth.token_path())
         except OSError:
             pass
         tenancy.set_process_tenant(tenancy.Tenant(creds.identity.tenant, creds.identity.is_admin))
-        _current = Session(initialized=True, owns_ray=owns, namespace=namespace, info=info,
-                           pools_file=conf.pools_file or os.environ.get("YR_POOLS_FILE", ""),
+        pools_file = conf.pools_file or os.environ.get("YR_POOLS_FILE", "")
+        if pools_file and (embedded or creds.identity.is_admin):
+            pool_caches.apply(pools_file, creds.identity.tenant)   # each pool's datashare edge cache
+        _current = Session(initialized=True, owns_ray=owns, namespace=namespace, info=info, pools_file=pools_file,
                            recycle_time=conf.recycle_time, identity=creds.identity)
         if trace is not None or metrics is not None:
             from yuanrong._private import metering

@@ -17,6 +17,7 @@ pools:
     cost_per_hour: {CPU: 0.09, memory: 0.01}
     carbon_intensity: {period_h: 24, points: [[0, 400], [10, 150], [16, 380]]}
     bandwidth_mbps: 200
+    datashare_cache_mb: 512
     latency_ms:
       pools: {cloud: 30}
       regions: {site-1: 2, site-2: 25}
@@ -38,6 +39,7 @@ def test_parse_good_file_gives_pools_with_attributes():
     assert edge.latency_to("site-2") == 25 and edge.latency_to("cloud") == 30 and edge.latency_to("edge-1") == 0
     assert edge.latency_to("nowhere") is None
     assert edge.attributes["owner"] == "plant-ops"
+    assert edge.datashare_cache_mb == 512 and pools["cloud"].datashare_cache_mb is None
     assert pools["cloud"].carbon_at(3) == 120
 
 
@@ -86,6 +88,10 @@ def test_shipped_example_pools_file_is_valid():
         ("version: 1\npools:\n  a:\n    tier: edge\n    cost_per_hour: {CPU: cheap}\n", 5,
          "pools.a.cost_per_hour.CPU", ["cheap"]),
         ("version: 1\npool:\n  a: {tier: edge}\n", 2, "pool", ["unknown key"]),
+        ("version: 1\npools:\n  a:\n    tier: edge\n    datashare_cache_mb: -5\n", 5,
+         "pools.a.datashare_cache_mb", ["-5", "minimum"]),
+        ("version: 1\npools:\n  a:\n    tier: edge\n    datashare_cache_mb: lots\n", 5,
+         "pools.a.datashare_cache_mb", ["lots"]),
     ],
 )
 def test_schema_errors_name_key_and_line(text, line, key, words):
@@ -116,5 +122,7 @@ def test_pool_validates_itself():
         Pool(name="a", tier="")
     with pytest.raises(PoolConfigError, match="non-negative"):
         Pool(name="a", tier="edge", cost_per_hour={"CPU": -1})
+    with pytest.raises(PoolConfigError, match="datashare_cache_mb"):
+        Pool(name="a", tier="edge", datashare_cache_mb=-1)
     with pytest.raises(PoolConfigError, match="defined twice"):
         PoolSet([Pool(name="a", tier="edge"), Pool(name="a", tier="fog")])
