@@ -1,7 +1,12 @@
 """The feature service: the ETL's published table, opened zero-copy, served over HTTP and gRPC.
 
-Each replica opens the named dataset with ``datashare.open`` once: the table's buffers stay in
-the node's shared-memory object store and lookups scan the ``user_id`` column in place. How often
+Each replica opens the named dataset with ``datashare.open`` when it starts (so a missing dataset
+fails the deployment at once) and again for every lookup: an open the process's read cache can
+answer returns the mapped table in microseconds, and after the ETL publishes a new version it
+returns that one, so a replica never serves features older than the latest publish by more than
+the catalogue's notification delay. The table's buffers stay in the node's shared-memory object
+store and lookups scan the ``user_id`` column in place; in a traced job each lookup's span shows
+the ``datashare.open`` it made, with the version and the node it read on. How often
 each user was looked up is per-user state kept in one yuanrong instance (:class:`UserState`),
 shared by every replica, so a replica restart or a second replica sees the same counts.
 
@@ -52,16 +57,21 @@ class FeatureService:
     def __init__(self, state: Any, dataset: str = DATASET) -> None:
         import ray
 
-        self._table = datashare.open(dataset)
+        datashare.open(dataset)  # a missing dataset fails the deployment here, not the first request
         self._dataset = dataset
         self._state = state
         self._pool = ray.get_runtime_context().get_node_labels().get("yr.io/pool", "?")
 
+    def _current(self) -> pa.Table:
+        """The newest published version (from the read cache unless a new one was published)."""
+        return datashare.open(self._dataset)
+
     def _row(self, user_id: int) -> dict[str, Any] | None:
-        index = pc.index(self._table["user_id"], pa.scalar(user_id, pa.int64())).as_py()
+        table = self._current()
+        index = pc.index(table["user_id"], pa.scalar(user_id, pa.int64())).as_py()
         if index < 0:
             return None
-        return self._table.slice(index, 1).to_pylist()[0]
+        return table.slice(index, 1).to_pylist()[0]
 
     async def lookup(self, user_id: int) -> dict[str, Any] | None:
         row = self._row(user_id)
@@ -76,8 +86,9 @@ class FeatureService:
 
         parts = [p for p in request.url.path.split("/") if p]
         if parts[-1:] == ["stats"]:
-            inside, total = datashare.buffers_in_store(self._table)
-            return {"dataset": self._dataset, "rows": self._table.num_rows, "pool": self._pool,
+            table = self._current()
+            inside, total = datashare.buffers_in_store(table)
+            return {"dataset": self._dataset, "rows": table.num_rows, "pool": self._pool,
                     "buffers_in_store": inside, "buffers": total}
         if len(parts) >= 2 and parts[-2] == "users":
             try:

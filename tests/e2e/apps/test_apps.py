@@ -110,6 +110,29 @@ def test_features_over_grpc(etl, serve_address):
         assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED and "tenant-b" in info.value.details()
 
 
+def test_features_serve_the_newest_published_version(etl, serve_address):
+    import datashare
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from apps.etl import DATASET
+
+    _, expected, _ = etl
+    want = expected.slice(2, 1).to_pylist()[0]
+    url = f"{serve_address.http_url}/features/users/{want['user_id']}"
+    assert http("GET", url)[1]["events"] == want["events"]
+    # The ETL publishes again (here: every user's events plus 1000); the running replica picks it up.
+    published = datashare.open(DATASET)
+    column = published.schema.get_field_index("events")
+    newer = published.set_column(column, published.schema.field(column),
+                                 pc.add(published["events"], pa.scalar(1000, published["events"].type)))
+    datashare.publish(DATASET, newer)
+    try:
+        wait_for(lambda: http("GET", url)[1]["events"] == want["events"] + 1000, timeout=30,
+                 what="the feature service to serve the new version")
+    finally:
+        datashare.publish(DATASET, published)
+
+
 def test_inference_batches_and_streams(serve_address):
     from apps.inference import deploy_inference, train_digits
 

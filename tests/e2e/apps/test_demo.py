@@ -36,6 +36,8 @@ def test_demo_runs_all_three_workloads_and_stops_cleanly(tmp_path):
     where = {name: place for name, place in rows}
     assert where["yr.endpoint FeatureService"].startswith("edge-1@"), rows
     assert where["yr.run UserState.bump"].startswith("cloud@"), rows
+    # The lookup read the feature table where the replica runs (an open the read cache answered).
+    assert where["datashare.open"].startswith("edge-1@"), rows
     # The client's span (the demo's driver, on the cloud head) is the root; the edge replica's is its child.
     assert rows[0][0].startswith("client GET /features/users/") and rows[0][1].startswith("cloud@"), rows
     assert rows[1][0] == "yr.endpoint FeatureService", rows
