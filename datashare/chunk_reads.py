@@ -68,7 +68,7 @@ def candidates(found: Found, here: str | None = None, pool: str | None = None) -
     return out
 
 
-def fill_pool_cache(found: Found, name: str, here: str, pool: str, timeout: float) -> Found | None:
+def fill_pool_cache(found: Found, here: str, pool: str, timeout: float) -> Found | None:
     """Copy the version into this pool's cache when it has no copy in the pool and fits; returns
     the catalogue's new answer (with the copy), or ``None`` when nothing was cached."""
     info = found.info

@@ -349,7 +349,7 @@ def _open_table(name: str, version: int | None, timeout: float | None, fresh: bo
     if found is None:
         pool = chunk_reads.my_pool()
         found = _lookup(name, version, timeout or CONTROL_TIMEOUT_S, full=True, pool=pool)
-        filled = chunk_reads.fill_pool_cache(found, name, current_node_id(), pool, timeout or CONTROL_TIMEOUT_S)
+        filled = chunk_reads.fill_pool_cache(found, current_node_id(), pool, timeout or CONTROL_TIMEOUT_S)
         if filled is not None:
             _read_cache.saw_generation(filled.generation)
             found = filled

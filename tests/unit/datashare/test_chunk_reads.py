@@ -43,7 +43,7 @@ def test_nearest_copy_first_this_node_then_this_pool_then_the_rest(cluster):
 
 
 def test_a_reader_without_a_copy_in_its_pool_fills_the_cache_once(cluster):
-    assert chunk_reads.fill_pool_cache(_found(), "t", "edgeA", "edge-1", 5) == "answer"
+    assert chunk_reads.fill_pool_cache(_found(), "edgeA", "edge-1", 5) == "answer"
     assert cluster[0] == ("copy", "edgeA", ("r0",))
     method, copy = cluster[1]
     assert method == "cache_add" and copy.holders == ("holder-edgeA",) and copy.refs == ("mine",)
@@ -57,12 +57,12 @@ def test_a_reader_without_a_copy_in_its_pool_fills_the_cache_once(cluster):
     (_found(cached=(_cached("edgeB"),)), "edge-1"),                   # another node of the pool has it
 ])
 def test_no_fill_when_it_cannot_or_need_not(cluster, found, pool):
-    assert chunk_reads.fill_pool_cache(found, "t", "edgeA", pool, 5) is None
+    assert chunk_reads.fill_pool_cache(found, "edgeA", pool, 5) is None
     assert cluster == []
 
 
 def test_a_pool_copy_whose_node_left_is_forgotten_and_filled_again(cluster):
     gone = _cached("edgeGone")
-    assert chunk_reads.fill_pool_cache(_found(cached=(gone,)), "t", "edgeA", "edge-1", 5) == "answer"
+    assert chunk_reads.fill_pool_cache(_found(cached=(gone,)), "edgeA", "edge-1", 5) == "answer"
     assert cluster[0] == ("cache_forget", "edge-1", "t", 1, gone.key)
     assert [c[0] for c in cluster[1:]] == ["copy", "cache_add"]
