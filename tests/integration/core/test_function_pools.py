@@ -219,6 +219,26 @@ def test_cancel_running_and_queued_calls(yr_session):
     assert yr.get(first, timeout=30)[0]
 
 
+def test_a_call_cancelled_on_a_starting_instance_holds_up_no_later_call(yr_session):
+    # Ray holds an actor's next call for 30 s, then fails it, when a call queued on it was
+    # cancelled while the actor's process was starting; the pool must not send calls there.
+    f = nap.options(max_instances=1, cpu=100)
+    _served_by_instance(f, 0)
+    running = f.invoke(60)
+    time.sleep(0.5)
+    yr.cancel(running)  # stops the pool's only instance
+    with pytest.raises(yr.InvokeCancelledError):
+        yr.get(running, timeout=30)
+    as_tasks = [f.invoke(3), f.invoke(3)]  # Ray tasks, while a new instance starts
+    time.sleep(0.2)
+    queued = f.invoke(0)  # two tasks run: this one queues on the starting instance
+    yr.cancel(queued)
+    t0 = time.monotonic()
+    assert all(yr.get(f.invoke(0), timeout=25)[2] > 0 for _ in range(3))
+    assert time.monotonic() - t0 < 20
+    assert len(yr.get(as_tasks, timeout=30)) == 2
+
+
 def test_generators_stream_from_an_instance(yr_session):
     f = stream.options(min_instances=1, cpu=100)
 

@@ -55,6 +55,10 @@ class FunctionInstance:
         self._func = func
         self._return_nums = return_nums
 
+    def ready(self) -> bool:
+        """Answers once the instance runs (its pool's start and liveness probe)."""
+        return True
+
     def call(self, *args: Any, **kwargs: Any) -> tuple:
         started = time.perf_counter()
         return _with_marker(self._func(*args, **kwargs), self._return_nums, self._func, started)
@@ -76,6 +80,9 @@ class AsyncFunctionInstance:
         node_env.export_instance_id()
         self._func = func
         self._return_nums = return_nums
+
+    async def ready(self) -> bool:
+        return True
 
     async def call(self, *args: Any, **kwargs: Any) -> tuple:
         started = time.perf_counter()

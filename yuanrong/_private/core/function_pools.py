@@ -12,7 +12,6 @@ figures are in the user guide ("Function instances") and in the constants below.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import threading
@@ -25,6 +24,7 @@ import ray
 
 from yuanrong._private import ray_errors
 from yuanrong._private.core import function_instances
+from yuanrong._private.core.pooled_instances import Instance, kill as _kill
 from yuanrong.exception import FunctionQueueFullError
 
 if TYPE_CHECKING:
@@ -63,30 +63,6 @@ RECONCILE_EVERY_S = 0.001
 
 
 
-class Instance:
-    __slots__ = ("handle", "actor_id", "ready", "dead", "started", "last_used", "in_flight", "pending", "pinged",
-                 "last_done", "reconciled_at", "adopted", "call", "stream")
-
-    def __init__(self, handle: Any, adopted: bool, return_nums: int) -> None:
-        self.handle = handle
-        self.adopted = adopted  # run by a warm worker: no process start
-        self.actor_id = handle._actor_id.hex()
-        self.ready = False
-        self.dead = False
-        self.started = self.last_used = self.pinged = time.monotonic()
-        self.in_flight = 0
-        self.last_done = self.reconciled_at = 0.0
-        # (marker, first result or None, time sent) per call sent, oldest first; counted as finished
-        # by ``FunctionPool._reconcile``.
-        self.pending: deque[tuple[Any, Any, float]] = deque()
-        if adopted:  # a warm worker runs the instance: its call()/call_gen() name the method
-            self.call = functools.partial(handle.call.options(num_returns=return_nums + 1).remote, "call")
-            self.stream = functools.partial(handle.call_gen.options(num_returns="streaming").remote, "stream")
-        else:
-            self.call = handle.call.options(num_returns=return_nums + 1).remote
-            self.stream = handle.stream.options(num_returns="streaming").remote
-
-
 class FunctionPool:
     """The instances of one function with one set of options, and the dispatch of its calls."""
 
@@ -116,6 +92,7 @@ class FunctionPool:
         self._avg_call_s = 1.0      # running mean of a call's service time; pessimistic until measured
         self._next_start_at = 0.0   # after an instance failed to start, wait before trying again
         self._tasks: deque[Any] = deque()   # one ref per call running as a Ray task
+        self._retired: list[Instance] = []  # instances with a cancelled call, stopped once drained
         # Running means of an instance's start time: a new process, and an adoption by a warm worker.
         self._start_s = {False: START_ESTIMATE_S, True: ADOPT_ESTIMATE_S}
         self._ever_ready = False            # an instance of this pool was placed and started
@@ -384,7 +361,7 @@ class FunctionPool:
         if inst.dead:
             _kill([inst])
             return
-        ready = inst.handle.__ray_ready__.remote()
+        ready = inst.probe()
         ready._on_completed(lambda value: self._on_ready(inst, value))
 
     def _on_ready(self, inst: Instance, value: Any) -> None:
@@ -414,19 +391,41 @@ class FunctionPool:
         if inst in self.instances:
             self.instances.remove(inst)
 
-    def kill_running(self, inst: Instance) -> bool:
-        """Stop a cancelled call by killing its instance, if that call is all the instance runs."""
+    def retire(self, inst: Instance, ref: Any, force: bool) -> None:
+        """Stop sending calls to ``inst``, whose call producing ``ref`` was cancelled, and stop it.
+
+        Its load is no longer known: a cancel that reaches a starting instance does not stop the
+        call, whose result reads as cancelled all the same. So the instance is stopped: at once if
+        ``force`` and that call is all it runs, else once its other calls were answered and, when it
+        runs one call at a time and ``force`` is off, once the cancelled call has finished.
+        """
         self._reconcile(inst)
         with self.lock:
-            if inst.dead or inst.in_flight != 1:
-                return False
+            inst.cancelled.add(ref)
+            if inst.dead and inst not in self._retired:
+                return
+            if not inst.dead:
+                self._forget(inst)
+                self._retired.append(inst)
+                if not force and self.concurrency == 1:
+                    inst.drained = inst.probe()  # ordered behind the cancelled call
+        self._stop_retired(inst)
+
+    def _stop_retired(self, inst: Instance) -> None:
+        if inst.drained is not None and not ray.wait([inst.drained], timeout=0, fetch_local=False)[0]:
+            return
+        with self.lock:
+            if inst not in self._retired or any(entry[1] not in inst.cancelled for entry in inst.pending):
+                return
+            self._retired.remove(inst)
             ray_errors.note_cancelled_instance(inst.actor_id)
-            self._forget(inst)
         _kill([inst])
-        return True
 
     def reap(self, now: float, pressure: bool) -> None:
         """Release idle, dead and unplaceable instances (the reaper's work for this pool)."""
+        for inst in list(self._retired):
+            self._reconcile(inst)
+            self._stop_retired(inst)
         doomed, ping = [], []  # the reaper counted finished calls just before
         with self.lock:
             for inst in list(self.instances):
@@ -454,7 +453,7 @@ class FunctionPool:
             self._reserved += max(0, missing)
         _kill(doomed)
         for inst in ping:
-            inst.handle.__ray_ready__.remote()._on_completed(lambda value, inst=inst: self._on_ping(inst, value))
+            inst.probe()._on_completed(lambda value, inst=inst: self._on_ping(inst, value))
         for _ in range(max(0, missing)):
             self._start_soon()
 
@@ -467,7 +466,8 @@ class FunctionPool:
     def close(self) -> None:
         with self.lock:
             self.closed = True
-            doomed = list(self.instances)
+            doomed = list(self.instances) + self._retired
+            self._retired = []
             for inst in doomed:
                 self._forget(inst)
         _kill(doomed)
@@ -479,11 +479,3 @@ class FunctionPool:
     def instance_count(self) -> int:
         with self.lock:
             return len(self.instances)
-
-
-def _kill(instances: list[Instance]) -> None:
-    for inst in instances:
-        try:
-            ray.kill(inst.handle, no_restart=True)
-        except Exception:  # already gone, or Ray is shutting down
-            pass

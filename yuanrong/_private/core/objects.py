@@ -278,8 +278,9 @@ def cancel(obj_refs: ObjectRef | Sequence[ObjectRef], allow_force: bool = True,
     ``allow_force`` kills the worker running a call that already started; for a call running in a
     function instance, that instance is stopped, if the call is the only one it runs (with
     ``concurrency > 1`` the others would die with it: then the call only sees Ray's cancellation
-    flag, ``ray.get_runtime_context().is_canceled()``). Calls on instances are cancelled only if
-    they have not started (Ray cannot force-stop an instance's method).
+    flag, ``ray.get_runtime_context().is_canceled()``). A function instance with a cancelled call
+    takes no more calls and is stopped once its other calls are answered. Calls on instances are
+    cancelled only if they have not started (Ray cannot force-stop an instance's method).
     """
     session.require_init()
     if type(obj_refs) is ObjectRef:

@@ -20,7 +20,8 @@ from typing import Any
 import ray
 
 from yuanrong._private.core import vanished_pools
-from yuanrong._private.core.function_pools import FunctionPool, Instance
+from yuanrong._private.core.function_pools import FunctionPool
+from yuanrong._private.core.pooled_instances import Instance
 
 logger = logging.getLogger("yuanrong")
 
@@ -84,12 +85,14 @@ class Registry:
             self._reaper.start()
 
     def cancel(self, ref: Any, force: bool) -> bool:
-        """Force-stop the running pooled call producing ``ref``; False if it is not one of ours."""
+        """Retire the function instance running the cancelled call producing ``ref`` (see
+        ``FunctionPool.retire``); False if that call is not one of ours."""
         entry = self.running.get(ref)
-        if entry is None or not force:
+        if entry is None:
             return False
         pool, inst = entry
-        return pool.kill_running(inst)
+        pool.retire(inst, ref, force)
+        return True
 
     def _reap_loop(self) -> None:
         while not self._stop.wait(REAP_PERIOD_S):

@@ -25,7 +25,8 @@ from placement import labels as label_keys
 from yuanrong._private import session
 
 if TYPE_CHECKING:
-    from yuanrong._private.core.function_pools import FunctionPool, Instance
+    from yuanrong._private.core.function_pools import FunctionPool
+    from yuanrong._private.core.pooled_instances import Instance
 
 logger = logging.getLogger("yuanrong")
 
