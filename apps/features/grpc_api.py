@@ -60,4 +60,5 @@ pb2, pb2_grpc = _load()
 add_FeatureServiceServicer_to_server = pb2_grpc.add_FeatureServiceServicer_to_server
 FeatureServiceStub = pb2_grpc.FeatureServiceStub
 UserRequest = pb2.UserRequest
+UsersRequest = pb2.UsersRequest
 Features = pb2.Features

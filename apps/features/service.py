@@ -17,6 +17,8 @@ HTTP (under the route prefix, ``/features`` by default):
 
 gRPC (``features.proto``, through Serve's gRPC proxy with metadata ``application=features``):
     ``FeatureService.GetFeatures(UserRequest) -> Features``; ``NOT_FOUND`` for an unknown user.
+    ``FeatureService.StreamFeatures(UsersRequest) -> stream Features``: each known user's features
+    in the order asked, sent as each lookup finishes.
 """
 
 from __future__ import annotations
@@ -116,6 +118,12 @@ class FeatureService:
                 grpc_context.set_details(f"user {request.user_id} has no features in {self._dataset!r}")
             return grpc_api.Features()
         return grpc_api.Features(**row)
+
+    async def StreamFeatures(self, request: Any) -> Any:  # noqa: N802 - the rpc's name
+        for user_id in request.user_ids:
+            row = await self.lookup(int(user_id))
+            if row is not None:
+                yield grpc_api.Features(**row)
 
 
 def deploy_features(*, pool: str | None = "edge-1", num_replicas: int = 1, dataset: str = DATASET,

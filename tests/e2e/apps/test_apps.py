@@ -108,6 +108,13 @@ def test_features_over_grpc(etl, serve_address):
         with pytest.raises(grpc.RpcError) as info:
             stub.GetFeatures(request, metadata=other, timeout=60)
         assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED and "tenant-b" in info.value.details()
+        # The server-streaming rpc: one message per known user, in the order asked; refused without a token.
+        users = grpc_api.UsersRequest(user_ids=[want["user_id"], 99999999, want["user_id"]])
+        replies = list(stub.StreamFeatures(users, metadata=meta, timeout=60))
+        assert [(r.user_id, r.events) for r in replies] == [(want["user_id"], want["events"])] * 2
+        with pytest.raises(grpc.RpcError) as info:
+            list(stub.StreamFeatures(users, metadata=(("application", "features"),), timeout=60))
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_features_serve_the_newest_published_version(etl, serve_address):

@@ -53,7 +53,8 @@ class Receiver:
                         "name": span.name, "trace_id": span.trace_id.hex(), "span_id": span.span_id.hex(),
                         "parent_id": span.parent_span_id.hex(), "attributes": _attributes(span.attributes),
                         "resource": resource, "status": span.status.code, "scope": scope.scope.name,
-                        "events": [e.name for e in span.events]})
+                        "events": [e.name for e in span.events], "start_ns": span.start_time_unix_nano,
+                        "end_ns": span.end_time_unix_nano})
         with self._lock:
             self.spans.extend(decoded)
 

@@ -44,6 +44,20 @@ class FeaturesDoubled:
         return grpc_api.Features(user_id=request.user_id, events=await double.invoke(request.user_id))
 
 
+@endpoint(name="features-streamed", pool="edge-1", invoke_options=yr.InvokeOptions(cpu=100, memory=0))
+class FeaturesStreamed:
+    """A server-streaming rpc (FeatureService.StreamFeatures) that asks a function for each item."""
+
+    def __init__(self):
+        from apps.features import grpc_api  # noqa: F401
+
+    async def StreamFeatures(self, request):  # noqa: N802 - the rpc's name
+        from apps.features import grpc_api
+
+        for user_id in request.user_ids:
+            yield grpc_api.Features(user_id=user_id, events=await double.invoke(user_id))
+
+
 @pytest.fixture(scope="module")
 def serve_address(traced_session):
     from apps.features.grpc_api import SERVICER_FUNCTION
@@ -143,3 +157,40 @@ def test_a_grpc_request_continues_the_traceparent_in_its_metadata(traced_session
     request, submit, execute = (_in_trace(spans, trace_id, n) for n in names)
     assert request["parent_id"] == client_span and request["attributes"]["rpc.system"] == "grpc"
     assert submit["parent_id"] == request["span_id"] and execute["parent_id"] == submit["span_id"]
+
+
+def test_a_streaming_rpc_has_one_span_over_the_stream_whose_calls_are_its_children(traced_session, serve_address):
+    import grpc
+    from apps.client import grpc_metadata
+    from apps.features import grpc_api
+
+    run(FeaturesStreamed, route="/features-streamed")
+    trace_id, client_span, traceparent = _client_context()
+    with grpc.insecure_channel(serve_address.grpc_target) as channel:
+        stub = grpc_api.FeatureServiceStub(channel)
+        meta = grpc_metadata(("application", "features-streamed"), ("traceparent", traceparent))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                replies = list(stub.StreamFeatures(grpc_api.UsersRequest(user_ids=[1, 2, 3]), metadata=meta,
+                                                   timeout=120))
+                break
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    assert [(r.user_id, r.events) for r in replies] == [(1, 2), (2, 4), (3, 6)]
+    name = "yr.endpoint features-streamed.StreamFeatures"
+    spans = traced_session.wait_for_spans(
+        lambda got: [s["name"] for s in got if s["trace_id"] == trace_id].count("yr.run double") == 3
+        and name in {s["name"] for s in got if s["trace_id"] == trace_id})
+    stream = _in_trace(spans, trace_id, name)
+    assert stream["parent_id"] == client_span and stream["attributes"]["rpc.system"] == "grpc"
+    assert stream["attributes"]["yr.stream.items"] == 3 and stream["status"] == 0  # UNSET: not an error
+    submits = [s for s in spans if s["trace_id"] == trace_id and s["name"] == "yr.invoke double"]
+    runs = [s for s in spans if s["trace_id"] == trace_id and s["name"] == "yr.run double"]
+    # Each item's call, made in the generator's body, is a child of the one span; the span covers them all.
+    assert len(submits) == 3 and {s["parent_id"] for s in submits} == {stream["span_id"]}
+    assert {r["parent_id"] for r in runs} == {s["span_id"] for s in submits}
+    assert stream["start_ns"] <= min(s["start_ns"] for s in submits)
+    assert stream["end_ns"] >= max(s["end_ns"] for s in submits)

@@ -51,6 +51,24 @@ class Quote:
         return {"price": await self._pricer.price.remote(x), "default": await self._pricer.remote(x)}
 
 
+@endpoint(name="Ticker", pool="cloud", invoke_options=LIGHT)
+class Ticker:
+    def ticks(self, n):  # streamed through a handle
+        yield from range(n)
+
+
+@endpoint(name="Board", route="/board", pool="edge-2", invoke_options=LIGHT)
+class Board:
+    """Streams from another deployment through the handle Serve constructs it with."""
+
+    def __init__(self, ticker):
+        self._ticker = ticker
+
+    async def __call__(self, request):
+        n = (await request.json())["n"]
+        return {"ticks": [t async for t in self._ticker.options(stream=True).ticks.remote(n)]}
+
+
 @pytest.fixture(scope="module")
 def serve_address(traced_session):
     address = start()
@@ -133,3 +151,18 @@ def test_a_call_through_a_serve_handle_continues_the_callers_trace(traced_sessio
         assert callee["resource"]["yr.pool"] == "cloud"
         assert callee["resource"]["yr.node_id"] in ray_cluster.node_ids("cloud")
     serve.delete("quote")
+
+
+def test_a_stream_through_a_serve_handle_continues_the_callers_trace(traced_session, serve_address):
+    run(Board.bind(Ticker.bind()), name="board", route="/board")
+    trace_id, client_span, traceparent = _client_context()
+    assert _post(f"{serve_address.http_url}/board", {"n": 4}, traceparent) == {"ticks": [0, 1, 2, 3]}
+    names = ["yr.endpoint Board", "yr.endpoint Ticker.ticks"]
+    spans = traced_session.wait_for_spans(
+        lambda got: set(names) <= {s["name"] for s in got if s["trace_id"] == trace_id})
+    caller, stream = (_one(spans, trace_id, n) for n in names)
+    assert caller["parent_id"] == client_span
+    assert stream["parent_id"] == caller["span_id"] and stream["resource"]["yr.pool"] == "cloud"
+    assert stream["attributes"]["yr.stream.items"] == 4
+    assert caller["start_ns"] <= stream["start_ns"] <= stream["end_ns"] <= caller["end_ns"]
+    serve.delete("board")

@@ -6,6 +6,7 @@ import asyncio
 import json
 import pickle
 
+import pytest
 from ray import serve
 
 from yuanrong._private import tracing
@@ -38,7 +39,7 @@ class Pricer:
     async def __call__(self, x):
         return 3 * x
 
-    async def stream(self, n):  # a generator: not traced, so it is sent no context
+    async def stream(self, n):  # a generator: one span for the whole stream
         for i in range(n):
             yield i
 
@@ -70,7 +71,7 @@ def test_a_handle_call_from_a_traced_endpoint_continues_its_trace(tmp_path):
     try:
         callee_cls = traced_requests.traced_target(Pricer, "Pricer", config, _attributes)
         accepting = traced_requests.accepting_methods(Pricer)
-        assert accepting == {"__call__", "price"}  # not the generator, nor the @serve.batch method
+        assert accepting == {"__call__", "price", "stream"}  # not the @serve.batch method
         caller_cls = traced_requests.traced_target(Quote, "Quote", config, _attributes, {0: accepting})
         caller = caller_cls(FakeHandle(callee_cls()), other=FakeHandle(callee_cls()))
         assert isinstance(caller.pricer, traced_requests.TracedHandle)
@@ -94,21 +95,93 @@ def test_the_handle_sends_the_context_only_to_methods_that_take_it(tmp_path):
 
     tracing.start(TraceConfig(log_dir=str(tmp_path)))
     try:
-        handle = traced_requests.TracedHandle(FakeHandle(Recorder()), frozenset({"__call__", "price"}))
+        handle = traced_requests.TracedHandle(FakeHandle(Recorder()), frozenset({"__call__", "price", "stream"}))
         handle.remote(1)
         handle.price.remote(1)
         handle.options(method_name="price").remote(1)
         handle.stream.remote(1)
+        handle.options(stream=True).stream.remote(1)
+        handle.rank.remote(1)
         again = pickle.loads(pickle.dumps(traced_requests.TracedHandle(FakeHandle(Pricer()), frozenset())))
         assert isinstance(again, traced_requests.TracedHandle) and asyncio.run(again.price.remote(2)) == 4
     finally:
         tracing.stop()
     handle.price.remote(1)  # tracing off: nothing added
     ctx = [tracing.CTX_KWARG]
-    assert seen == [("__call__", ctx), ("price", ctx), ("price", ctx), ("stream", []), ("price", [])]
+    assert seen == [("__call__", ctx), ("price", ctx), ("price", ctx), ("stream", ctx), ("stream", ctx),
+                    ("rank", []), ("price", [])]
 
 
 def test_serve_batch_methods_are_left_unwrapped():
     traced = traced_requests.traced_target(Pricer, "Pricer", '{"x": 1}', _attributes)
     # @serve.batch tells a method call by the identity of the method's __wrapped__: a wrapper would break it.
     assert traced.batched is Pricer.batched and traced.price is not Pricer.price
+
+
+class Feed:
+    """Generator methods: each item says which span was current while the body made it."""
+
+    def __init__(self):
+        self.cleanup = []
+
+    async def items(self, n):
+        for i in range(n):
+            yield i, _current_span_id()
+
+    def ticks(self, n):
+        try:
+            for _ in range(n):
+                yield _current_span_id()
+        finally:
+            self.cleanup.append(_current_span_id())
+
+    def broken(self):
+        yield 1
+        raise ValueError("the feed broke")
+
+
+def _current_span_id():
+    from opentelemetry import trace as otel_trace
+
+    return otel_trace.get_current_span().get_span_context().span_id
+
+
+def test_a_stream_has_one_span_current_only_while_its_body_runs(tmp_path):
+    tracing.start(TraceConfig(log_dir=str(tmp_path)))
+    config = tracing.config_json()
+    consumer_saw = []
+    try:
+        feed = traced_requests.traced_target(Feed, "Feed", config, _attributes)()
+        with tracing.tracer().start_as_current_span("caller") as caller:
+            carrier = tracing.carrier()
+
+        async def consume():
+            out = []
+            async for item in feed.items(3, **{tracing.CTX_KWARG: carrier}):
+                consumer_saw.append(_current_span_id())
+                out.append(item)
+            return out
+
+        items = asyncio.run(consume())
+        ticks = feed.ticks(5)
+        first = next(ticks)
+        consumer_saw.append(_current_span_id())
+        ticks.close()                                       # the consumer stops early
+        with pytest.raises(ValueError, match="the feed broke"):
+            list(feed.broken())
+    finally:
+        tracing.stop()
+    spans = {s["name"]: s for s in _spans(tmp_path)}
+    stream = spans["yr.endpoint Feed.items"]
+    stream_id = int(stream["context"]["span_id"], 16)
+    assert stream["parent_id"] == f"0x{caller.get_span_context().span_id:016x}"
+    assert [i for i, _ in items] == [0, 1, 2] and {s for _, s in items} == {stream_id}
+    assert stream["attributes"]["yr.stream.items"] == 3 and stream["status"]["status_code"] == "UNSET"
+    assert consumer_saw == [0, 0, 0, 0]                    # never current in the consumer's code
+    closed = spans["yr.endpoint Feed.ticks"]
+    assert first == feed.cleanup[0] == int(closed["context"]["span_id"], 16)
+    assert closed["attributes"] == {"yr.endpoint": "Feed.ticks", "yr.stream.items": 1,
+                                    "yr.stream.closed_early": True}
+    broken = spans["yr.endpoint Feed.broken"]
+    assert broken["status"] == {"status_code": "ERROR", "description": "ValueError: the feed broke"}
+    assert [e["name"] for e in broken["events"]] == ["exception"] and broken["attributes"]["yr.stream.items"] == 1

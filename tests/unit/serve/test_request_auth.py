@@ -115,3 +115,42 @@ def test_grpc_methods_check_the_token_in_the_metadata_and_handle_calls_pass():
         assert context.code == code and context.details.startswith(word)
     assert shop.calls == [3, 4]                                  # refused calls never ran
     assert asyncio.run(shop.Slow(1, grpc_context=GrpcContext(auth.mint("ops", role="admin")))) == (1, True)
+
+
+def test_a_streaming_rpc_checks_the_token_before_its_first_item():
+    import grpc
+
+    class Feed:
+        def __init__(self) -> None:
+            self.started = []
+
+        async def Watch(self, n):
+            self.started.append(n)
+            for i in range(n):
+                yield i
+
+        def Ticks(self, n):
+            self.started.append(n)
+            yield from range(n)
+
+    guarded = request_auth.guarded_target(Feed, "shop")
+    # Serve streams only methods it sees as generators: the guarded ones must stay generators.
+    assert inspect.isasyncgenfunction(guarded.Watch) and inspect.isgeneratorfunction(guarded.Ticks)
+    feed = guarded()
+
+    async def drain(stream):
+        return [item async for item in stream]
+
+    assert asyncio.run(drain(feed.Watch(2, grpc_context=GrpcContext(auth.mint("shop"))))) == [0, 1]
+    assert list(feed.Ticks(3)) == [0, 1, 2]                     # a handle call: no gRPC context
+    for token, code in ((None, grpc.StatusCode.UNAUTHENTICATED),
+                        (auth.mint("other"), grpc.StatusCode.PERMISSION_DENIED)):
+        context = GrpcContext(token)
+        with pytest.raises(PermissionError):
+            asyncio.run(drain(feed.Watch(5, grpc_context=context)))
+        assert context.code == code
+        context = GrpcContext(token)
+        with pytest.raises(PermissionError):
+            next(feed.Ticks(5, grpc_context=context))
+        assert context.code == code
+    assert feed.started == [2, 3]                                # refused streams never ran

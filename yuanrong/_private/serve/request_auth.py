@@ -8,8 +8,8 @@ reads no body and starts no call. Rejections are JSON like the gateway's errors:
 ``PermissionDenied`` (another tenant's token).
 
 gRPC requests through Serve's gRPC proxy carry the token as ``authorization`` metadata; a class
-endpoint's methods check it before they run and refuse with ``UNAUTHENTICATED`` or
-``PERMISSION_DENIED`` (the details say why). Calls through a Serve handle come from inside the
+endpoint's methods (server-streaming ones too) check it before they run and refuse with
+``UNAUTHENTICATED`` or ``PERMISSION_DENIED`` (the details say why). Calls through a Serve handle come from inside the
 cluster (a process that holds the cluster token) and carry neither: they are not checked here.
 
 No Ray: the replica verifies with the cluster token of its own node (``auth.cluster_secret``).
@@ -119,7 +119,22 @@ def guarded_method(func: Callable, owner: str) -> Callable:
         # Serve answers with the code set on the context when the method raises.
         raise PermissionError(f"{kind}: {message}")
 
-    if inspect.iscoroutinefunction(func):
+    # A stream (a server-streaming rpc) stays a generator, which Serve needs to stream it: the check
+    # runs at its first step, before the method's body; Serve answers with the code set there too.
+    if inspect.isasyncgenfunction(func):
+        async def handle(self: Any, *args: Any, **kwargs: Any) -> Any:
+            refuse(kwargs)
+            stream = func(self, *args, **kwargs)
+            try:
+                async for item in stream:
+                    yield item
+            finally:
+                await stream.aclose()   # closed early: the method's own cleanup runs now, not at collection
+    elif inspect.isgeneratorfunction(func):
+        def handle(self: Any, *args: Any, **kwargs: Any) -> Any:
+            refuse(kwargs)
+            yield from func(self, *args, **kwargs)
+    elif inspect.iscoroutinefunction(func):
         async def handle(self: Any, *args: Any, **kwargs: Any) -> Any:
             refuse(kwargs)
             return await func(self, *args, **kwargs)
@@ -132,17 +147,18 @@ def guarded_method(func: Callable, owner: str) -> Callable:
 
 def endpoint_members(cls: type) -> list[tuple[str, Callable]]:
     """The members of an endpoint class that a request or an rpc reaches and that a wrapper may
-    replace: ``__call__`` and the public methods. Not generators (a stream's span would have to stay
-    current across its yields), static and class methods, nor ``@serve.batch`` methods: Serve tells
-    a batch method's call from a function's by the identity of its ``__wrapped__``, which a wrapper
-    would change (the batch would take ``self`` as a request); they run inside the calling
-    request's span, from inside the replica."""
+    replace: ``__call__`` and the public methods, generators (server-streaming rpcs, streams
+    through a handle) included; a wrapper of a generator must be a generator of the same kind, as
+    Serve streams only what it sees as one. Not static and class methods, nor ``@serve.batch``
+    methods: Serve tells a batch method's call from a function's by the identity of its
+    ``__wrapped__``, which a wrapper would change (the batch would take ``self`` as a request);
+    they run inside the calling request's span, from inside the replica."""
     members = []
     call = getattr(cls, "__call__", None)
     if call is not None and inspect.isfunction(call):
         members.append(("__call__", call))
     for attr, member in inspect.getmembers(cls, inspect.isfunction):
-        if attr.startswith("_") or inspect.isgeneratorfunction(member) or inspect.isasyncgenfunction(member):
+        if attr.startswith("_"):
             continue
         if hasattr(member, "set_max_batch_size"):
             continue

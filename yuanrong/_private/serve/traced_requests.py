@@ -12,23 +12,27 @@ the handles a traced class is constructed with, to endpoints the same job deploy
 keyword :data:`~yuanrong._private.tracing.CTX_KWARG`) to calls of the methods that take it; the
 callee's request span takes it off and makes it its parent.
 
+A generator method (a server-streaming rpc, or a stream through a handle) has one span for the
+whole stream, current only while the generator's body runs (:func:`traced_stream`).
+
 No Ray here: the replica's node and pool come from the caller (``attributes``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from opentelemetry.trace import SpanKind
+from opentelemetry import trace as otel_trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from yuanrong._private import tracing
 from yuanrong._private.serve import request_auth
 from yuanrong._private.serve.request_auth import GRPC_CONTEXT
-
-
 
 
 def request_span(config_json: str, name: str, request: Any, attributes: Callable[[], Mapping[str, Any]],
@@ -40,6 +44,27 @@ def request_span(config_json: str, name: str, request: Any, attributes: Callable
     ``grpc_context``, the gRPC request's metadata is read; otherwise (a handle call from elsewhere)
     the span continues the current context.
     """
+    found = _parent_and_attributes(config_json, name, request, attributes, grpc_context, carrier)
+    if found is None:
+        return None
+    parent, span_attributes = found
+    return tracing.tracer().start_as_current_span(f"yr.endpoint {name}", context=parent, kind=SpanKind.SERVER,
+                                                  attributes=span_attributes)
+
+
+def stream_span(config_json: str, name: str, request: Any, attributes: Callable[[], Mapping[str, Any]],
+                grpc_context: Any = None, carrier: Mapping[str, str] | None = None) -> Any:
+    """As :func:`request_span`, but the span of a stream, started and not made current (see :class:`_Stream`)."""
+    found = _parent_and_attributes(config_json, name, request, attributes, grpc_context, carrier)
+    if found is None:
+        return None
+    parent, span_attributes = found
+    return tracing.tracer().start_span(f"yr.endpoint {name}", context=parent, kind=SpanKind.SERVER,
+                                       attributes=span_attributes)
+
+
+def _parent_and_attributes(config_json: str, name: str, request: Any, attributes: Callable[[], Mapping[str, Any]],
+                           grpc_context: Any, carrier: Mapping[str, str] | None) -> tuple[Any, dict[str, Any]] | None:
     if not config_json:
         return None
     # The replica's attributes are read once, when its first request starts tracing.
@@ -59,8 +84,7 @@ def request_span(config_json: str, name: str, request: Any, attributes: Callable
         url = getattr(request, "url", None)
         span_attributes.update({"http.request.method": getattr(request, "method", ""),
                                 "url.path": getattr(url, "path", "")})
-    return tracing.tracer().start_as_current_span(f"yr.endpoint {name}", context=parent, kind=SpanKind.SERVER,
-                                                  attributes=span_attributes)
+    return parent, span_attributes
 
 
 def traced_method(func: Callable, name: str, config_json: str, attributes: Callable[[], Mapping[str, Any]]
@@ -72,6 +96,8 @@ def traced_method(func: Callable, name: str, config_json: str, attributes: Calla
     """
     sig = inspect.signature(func)
     wants = GRPC_CONTEXT in sig.parameters
+    if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
+        return traced_stream(func, name, config_json, attributes)
     if inspect.iscoroutinefunction(func):
         async def handle(self: Any, *args: Any, **kwargs: Any) -> Any:
             carrier = kwargs.pop(tracing.CTX_KWARG, None)
@@ -90,6 +116,109 @@ def traced_method(func: Callable, name: str, config_json: str, attributes: Calla
                 return func(self, *args, **kwargs)
             with span:
                 return func(self, *args, **kwargs)
+    return request_auth.with_grpc_context(func, handle)
+
+
+class _Stream:
+    """The span of one stream: current only while the generator's body runs a step (its context is
+    attached before each step and detached after it), never while the consumer's code runs between
+    items; ended once, with the stream."""
+
+    def __init__(self, span: Any) -> None:
+        self._span = span
+        self._context = otel_trace.set_span_in_context(span)
+        self.items = 0
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[None]:
+        token = tracing.attach(self._context)
+        try:
+            yield
+        finally:
+            tracing.detach(token)
+
+    def end(self, stopped: BaseException | None = None) -> None:
+        """End the span: the stream was exhausted (``stopped`` None), closed early by its consumer
+        (``GeneratorExit``, or the request cancelled), or raised ``stopped``."""
+        self._span.set_attribute("yr.stream.items", self.items)
+        if isinstance(stopped, (GeneratorExit, asyncio.CancelledError)):
+            self._span.set_attribute("yr.stream.closed_early", True)
+        elif stopped is not None:
+            self._span.record_exception(stopped)
+            self._span.set_status(Status(StatusCode.ERROR, f"{type(stopped).__name__}: {stopped}"))
+        self._span.end()
+
+
+def traced_stream(func: Callable, name: str, config_json: str, attributes: Callable[[], Mapping[str, Any]]
+                  ) -> Callable:
+    """A class endpoint's generator method (a server-streaming rpc, or a stream through a handle) in
+    one request span that covers the whole stream (see :class:`_Stream`).
+
+    The wrapper is a generator of the same kind (Serve streams only what it sees as one), so the
+    span starts at the stream's first step, right after the call; it is a child of the client's
+    ``traceparent`` or the caller's context as :func:`traced_method`'s. The stream's item count is
+    the span's ``yr.stream.items``.
+    """
+    wants = GRPC_CONTEXT in inspect.signature(func).parameters
+
+    def start(args: tuple, kwargs: dict) -> Any:
+        carrier = kwargs.pop(tracing.CTX_KWARG, None)
+        grpc_context = kwargs.get(GRPC_CONTEXT) if wants else kwargs.pop(GRPC_CONTEXT, None)
+        span = stream_span(config_json, name, _request_of(args), attributes, grpc_context, carrier)
+        return None if span is None else _Stream(span)
+
+    if inspect.isasyncgenfunction(func):
+        async def handle(self: Any, *args: Any, **kwargs: Any) -> Any:
+            run = start(args, kwargs)
+            stream = func(self, *args, **kwargs)
+            if run is None:
+                try:
+                    async for item in stream:
+                        yield item
+                finally:
+                    await stream.aclose()
+                return
+            try:
+                while True:
+                    with run.step():
+                        try:
+                            item = await stream.__anext__()
+                        except StopAsyncIteration:
+                            break
+                    run.items += 1
+                    yield item
+            except BaseException as e:
+                try:
+                    with run.step():      # the generator's cleanup (its finally blocks) is its body too
+                        await stream.aclose()
+                finally:
+                    run.end(e)
+                raise
+            run.end()
+    else:
+        def handle(self: Any, *args: Any, **kwargs: Any) -> Any:
+            run = start(args, kwargs)
+            stream = func(self, *args, **kwargs)
+            if run is None:
+                yield from stream
+                return
+            try:
+                while True:
+                    with run.step():
+                        try:
+                            item = next(stream)
+                        except StopIteration:
+                            break
+                    run.items += 1
+                    yield item
+            except BaseException as e:
+                try:
+                    with run.step():
+                        stream.close()
+                finally:
+                    run.end(e)
+                raise
+            run.end()
     return request_auth.with_grpc_context(func, handle)
 
 
