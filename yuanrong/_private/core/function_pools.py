@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 from yuanrong._private import ray_errors
-from yuanrong._private.core import function_instances, traced_calls
+from yuanrong._private.core import function_instances
 from yuanrong._private.core.pooled_instances import Instance, kill as _kill
 from yuanrong.exception import FunctionQueueFullError
 
@@ -105,9 +105,8 @@ class FunctionPool:
     # Ray runs completion callbacks on its own threads, and some Ray calls wait for those threads:
     # so no Ray call is made while ``self.lock`` is held (the lock guards only this pool's lists).
 
-    def submit(self, args: tuple, kwargs: dict, carrier: dict | None = None) -> Any:
-        """Run one call; returns Ray's result (a ref, a list of refs, or a generator). ``carrier``: a
-        traced call's context (in the task's name on an instance, else as an argument)."""
+    def submit(self, args: tuple, kwargs: dict) -> Any:
+        """Run one call; returns Ray's result (a ref, a list of refs, or a generator)."""
         with self.lock:
             inst, start, saturated = self._choose()
         if saturated is self:
@@ -128,8 +127,6 @@ class FunctionPool:
             inst, start = self._shared(start), False
         if inst is None:
             out = None
-            if carrier is not None:
-                kwargs = {**kwargs, traced_calls.CTX_KWARG: carrier}
             try:
                 out = self.run_as_task(*args, **kwargs)
             finally:
@@ -142,7 +139,7 @@ class FunctionPool:
                     self._tasks.append(done)
             return out
         try:
-            return self._send(inst, args, kwargs, carrier)
+            return self._send(inst, args, kwargs)
         finally:
             if start:
                 self._start_soon()
@@ -162,16 +159,13 @@ class FunctionPool:
             time.sleep(0.005)
         return None
 
-    def _send(self, inst: Instance, args: tuple, kwargs: dict, carrier: dict | None = None) -> Any:
+    def _send(self, inst: Instance, args: tuple, kwargs: dict) -> Any:
         try:
-            name = None if carrier is None else traced_calls.task_name(self.name, carrier)
-            if carrier is not None and name is None:
-                kwargs = {**kwargs, traced_calls.CTX_KWARG: carrier}
             if self.streaming:
-                out = (inst.stream if name is None else inst.named(name, True))(*args, **kwargs)
+                out = inst.stream(*args, **kwargs)
                 marker, result = out.completed(), out
             else:
-                out = (inst.call if name is None else inst.named(name, False))(*args, **kwargs)
+                out = inst.call(*args, **kwargs)
                 marker = out[-1]
                 result = out[0] if self.return_nums == 1 else out[:-1]
         except BaseException:

@@ -125,9 +125,11 @@ class FunctionProxy:
         with traced_calls.submitting(self.__qualname__, "invoke", kwargs, attributes, carry=False):
             if not self._checked:
                 self._first_call()
-            return self._dispatch(args, kwargs, tracing.carrier() if self._traced else None)
+            if self._traced:
+                kwargs = {**kwargs, traced_calls.CTX_KWARG: tracing.carrier()}
+            return self._dispatch(args, kwargs)
 
-    def _dispatch(self, args: tuple, kwargs: dict, carrier: dict | None = None) -> Any:
+    def _dispatch(self, args: tuple, kwargs: dict) -> Any:
         if args:
             args = unwrap_args(args)
         if kwargs:
@@ -137,9 +139,7 @@ class FunctionProxy:
             if pool is None or pool.closed:
                 pool = self._bind_pool()
             if pool is not None:
-                return self._wrap(pool.submit(args, kwargs, carrier))
-        if carrier is not None:
-            kwargs = {**kwargs, traced_calls.CTX_KWARG: carrier}
+                return self._wrap(pool.submit(args, kwargs))
         out = self._remote(*args, **kwargs)
         watch = self._task_watch
         if watch is not None:

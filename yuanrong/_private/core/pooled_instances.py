@@ -12,7 +12,7 @@ import ray
 
 class Instance:
     __slots__ = ("handle", "actor_id", "ready", "dead", "started", "last_used", "in_flight", "pending", "pinged",
-                 "last_done", "reconciled_at", "adopted", "call", "stream", "probe", "cancelled", "drained", "returns")
+                 "last_done", "reconciled_at", "adopted", "call", "stream", "probe", "cancelled", "drained")
 
     def __init__(self, handle: Any, adopted: bool, return_nums: int) -> None:
         self.handle = handle
@@ -30,7 +30,6 @@ class Instance:
         # what must have finished before the instance is stopped.
         self.cancelled: set[Any] = set()
         self.drained: Any = None
-        self.returns = return_nums + 1  # the results, then the marker
         if adopted:  # a warm worker runs the instance: its call()/call_gen() name the method
             self.call = functools.partial(handle.call.options(num_returns=return_nums + 1).remote, "call")
             self.stream = functools.partial(handle.call_gen.options(num_returns="streaming").remote, "stream")
@@ -42,15 +41,6 @@ class Instance:
             # queued behind it holds the actor's next call for 30 s (Ray's reorder timeout), then
             # fails it. A method of the instance is ordered with its calls and has no such effect.
             self.probe = handle.ready.remote
-
-    def named(self, name: str, streaming: bool) -> Any:
-        """``call`` (or ``stream``) as a Ray task named ``name``: how a traced call carries its context."""
-        if streaming:
-            method, options, first = (self.handle.call_gen if self.adopted else self.handle.stream), "streaming", "stream"
-        else:
-            method, options, first = self.handle.call, self.returns, "call"
-        remote = method.options(num_returns=options, name=name).remote
-        return functools.partial(remote, first) if self.adopted else remote
 
 
 def kill(instances: list[Instance]) -> None:

@@ -15,7 +15,6 @@ path pays one boolean check.
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import time
 from collections.abc import Callable, Mapping
@@ -23,7 +22,6 @@ from typing import Any
 
 import ray
 from opentelemetry import context as otel_context
-from ray.experimental import internal_kv
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -38,13 +36,6 @@ _fixed: dict[tuple[str, str, str], dict[str, Any]] = {}
 # This worker's (actor id, restarted) once it hosts an actor: fixed from then on (an actor's process
 # ends with it). A task worker asks each time: Ray may later hand an idle task worker to an actor.
 _actor: list[tuple[str, bool]] = []
-# A call to a function instance carries its context in the task's name, which Ray sends anyway (an
-# extra argument costs plain Ray ~12 % of its actor-call throughput, the name ~2 %: bench/carried_context.py):
-# "<function> <traceparent> <key>", the key naming the job's trace configuration in Ray's internal KV
-# (the GCS's, which every process of the job reaches: read once per configuration and process).
-_KV_PREFIX = "yr-trace-config/"
-_keys: dict[str, str] = {}       # configuration -> its key, for configurations put in the KV here
-_configs: dict[str, str] = {}    # key -> configuration, as read from the KV in a worker
 
 
 class submitting:  # noqa: N801 - used as a context manager, like the function it replaced
@@ -164,44 +155,10 @@ def _end(span: Any, kind: Any, error: Any) -> None:
 
 def execution(carrier: Any, name: str, call: str) -> _Execution | None:
     """The execution of one call (a context manager: its ``yr.run`` span and metrics), or None when
-    the call carries no telemetry. ``call``: ``function``, ``instance`` or ``replica``. Without a
-    ``carrier`` argument, the context may be in the task's name (:func:`task_name`)."""
-    if carrier is None:
-        carrier = _carrier_in_task_name()
+    the call carries no telemetry. ``call``: ``function``, ``instance`` or ``replica``."""
     if carrier is None or not _start(carrier):
         return None
     return _Execution(carrier, name, call)
-
-
-def task_name(function: str, carrier: Mapping[str, str]) -> str | None:
-    """The Ray task name that carries ``carrier`` (see ``_KV_PREFIX``), or None when it cannot (a
-    ``tracestate``, or no valid parent): then the call carries it as an argument."""
-    traceparent = carrier.get("traceparent")
-    if traceparent is None or "tracestate" in carrier:
-        return None
-    config = carrier[tracing.CONFIG_KEY]
-    key = _keys.get(config)
-    if key is None:
-        key = hashlib.sha1(config.encode()).hexdigest()[:16]
-        internal_kv._internal_kv_put(_KV_PREFIX + key, config.encode(), overwrite=True)
-        _keys[config] = key
-    return f"{function} {traceparent} {key}"
-
-
-def _carrier_in_task_name() -> dict[str, str] | None:
-    if not session.in_ray_worker():
-        return None
-    name = ray.get_runtime_context().get_task_name()
-    parts = name.rsplit(" ", 2) if name else ()
-    if len(parts) != 3 or len(parts[1]) != 55:
-        return None
-    config = _configs.get(parts[2])
-    if config is None:
-        raw = internal_kv._internal_kv_get(_KV_PREFIX + parts[2]) if internal_kv._internal_kv_initialized() else None
-        if raw is None:
-            return None
-        config = _configs[parts[2]] = raw.decode()
-    return {"traceparent": parts[1], tracing.CONFIG_KEY: config}
 
 
 
