@@ -8,6 +8,7 @@ from datashare._ray import handles
 from datashare._ray.handles import current_node_id
 from datashare.errors import InvalidArgumentError
 from datashare.pool_cache import pool_of
+from datashare.replica_repair import Wanted, wanted_replicas
 
 
 def target_nodes(nodes: Sequence[str] | None) -> list[str]:
@@ -52,6 +53,14 @@ def spare_nodes(targets: list[str], replicas: object, lifetime: str) -> list[str
     # Fewest labels shared with the first holder first (another pool or tier), then by id.
     others.sort(key=lambda n: (len(first & set((live[n].get("Labels") or {}).items())), n))
     return others[:replicas - 1]
+
+
+def wanted(replicas: object, targets: list[str], spares: list[str]) -> Wanted:
+    """What the catalogue keeps re-creating lost copies towards (``DatasetInfo.replicas``):
+    ``"pools"`` becomes the pools of the nodes that got a copy now."""
+    if replicas == "pools":
+        return wanted_replicas(replicas, (pool_of(handles.node_labels(n)) for n in (*targets, *spares)))
+    return wanted_replicas(replicas, ())
 
 
 def _one_per_pool(targets: list[str], pools: str | Sequence[str], live: dict) -> list[str]:

@@ -211,7 +211,7 @@ def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: 
             name=name, version=version, schema=schema, num_rows=num_rows, nbytes=nbytes,
             num_chunks=len(writer.refs),
             node_ids=tuple(dict.fromkeys([*(node_of(h) for h in writer.holders), *spare_nodes])),
-            created_at=time.time(),
+            created_at=time.time(), replicas=chunk_homes.wanted(replicas, targets, spare_nodes),
         )
         spares = tuple(tuple(copies) for copies in writer.spares) if any(writer.spares) else ()
         handles.ask_catalogue("commit", info_, writer.refs, writer.holders, keep_previous, allow_schema_change,
