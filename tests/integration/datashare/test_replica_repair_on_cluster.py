@@ -13,28 +13,36 @@ pytestmark = pytest.mark.cluster
 REPAIR_WAIT_S = 60.0
 
 
-def _copies(name: str) -> list[set[str]]:
-    """Per chunk, the nodes of the copies the catalogue hands out."""
+def _record(name: str) -> list[list[tuple[str, str]]]:
+    """Per chunk, ``(node, object hex)`` of each copy the catalogue hands out, the primary first."""
     from datashare._ray import handles
     from datashare._ray.naming import node_of
 
     found = handles.ask_catalogue("lookup", name, None, timeout=30)
     spares = found.spares or ((),) * len(found.refs)
-    return [{node_of(h) for h in (primary, *(h for _, h in extra))} for primary, extra in zip(found.holders, spares)]
+    return [[(node_of(h), r.hex()) for r, h in ((ref, holder), *extra)]
+            for ref, holder, extra in zip(found.refs, found.holders, spares)]
 
 
-def _wait_repaired(name: str, copies: int, gone: set[str]) -> float:
-    """Seconds until every chunk has ``copies`` copies on distinct live nodes, none in ``gone``."""
+def _copies(name: str) -> list[set[str]]:
+    """Per chunk, the nodes of its copies."""
+    return [{node for node, _ in chunk} for chunk in _record(name)]
+
+
+def _wait_repaired(name: str, copies: int, *, gone: set[str] = frozenset(), lost: set[str] = frozenset()) -> float:
+    """Seconds until every chunk has ``copies`` copies on distinct live nodes, none on a node in
+    ``gone`` and none of the objects in ``lost``."""
     import ray
 
     t0 = time.perf_counter()
     while True:
         live = {n["NodeID"] for n in ray.nodes() if n.get("Alive")} - gone
-        per_chunk = _copies(name)
-        if all(len(nodes) == copies and nodes <= live for nodes in per_chunk):
+        record = _record(name)
+        if all(len({n for n, _ in chunk}) == len(chunk) == copies and {n for n, _ in chunk} <= live
+               and not {h for _, h in chunk} & lost for chunk in record):
             return time.perf_counter() - t0
         if time.perf_counter() - t0 > REPAIR_WAIT_S:
-            raise AssertionError(f"{name!r} not repaired within {REPAIR_WAIT_S} s: copies per chunk {per_chunk}, "
+            raise AssertionError(f"{name!r} not repaired within {REPAIR_WAIT_S} s: copies per chunk {record}, "
                                  f"live nodes {sorted(live)}")
         time.sleep(0.5)
 
@@ -75,6 +83,31 @@ def test_replicas_lost_with_a_node_are_recreated_so_losing_a_second_node_keeps_t
             if pool not in removed:
                 ray_cluster.remove_node(pool)
         ds.delete("repair")
+
+
+@pytest.mark.slow
+def test_copies_of_a_holder_that_died_are_recreated_also_after_a_catalogue_restart(ds, ray_cluster):
+    import ray
+
+    from datashare._ray import naming
+    from yuanrong.local_cluster import NodeSpec
+
+    table = pa.table({"v": np.arange(500_000)})
+    c = ray_cluster.add_node(NodeSpec(pool="ds-repair-c", tier="edge", num_cpus=1, object_store_mb=128))
+    try:
+        ds.publish("repair-holder", table, nodes=[c], replicas=2, chunk_bytes=2**20)
+        catalogue = ray.get_actor(naming.CATALOGUE_NAME, namespace=naming.NAMESPACE)
+        ray.kill(catalogue, no_restart=False)            # Ray restarts it; it rebuilds from the holders
+        assert ds.info("repair-holder").replicas == 2     # the holders kept what it was published with
+        on_c = {h for chunk in _record("repair-holder") for node, h in chunk if node == c}
+        assert len(on_c) == ds.info("repair-holder").num_chunks > 1
+        ray.kill(ray.get_actor(naming.holder_name(c), namespace=naming.NAMESPACE), no_restart=True)
+        took = _wait_repaired("repair-holder", 2, lost=on_c)
+        print(f"two copies again {took:.1f} s after the holder died")
+        assert ds.open("repair-holder", timeout=60, fresh=True).equals(table)
+    finally:
+        ray_cluster.remove_node("ds-repair-c")
+        ds.delete("repair-holder")
 
 
 def test_a_single_copy_dataset_is_left_alone(ds, ray_cluster):
