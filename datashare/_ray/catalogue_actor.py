@@ -165,12 +165,14 @@ class CatalogueActor:
         if plan.survivors:
             self._apply(lambda: [self._state.set_copies(v.name, v.version, v.chunks) for v in plan.survivors])
         work.warn(plan)
-        by_call: dict[tuple[str, str, int], list[NewCopy]] = {}
+        by_call: dict[tuple[str, str, int], list[NewCopy]] = {}      # one holder call per node and version
         for copy in plan.copies:
             by_call.setdefault((copy.node, copy.name, copy.version), []).append(copy)
             work.copying.add((copy.name, copy.version, copy.index, copy.node))
         for (node, name, version), copies in by_call.items():
-            asyncio.ensure_future(self._copy(node, name, version, copies))
+            task = asyncio.ensure_future(self._copy(node, name, version, copies))
+            work.tasks.add(task)                 # the loop keeps only a weak reference to a task
+            task.add_done_callback(work.tasks.discard)
 
     async def _copy(self, node: str, name: str, version: int, copies: list[NewCopy]) -> None:
         """Have ``node``'s holder pull ``copies`` and own them, then record them."""
@@ -337,6 +339,7 @@ class _Repairs:
     def __init__(self) -> None:
         self.loop: asyncio.Future | None = None
         self.copying: set[tuple[str, int, int, str]] = set()
+        self.tasks: set[asyncio.Future] = set()
         self._failed: dict[tuple[str, int, int, str], float] = {}
         self._warned: set[tuple] = set()
 

@@ -110,6 +110,34 @@ def test_copies_of_a_holder_that_died_are_recreated_also_after_a_catalogue_resta
         ds.delete("repair-holder")
 
 
+@pytest.mark.slow
+def test_a_pool_that_lost_its_copy_gets_one_on_its_other_node(ds, ray_cluster):
+    from tests.integration.datashare.conftest import node_of
+    from yuanrong.local_cluster import NodeSpec
+
+    head = node_of(ray_cluster, "cloud")
+    table = pa.table({"v": np.arange(300_000)})
+    # The pool's copy goes to its node with the largest store: the one added last, removed first.
+    stay = ray_cluster.add_node(NodeSpec(pool="ds-repair-p", tier="edge", num_cpus=1, object_store_mb=128))
+    leave = ray_cluster.add_node(NodeSpec(pool="ds-repair-p", tier="edge", num_cpus=1, object_store_mb=160))
+    removed = False
+    try:
+        info = ds.publish("repair-pool", table, nodes=[head], replicas=["ds-repair-p"], chunk_bytes=2**20)
+        assert info.replicas == ("ds-repair-p",)
+        assert _copies("repair-pool") == [{head, leave}] * info.num_chunks
+        assert ray_cluster.remove_node("ds-repair-p") == leave
+        removed = True
+        took = _wait_repaired("repair-pool", 2, gone={leave})
+        print(f"a copy in the pool again {took:.1f} s after its node left")
+        assert _copies("repair-pool") == [{head, stay}] * info.num_chunks     # in the pool, not elsewhere
+        assert stay in ds.where("repair-pool")
+    finally:
+        ray_cluster.remove_node("ds-repair-p")
+        if not removed:
+            ray_cluster.remove_node("ds-repair-p")
+        ds.delete("repair-pool")
+
+
 def test_a_single_copy_dataset_is_left_alone(ds, ray_cluster):
     """replicas=1 (the default) asks for no repair: the record keeps its one copy per chunk."""
     table = pa.table({"v": np.arange(1000)})
