@@ -58,7 +58,7 @@ def test_replicas_lost_with_a_node_are_recreated_so_losing_a_second_node_keeps_t
     removed: list[str] = []
     try:
         # Both copies on the added nodes (left alone, the replica would go to another tier).
-        monkeypatch.setattr(chunk_homes, "spare_nodes", lambda targets, replicas, lifetime: [b])
+        monkeypatch.setattr(chunk_homes, "spare_nodes", lambda targets, replicas, lifetime, **_: [b])
         info = ds.publish("repair", table, nodes=[a], replicas=2, chunk_bytes=2 * 2**20)
         monkeypatch.undo()
         assert info.replicas == 2 and info.num_chunks == 4
@@ -136,6 +136,18 @@ def test_a_pool_that_lost_its_copy_gets_one_on_its_other_node(ds, ray_cluster):
         if not removed:
             ray_cluster.remove_node("ds-repair-p")
         ds.delete("repair-pool")
+
+
+def test_an_append_keeps_the_replication_of_the_version_it_extends(ds, ray_cluster):
+    table = pa.table({"v": np.arange(200_000)})
+    info = ds.publish("repair-append", table, replicas=2, chunk_bytes=2**20)
+    more = ds.append("repair-append", pa.table({"v": np.arange(10)}))
+    assert more.replicas == 2 and more.num_chunks == info.num_chunks + 1
+    assert all(len(nodes) == 2 for nodes in _copies("repair-append"))       # old chunks' copies kept, new one made
+    ds.delete("repair-append", version=1)                                     # v1's copies are linked, not moved
+    assert all(len(nodes) == 2 for nodes in _copies("repair-append"))
+    assert ds.open("repair-append", fresh=True).num_rows == 200_010
+    ds.delete("repair-append")
 
 
 def test_a_single_copy_dataset_is_left_alone(ds, ray_cluster):
