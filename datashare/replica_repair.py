@@ -147,18 +147,18 @@ def plan_repairs(versions: Iterable[VersionCopies], live_nodes: Mapping[str, Liv
                 continue
             kept.append(alive)
             held = {node_of(h) for _, h in alive} | (in_flight[v.name, v.version, index] & live_nodes.keys())
+            pools = collections.Counter(live_nodes[n].pool for n in held if n in live_nodes)
+            missing = (v.wanted - len(held) if isinstance(v.wanted, int)
+                       else [p for p in v.wanted if p not in pools])
+            if (missing <= 0) if isinstance(missing, int) else not missing:
+                continue            # the common case: nothing to do, no node list to build
             free = [n for n in live_nodes if n not in held and (v.name, v.version, index, n) not in avoided]
-            if isinstance(v.wanted, int):
-                pools = collections.Counter(live_nodes[n].pool for n in held if n in live_nodes)
-                need = v.wanted - len(held)
-                chosen = sorted(free, key=lambda n: rank(n, pools[live_nodes[n].pool]))[:max(0, need)]
-                is_short |= len(chosen) < need
+            if isinstance(missing, int):
+                chosen = sorted(free, key=lambda n: rank(n, pools[live_nodes[n].pool]))[:missing]
+                is_short |= len(chosen) < missing
             else:
-                covered = {live_nodes[n].pool for n in held if n in live_nodes}
                 chosen = []
-                for pool in v.wanted:
-                    if pool in covered:
-                        continue
+                for pool in missing:
                     in_pool = [n for n in free if live_nodes[n].pool == pool]
                     if not in_pool:
                         is_short = True

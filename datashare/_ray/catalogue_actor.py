@@ -155,15 +155,23 @@ class CatalogueActor:
     def _repair_once(self) -> None:
         """Drop lost copies and start new ones; synchronous, so the snapshot and the change it
         leads to are one step of the catalogue (the copies themselves run in the background)."""
+        work = self._repairs
+        if work.seen == (self._state.generation,):
+            return                      # no replicated version, and the table has not changed since
         versions = self._state.replicated()
         if not versions:
+            work.seen = (self._state.generation,)
             return
         live_nodes, live_holders = _cluster_view()
-        work = self._repairs
-        plan = plan_repairs(versions, live_nodes, live_holders, node_of,
-                            pending=work.copying, avoid=work.avoid(time.monotonic()))
+        avoid = work.avoid(time.monotonic())
+        # A round changes nothing unless the table, the cluster or the copies that failed changed.
+        seen = (self._state.generation, live_nodes, frozenset(live_holders), frozenset(avoid))
+        if work.seen == seen:
+            return
+        plan = plan_repairs(versions, live_nodes, live_holders, node_of, pending=work.copying, avoid=avoid)
         if plan.survivors:
             self._apply(lambda: [self._state.set_copies(v.name, v.version, v.chunks) for v in plan.survivors])
+        work.seen = (self._state.generation, *seen[1:])
         work.warn(plan)
         by_call: dict[tuple[str, str, int], list[NewCopy]] = {}      # one holder call per node and version
         for copy in plan.copies:
@@ -340,6 +348,7 @@ class _Repairs:
         self.loop: asyncio.Future | None = None
         self.copying: set[tuple[str, int, int, str]] = set()
         self.tasks: set[asyncio.Future] = set()
+        self.seen: tuple = ()           # what the last round looked at (see _repair_once)
         self._failed: dict[tuple[str, int, int, str], float] = {}
         self._warned: set[tuple] = set()
 
