@@ -44,6 +44,9 @@ REPAIR_COPY_TIMEOUT_S = 600.0
 """Longest wait for a holder's copy of lost chunks; a copy that failed is tried again after
 :data:`REPAIR_RETRY_S` (on another node if there is one)."""
 REPAIR_RETRY_S = 30.0
+REPAIR_AUDIT_S = 30.0
+"""How often the catalogue asks the holders of replicated copies which they still own: a holder
+that died and was started again under its name between two rounds looks alive by name."""
 
 
 @ray.remote(num_cpus=0, max_restarts=-1)
@@ -144,13 +147,37 @@ class CatalogueActor:
 
     async def _repair_loop(self) -> None:
         await self._ready
+        audited = time.monotonic()
         while True:
             await asyncio.sleep(REPAIR_INTERVAL_S)
             try:
+                if time.monotonic() - audited >= REPAIR_AUDIT_S:
+                    audited = time.monotonic()
+                    await self._audit()
                 self._repair_once()
             except Exception:  # noqa: BLE001 - one bad round must not end repairs for good
                 logger.exception("datashare: looking for lost replicas failed; trying again in %s s",
                                  REPAIR_INTERVAL_S)
+
+    async def _audit(self) -> None:
+        """Drop recorded copies of replicated versions that their holder no longer owns."""
+        recorded: dict[str, set[str]] = {}
+        for v in self._state.replicated():
+            for chunk in v.chunks:
+                for ref, hname in chunk:
+                    recorded.setdefault(hname, set()).add(ref.hex())
+        gone: set[tuple[str, str]] = set()
+        for hname, hexes in recorded.items():
+            try:    # by name, not a cached handle: the one that matters is the holder alive now
+                handle = ray.get_actor(hname, namespace=NAMESPACE)
+                held = await asyncio.wait_for(asyncio.wrap_future(handle.held.remote().future()), 10)
+            except Exception:  # noqa: BLE001 - a dead or busy holder: the rounds handle the dead ones
+                continue
+            gone |= {(h, hname) for h in hexes - held}
+        if gone:    # applied to the record as it is now (it may have changed while the holders answered)
+            self._apply(lambda: [self._state.set_copies(v.name, v.version, [
+                tuple(c for c in chunk if (c[0].hex(), c[1]) not in gone) or chunk for chunk in v.chunks])
+                for v in self._state.replicated()])
 
     def _repair_once(self) -> None:
         """Drop lost copies and start new ones; synchronous, so the snapshot and the change it

@@ -94,6 +94,10 @@ class Holder:
             for key, slots in self._keys.items()
         }
 
+    def held(self) -> set[str]:
+        """Object hex of every chunk this holder owns (the catalogue checks its record against it)."""
+        return set(self._chunks)
+
     def stats(self) -> dict[str, int]:
         return {"keys": len(self._keys), "chunks": len(self._chunks)}
 
