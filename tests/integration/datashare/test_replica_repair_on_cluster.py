@@ -131,6 +131,8 @@ def test_a_pool_that_lost_its_copy_gets_one_on_its_other_node(ds, ray_cluster):
         print(f"a copy in the pool again {took:.1f} s after its node left")
         assert _copies("repair-pool") == [{head, stay}] * info.num_chunks     # in the pool, not elsewhere
         assert stay in ds.where("repair-pool")
+        more = ds.append("repair-pool", table.slice(0, 10), nodes=[head])      # an append keeps the pools
+        assert more.replicas == ("ds-repair-p",) and _copies("repair-pool") == [{head, stay}] * more.num_chunks
     finally:
         ray_cluster.remove_node("ds-repair-p")
         if not removed:
