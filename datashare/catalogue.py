@@ -27,20 +27,11 @@ from datashare import tenancy
 from datashare.dataset_info import DatasetInfo
 from datashare.errors import QuotaExceededError, SchemaMismatchError
 from datashare.pool_cache import CACHE_SPACE, CachedCopy, PoolCaches
+from datashare.replica_repair import VersionCopies
+from datashare.usage_reports import USAGE_LEASE_S, UsageReports  # noqa: F401 - USAGE_LEASE_S re-exported
 
-__all__ = [
-    "Catalogue",
-    "Describe",
-    "Found",
-    "HeldData",
-    "HolderKey",
-    "Instruction",
-    "KVValue",
-    "Missing",
-    "Release",
-    "dataset_key",
-    "kv_holder_key",
-]
+__all__ = ["Catalogue", "Describe", "Found", "HeldData", "HolderKey", "Instruction", "KVValue", "Missing",
+           "Release", "dataset_key", "kv_holder_key"]
 
 
 class HolderKey(NamedTuple):
@@ -128,6 +119,10 @@ class _Version:
     def all_holders(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys((*self.holders, *(h for copies in self.spares for _, h in copies))))
 
+    def copies(self) -> tuple[tuple[tuple[Any, str], ...], ...]:     # per chunk, the primary first
+        spares = self.spares or ((),) * len(self.refs)
+        return tuple(((r, h), *s) for r, h, s in zip(self.refs, self.holders, spares))
+
 
 @dataclasses.dataclass(frozen=True)
 class _KVEntry:
@@ -135,9 +130,6 @@ class _KVEntry:
     expires_at: float | None
     seq: int
 
-
-USAGE_LEASE_S = 15.0
-"""How long a job's report of what it uses counts (jobs report every few seconds while they use any)."""
 
 KV_LOG_LENGTH = 100_000
 """KV changes the catalogue remembers for readers' caches; one further behind forgets its cache."""
@@ -166,7 +158,7 @@ class Catalogue:
         self._kv_log: collections.deque[tuple[int, str | None, str]] = collections.deque(maxlen=KV_LOG_LENGTH)
         self._outbox: list[Instruction] = []
         self._quotas: dict[str, dict[str, float]] = {}
-        self._usage: dict[str, dict[str, tuple[dict[str, float], float]]] = {}   # tenant -> reporter -> (amounts, at)
+        self._usage = UsageReports(clock=clock)
         self._caches = PoolCaches()
 
     @property
@@ -252,26 +244,12 @@ class Catalogue:
         return dict(self._quotas.get(tenant, {}))
 
     def report_usage(self, tenant: str, reporter: str, amounts: Mapping[str, float]) -> None:
-        """What ``reporter`` (one job) of ``tenant`` uses now, e.g. ``{"instances": 3, "cpus": 1.5}``;
-        empty forgets the reporter. A report counts for :data:`USAGE_LEASE_S` (jobs report again
-        while they use anything), so a job that died without a last report stops counting."""
-        usage = self._usage.setdefault(tenant, {})
-        if amounts:
-            usage[reporter] = (dict(amounts), self._clock())
-        else:
-            usage.pop(reporter, None)
+        """What ``reporter`` (one job) of ``tenant`` uses now (see :class:`UsageReports`)."""
+        self._usage.report(tenant, reporter, amounts)
 
     def tenant_usage(self, tenant: str, *, without: str | None = None) -> dict[str, float]:
         """The sum of the current reports of ``tenant``'s reporters, leaving out ``without``."""
-        now, total = self._clock(), {}
-        usage = self._usage.get(tenant, {})
-        for reporter, (amounts, at) in list(usage.items()):
-            if now - at > USAGE_LEASE_S:
-                del usage[reporter]
-            elif reporter != without:
-                for name, amount in amounts.items():
-                    total[name] = total.get(name, 0.0) + amount
-        return total
+        return self._usage.total(tenant, without=without)
 
     def tenant_bytes(self, tenant: str, *, without: str | None = None) -> int:
         """Bytes of the latest versions of ``tenant``'s datasets (leaving out the dataset ``without``)."""
@@ -380,6 +358,30 @@ class Catalogue:
 
     def _bump(self) -> None:
         self._generation += 1
+
+    # --- replica repair (datashare.replica_repair) -------------------------------------------
+
+    def replicated(self) -> list[VersionCopies]:
+        """Every retained version published with more than one copy, and its chunks' copies."""
+        return [VersionCopies(name, v, e.info.replicas, e.copies()) for name, versions in self._datasets.items()
+                for v, e in versions.items() if e.info.replicas != 1]
+
+    def set_copies(self, name: str, version: int, chunks: Iterable[Iterable[tuple]]) -> bool:
+        """Make ``chunks`` (per chunk, its ``(ref, holder)`` copies, the primary first) the version's
+        copies, lost ones dropped or re-created ones added; holders new to it are told to describe it.
+        False when the version is gone (or ``chunks`` does not fit it)."""
+        entry = self._datasets.get(name, {}).get(version)
+        chunks = tuple(tuple(tuple(c) for c in copies) for copies in chunks)
+        if entry is None or len(chunks) != len(entry.refs) or not all(chunks):
+            return False
+        if chunks != entry.copies():
+            spares = tuple(copies[1:] for copies in chunks) if any(len(c) > 1 for c in chunks) else ()
+            new = self._datasets[name][version] = _Version(entry.info, tuple(c[0][0] for c in chunks),
+                                                           tuple(c[0][1] for c in chunks), spares)
+            for hname in set(new.all_holders()) - set(entry.all_holders()):
+                self._outbox.append(Describe(hname, dataset_key(name, version), entry.info))
+            self._bump()
+        return True
 
     # --- KV ---------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from datashare._ray import handles
 from datashare._ray.handles import current_node_id
 from datashare.errors import InvalidArgumentError
 from datashare.pool_cache import pool_of
+from datashare.replica_repair import Wanted, wanted_replicas
 
 
 def target_nodes(nodes: Sequence[str] | None) -> list[str]:
@@ -27,10 +28,11 @@ def target_nodes(nodes: Sequence[str] | None) -> list[str]:
 _SMALL_CHUNK = 64 * 1024 * 1024
 
 
-def spare_nodes(targets: list[str], replicas: object, lifetime: str) -> list[str]:
+def spare_nodes(targets: list[str], replicas: object, lifetime: str, *, strict: bool = True) -> list[str]:
     """Nodes for the extra copies of ``replicas``: an int N (N - 1 copies on other nodes, labels
     unlike the first target's first), ``"pools"`` (a copy in every pool with a live node) or a list
-    of pool names (a copy in each)."""
+    of pool names (a copy in each). Not ``strict`` (an append, which inherits ``replicas``): fewer
+    nodes than N - 1 are no error; the catalogue adds copies when nodes join."""
     count = isinstance(replicas, int) and not isinstance(replicas, bool) and replicas >= 1
     named = isinstance(replicas, (list, tuple)) and len(replicas) > 0
     if not (count or named or replicas == "pools"):
@@ -46,12 +48,29 @@ def spare_nodes(targets: list[str], replicas: object, lifetime: str) -> list[str
         return _one_per_pool(targets, replicas, live)
     first = set((live.get(targets[0], {}).get("Labels") or {}).items())
     others = [n for n in live if n not in targets]
-    if len(others) < replicas - 1:
+    if len(others) < replicas - 1 and strict:
         raise InvalidArgumentError("replicas", replicas, f"only {len(others)} live node(s) besides the "
                                    f"holder node(s) {', '.join(targets)}; ask for fewer replicas or add nodes.")
     # Fewest labels shared with the first holder first (another pool or tier), then by id.
     others.sort(key=lambda n: (len(first & set((live[n].get("Labels") or {}).items())), n))
     return others[:replicas - 1]
+
+
+def wanted(replicas: object, targets: list[str], spares: list[str]) -> Wanted:
+    """What the catalogue keeps re-creating lost copies towards (``DatasetInfo.replicas``):
+    ``"pools"`` becomes the pools of the nodes that got a copy now."""
+    if replicas == "pools":
+        return wanted_replicas(replicas, (pool_of(handles.node_labels(n)) for n in (*targets, *spares)))
+    return wanted_replicas(replicas, ())
+
+
+def inherited(replicas: Wanted, lifetime: str) -> Wanted:
+    """The ``replicas`` an append passes on from the version it extends: the same count, or those
+    of its pools that still have a live node (1 when none has, or for ``lifetime="job"``)."""
+    if lifetime != "detached" or isinstance(replicas, int):
+        return replicas if lifetime == "detached" else 1
+    live = {pool_of(record.get("Labels")) for record in handles.alive_nodes().values()}
+    return tuple(p for p in replicas if p in live) or 1
 
 
 def _one_per_pool(targets: list[str], pools: str | Sequence[str], live: dict) -> list[str]:

@@ -21,8 +21,12 @@ class DatasetInfo:
         nbytes: Total size of the Arrow buffers, in bytes.
         num_chunks: Number of record-batch objects the data is stored as.
         node_ids: Ray node ids of the nodes whose holders own the chunks (publish-time
-            placement; :func:`datashare.where` also reports copies made by readers).
+            placement; :func:`datashare.where` reports where copies are now, re-created ones and
+            those made by readers included).
         created_at: Unix time of publication.
+        replicas: The copies each chunk is kept in: an int N, N copies on N nodes (1: no extra
+            copy); or a tuple of pools, a copy in each (``replicas="pools"`` is recorded as the
+            pools that got one when it was published). Lost copies are re-created to match it.
 
     Example:
         >>> info = DatasetInfo("t", 1, pa.schema([("a", pa.int64())]), 3, 24, 1, ("n1",), 0.0)
@@ -38,3 +42,4 @@ class DatasetInfo:
     num_chunks: int
     node_ids: tuple[str, ...]
     created_at: float
+    replicas: int | tuple[str, ...] = 1

@@ -151,7 +151,9 @@ def append(name: str, data: Any, *, nodes: Sequence[str] | None = None,
            timeout: float = CONTROL_TIMEOUT_S) -> DatasetInfo:
     """Publish a new version of ``name`` made of its latest version plus ``data``.
 
-    The existing chunks are reused (no copy); only ``data`` is stored. Arguments as for
+    The existing chunks are reused (no copy); only ``data`` is stored. The new version keeps the
+    latest version's ``replicas``: reused chunks keep their copies, new ones get theirs as at
+    publish (for pools, in those of its pools that still have a live node). Arguments as for
     :func:`publish`.
 
     Raises:
@@ -162,7 +164,8 @@ def append(name: str, data: Any, *, nodes: Sequence[str] | None = None,
     with _tracer.start_as_current_span("datashare.append", attributes={"datashare.name": name}) as span:
         base = _lookup(name, None, timeout, full=True)
         info_ = _publish(name, data, nodes=nodes, chunk_bytes=chunk_bytes, keep_previous=keep_previous,
-                         lifetime=lifetime, timeout=timeout, base=base, full=True)
+                         lifetime=lifetime, timeout=timeout, base=base, full=True,
+                         replicas=chunk_homes.inherited(base.info.replicas, lifetime))
         _published(span, info_, lifetime)
         return info_
 
@@ -185,7 +188,7 @@ def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: 
         raise InvalidArgumentError("nodes", nodes, "lifetime='job' data stays on this process's node; "
                                    "leave nodes unset, or use lifetime='detached' to place it elsewhere.")
     chunk_bytes = chunk_homes.fit_chunk(chunk_bytes, targets)
-    spare_nodes = chunk_homes.spare_nodes(targets, replicas, lifetime)
+    spare_nodes = chunk_homes.spare_nodes(targets, replicas, lifetime, strict=base is None)
     version = handles.ask_catalogue("reserve_version", name, timeout=timeout)
     writer = ChunkWriter(dataset_key(name, version), timeout=timeout)
     schema: pa.Schema | None = None
@@ -193,7 +196,7 @@ def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: 
     try:
         if base is not None:
             # The holders of the previous version also keep these chunks for the new one.
-            writer.reuse(base.refs, base.holders)
+            writer.reuse(base.refs, base.holders, base.spares)
             schema, num_rows, nbytes = base.info.schema, base.info.num_rows, base.info.nbytes
         for n, chunk in enumerate(as_table_stream(data, chunk_bytes=chunk_bytes)):
             if schema is None:
@@ -211,7 +214,7 @@ def _publish(name: str, data: Any, *, nodes: Sequence[str] | None, chunk_bytes: 
             name=name, version=version, schema=schema, num_rows=num_rows, nbytes=nbytes,
             num_chunks=len(writer.refs),
             node_ids=tuple(dict.fromkeys([*(node_of(h) for h in writer.holders), *spare_nodes])),
-            created_at=time.time(),
+            created_at=time.time(), replicas=chunk_homes.wanted(replicas, targets, spare_nodes),
         )
         spares = tuple(tuple(copies) for copies in writer.spares) if any(writer.spares) else ()
         handles.ask_catalogue("commit", info_, writer.refs, writer.holders, keep_previous, allow_schema_change,

@@ -11,11 +11,16 @@ An actor, not Ray's internal KV, because:
 If the catalogue process dies, Ray restarts it and it rebuilds the dataset table from the holders,
 which keep every chunk together with its metadata. Small KV values kept inline in the catalogue are
 lost in that case (larger KV values live in holders and are recovered); ``docs/datashare.md`` says so.
+
+It also repairs replicated datasets in the background: every :data:`REPAIR_INTERVAL_S` it compares
+the holders of their copies with Ray's live nodes and named actors, drops the copies that are gone
+and has holders on other live nodes pull new ones (:mod:`datashare.replica_repair` decides which).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -23,11 +28,25 @@ from typing import Any
 
 import ray
 
-from datashare._ray.naming import HOLDER_PREFIX, NAMESPACE
-from datashare.catalogue import Catalogue, Describe, Found, KVValue, Missing, Release
+from datashare._ray.holder import start_holder
+from datashare._ray.naming import HOLDER_PREFIX, NAMESPACE, holder_name, node_of
+from datashare.catalogue import Catalogue, Describe, Found, KVValue, Missing, Release, dataset_key
 from datashare.dataset_info import DatasetInfo
 from datashare.kv_cache import LEASE_S
-from datashare.pool_cache import CachedCopy
+from datashare.pool_cache import CachedCopy, pool_of
+from datashare.replica_repair import LiveNode, NewCopy, RepairPlan, plan_repairs, with_copy
+
+logger = logging.getLogger(__name__)
+
+REPAIR_INTERVAL_S = 2.0
+"""How often the catalogue looks for lost copies of replicated datasets."""
+REPAIR_COPY_TIMEOUT_S = 600.0
+"""Longest wait for a holder's copy of lost chunks; a copy that failed is tried again after
+:data:`REPAIR_RETRY_S` (on another node if there is one)."""
+REPAIR_RETRY_S = 30.0
+REPAIR_AUDIT_S = 30.0
+"""How often the catalogue asks the holders of replicated copies which they still own: a holder
+that died and was started again under its name between two rounds looks alive by name."""
 
 
 @ray.remote(num_cpus=0, max_restarts=-1)
@@ -54,12 +73,18 @@ class CatalogueActor:
         ctx = ray.get_runtime_context()
         restarted = bool(getattr(ctx, "was_current_actor_reconstructed", False))
         self._confirm_after = time.monotonic() + LEASE_S if restarted else 0.0
+        self._repairs = _Repairs()
 
     async def _step(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         # Awaiting a finished future does not yield, so calls stay atomic after the first.
         if self._ready is None:
             self._ready = asyncio.ensure_future(self._rebuild())
+            self._repairs.loop = asyncio.ensure_future(self._repair_loop())
         await self._ready
+        return self._apply(method, *args, **kwargs)
+
+    def _apply(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one step of the state machine: then holders are told, and parked watchers woken."""
         before, kv_before = self._state.generation, self._state.kv_clock
         try:
             return method(*args, **kwargs)
@@ -117,6 +142,103 @@ class CatalogueActor:
             except Exception:  # noqa: BLE001 - a dead holder's data is gone; skip it
                 continue
         self._state.restore(inventories)
+
+    # --- replica repair -----------------------------------------------------------------------
+
+    async def _repair_loop(self) -> None:
+        await self._ready
+        audited = time.monotonic()
+        while True:
+            await asyncio.sleep(REPAIR_INTERVAL_S)
+            try:
+                if time.monotonic() - audited >= REPAIR_AUDIT_S:
+                    audited = time.monotonic()
+                    await self._audit()
+                self._repair_once()
+            except Exception:  # noqa: BLE001 - one bad round must not end repairs for good
+                logger.exception("datashare: looking for lost replicas failed; trying again in %s s",
+                                 REPAIR_INTERVAL_S)
+
+    async def _audit(self) -> None:
+        """Drop recorded copies of replicated versions that their holder no longer owns."""
+        recorded: dict[str, set[str]] = {}
+        for v in self._state.replicated():
+            for chunk in v.chunks:
+                for ref, hname in chunk:
+                    recorded.setdefault(hname, set()).add(ref.hex())
+        gone: set[tuple[str, str]] = set()
+        for hname, hexes in recorded.items():
+            try:    # by name, not a cached handle: the one that matters is the holder alive now
+                handle = ray.get_actor(hname, namespace=NAMESPACE)
+                held = await asyncio.wait_for(asyncio.wrap_future(handle.held.remote().future()), 10)
+            except Exception:  # noqa: BLE001 - a dead or busy holder: the rounds handle the dead ones
+                continue
+            gone |= {(h, hname) for h in hexes - held}
+        if gone:    # applied to the record as it is now (it may have changed while the holders answered)
+            self._apply(lambda: [self._state.set_copies(v.name, v.version, [
+                tuple(c for c in chunk if (c[0].hex(), c[1]) not in gone) or chunk for chunk in v.chunks])
+                for v in self._state.replicated()])
+
+    def _repair_once(self) -> None:
+        """Drop lost copies and start new ones; synchronous, so the snapshot and the change it
+        leads to are one step of the catalogue (the copies themselves run in the background)."""
+        work = self._repairs
+        if work.seen == (self._state.generation,):
+            return                      # no replicated version, and the table has not changed since
+        versions = self._state.replicated()
+        if not versions:
+            work.seen = (self._state.generation,)
+            return
+        live_nodes, live_holders = _cluster_view()
+        avoid = work.avoid(time.monotonic())
+        # A round changes nothing unless the table, the cluster or the copies that failed changed.
+        seen = (self._state.generation, live_nodes, frozenset(live_holders), frozenset(avoid))
+        if work.seen == seen:
+            return
+        plan = plan_repairs(versions, live_nodes, live_holders, node_of, pending=work.copying, avoid=avoid)
+        if plan.survivors:
+            self._apply(lambda: [self._state.set_copies(v.name, v.version, v.chunks) for v in plan.survivors])
+        work.seen = (self._state.generation, *seen[1:])
+        work.warn(plan)
+        by_call: dict[tuple[str, str, int], list[NewCopy]] = {}      # one holder call per node and version
+        for copy in plan.copies:
+            by_call.setdefault((copy.node, copy.name, copy.version), []).append(copy)
+            work.copying.add((copy.name, copy.version, copy.index, copy.node))
+        for (node, name, version), copies in by_call.items():
+            task = asyncio.ensure_future(self._copy(node, name, version, copies))
+            work.tasks.add(task)                 # the loop keeps only a weak reference to a task
+            task.add_done_callback(work.tasks.discard)
+
+    async def _copy(self, node: str, name: str, version: int, copies: list[NewCopy]) -> None:
+        """Have ``node``'s holder pull ``copies`` and own them, then record them."""
+        key, indices = dataset_key(name, version), [c.index for c in copies]
+        started = time.monotonic()
+        try:
+            holder = _holders[holder_name(node)] = start_holder(node)
+            adopted = await asyncio.wait_for(
+                asyncio.wrap_future(holder.adopt.remote(key, indices, [c.source for c in copies]).future()),
+                REPAIR_COPY_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - a source lost, the node gone or full: try again later
+            logger.warning("datashare: copying chunks %s of %r version %d to node %s failed (%s); trying "
+                           "again in %s s", indices, name, version, node, type(exc).__name__, REPAIR_RETRY_S)
+            self._repairs.failed(name, version, indices, node, time.monotonic() + REPAIR_RETRY_S)
+            return
+        finally:
+            self._repairs.copying.difference_update((name, version, i, node) for i in indices)
+        self._apply(lambda: self._record(name, version, indices, adopted, holder_name(node), holder))
+        logger.info("datashare: re-created %d chunk(s) of %r version %d on node %s in %.1f s",
+                    len(indices), name, version, node, time.monotonic() - started)
+
+    def _record(self, name: str, version: int, indices: list[int], adopted: list, hname: str, holder) -> None:
+        found = self._state.lookup(name, version)
+        if not isinstance(found, Found):
+            holder.release.remote([dataset_key(name, version)])   # deleted meanwhile
+            return
+        spares = found.spares or ((),) * len(found.refs)
+        chunks = tuple(((r, h), *s) for r, h, s in zip(found.refs, found.holders, spares))
+        for index, owned in zip(indices, adopted):
+            chunks = with_copy(chunks, index, owned.ref, hname)
+        self._state.set_copies(name, version, chunks)
 
     async def ready(self) -> None:
         """Returns once the catalogue has rebuilt its state and can answer."""
@@ -244,6 +366,53 @@ class CatalogueActor:
 
     async def kv_keys(self) -> list[str]:
         return await self._step(self._state.kv_keys)
+
+
+class _Repairs:
+    """The repair's own bookkeeping: copies under way, copies that failed lately, warnings given."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.Future | None = None
+        self.copying: set[tuple[str, int, int, str]] = set()
+        self.tasks: set[asyncio.Future] = set()
+        self.seen: tuple = ()           # what the last round looked at (see _repair_once)
+        self._failed: dict[tuple[str, int, int, str], float] = {}
+        self._warned: set[tuple] = set()
+
+    def failed(self, name: str, version: int, indices: list[int], node: str, until: float) -> None:
+        for index in indices:
+            self._failed[name, version, index, node] = until
+
+    def avoid(self, now: float) -> set[tuple[str, int, int, str]]:
+        for key in [k for k, until in self._failed.items() if until <= now]:
+            del self._failed[key]
+        return set(self._failed)
+
+    def warn(self, plan: RepairPlan) -> None:
+        """Log each version left short of copies, and each chunk with none left, once (again only
+        after it was repaired in between)."""
+        now = {("short", *s) for s in plan.short} | {("lost", n, v) for n, v, _ in plan.lost}
+        for entry in sorted(now - self._warned, key=str):
+            kind, name, version = entry
+            if kind == "short":
+                logger.warning("datashare: %r version %d has fewer copies than it was published with and no "
+                               "live node can take another (add nodes, or pools it names); it keeps the copies "
+                               "it has", name, version)
+            else:
+                logger.warning("datashare: %r version %d lost every copy of chunk(s) %s; nothing is left to "
+                               "copy them from (publish it again)", name, version,
+                               sorted(i for n, v, i in plan.lost if (n, v) == (name, version)))
+        self._warned = now
+
+
+def _cluster_view() -> tuple[dict[str, LiveNode], set[str]]:
+    """Live nodes (pool, store size) and live holder names, from the GCS (a few ms)."""
+    live_nodes = {n["NodeID"]: LiveNode(pool_of(n.get("Labels")),
+                                        int((n.get("Resources") or {}).get("object_store_memory", 0)))
+                  for n in ray.nodes() if n.get("Alive")}
+    live_holders = {a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                    if a.get("namespace") == NAMESPACE and a["name"].startswith(HOLDER_PREFIX)}
+    return live_nodes, live_holders
 
 
 _holders: dict[str, Any] = {}

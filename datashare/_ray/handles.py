@@ -10,11 +10,10 @@ from typing import Any
 
 import ray
 import ray.exceptions as rex
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from datashare._ray.catalogue_actor import CatalogueActor
-from datashare._ray.holder import Holder
-from datashare._ray.naming import CATALOGUE_NAME, HOLDER_PREFIX, NAMESPACE, holder_name
+from datashare._ray.holder import start_holder
+from datashare._ray.naming import CATALOGUE_NAME, HOLDER_PREFIX, NAMESPACE
 from datashare._ray.store import STORE_FULL_ERRORS
 from datashare.errors import DatashareError, DataTimeoutError, NotConnectedError, StoreFullError
 
@@ -116,11 +115,7 @@ def holder(node_id: str):
     with _handles_lock:
         handle = _holder_handles.get(node_id)
         if handle is None:
-            handle = Holder.options(
-                name=holder_name(node_id), namespace=NAMESPACE, lifetime="detached",
-                get_if_exists=True,
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-            ).remote()
+            handle = start_holder(node_id)
             _holder_handles[node_id] = handle
         return handle
 

@@ -13,7 +13,9 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from datashare._ray.naming import NAMESPACE, holder_name
 from datashare.catalogue import HeldData, HolderKey
 
 
@@ -92,5 +94,17 @@ class Holder:
             for key, slots in self._keys.items()
         }
 
+    def held(self) -> set[str]:
+        """Object hex of every chunk this holder owns (the catalogue checks its record against it)."""
+        return set(self._chunks)
+
     def stats(self) -> dict[str, int]:
         return {"keys": len(self._keys), "chunks": len(self._chunks)}
+
+
+def start_holder(node_id: str):
+    """The handle of ``node_id``'s holder, creating the holder (pinned to that node) if needed."""
+    return Holder.options(
+        name=holder_name(node_id), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+    ).remote()

@@ -18,7 +18,7 @@ import ray.exceptions as rex
 
 from datashare._ray import handles
 from datashare._ray.holder import Adopted
-from datashare._ray.naming import HOLDER_PREFIX, JOB_PREFIX, holder_name
+from datashare._ray.naming import HOLDER_PREFIX, JOB_PREFIX, holder_name, node_of
 from datashare._ray.store import LOST_ERRORS, STORE_FULL_ERRORS, object_locations, put_value
 from datashare.catalogue import HolderKey
 from datashare.errors import DataTimeoutError, ObjectLostError, StoreFullError
@@ -44,11 +44,12 @@ class ChunkWriter:
         self.spares: list[list[tuple[Any, str]]] = []     # per chunk: (ref, holder) of each replica
         self._used: set[str] = set()
 
-    def reuse(self, refs: Sequence, holders: Sequence[str]) -> None:
-        """Start with an earlier version's chunks; their holders keep them for this version too."""
+    def reuse(self, refs: Sequence, holders: Sequence[str], spares: Sequence = ()) -> None:
+        """Start with an earlier version's chunks; their holders keep them for this version too,
+        and so do the holders of their replicas (``spares``: per chunk, ``(ref, holder)`` pairs)."""
+        spares = spares or [()] * len(refs)
         self.refs.extend(refs)
         self.holders.extend(holders)
-        self.spares.extend([] for _ in refs)       # an appended version keeps no replicas of old chunks
         self._used.update(holders)
         by_holder: dict[str, dict[int, str]] = {}
         for i, (ref, hname) in enumerate(zip(refs, holders)):
@@ -57,6 +58,22 @@ class ChunkWriter:
             if hname.startswith(HOLDER_PREFIX):
                 handles.call(handles.holder_by_name(hname).link.remote(self.key, chunks),
                              what=f"holder {hname}", timeout=self._timeout)
+        live = handles.alive_nodes() if any(spares) else {}
+        by_spare: dict[str, dict[int, str]] = {}
+        for i, copies in enumerate(spares):
+            for ref, hname in copies:
+                if node_of(hname) in live:      # a replica gone with its node: the catalogue re-creates it
+                    by_spare.setdefault(hname, {})[i] = ref.hex()
+        linked = set()
+        for hname, chunks in by_spare.items():
+            try:
+                handles.call(handles.holder_by_name(hname).link.remote(self.key, chunks),
+                             what=f"holder {hname}", timeout=self._timeout)
+                linked.add(hname)
+                self._used.add(hname)
+            except Exception:  # noqa: BLE001 - a replica lost meanwhile: the catalogue re-creates it
+                pass
+        self.spares.extend([(ref, h) for ref, h in copies if h in linked] for copies in spares)
 
     def add(self, chunk: pa.Table, node: str, *, lifetime: str, spare_nodes: Sequence[str] = ()) -> None:
         """Store ``chunk`` for ``node``: adopted by its holder, or (``"job"``) owned by this process.

@@ -126,7 +126,7 @@ def test_a_replica_survives_its_holder_node_and_losing_every_copy_is_clear(ds, r
         info = ds.publish("err-rep", table, nodes=[a], replicas=2, chunk_bytes=2 * 2**20)
         assert info.node_ids == (a, head)           # the copy went to another pool and tier
         assert {a, head} <= set(ds.where("err-rep"))
-        monkeypatch.setattr(chunk_homes, "spare_nodes", lambda targets, replicas, lifetime: [b])
+        monkeypatch.setattr(chunk_homes, "spare_nodes", lambda targets, replicas, lifetime, **_: [b])
         ds.publish("err-rep-gone", table, nodes=[a], replicas=2, chunk_bytes=2 * 2**20)
         monkeypatch.undo()
     finally:
