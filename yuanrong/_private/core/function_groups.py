@@ -7,6 +7,11 @@ function's members are Ray tasks (their results come back as one list of refs, a
 group is freed when they are done); a class's members are instances behind a
 :class:`FunctionGroupHandler` whose method calls go to every member. Each member learns its rank
 from :func:`get_function_group_context`.
+
+In a traced job, the group's creation is one submit span in the caller (``yr.invoke FUNC`` for a
+function's members, ``yr.create CLASS`` for a class's), and each member runs in a ``yr.run`` span
+that is its child and says the member's ``yr.rank``; a class's members are built from the traced
+class, so the handler's method calls are traced as any instance's.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from ray.util.placement_group import remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from placement import ray_adapter
-from yuanrong._private import session
-from yuanrong._private.core import instances
+from yuanrong._private import session, tracing
+from yuanrong._private.core import instances, traced_calls
 from yuanrong._private.core.functions import FunctionProxy, _task_body, wrap_result
 from yuanrong._private.core.objects import unwrap_args, unwrap_kwargs
 from yuanrong._private.scheduling import pins
@@ -33,7 +38,7 @@ from yuanrong.exception import InvalidOptionError
 
 MAX_GROUP_SIZE = 256           # openYuanrong's limit for one group
 MAX_TIMEOUT_S = 0x7FFFFFFF
-RANK_ENV = "YR_FUNCTION_GROUP_RANK"
+RANK_ENV = traced_calls.GROUP_RANK_ENV
 SIZE_ENV = "YR_FUNCTION_GROUP_SIZE"
 
 _task_context = threading.local()
@@ -58,7 +63,17 @@ def _run_member(rank: int, size: int, func: Any, args: tuple, kwargs: dict) -> A
         _task_context.rank = None
 
 
+def _run_traced_member(rank: int, size: int, name: str, func: Any, args: tuple, kwargs: dict, carrier: Any) -> Any:
+    """A function member's Ray task in a traced job: the member in its ``yr.run`` span."""
+    run = traced_calls.execution(carrier, name, "function", {"yr.rank": rank})
+    if run is None:
+        return _run_member(rank, size, func, args, kwargs)
+    with run:
+        return _run_member(rank, size, func, args, kwargs)
+
+
 _member_task = ray.remote(_run_member)
+_traced_member_task = ray.remote(_run_traced_member)
 
 
 def _invalid(field: str, value: Any, why: str) -> InvalidOptionError:
@@ -119,9 +134,19 @@ def create_function_group(wrapper: Any, args: tuple = (), group_size: int = 1,
             raise InvalidOptionError(f"{wrapper.__qualname__} is a generator; a function group's members must "
                                      f"return values.", option="wrapper", value=wrapper)
         proxy = wrapper.options(_invoke_options(options))
+        if tracing.enabled:
+            opts = proxy._opts
+            attributes = {"yr.requested_pool": repr(opts.pool) if opts.pool is not None else "",
+                          "yr.requested_tier": opts.tier or "", "yr.group_size": group_size}
+            with traced_calls.submitting(proxy.__qualname__, "invoke", {}, attributes, carry=False):
+                return _run_functions(proxy, args, group_size, bundle_size, timeout)
         return _run_functions(proxy, args, group_size, bundle_size, timeout)
     if isinstance(wrapper, instances.InstanceCreator):
         creator = wrapper.options(_invoke_options(options))
+        if tracing.enabled:
+            with traced_calls.submitting(creator.__qualname__, "create", {}, {"yr.group_size": group_size},
+                                         carry=False):
+                return _start_instances(creator, args, group_size, bundle_size, timeout)
         return _start_instances(creator, args, group_size, bundle_size, timeout)
     raise InvalidOptionError(f"{wrapper!r} is not decorated with @yr.invoke or @yr.instance; a function group "
                              f"runs one of those.", option="wrapper", value=wrapper)
@@ -158,13 +183,19 @@ def _run_functions(proxy: FunctionProxy, args: tuple, size: int, bundle_size: in
     wrap = wrap_result(proxy._return_nums)
     call_args, call_kwargs = unwrap_args(args), unwrap_kwargs({})
     body = _task_body(proxy._func, proxy._return_nums)
+    # Traced: every member's run is a child of the submit span current here (create_function_group's).
+    carrier = tracing.carrier() if tracing.enabled else None
     refs: list[Any] = []
     ray_refs: list[Any] = []
     try:
         for rank in range(size):
             opts = _member_options(proxy._resolved.ray_options, pg, rank, bundle_size)
-            out = _member_task.options(num_returns=proxy._return_nums, **opts).remote(
-                rank, size, body, call_args, call_kwargs)
+            if carrier is None:
+                out = _member_task.options(num_returns=proxy._return_nums, **opts).remote(
+                    rank, size, body, call_args, call_kwargs)
+            else:
+                out = _traced_member_task.options(num_returns=proxy._return_nums, **opts).remote(
+                    rank, size, proxy.__qualname__, body, call_args, call_kwargs, carrier)
             ray_refs.extend(out if isinstance(out, list) else [out])
             wrapped = wrap(out)
             refs.extend(wrapped if isinstance(wrapped, list) else [wrapped])
@@ -189,13 +220,15 @@ def _start_instances(creator: Any, args: tuple, size: int, bundle_size: int,
                      timeout: float | None) -> FunctionGroupHandler:
     pg = _reserve(creator._resolved, size, bundle_size, timeout, f"function group of {creator.__qualname__}")
     members: list[instances.InstanceProxy] = []
+    # Traced: the traced class, whose constructor runs in a child of the creation's submit span.
+    ray_cls, context = creator.member_class()
     try:
         for rank in range(size):
             opts = _member_options(creator.actor_options(), pg, rank, bundle_size)
             runtime_env = dict(opts.get("runtime_env") or {})
             runtime_env["env_vars"] = {**runtime_env.get("env_vars", {}), RANK_ENV: str(rank), SIZE_ENV: str(size)}
             opts["runtime_env"] = runtime_env
-            handle = creator._ray_cls.options(**opts).remote(*unwrap_args(args))
+            handle = ray_cls.options(**opts).remote(*unwrap_args(args), **context)
             instances.keep_alive(handle)
             members.append(instances.InstanceProxy(handle))
     except BaseException:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,6 +30,8 @@ from yuanrong._private import metering, session, tracing
 
 CTX_KWARG = tracing.CTX_KWARG
 _SHUTDOWN_HOOK = "__yr_shutdown__"
+# A class member of a function group (yr.fcc) has its rank in its process's environment: its runs say it.
+GROUP_RANK_ENV = "YR_FUNCTION_GROUP_RANK"
 _ran: set[str] = set()          # what this process has run: the first run of each is a cold one
 _process_attributes: dict[str, str] = {}
 # The attributes of runs that stay the same in this process, by (name, call, actor id).
@@ -89,7 +92,7 @@ def _actor_facts() -> tuple[str, bool]:
     return _actor[0]
 
 
-def _run_attributes(name: str, call: str) -> dict[str, Any]:
+def _run_attributes(name: str, call: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """A new dict of one run's attributes: what is fixed for the process made once, then the run's own."""
     actor_id, restarted = _actor_facts()
     cold = name not in _ran
@@ -98,6 +101,8 @@ def _run_attributes(name: str, call: str) -> dict[str, Any]:
     fixed = _fixed.get((name, call, actor_id))
     if fixed is None:
         fixed = _fixed[name, call, actor_id] = _fixed_attributes(name, call, actor_id, restarted)
+    if extra:
+        return {**fixed, **extra, "yr.cold": cold, "yr.attempt": session.task_attempt()}
     return {**fixed, "yr.cold": cold, "yr.attempt": session.task_attempt()}
 
 
@@ -112,6 +117,9 @@ def _fixed_attributes(name: str, call: str, actor_id: str, restarted: bool) -> d
     else:
         attributes["yr.call_path"] = "instance"
         attributes["yr.restarted"] = restarted
+        rank = os.environ.get(GROUP_RANK_ENV) if actor_id else None
+        if rank is not None:
+            attributes["yr.rank"] = int(rank)
     return attributes
 
 
@@ -120,8 +128,9 @@ class _Execution:
 
     __slots__ = ("_span", "_attributes", "_started", "_token")
 
-    def __init__(self, carrier: Mapping[str, str], name: str, call: str) -> None:
-        self._attributes = _run_attributes(name, call)
+    def __init__(self, carrier: Mapping[str, str], name: str, call: str,
+                 extra: Mapping[str, Any] | None = None) -> None:
+        self._attributes = _run_attributes(name, call, extra)
         self._span = None
         if tracing.spans:
             self._span = tracing.call_span(f"yr.run {name}", SpanKind.CONSUMER, self._attributes,
@@ -153,12 +162,13 @@ def _end(span: Any, kind: Any, error: Any) -> None:
     span.end()
 
 
-def execution(carrier: Any, name: str, call: str) -> _Execution | None:
+def execution(carrier: Any, name: str, call: str, extra: Mapping[str, Any] | None = None) -> _Execution | None:
     """The execution of one call (a context manager: its ``yr.run`` span and metrics), or None when
-    the call carries no telemetry. ``call``: ``function``, ``instance`` or ``replica``."""
+    the call carries no telemetry. ``call``: ``function``, ``instance`` or ``replica``; ``extra``:
+    attributes of this run only (a function group member's ``yr.rank``)."""
     if carrier is None or not _start(carrier):
         return None
-    return _Execution(carrier, name, call)
+    return _Execution(carrier, name, call, extra)
 
 
 
