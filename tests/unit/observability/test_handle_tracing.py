@@ -185,3 +185,55 @@ def test_a_stream_has_one_span_current_only_while_its_body_runs(tmp_path):
     broken = spans["yr.endpoint Feed.broken"]
     assert broken["status"] == {"status_code": "ERROR", "description": "ValueError: the feed broke"}
     assert [e["name"] for e in broken["events"]] == ["exception"] and broken["attributes"]["yr.stream.items"] == 1
+
+
+class Ticks:
+    """An HTTP endpoint whose __call__ answers with a StreamingResponse, or a whole body."""
+
+    def __init__(self):
+        self.seen = []
+
+    async def __call__(self, request):
+        from starlette.responses import StreamingResponse
+
+        if request.get("whole"):
+            return {"whole": True}
+
+        async def body():
+            for i in range(request["n"]):
+                self.seen.append(_current_span_id())
+                yield f"{i}\n"
+
+        return StreamingResponse(body())
+
+
+def test_a_streaming_response_keeps_its_span_until_its_body_is_done(tmp_path):
+    tracing.start(TraceConfig(log_dir=str(tmp_path)))
+    config = tracing.config_json()
+    consumer_saw = []
+    try:
+        ticks = traced_requests.traced_target(Ticks, "Ticks", config, _attributes)()
+
+        async def consume(request, take):
+            response = await ticks(request)
+            got = []
+            async for chunk in response.body_iterator:
+                consumer_saw.append(_current_span_id())
+                got.append(chunk)
+                if len(got) == take:
+                    break
+            await response.body_iterator.aclose()           # as Starlette's loop ends when the client goes
+            return got
+
+        assert asyncio.run(consume({"n": 3}, take=None)) == ["0\n", "1\n", "2\n"]
+        assert asyncio.run(consume({"n": 5}, take=1)) == ["0\n"]   # the client stops early
+        assert asyncio.run(ticks({"whole": True})) == {"whole": True}
+    finally:
+        tracing.stop()
+    spans = [s for s in _spans(tmp_path) if s["name"] == "yr.endpoint Ticks"]
+    done, closed, whole = sorted(spans, key=lambda s: s["start_time"])
+    assert done["attributes"]["yr.stream.items"] == 3 and "yr.stream.closed_early" not in done["attributes"]
+    assert set(ticks.seen[:3]) == {int(done["context"]["span_id"], 16)}   # current in the body
+    assert consumer_saw == [0, 0, 0, 0]                                    # never in the consumer's code
+    assert closed["attributes"]["yr.stream.items"] == 1 and closed["attributes"]["yr.stream.closed_early"]
+    assert "yr.stream.items" not in whole["attributes"]

@@ -12,8 +12,9 @@ the handles a traced class is constructed with, to endpoints the same job deploy
 keyword :data:`~yuanrong._private.tracing.CTX_KWARG`) to calls of the methods that take it; the
 callee's request span takes it off and makes it its parent.
 
-A generator method (a server-streaming rpc, or a stream through a handle) has one span for the
-whole stream, current only while the generator's body runs (:func:`traced_stream`).
+A stream (a generator method: a server-streaming rpc, or a stream through a handle; an HTTP
+handler that is a generator or returns a ``StreamingResponse``) has one span for the whole stream,
+current only while the stream's own code runs (:class:`_Stream`).
 
 No Ray here: the replica's node and pool come from the caller (``attributes``).
 """
@@ -144,33 +145,72 @@ class _Stream:
         if isinstance(stopped, (GeneratorExit, asyncio.CancelledError)):
             self._span.set_attribute("yr.stream.closed_early", True)
         elif stopped is not None:
-            self._span.record_exception(stopped)
-            self._span.set_status(Status(StatusCode.ERROR, f"{type(stopped).__name__}: {stopped}"))
+            self._record(stopped)
         self._span.end()
 
+    def answered(self, error: BaseException | None = None) -> None:
+        """End the span of a request that was answered without a stream (or whose handler raised)."""
+        if isinstance(error, Exception):
+            self._record(error)
+        self._span.end()
 
-def traced_stream(func: Callable, name: str, config_json: str, attributes: Callable[[], Mapping[str, Any]]
-                  ) -> Callable:
-    """A class endpoint's generator method (a server-streaming rpc, or a stream through a handle) in
-    one request span that covers the whole stream (see :class:`_Stream`).
+    def _record(self, error: BaseException) -> None:
+        self._span.record_exception(error)
+        self._span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
-    The wrapper is a generator of the same kind (Serve streams only what it sees as one), so the
-    span starts at the stream's first step, right after the call; it is a child of the client's
-    ``traceparent`` or the caller's context as :func:`traced_method`'s. The stream's item count is
-    the span's ``yr.stream.items``.
-    """
-    wants = GRPC_CONTEXT in inspect.signature(func).parameters
 
-    def start(args: tuple, kwargs: dict) -> Any:
-        carrier = kwargs.pop(tracing.CTX_KWARG, None)
-        grpc_context = kwargs.get(GRPC_CONTEXT) if wants else kwargs.pop(GRPC_CONTEXT, None)
-        span = stream_span(config_json, name, _request_of(args), attributes, grpc_context, carrier)
-        return None if span is None else _Stream(span)
+def _sync_steps(run: _Stream, stream: Any) -> Any:
+    """``stream``'s items, each step in ``run``'s span; the span ends with the stream."""
+    try:
+        while True:
+            with run.step():
+                try:
+                    item = next(stream)
+                except StopIteration:
+                    break
+            run.items += 1
+            yield item
+    except BaseException as e:
+        try:
+            with run.step():      # the generator's cleanup (its finally blocks) is its body too
+                stream.close()
+        finally:
+            run.end(e)
+        raise
+    run.end()
 
+
+async def _async_steps(run: _Stream, stream: Any) -> Any:
+    """As :func:`_sync_steps`, for an async iterator (an async generator, a response's body)."""
+    try:
+        while True:
+            with run.step():
+                try:
+                    item = await stream.__anext__()
+                except StopAsyncIteration:
+                    break
+            run.items += 1
+            yield item
+    except BaseException as e:
+        try:
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                with run.step():
+                    await close()
+        finally:
+            run.end(e)
+        raise
+    run.end()
+
+
+def _streamed(func: Callable, start: Callable[[tuple, dict], _Stream | None]) -> Callable:
+    """A generator function of ``func``'s kind (Serve streams only what it sees as one) that runs
+    ``func``'s stream in the span ``start(args, kwargs)`` starts at the first step, right after the
+    call (a generator's code runs only once it is iterated)."""
     if inspect.isasyncgenfunction(func):
-        async def handle(self: Any, *args: Any, **kwargs: Any) -> Any:
+        async def handle(*args: Any, **kwargs: Any) -> Any:
             run = start(args, kwargs)
-            stream = func(self, *args, **kwargs)
+            stream = func(*args, **kwargs)
             if run is None:
                 try:
                     async for item in stream:
@@ -178,48 +218,41 @@ def traced_stream(func: Callable, name: str, config_json: str, attributes: Calla
                 finally:
                     await stream.aclose()
                 return
+            steps = _async_steps(run, stream)
             try:
-                while True:
-                    with run.step():
-                        try:
-                            item = await stream.__anext__()
-                        except StopAsyncIteration:
-                            break
-                    run.items += 1
+                async for item in steps:
                     yield item
-            except BaseException as e:
-                try:
-                    with run.step():      # the generator's cleanup (its finally blocks) is its body too
-                        await stream.aclose()
-                finally:
-                    run.end(e)
-                raise
-            run.end()
+            finally:
+                await steps.aclose()   # closed early: the span ends now, not when the steps are collected
     else:
-        def handle(self: Any, *args: Any, **kwargs: Any) -> Any:
+        def handle(*args: Any, **kwargs: Any) -> Any:
             run = start(args, kwargs)
-            stream = func(self, *args, **kwargs)
+            stream = func(*args, **kwargs)
             if run is None:
                 yield from stream
                 return
-            try:
-                while True:
-                    with run.step():
-                        try:
-                            item = next(stream)
-                        except StopIteration:
-                            break
-                    run.items += 1
-                    yield item
-            except BaseException as e:
-                try:
-                    with run.step():
-                        stream.close()
-                finally:
-                    run.end(e)
-                raise
-            run.end()
-    return request_auth.with_grpc_context(func, handle)
+            yield from _sync_steps(run, stream)
+    return handle
+
+
+def traced_stream(func: Callable, name: str, config_json: str, attributes: Callable[[], Mapping[str, Any]]
+                  ) -> Callable:
+    """A class endpoint's generator method (a server-streaming rpc, or a stream through a handle) in
+    one request span that covers the whole stream (see :class:`_Stream`).
+
+    The span starts at the stream's first step (see :func:`_streamed`); it is a child of the
+    client's ``traceparent`` or the caller's context as :func:`traced_method`'s. The stream's item
+    count is the span's ``yr.stream.items``.
+    """
+    wants = GRPC_CONTEXT in inspect.signature(func).parameters
+
+    def start(args: tuple, kwargs: dict) -> Any:
+        carrier = kwargs.pop(tracing.CTX_KWARG, None)
+        grpc_context = kwargs.get(GRPC_CONTEXT) if wants else kwargs.pop(GRPC_CONTEXT, None)
+        span = stream_span(config_json, name, _request_of(args[1:]), attributes, grpc_context, carrier)
+        return None if span is None else _Stream(span)
+
+    return request_auth.with_grpc_context(func, _streamed(func, start))
 
 
 def _request_of(args: tuple) -> Any:
@@ -228,25 +261,62 @@ def _request_of(args: tuple) -> Any:
 
 def traced_handler(func: Callable, name: str, config_json: str, attributes: Callable[[], Mapping[str, Any]],
                    *, method: bool = False) -> Callable:
-    """``func`` (a handler, or a class's ``__call__`` when ``method``) run inside its request span."""
+    """``func`` (a handler, or a class's ``__call__`` when ``method``) run inside its request span.
+
+    A handler that streams has one span for the whole stream (see :class:`_Stream`): a generator
+    handler from its first step, a handler that returns a ``StreamingResponse`` (or a generator)
+    from the request until its body is exhausted, raises or is closed early.
+    """
     skip = 1 if method else 0
-    if inspect.iscoroutinefunction(func):
+
+    def start(args: tuple, kwargs: dict) -> _Stream | None:
+        carrier = kwargs.pop(tracing.CTX_KWARG, None)
+        span = stream_span(config_json, name, _request_of(args[skip:]), attributes, carrier=carrier)
+        return None if span is None else _Stream(span)
+
+    if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
+        handle = _streamed(func, start)
+    elif inspect.iscoroutinefunction(func):
         async def handle(*args: Any, **kwargs: Any) -> Any:
-            carrier = kwargs.pop(tracing.CTX_KWARG, None)
-            span = request_span(config_json, name, _request_of(args[skip:]), attributes, carrier=carrier)
-            if span is None:
+            run = start(args, kwargs)
+            if run is None:
                 return await func(*args, **kwargs)
-            with span:
-                return await func(*args, **kwargs)
+            try:
+                with run.step():
+                    result = await func(*args, **kwargs)
+            except BaseException as e:
+                run.answered(e)
+                raise
+            return _answer(run, result)
     else:
         def handle(*args: Any, **kwargs: Any) -> Any:
-            carrier = kwargs.pop(tracing.CTX_KWARG, None)
-            span = request_span(config_json, name, _request_of(args[skip:]), attributes, carrier=carrier)
-            if span is None:
+            run = start(args, kwargs)
+            if run is None:
                 return func(*args, **kwargs)
-            with span:
-                return func(*args, **kwargs)
+            try:
+                with run.step():
+                    result = func(*args, **kwargs)
+            except BaseException as e:
+                run.answered(e)
+                raise
+            return _answer(run, result)
     return functools.wraps(func)(handle)
+
+
+def _answer(run: _Stream, result: Any) -> Any:
+    """A handler's ``result``: a stream (a Starlette ``StreamingResponse``'s body, which Serve sends
+    after the handler returned, or a generator) now iterates in ``run``'s span, which ends with it;
+    any other answer ends the span now."""
+    body = getattr(result, "body_iterator", None)   # StreamingResponse (its body is always async)
+    if body is not None:
+        result.body_iterator = _async_steps(run, body)
+    elif inspect.isasyncgen(result):
+        result = _async_steps(run, result)
+    elif inspect.isgenerator(result):
+        result = _sync_steps(run, result)
+    else:
+        run.answered()
+    return result
 
 
 def traced_target(target: Any, name: str, config_json: str, attributes: Callable[[], Mapping[str, Any]],
