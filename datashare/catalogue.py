@@ -278,8 +278,7 @@ class Catalogue:
         entry = versions.get(max(versions) if version is None else version)
         if entry is None:
             return Missing(tuple(sorted(self._datasets)), tuple(sorted(versions)), self._generation)
-        if pool is not None:
-            self._caches.get(pool, name, entry.info.version, touch=True)
+        self._caches.get(pool, name, entry.info.version, touch=True)     # no pool (None): no copy, no-op
         return Found(entry.info, entry.refs, entry.holders, self._generation, entry.spares,
                      self._caches.copies_of(name, entry.info.version),
                      self._caches.capacity(pool) if pool is not None else 0)
@@ -297,22 +296,23 @@ class Catalogue:
         if copy.version not in versions:
             self._release_copies([copy])
             return None
-        kept, dropped = self._caches.add(copy)
-        self._release_copies(dropped)
-        if kept is copy:
-            self._bump()
+        kept, dropped = self._caches.add(copy)     # a fill alone leaves readers' cached answers right
+        self._release_copies(dropped, bump=kept is copy)     # evictions (see docs/datashare.md)
         return dataclasses.replace(self.lookup(copy.name, copy.version), cache_capacity=self._caches.capacity(copy.pool))
 
     def cache_forget(self, pool: str, name: str, version: int, key: Any) -> None:
         """A reader found ``pool``'s copy lost (its node left): stop handing it out."""
         self._release_copies(self._caches.forget(pool, name, version, key), bump=True)
 
+    def cache_reads(self, reads: Iterable[tuple[tuple[str, str, int], int]]) -> None:
+        """Reads served by readers' own caches, reported in batches (:meth:`PoolCaches.note_reads`)."""
+        self._caches.note_reads(reads)
+
     def pool_caches(self) -> dict[str, dict[str, Any]]:
         return self._caches.stats()
 
     def _release_copies(self, copies: Iterable[CachedCopy], *, bump: bool = False) -> None:
-        copies = list(copies)
-        for copy in copies:
+        for copy in (copies := list(copies)):
             for hname in dict.fromkeys(copy.holders):
                 self._outbox.append(Release(hname, (copy.key,)))
         if copies and bump:

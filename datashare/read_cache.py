@@ -7,6 +7,10 @@ maps the chunks again (``fresh=True``) finds the version's entry here instead of
 catalogue, and this process sees another process's publish as soon as the notification arrives
 (milliseconds). Cached tables and entries pin their buffers in the store, exactly as a caller
 holding the table would; they are let go on the next change.
+
+A table or entry kept with a ``counted`` key (the pool cache copy it was read from; see
+:mod:`datashare.read_reports`) passes that key to ``on_read`` on every hit, so the pool cache's
+LRU order sees reads this cache serves.
 """
 
 from __future__ import annotations
@@ -30,29 +34,35 @@ class ReadCache:
 
     Args:
         watch: How to watch the catalogue for changes (see :data:`Watch`).
+        on_read: Called, outside the cache's lock, with the ``counted`` key of each hit that has one.
     """
 
     _WATCH_S = 30.0
 
-    def __init__(self, watch: Watch) -> None:
+    def __init__(self, watch: Watch, on_read: Callable[[Any], None] | None = None) -> None:
         self._watch_fn = watch
+        self._on_read = on_read
         self._lock = threading.Lock()
         self._generation: int | None = None
         self._watch: Any = None
-        self._tables: dict[tuple[str, int | None], tuple[DatasetInfo, pa.Table, int]] = {}
-        self._entries: dict[tuple[str, int | None], tuple[Any, int]] = {}
+        self._tables: dict[tuple[str, int | None], tuple[DatasetInfo, pa.Table, int, Any]] = {}
+        self._entries: dict[tuple[str, int | None], tuple[Any, int, Any]] = {}
 
     def get(self, name: str, version: int | None) -> tuple[DatasetInfo, pa.Table] | None:
         with self._lock:
             hit = self._tables.get((name, version))
             if hit is None or self._watch is None or hit[2] != self._generation:
                 return None
-            return hit[0], hit[1]
+        if hit[3] is not None and self._on_read is not None:
+            self._on_read(hit[3])
+        return hit[0], hit[1]
 
-    def put(self, name: str, version: int | None, info: DatasetInfo, table: pa.Table, generation: int) -> None:
+    def put(self, name: str, version: int | None, info: DatasetInfo, table: pa.Table, generation: int,
+            counted: Any = None) -> None:
+        """Keep ``table`` for this generation; ``counted``: the key a hit on it reports (or ``None``)."""
         with self._lock:
             if generation == self._generation and self._watch is not None:
-                self._tables[(name, version)] = (info, table, generation)
+                self._tables[(name, version)] = (info, table, generation, counted)
 
     def get_entry(self, name: str, version: int | None) -> Any | None:
         """The catalogue's answer for ``(name, version)`` while it is current, else ``None``."""
@@ -60,12 +70,14 @@ class ReadCache:
             hit = self._entries.get((name, version))
             if hit is None or self._watch is None or hit[1] != self._generation:
                 return None
-            return hit[0]
+        if hit[2] is not None and self._on_read is not None:
+            self._on_read(hit[2])
+        return hit[0]
 
-    def put_entry(self, name: str, version: int | None, entry: Any, generation: int) -> None:
+    def put_entry(self, name: str, version: int | None, entry: Any, generation: int, counted: Any = None) -> None:
         with self._lock:
             if generation == self._generation and self._watch is not None:
-                self._entries[(name, version)] = (entry, generation)
+                self._entries[(name, version)] = (entry, generation, counted)
 
     def saw_generation(self, generation: int) -> None:
         """Called with the generation each catalogue lookup reports."""

@@ -282,6 +282,11 @@ class CatalogueActor:
     async def cache_forget(self, pool: str, name: str, version: int, key: Any) -> None:
         await self._step(self._state.cache_forget, pool, name, version, key)
 
+    async def cache_reads(self, reads: list[tuple[tuple[str, str, int], int]]) -> None:
+        """A process's batch of reads its own read cache served (counted in the pools' LRU order);
+        no generation bump: it changes no dataset and no copy."""
+        await self._step(self._state.cache_reads, reads)
+
     async def pool_caches(self) -> dict[str, dict[str, Any]]:
         return await self._step(self._state.pool_caches)
 

@@ -101,3 +101,17 @@ def test_catalogue_entries_live_and_die_with_the_generation():
     cache.put_entry("t", None, entry, 6)
     cache.clear()                                  # this process published
     assert cache.get_entry("t", None) is None
+
+
+def test_hits_on_tables_and_entries_read_from_a_pool_copy_are_counted():
+    reads = []
+    cat = FakeCatalogue()
+    cache = ReadCache(cat.watch, on_read=reads.append)
+    cache.saw_generation(5)
+    cache.put("t", None, INFO, TABLE, 5, ("edge-1", "t", 1))
+    cache.put("u", None, INFO, TABLE, 5)                   # not from a pool copy: nothing to count
+    cache.put_entry("t", 1, object(), 5, ("edge-1", "t", 1))
+    assert cache.get("t", None) == (INFO, TABLE) and cache.get("u", None) == (INFO, TABLE)
+    cache.get_entry("t", 1)
+    assert cache.get("v", None) is None                    # a miss reaches the catalogue, which counts it
+    assert reads == [("edge-1", "t", 1), ("edge-1", "t", 1)]
