@@ -361,13 +361,13 @@ def _open_table(name: str, version: int | None, timeout: float | None, fresh: bo
             _read_cache.saw_generation(filled.generation)
             found = filled
         counted = chunk_reads.counted_as(found, pool)
-        _read_cache.put_entry(name, version, found, found.generation, counted)
+        _read_cache.put_entry(name, version, found, found.generation, counted, (c.key for c in found.cached))
     else:
         counted = chunk_reads.counted_as(found)
     info_ = found.info
     chunks = chunk_reads.read(found, name, timeout)
     table = chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks)
-    _read_cache.put(name, version, info_, table, found.generation, counted)
+    _read_cache.put(name, version, info_, table, found.generation, counted, (c.key for c in found.cached))
     return table, info_, False
 
 

@@ -116,7 +116,7 @@ def test_reported_reads_reorder_the_lru_and_count_as_hits():
     assert [e[0] for e in caches.stats()["edge-1"]["entries"]] == ["b", "c"]
 
 
-def test_catalogue_applies_reported_reads_without_a_new_generation():
+def test_catalogue_applies_reported_reads_and_evicts_without_a_new_generation():
     cat = Catalogue(clock=lambda: 0.0)
     cat.set_pool_cache("edge-1", 100)
     for name in ("hot", "cold", "third"):
@@ -128,7 +128,7 @@ def test_catalogue_applies_reported_reads_without_a_new_generation():
     generation = cat.generation
     cat.cache_reads([(("edge-1", "hot", 1), 50)])          # hot read 50 times from a process's own cache
     assert cat.generation == generation and cat.take_instructions() == []
-    cat.cache_add(_copy("third"))                          # an eviction: readers' caches must hear of it
+    cat.cache_add(_copy("third"))                          # evicts cold: its holder lets go of it,
     assert cat.take_instructions() == [Release("holder-e1", (_copy("cold").key,))]
-    assert cat.generation == generation + 1
+    assert cat.generation == generation                    # and no dataset changed (datashare.copy_drops)
     assert [e[0] for e in cat.pool_caches()["edge-1"]["entries"]] == ["hot", "third"]
