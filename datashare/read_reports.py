@@ -4,7 +4,7 @@ batches (no Ray here: sending is injected).
 A repeated ``open`` returns the table this process already mapped and never reaches the catalogue,
 so the pool cache's LRU order (:mod:`datashare.pool_cache`) would not see it: a dataset read on every
 request by one long-lived process would look idle. :class:`ReadReports` counts those reads in memory
-(a dict increment under a lock on the read path) and one background thread sends what was counted,
+(a dict increment on the read path, no lock) and one background thread sends what was counted,
 at most every :data:`REPORT_EVERY_S` seconds, as one fire-and-forget call; the thread ends after an
 interval with nothing to send and starts again with the next read.
 
@@ -52,10 +52,17 @@ class ReadReports:
         self._sender: threading.Thread | None = None
 
     def note(self, key: ReadKey) -> None:
-        """Count one read of ``key``; cheap (called on every cached open)."""
+        """Count one read of ``key``; cheap (called on every cached open, so no lock: two threads
+        counting the same key at once, or a count racing :meth:`take`, may lose one read, which
+        only makes the LRU order a little older)."""
+        counts = self._counts
+        # Re-inserting keeps the dict in order of last read, the order the catalogue applies.
+        counts[key] = counts.pop(key, 0) + 1
+        if self._sender is None:
+            self._start()
+
+    def _start(self) -> None:
         with self._lock:
-            # Re-inserting keeps the dict in order of last read, the order the catalogue applies.
-            self._counts[key] = self._counts.pop(key, 0) + 1
             if self._sender is None:
                 self._sender = threading.Thread(target=self._run, name="datashare-read-reports", daemon=True)
                 self._sender.start()
@@ -82,8 +89,10 @@ class ReadReports:
             with self._lock:
                 if not self._counts:
                     self._sender = None       # idle: the next read starts a new thread
-                    return
+                    break
             self.flush()
+        if self._counts:                      # counted by a read that saw this thread still running
+            self._start()
 
     def _send_quietly(self, batch: list[tuple[ReadKey, int]]) -> None:
         try:
