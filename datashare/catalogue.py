@@ -278,8 +278,7 @@ class Catalogue:
         entry = versions.get(max(versions) if version is None else version)
         if entry is None:
             return Missing(tuple(sorted(self._datasets)), tuple(sorted(versions)), self._generation)
-        if pool is not None:
-            self._caches.get(pool, name, entry.info.version, touch=True)
+        self._caches.get(pool, name, entry.info.version, touch=True)     # no pool (None): no copy, no-op
         return Found(entry.info, entry.refs, entry.holders, self._generation, entry.spares,
                      self._caches.copies_of(name, entry.info.version),
                      self._caches.capacity(pool) if pool is not None else 0)
@@ -288,7 +287,7 @@ class Catalogue:
 
     def set_pool_cache(self, pool: str, nbytes: int | None) -> None:
         """Bound ``pool``'s cache to ``nbytes`` (``None`` or 0: no cache); evicts what no longer fits."""
-        self._release_copies(self._caches.set_capacity(pool, nbytes), bump=True)
+        self._release_copies(self._caches.set_capacity(pool, nbytes))
 
     def cache_add(self, copy: CachedCopy) -> Found | None:
         """Keep a copy a reader of ``copy.pool`` made; returns the version as readers of that pool
@@ -297,26 +296,26 @@ class Catalogue:
         if copy.version not in versions:
             self._release_copies([copy])
             return None
-        kept, dropped = self._caches.add(copy)
-        self._release_copies(dropped)
-        if kept is copy:
-            self._bump()
+        self._release_copies(self._caches.add(copy)[1])
         return dataclasses.replace(self.lookup(copy.name, copy.version), cache_capacity=self._caches.capacity(copy.pool))
 
     def cache_forget(self, pool: str, name: str, version: int, key: Any) -> None:
         """A reader found ``pool``'s copy lost (its node left): stop handing it out."""
-        self._release_copies(self._caches.forget(pool, name, version, key), bump=True)
+        self._release_copies(self._caches.forget(pool, name, version, key))
+
+    def cache_reads(self, reads: Iterable[tuple[tuple[str, str, int], int]]) -> None:
+        """Reads served by readers' own caches, reported in batches (:meth:`PoolCaches.note_reads`)."""
+        self._caches.note_reads(reads)
 
     def pool_caches(self) -> dict[str, dict[str, Any]]:
         return self._caches.stats()
 
-    def _release_copies(self, copies: Iterable[CachedCopy], *, bump: bool = False) -> None:
-        copies = list(copies)
+    def _release_copies(self, copies: Iterable[CachedCopy]) -> None:
+        """Release dropped cached copies. No new generation: every version stays readable, and the
+        catalogue actor tells only the readers that cached a released copy (datashare.copy_drops)."""
         for copy in copies:
             for hname in dict.fromkeys(copy.holders):
                 self._outbox.append(Release(hname, (copy.key,)))
-        if copies and bump:
-            self._bump()
 
     def list(self) -> list[DatasetInfo]:
         """The latest version of every dataset, sorted by name."""

@@ -21,7 +21,7 @@ from datashare.catalogue import Found, HolderKey
 from datashare.errors import ObjectLostError
 from datashare.pool_cache import CACHE_SPACE, CachedCopy, pool_of
 
-__all__ = ["Copy", "candidates", "fill_pool_cache", "my_pool", "read"]
+__all__ = ["Copy", "candidates", "counted_as", "fill_pool_cache", "my_pool", "read"]
 
 
 class Copy(NamedTuple):
@@ -66,6 +66,16 @@ def candidates(found: Found, here: str | None = None, pool: str | None = None) -
                   *(Copy(c.refs[i], c.holders[i], c) for c in found.cached)]
         out.append(sorted(copies, key=distance))
     return out
+
+
+def counted_as(found: Found, pool: str | None = None) -> tuple[str, str, int] | None:
+    """The pool cache copy a read of ``found`` in ``pool`` (default: this process's) counts toward
+    in the pool's LRU order, as ``(pool, name, version)``; ``None`` when the pool has no copy listed.
+    Costs no label lookup for a version no pool caches."""
+    if not found.cached:
+        return None
+    pool = my_pool() if pool is None else pool
+    return (pool, found.info.name, found.info.version) if any(c.pool == pool for c in found.cached) else None
 
 
 def fill_pool_cache(found: Found, here: str, pool: str, timeout: float) -> Found | None:

@@ -31,6 +31,7 @@ from datashare.errors import (
     SchemaMismatchError,
 )
 from datashare.read_cache import ReadCache
+from datashare.read_reports import ReadReports
 from datashare.telemetry import report
 
 # OpenTelemetry's global tracer: spans are recorded when the application installed a provider (yuanrong
@@ -55,8 +56,11 @@ __all__ = [
 
 _NAME_MAX = 255
 
-_read_cache = ReadCache(handles.watch_catalogue)
+# Opens the read cache serves are counted toward the pool caches' LRU order, reported in batches.
+_read_reports = ReadReports(lambda reads: handles.tell_catalogue("cache_reads", reads))
+_read_cache = ReadCache(handles.watch_catalogue, on_read=_read_reports.note)
 handles.on_forget(_read_cache.clear)
+handles.on_forget(_read_reports.clear)
 
 
 def check_name(name: object, *, argument: str = "name") -> str:
@@ -356,11 +360,14 @@ def _open_table(name: str, version: int | None, timeout: float | None, fresh: bo
         if filled is not None:
             _read_cache.saw_generation(filled.generation)
             found = filled
-        _read_cache.put_entry(name, version, found, found.generation)
+        counted = chunk_reads.counted_as(found, pool)
+        _read_cache.put_entry(name, version, found, found.generation, counted, (c.key for c in found.cached))
+    else:
+        counted = chunk_reads.counted_as(found)
     info_ = found.info
     chunks = chunk_reads.read(found, name, timeout)
     table = chunks[0] if len(chunks) == 1 else pa.concat_tables(chunks)
-    _read_cache.put(name, version, info_, table, found.generation)
+    _read_cache.put(name, version, info_, table, found.generation, counted, (c.key for c in found.cached))
     return table, info_, False
 
 

@@ -79,7 +79,8 @@ def set_pool_cache(pool: str, capacity_bytes: int | None, *, timeout: float = CO
 def pool_caches(*, timeout: float = CONTROL_TIMEOUT_S) -> dict[str, dict[str, Any]]:
     """Every pool cache: ``capacity`` and ``used`` bytes, ``entries`` as ``(name, version, nbytes,
     holder names)`` least recently read first (the caller's tenant's datasets only, unless admin),
-    and counters: ``hits`` (reads served by the pool's copy), ``fills``, ``evictions``,
+    and counters: ``hits`` (reads served by the pool's copy, a process's repeated opens included once
+    its read cache reports them, within seconds), ``fills``, ``evictions``,
     ``invalidated`` (dropped by a newer version or a delete), ``lost`` (found gone with their
     node) and ``too_large``."""
     require_connected()

@@ -4,7 +4,9 @@ A reader on a node of pool P that opens a dataset version with no copy in P has 
 own node pull the whole version once and keep it as a *cached copy* of P. Later readers in P map
 that copy instead of pulling across pools. Each pool's cache is bounded by a capacity in bytes
 (``datashare.set_pool_cache``; yuanrong sets it from the pools file's ``datashare_cache_mb``);
-the least recently read copies are evicted to make room. A new version of a dataset drops the
+the least recently read copies are evicted to make room. Reads count when a reader asks the
+catalogue for the version and when a process's own read cache serves it again (reported in
+batches, :meth:`PoolCaches.note_reads`). A new version of a dataset drops the
 cached copies of its older versions; deleting a version drops its copies.
 
 Pools are read from Ray node labels with the convention of ``placement.labels`` (``yr.io/pool``,
@@ -25,7 +27,7 @@ Example:
 from __future__ import annotations
 
 import collections
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 __all__ = ["CACHE_SPACE", "CachedCopy", "POOL_LABEL", "PoolCaches", "TIER_LABEL", "pool_of"]
@@ -85,6 +87,17 @@ class PoolCaches:
             copies.move_to_end((name, version))
             self._count(pool, "hits")
         return copy
+
+    def note_reads(self, reads: Iterable[tuple[tuple[str, str, int], int]]) -> None:
+        """Count reads that did not reach the catalogue (a process's repeated opens, reported in a
+        batch): each ``((pool, name, version), count)`` makes that copy the most recently used, in the
+        order given (least recent read first), and adds ``count`` hits. Copies no longer kept
+        (evicted, dropped meanwhile) are skipped: a late report never brings one back."""
+        for (pool, name, version), count in reads:
+            copies = self._copies.get(pool)
+            if copies and (name, version) in copies and count > 0:
+                copies.move_to_end((name, version))
+                self._counts.setdefault(pool, collections.Counter())["hits"] += int(count)
 
     def copies_of(self, name: str, version: int) -> tuple[CachedCopy, ...]:
         """Every pool's copy of the version."""

@@ -31,9 +31,10 @@ import ray
 from datashare._ray.holder import start_holder
 from datashare._ray.naming import HOLDER_PREFIX, NAMESPACE, holder_name, node_of
 from datashare.catalogue import Catalogue, Describe, Found, KVValue, Missing, Release, dataset_key
+from datashare.copy_drops import DroppedCopies
 from datashare.dataset_info import DatasetInfo
 from datashare.kv_cache import LEASE_S
-from datashare.pool_cache import CachedCopy, pool_of
+from datashare.pool_cache import CACHE_SPACE, CachedCopy, pool_of
 from datashare.replica_repair import LiveNode, NewCopy, RepairPlan, plan_repairs, with_copy
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class CatalogueActor:
 
     def __init__(self) -> None:
         self._state = Catalogue()
+        self._drops = DroppedCopies()       # cached copies let go of, for the readers that cached them
         self._changed: asyncio.Event | None = None
         self._kv_changed: asyncio.Event | None = None
         self._ready: asyncio.Future | None = None
@@ -89,8 +91,10 @@ class CatalogueActor:
         try:
             return method(*args, **kwargs)
         finally:
-            self._carry_out()
-            if self._state.generation != before:
+            dropped = self._carry_out()
+            if dropped:
+                self._drops.record(self._state.generation, dropped)
+            if self._state.generation != before or dropped:
                 self._notify("_changed")
             if self._state.kv_clock != kv_before:
                 self._notify("_kv_changed")
@@ -111,8 +115,13 @@ class CatalogueActor:
         except asyncio.TimeoutError:
             pass
 
-    def _carry_out(self) -> None:
+    def _carry_out(self) -> list:
+        """Send the catalogue's instructions to holders; returns the keys of the cached copies
+        released (readers that cached one are told through :meth:`wait_change`)."""
+        dropped = []
         for step in self._state.take_instructions():
+            if isinstance(step, Release):
+                dropped += [key for key in step.keys if key[0] == CACHE_SPACE]
             holder = _holder(step.holder)
             if holder is None:
                 continue
@@ -125,6 +134,7 @@ class CatalogueActor:
             # A holder that died (and may come back under its name) is looked up again next time.
             sent.future().add_done_callback(
                 lambda fut, h=step.holder: _holders.pop(h, None) if fut.exception() else None)
+        return dropped
 
     async def _rebuild(self) -> None:
         """After a restart, recover the dataset table from the holders' inventories."""
@@ -244,12 +254,16 @@ class CatalogueActor:
         """Returns once the catalogue has rebuilt its state and can answer."""
         await self._step(lambda: None)
 
-    async def wait_change(self, since: int, timeout_s: float) -> int:
-        """Return the dataset-table generation once it differs from ``since`` (or on timeout)."""
+    async def wait_change(self, since: int, timeout_s: float,
+                          drops_since: int | None = None) -> tuple[int, int, tuple | None]:
+        """Answer once the dataset-table generation differs from ``since``, or cached copies were
+        dropped after drop number ``drops_since`` (``None``: during generation ``since``), or on
+        timeout: ``(generation, drop number, keys of the copies dropped since, or None when the log
+        no longer reaches back)``. A reader empties its whole read cache only on a new generation."""
         generation = await self._step(lambda: self._state.generation)
-        if generation == since:
+        if generation == since and self._drops.since(since, drops_since) == ():
             await self._until("_changed", timeout_s)
-        return self._state.generation
+        return self._state.generation, self._drops.clock, self._drops.since(since, drops_since)
 
     async def reserve_version(self, name: str) -> int:
         return await self._step(self._state.reserve_version, name)
@@ -281,6 +295,11 @@ class CatalogueActor:
 
     async def cache_forget(self, pool: str, name: str, version: int, key: Any) -> None:
         await self._step(self._state.cache_forget, pool, name, version, key)
+
+    async def cache_reads(self, reads: list[tuple[tuple[str, str, int], int]]) -> None:
+        """A process's batch of reads its own read cache served (counted in the pools' LRU order);
+        no generation bump: it changes no dataset and no copy."""
+        await self._step(self._state.cache_reads, reads)
 
     async def pool_caches(self) -> dict[str, dict[str, Any]]:
         return await self._step(self._state.pool_caches)

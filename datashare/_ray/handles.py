@@ -209,13 +209,15 @@ def node_labels(node_id: str, *, max_age_s: float = 5.0) -> dict[str, str] | Non
     return cache["pools"].get(node_id)
 
 
-def watch_catalogue(since: int, timeout_s: float, on_done: Callable[[Any], None]) -> object:
-    """Ask the catalogue to answer once its generation differs from ``since``.
+def watch_catalogue(since: int, drops_since: int | None, timeout_s: float,
+                    on_done: Callable[[Any], None]) -> object:
+    """Ask the catalogue to answer once its generation differs from ``since`` or cached copies were
+    dropped after ``drops_since`` (see ``CatalogueActor.wait_change``).
 
-    ``on_done`` gets a ``concurrent.futures.Future`` of the new generation. Returns a token the
-    caller keeps while it wants the answer (the pending call's ref).
+    ``on_done`` gets a ``concurrent.futures.Future`` of ``(generation, drop number, dropped keys or
+    None)``. Returns a token the caller keeps while it wants the answer (the pending call's ref).
     """
-    watch = catalogue().wait_change.remote(since, timeout_s)
+    watch = catalogue().wait_change.remote(since, timeout_s, drops_since)
     watch.future().add_done_callback(on_done)
     return watch
 

@@ -69,7 +69,7 @@ def test_catalogue_reports_copies_and_a_new_version_invalidates_them():
     assert cat.lookup("t", None, "edge-1").cache_capacity == 100
     generation = cat.generation
     found = cat.cache_add(_copy("t"))
-    assert found.cached == (_copy("t"),) and cat.generation == generation + 1
+    assert found.cached == (_copy("t"),) and cat.generation == generation   # a fill alone: caches stay right
     assert cat.lookup("t", 1, "cloud").cache_capacity == 0
     cat.lookup("t", None, "edge-1")
     assert cat.pool_caches()["edge-1"]["hits"] == 1
@@ -97,3 +97,38 @@ def test_catalogue_restart_releases_cached_copies_it_finds():
     cat.restore({"holder-e1": {tuple(key): (None, {0: "ref"})}})
     assert cat.take_instructions() == [Release("holder-e1", (key,))]
     assert cat.list() == [] and cat.kv_keys() == []
+
+
+def test_reported_reads_reorder_the_lru_and_count_as_hits():
+    caches = PoolCaches()
+    caches.set_capacity("edge-1", 100)
+    caches.add(_copy("a"))
+    caches.add(_copy("b"))
+    caches.note_reads([(("edge-1", "a", 1), 5), (("edge-1", "gone", 1), 3), (("edge-2", "a", 1), 1),
+                       (("edge-1", "b", 2), 1), (("edge-1", "b", 1), 0)])    # unknown copies, no reads: skipped
+    stats = caches.stats()["edge-1"]
+    assert [e[0] for e in stats["entries"]] == ["b", "a"] and stats["hits"] == 5
+    caches.note_reads([(("edge-1", "a", 1), 1), (("edge-1", "b", 1), 2)])   # in the order given: b read last
+    assert [e[0] for e in caches.stats()["edge-1"]["entries"]] == ["a", "b"]
+    kept, dropped = caches.add(_copy("c"))
+    assert dropped == [_copy("a")]
+    caches.note_reads([(("edge-1", "a", 1), 9)])                           # a late report brings nothing back
+    assert [e[0] for e in caches.stats()["edge-1"]["entries"]] == ["b", "c"]
+
+
+def test_catalogue_applies_reported_reads_and_evicts_without_a_new_generation():
+    cat = Catalogue(clock=lambda: 0.0)
+    cat.set_pool_cache("edge-1", 100)
+    for name in ("hot", "cold", "third"):
+        cat.commit(_info(name, cat.reserve_version(name)), [f"r-{name}"], ["holder-n0"], 1)
+    cat.cache_add(_copy("hot"))
+    cat.cache_add(_copy("cold"))
+    cat.lookup("cold", None, "edge-1")                     # cold read through the catalogue last
+    cat.take_instructions()
+    generation = cat.generation
+    cat.cache_reads([(("edge-1", "hot", 1), 50)])          # hot read 50 times from a process's own cache
+    assert cat.generation == generation and cat.take_instructions() == []
+    cat.cache_add(_copy("third"))                          # evicts cold: its holder lets go of it,
+    assert cat.take_instructions() == [Release("holder-e1", (_copy("cold").key,))]
+    assert cat.generation == generation                    # and no dataset changed (datashare.copy_drops)
+    assert [e[0] for e in cat.pool_caches()["edge-1"]["entries"]] == ["hot", "third"]
