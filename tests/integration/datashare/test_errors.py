@@ -112,10 +112,9 @@ def test_full_store_raises_store_full(ray_cluster):
 
 
 @pytest.mark.slow
-def test_a_replica_survives_its_holder_node_and_losing_every_copy_is_clear(ds, ray_cluster, monkeypatch):
+def test_a_replica_survives_its_holder_node_and_losing_every_copy_is_clear(ds, ray_cluster):
     import time
 
-    from datashare import chunk_homes
     from yuanrong.local_cluster import NodeSpec
 
     head = node_of(ray_cluster, "cloud")
@@ -126,9 +125,9 @@ def test_a_replica_survives_its_holder_node_and_losing_every_copy_is_clear(ds, r
         info = ds.publish("err-rep", table, nodes=[a], replicas=2, chunk_bytes=2 * 2**20)
         assert info.node_ids == (a, head)           # the copy went to another pool and tier
         assert {a, head} <= set(ds.where("err-rep"))
-        monkeypatch.setattr(chunk_homes, "spare_nodes", lambda targets, replicas, lifetime, **_: [b])
-        ds.publish("err-rep-gone", table, nodes=[a], replicas=2, chunk_bytes=2 * 2**20)
-        monkeypatch.undo()
+        # Its only copy on b. (Copies of a replicated dataset on a and b would not all be lost: the
+        # catalogue re-creates the copy lost with a from the one on b before b goes.)
+        ds.publish("err-rep-gone", table, nodes=[b], chunk_bytes=2 * 2**20)
     finally:
         ray_cluster.remove_node("ds-rep-a")
         ray_cluster.remove_node("ds-rep-b")
