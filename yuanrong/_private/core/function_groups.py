@@ -135,9 +135,7 @@ def create_function_group(wrapper: Any, args: tuple = (), group_size: int = 1,
                                      f"return values.", option="wrapper", value=wrapper)
         proxy = wrapper.options(_invoke_options(options))
         if tracing.enabled:
-            opts = proxy._opts
-            attributes = {"yr.requested_pool": repr(opts.pool) if opts.pool is not None else "",
-                          "yr.requested_tier": opts.tier or "", "yr.group_size": group_size}
+            attributes = {**proxy.submit_attributes(), "yr.group_size": group_size}
             with traced_calls.submitting(proxy.__qualname__, "invoke", {}, attributes, carry=False):
                 return _run_functions(proxy, args, group_size, bundle_size, timeout)
         return _run_functions(proxy, args, group_size, bundle_size, timeout)

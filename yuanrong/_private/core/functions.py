@@ -116,13 +116,17 @@ class FunctionProxy:
             self._first_call()
         return self._dispatch(args, kwargs)
 
-    def _invoke_traced(self, args: tuple, kwargs: dict) -> Any:
+    def submit_attributes(self) -> dict[str, Any]:
+        """The attributes of this proxy's ``yr.invoke`` spans (shared: copy before adding to it)."""
         attributes = self.__dict__.get("_submit_attributes")
         if attributes is None:  # the options of a proxy never change: made at its first traced call
             attributes = self._submit_attributes = {
                 "yr.requested_pool": repr(self._opts.pool) if self._opts.pool is not None else "",
                 "yr.requested_tier": self._opts.tier or ""}
-        with traced_calls.submitting(self.__qualname__, "invoke", kwargs, attributes, carry=False):
+        return attributes
+
+    def _invoke_traced(self, args: tuple, kwargs: dict) -> Any:
+        with traced_calls.submitting(self.__qualname__, "invoke", kwargs, self.submit_attributes(), carry=False):
             if not self._checked:
                 self._first_call()
             if self._traced:
