@@ -97,7 +97,7 @@ class PoolCaches:
             copies = self._copies.get(pool)
             if copies and (name, version) in copies and count > 0:
                 copies.move_to_end((name, version))
-                self._counts.setdefault(pool, collections.Counter())["hits"] += int(count)
+                self._count(pool, "hits", int(count))
 
     def copies_of(self, name: str, version: int) -> tuple[CachedCopy, ...]:
         """Every pool's copy of the version."""
@@ -159,5 +159,5 @@ class PoolCaches:
             self._count(pool, "evictions")
         return out
 
-    def _count(self, pool: str, what: str) -> None:
-        self._counts.setdefault(pool, collections.Counter())[what] += 1
+    def _count(self, pool: str, what: str, n: int = 1) -> None:
+        self._counts.setdefault(pool, collections.Counter())[what] += n
