@@ -109,6 +109,12 @@ class Release:
 Instruction = Union[Describe, Release]
 
 
+def chunk_copies(version: Any) -> tuple[tuple[tuple[Any, str], ...], ...]:
+    """Per chunk of ``version`` (a kept version, or a :class:`Found`), its ``(ref, holder)`` copies, primary first."""
+    spares = version.spares or ((),) * len(version.refs)
+    return tuple(((r, h), *s) for r, h, s in zip(version.refs, version.holders, spares))
+
+
 @dataclasses.dataclass(frozen=True)
 class _Version:
     info: DatasetInfo
@@ -118,10 +124,6 @@ class _Version:
 
     def all_holders(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys((*self.holders, *(h for copies in self.spares for _, h in copies))))
-
-    def copies(self) -> tuple[tuple[tuple[Any, str], ...], ...]:     # per chunk, the primary first
-        spares = self.spares or ((),) * len(self.refs)
-        return tuple(((r, h), *s) for r, h, s in zip(self.refs, self.holders, spares))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -362,7 +364,7 @@ class Catalogue:
 
     def replicated(self) -> list[VersionCopies]:
         """Every retained version published with more than one copy, and its chunks' copies."""
-        return [VersionCopies(name, v, e.info.replicas, e.copies()) for name, versions in self._datasets.items()
+        return [VersionCopies(name, v, e.info.replicas, chunk_copies(e)) for name, versions in self._datasets.items()
                 for v, e in versions.items() if e.info.replicas != 1]
 
     def set_copies(self, name: str, version: int, chunks: Iterable[Iterable[tuple]]) -> bool:
@@ -373,7 +375,7 @@ class Catalogue:
         chunks = tuple(tuple(tuple(c) for c in copies) for copies in chunks)
         if entry is None or len(chunks) != len(entry.refs) or not all(chunks):
             return False
-        if chunks != entry.copies():
+        if chunks != chunk_copies(entry):
             spares = tuple(copies[1:] for copies in chunks) if any(len(c) > 1 for c in chunks) else ()
             new = self._datasets[name][version] = _Version(entry.info, tuple(c[0][0] for c in chunks),
                                                            tuple(c[0][1] for c in chunks), spares)

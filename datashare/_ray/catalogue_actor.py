@@ -30,7 +30,7 @@ import ray
 
 from datashare._ray.holder import start_holder
 from datashare._ray.naming import HOLDER_PREFIX, NAMESPACE, holder_name, node_of
-from datashare.catalogue import Catalogue, Describe, Found, KVValue, Missing, Release, dataset_key
+from datashare.catalogue import Catalogue, Describe, Found, KVValue, Missing, Release, chunk_copies, dataset_key
 from datashare.copy_drops import DroppedCopies
 from datashare.dataset_info import DatasetInfo
 from datashare.kv_cache import LEASE_S
@@ -244,8 +244,7 @@ class CatalogueActor:
         if not isinstance(found, Found):
             holder.release.remote([dataset_key(name, version)])   # deleted meanwhile
             return
-        spares = found.spares or ((),) * len(found.refs)
-        chunks = tuple(((r, h), *s) for r, h, s in zip(found.refs, found.holders, spares))
+        chunks = chunk_copies(found)
         for index, owned in zip(indices, adopted):
             chunks = with_copy(chunks, index, owned.ref, hname)
         self._state.set_copies(name, version, chunks)
