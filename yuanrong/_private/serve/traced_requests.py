@@ -38,34 +38,22 @@ from yuanrong._private.serve.request_auth import GRPC_CONTEXT
 
 def request_span(config_json: str, name: str, request: Any, attributes: Callable[[], Mapping[str, Any]],
                  grpc_context: Any = None, carrier: Mapping[str, str] | None = None) -> Any:
-    """The server span of one request, or None when the deployment was made without tracing.
+    """The server span of one request, made current while the ``with`` block runs (ended with it,
+    ERROR if it raised), or None when the deployment was made without tracing. See :func:`stream_span`."""
+    span = stream_span(config_json, name, request, attributes, grpc_context, carrier)
+    return None if span is None else otel_trace.use_span(span, end_on_exit=True)
+
+
+def stream_span(config_json: str, name: str, request: Any, attributes: Callable[[], Mapping[str, Any]],
+                grpc_context: Any = None, carrier: Mapping[str, str] | None = None) -> Any:
+    """The server span of one request, started and not made current (a stream's: see :class:`_Stream`),
+    or None when the deployment was made without tracing.
 
     ``carrier`` (a handle call from a traced endpoint, :class:`TracedHandle`) is the caller's
     context; else ``request`` is a Starlette request (its headers are read); with
     ``grpc_context``, the gRPC request's metadata is read; otherwise (a handle call from elsewhere)
     the span continues the current context.
     """
-    found = _parent_and_attributes(config_json, name, request, attributes, grpc_context, carrier)
-    if found is None:
-        return None
-    parent, span_attributes = found
-    return tracing.tracer().start_as_current_span(f"yr.endpoint {name}", context=parent, kind=SpanKind.SERVER,
-                                                  attributes=span_attributes)
-
-
-def stream_span(config_json: str, name: str, request: Any, attributes: Callable[[], Mapping[str, Any]],
-                grpc_context: Any = None, carrier: Mapping[str, str] | None = None) -> Any:
-    """As :func:`request_span`, but the span of a stream, started and not made current (see :class:`_Stream`)."""
-    found = _parent_and_attributes(config_json, name, request, attributes, grpc_context, carrier)
-    if found is None:
-        return None
-    parent, span_attributes = found
-    return tracing.tracer().start_span(f"yr.endpoint {name}", context=parent, kind=SpanKind.SERVER,
-                                       attributes=span_attributes)
-
-
-def _parent_and_attributes(config_json: str, name: str, request: Any, attributes: Callable[[], Mapping[str, Any]],
-                           grpc_context: Any, carrier: Mapping[str, str] | None) -> tuple[Any, dict[str, Any]] | None:
     if not config_json:
         return None
     # The replica's attributes are read once, when its first request starts tracing.
@@ -85,7 +73,8 @@ def _parent_and_attributes(config_json: str, name: str, request: Any, attributes
         url = getattr(request, "url", None)
         span_attributes.update({"http.request.method": getattr(request, "method", ""),
                                 "url.path": getattr(url, "path", "")})
-    return parent, span_attributes
+    return tracing.tracer().start_span(f"yr.endpoint {name}", context=parent, kind=SpanKind.SERVER,
+                                       attributes=span_attributes)
 
 
 def traced_method(func: Callable, name: str, config_json: str, attributes: Callable[[], Mapping[str, Any]]
