@@ -127,6 +127,22 @@ def test_calls_reuse_one_instance(yr_session):
     assert _pool_of(f).instance_count() == 1
 
 
+def test_a_pool_sees_a_call_finished_once_its_caller_has_the_result(yr_session):
+    # A caller that waits for each result must find the instance free for its next call: were the
+    # pool's completion marker stored after the result, the next call could see the instance still
+    # busy and run as a Ray task or start another instance (seen once in ~20 runs of such a loop).
+    f = who.options(min_instances=1, cpu=100)
+    _served_by_instance(f)
+    inst = _pool_of(f).live()[0]
+    late = 0
+    for _ in range(300):
+        out = f.invoke()
+        marker = inst.pending[-1][0]
+        yr.get(out, timeout=30)
+        late += not ray.wait([marker], timeout=0, fetch_local=False)[0]
+    assert late == 0, f"{late} of 300 calls' markers were not ready once their results were"
+    assert _pool_of(f).instance_count() == 1
+
 def test_concurrency_calls_overlap_in_one_instance(yr_session):
     f = nap.options(concurrency=4, min_instances=1, max_instances=1, cpu=100)
     _served_by_instance(f, 0)

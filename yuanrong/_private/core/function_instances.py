@@ -2,7 +2,7 @@
 
 One generic actor class (two: sync and ``async``) runs any ``@yr.invoke`` function, which it
 receives when it starts, so Ray exports the class once per job whatever the number of functions.
-Each call returns one extra, tiny object after the function's own results: the caller's pool
+Each call returns one extra, tiny object before the function's own results: the caller's pool
 watches that one to learn when the call finished, without fetching the (maybe large) result, and
 reads from it how long the call ran (to estimate how long a call queued behind it would wait).
 """
@@ -22,10 +22,13 @@ CLASS_NAMES = ("FunctionInstance", "AsyncFunctionInstance")
 
 
 def _with_marker(out: Any, return_nums: int, func: Callable, started: float) -> tuple:
+    # The marker comes first: the caller's Ray stores a call's returns in order, so once a caller
+    # has the function's result, its pool sees the call finished too (last, it could still miss it
+    # and start another instance for a caller that waits for each result).
     marker = time.perf_counter() - started  # the call's run time, in seconds
     if return_nums == 1:
-        return out, marker
-    return (*returned_values(out, return_nums, func), marker)
+        return marker, out
+    return (marker, *returned_values(out, return_nums, func))
 
 
 def returned_values(out: Any, return_nums: int, func: Callable) -> tuple:

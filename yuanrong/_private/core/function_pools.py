@@ -166,8 +166,8 @@ class FunctionPool:
                 marker, result = out.completed(), out
             else:
                 out = inst.call(*args, **kwargs)
-                marker = out[-1]
-                result = out[0] if self.return_nums == 1 else out[:-1]
+                marker = out[0]
+                result = out[1] if self.return_nums == 1 else out[1:]
         except BaseException:
             with self.lock:
                 inst.in_flight -= 1
