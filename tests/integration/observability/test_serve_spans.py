@@ -15,7 +15,7 @@ from apps.client import wait_for
 from ray import serve
 
 import yuanrong as yr
-from yuanrong.endpoint import Activator, Autoscaling, endpoint, run, shutdown, start
+from yuanrong.endpoint import Activator, Autoscaling, endpoint, get_app_handle, run, shutdown, start
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -49,6 +49,22 @@ class Quote:
     async def __call__(self, request):
         x = (await request.json())["x"]
         return {"price": await self._pricer.price.remote(x), "default": await self._pricer.remote(x)}
+
+
+@endpoint(name="Lookup", route="/lookup", pool="edge-2", invoke_options=LIGHT)
+class Lookup:
+    """Calls another application through a handle it looks up by name (not one it was bound with)."""
+
+    async def __call__(self, request):
+        x = (await request.json())["x"]
+        return {"price": await get_app_handle("prices").price.remote(x)}
+
+
+@serve.deployment(name="PlainPrices", ray_actor_options={"num_cpus": 0.1})
+class PlainPrices:
+    def price(self, x, **context):
+        assert not context, f"a plain deployment was sent {sorted(context)}"
+        return -x
 
 
 @endpoint(name="Ticker", pool="cloud", invoke_options=LIGHT)
@@ -166,3 +182,32 @@ def test_a_stream_through_a_serve_handle_continues_the_callers_trace(traced_sess
     assert stream["attributes"]["yr.stream.items"] == 4
     assert caller["start_ns"] <= stream["start_ns"] <= stream["end_ns"] <= caller["end_ns"]
     serve.delete("board")
+
+
+def test_a_handle_looked_up_by_name_continues_the_callers_trace(traced_session, serve_address):
+    run(Pricer, name="prices")
+    run(Lookup, name="lookup")
+    trace_id, client_span, traceparent = _client_context()
+    assert _post(f"{serve_address.http_url}/lookup", {"x": 4}, traceparent) == {"price": 8}
+    names = ["yr.endpoint Lookup", "yr.endpoint Pricer.price"]
+    spans = traced_session.wait_for_spans(
+        lambda got: set(names) <= {s["name"] for s in got if s["trace_id"] == trace_id})
+    caller, callee = (_one(spans, trace_id, n) for n in names)
+    assert caller["parent_id"] == client_span
+    assert callee["parent_id"] == caller["span_id"] and callee["resource"]["yr.pool"] == "cloud"
+
+    # The handle run() returns carries the driver's current span too.
+    with yr.trace.get_tracer("test").start_as_current_span("driver") as driver:
+        assert run(Pricer, name="prices").price.remote(6).result(timeout_s=60) == 12
+    driver_ctx = driver.get_span_context()
+    spans = traced_session.wait_for_spans(lambda got: any(
+        s["trace_id"] == f"{driver_ctx.trace_id:032x}" and s["name"] == "yr.endpoint Pricer.price" for s in got))
+    callee = _one(spans, f"{driver_ctx.trace_id:032x}", "yr.endpoint Pricer.price")
+    assert callee["parent_id"] == f"{driver_ctx.span_id:016x}"
+
+    # Another deployment under the same name, plain and not deployed by run(): the record of the
+    # traced one is not believed, and the plain one is sent no context.
+    serve.run(PlainPrices.bind(), name="prices", route_prefix=None)
+    assert get_app_handle("prices").price.remote(3).result(timeout_s=60) == -3
+    serve.delete("lookup")
+    serve.delete("prices")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import socket
 import weakref
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 
 import ray
 from ray import serve
+from ray.experimental import internal_kv
 
 from yuanrong._private import options as options_mod
 from yuanrong._private import session, tracing
@@ -374,12 +376,60 @@ def run(target: Endpoint | Any, *, name: str | None = None, route: str | None = 
     else:
         app_name = name or "default"
     route = check_route(route, app_name)
-    return serve.run(target, name=app_name, route_prefix=route, blocking=blocking)
+    traced = _traced_apps.get(target) if _is_traced_app(target) else None
+    handle = serve.run(target, name=app_name, route_prefix=route, blocking=blocking)
+    _note_traced(app_name, traced)
+    return handle if traced is None else traced_requests.TracedHandle(handle, traced)
+
+
+def get_app_handle(name: str) -> Any:
+    """Serve's handle to application ``name``'s ingress, from any process of the cluster.
+
+    When :func:`run` deployed the application traced, calls through the handle continue the
+    caller's trace (it is a :class:`~yuanrong._private.serve.traced_requests.TracedHandle`), as
+    the handles a traced endpoint is bound with do; otherwise it is ``serve.get_app_handle(name)``.
+    """
+    handle = serve.get_app_handle(name)
+    methods = _traced_methods(name)
+    return handle if methods is None else traced_requests.TracedHandle(handle, methods)
 
 
 def delete(name: str) -> None:
     """Remove the application ``name`` and its replicas."""
     serve.delete(name)
+    _note_traced(name, None)
+
+
+# Which applications run() deployed traced, for get_app_handle in other processes: in Ray's
+# key-value store, with what Serve reports of the deployment (its time and deployments' names), so
+# that a record outlived by another application under the same name is not believed. (Serve keeps
+# the time of an application redeployed by ``serve.run``, so a plain redeploy is told apart by its
+# deployments' names only: see docs/observability.md.)
+def _traced_key(app_name: str) -> bytes:
+    return f"yuanrong/serve-traced-app/{app_name}".encode()
+
+
+def _deployed(app_name: str) -> list | None:
+    app = serve.status().applications.get(app_name)
+    return None if app is None else [app.last_deployed_time_s, sorted(app.deployments)]
+
+
+def _note_traced(app_name: str, methods: frozenset[str] | None) -> None:
+    if methods is None:
+        internal_kv._internal_kv_del(_traced_key(app_name))
+        return
+    record = {"methods": sorted(methods), "deployed": _deployed(app_name)}
+    internal_kv._internal_kv_put(_traced_key(app_name), json.dumps(record).encode(), overwrite=True)
+
+
+def _traced_methods(app_name: str) -> frozenset[str] | None:
+    raw = internal_kv._internal_kv_get(_traced_key(app_name))
+    if raw is None:
+        return None
+    record = json.loads(raw)
+    if record["deployed"] != _deployed(app_name):
+        return None
+    return frozenset(record["methods"])
 
 
 def shutdown() -> None:
