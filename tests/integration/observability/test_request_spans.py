@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 import ray
+from ray import serve
 
 import yuanrong as yr
 from yuanrong.endpoint import endpoint, run, serve_functions, shutdown, start
@@ -28,6 +29,20 @@ def double(x):
 async def priced(request):
     body = await request.json()
     return {"price": await double.invoke(body["x"])}
+
+
+@yr.invoke(invoke_options=yr.InvokeOptions(pool="cloud", cpu=100, memory=0))
+def batch_total(xs):
+    return sum(xs)
+
+
+@endpoint(name="Batcher", route="/batched", pool="edge-1", invoke_options=yr.InvokeOptions(cpu=100, memory=0))
+class Batcher:
+    @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.01)
+    async def __call__(self, requests):
+        xs = [(await r.json())["x"] for r in requests]
+        total = await batch_total.invoke(xs)
+        return [{"x": x, "batch_total": total} for x in xs]
 
 
 @endpoint(name="features-doubled", pool="edge-1", invoke_options=yr.InvokeOptions(cpu=100, memory=0))
@@ -194,3 +209,22 @@ def test_a_streaming_rpc_has_one_span_over_the_stream_whose_calls_are_its_childr
     assert {r["parent_id"] for r in runs} == {s["span_id"] for s in submits}
     assert stream["start_ns"] <= min(s["start_ns"] for s in submits)
     assert stream["end_ns"] >= max(s["end_ns"] for s in submits)
+
+
+def test_batches_are_not_children_of_the_request_that_started_the_batch_queue(traced_session, serve_address):
+    # Serve runs a method's batches in a task made when its first request queues; were that
+    # request's span current then, it would be the parent of every later batch's calls.
+    run(Batcher)
+    traces = []
+    for x in (1, 2):
+        trace_id, client_span, traceparent = _client_context()
+        assert _post(f"{serve_address.http_url}/batched", {"x": x}, traceparent) == {"x": x, "batch_total": x}
+        traces.append((trace_id, client_span))
+    spans = traced_session.wait_for_spans(
+        lambda got: sum(s["name"] == "yr.invoke batch_total" for s in got) == 2
+        and {t for t, _ in traces} <= {s["trace_id"] for s in got if s["name"] == "yr.endpoint Batcher"})
+    for trace_id, client_span in traces:
+        assert _in_trace(spans, trace_id, "yr.endpoint Batcher")["parent_id"] == client_span
+    batch_calls = [s for s in spans if s["name"] == "yr.invoke batch_total"]
+    assert all(s["trace_id"] not in {t for t, _ in traces} and s["parent_id"] == "" for s in batch_calls), batch_calls
+    serve.delete("Batcher")

@@ -10,7 +10,7 @@ import pytest
 from ray import serve
 
 from yuanrong._private import tracing
-from yuanrong._private.serve import traced_requests
+from yuanrong._private.serve import request_auth, traced_requests
 from yuanrong._private.trace_config import TraceConfig
 
 
@@ -112,10 +112,12 @@ def test_the_handle_sends_the_context_only_to_methods_that_take_it(tmp_path):
                     ("rank", []), ("price", [])]
 
 
-def test_serve_batch_methods_are_left_unwrapped():
+def test_serve_batch_methods_keep_what_serve_tells_a_method_call_by():
     traced = traced_requests.traced_target(Pricer, "Pricer", '{"x": 1}', _attributes)
-    # @serve.batch tells a method call by the identity of the method's __wrapped__: a wrapper would break it.
-    assert traced.batched is Pricer.batched and traced.price is not Pricer.price
+    # @serve.batch tells a method call by the identity of the method's __wrapped__ (the user's function).
+    assert traced.batched is not Pricer.batched and traced.batched.__wrapped__ is Pricer.batched.__wrapped__
+    guarded = request_auth.guarded_target(traced, "tenant")
+    assert guarded.batched.__wrapped__ is Pricer.batched.__wrapped__ and traced.price is not Pricer.price
 
 
 class Feed:

@@ -145,14 +145,18 @@ def guarded_method(func: Callable, owner: str) -> Callable:
     return with_grpc_context(func, handle)
 
 
+def is_batch(member: Any) -> bool:
+    """Whether ``member`` is a ``@serve.batch`` method (or a wrapper of one)."""
+    return callable(getattr(member, "set_max_batch_size", None))
+
+
 def endpoint_members(cls: type) -> list[tuple[str, Callable]]:
     """The members of an endpoint class that a request or an rpc reaches and that a wrapper may
     replace: ``__call__`` and the public methods, generators (server-streaming rpcs, streams
     through a handle) included; a wrapper of a generator must be a generator of the same kind, as
     Serve streams only what it sees as one. Not static and class methods, nor ``@serve.batch``
-    methods: Serve tells a batch method's call from a function's by the identity of its
-    ``__wrapped__``, which a wrapper would change (the batch would take ``self`` as a request);
-    they run inside the calling request's span, from inside the replica."""
+    methods other than ``__call__`` (called by the replica's own code; a wrapper of one must keep
+    its ``__wrapped__``, see :func:`subclass`)."""
     members = []
     call = getattr(cls, "__call__", None)
     if call is not None and inspect.isfunction(call):
@@ -160,7 +164,7 @@ def endpoint_members(cls: type) -> list[tuple[str, Callable]]:
     for attr, member in inspect.getmembers(cls, inspect.isfunction):
         if attr.startswith("_"):
             continue
-        if hasattr(member, "set_max_batch_size"):
+        if is_batch(member):
             continue
         if isinstance(inspect.getattr_static(cls, attr), (staticmethod, classmethod)):
             continue
@@ -169,7 +173,16 @@ def endpoint_members(cls: type) -> list[tuple[str, Callable]]:
 
 
 def subclass(target: type, namespace: dict[str, Any]) -> type:
-    """A subclass of ``target`` under its own name, with ``namespace``'s members replacing its own."""
+    """A subclass of ``target`` under its own name, with ``namespace``'s members replacing its own.
+
+    A member replacing a ``@serve.batch`` method keeps the batch's ``__wrapped__`` (the user's
+    function): Serve tells a method call from a function call by it, and would otherwise pass
+    ``self`` to the batch as one more request.
+    """
+    for attr, member in namespace.items():
+        wrapped = getattr(getattr(target, attr, None), "__wrapped__", None)
+        if wrapped is not None and is_batch(getattr(target, attr)):
+            member.__wrapped__ = wrapped
     return type(target.__name__, (target,), {"__module__": target.__module__, "__qualname__": target.__qualname__,
                                              "__doc__": target.__doc__, **namespace})
 

@@ -28,6 +28,7 @@ import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -317,8 +318,10 @@ def traced_target(target: Any, name: str, config_json: str, attributes: Callable
     """
     if not inspect.isclass(target):
         return traced_handler(target, name, config_json, attributes)
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {attr: _queued_outside_spans(member) for attr, member
+                                 in inspect.getmembers(target, request_auth.is_batch)}
     for attr, member in request_auth.endpoint_members(target):
+        member = namespace.get(attr, member)
         if attr == "__call__":
             namespace[attr] = traced_handler(member, name, config_json, attributes, method=True)
         else:
@@ -333,6 +336,32 @@ def traced_target(target: Any, name: str, config_json: str, attributes: Callable
 
         namespace["__init__"] = functools.wraps(init)(__init__)
     return request_auth.subclass(target, namespace)
+
+
+def _queued_outside_spans(batched: Callable) -> Callable:
+    """A ``@serve.batch`` method that queues its request with no span current.
+
+    Serve runs a method's batches in one task made when the first request queues, and a task keeps
+    the context it was made in: every later batch, and each call it makes, would be a child of that
+    first request's span. Each request still has its span (ended when its answer comes back); a
+    batch, which serves requests of several traces, runs outside all of them, so the calls it
+    makes start traces of their own.
+    """
+    if inspect.iscoroutinefunction(batched):
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            token = tracing.attach(otel_context.Context())
+            try:
+                return await batched(*args, **kwargs)
+            finally:
+                tracing.detach(token)
+    else:  # a batched generator: queued when called
+        def call(*args: Any, **kwargs: Any) -> Any:
+            token = tracing.attach(otel_context.Context())
+            try:
+                return batched(*args, **kwargs)
+            finally:
+                tracing.detach(token)
+    return functools.wraps(batched)(call)
 
 
 def accepting_methods(target: Any) -> frozenset[str]:
