@@ -21,6 +21,9 @@ LRU order sees reads this cache serves.
 from __future__ import annotations
 
 import collections
+import logging
+import os
+import queue
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -39,8 +42,53 @@ _RECENT_DROPS = 1024
 """Dropped copy keys remembered to refuse puts that raced with the drop (a lookup answered just before)."""
 
 
-def _on_new_thread(fn: Callable[[], None]) -> None:
-    threading.Thread(target=fn, name="datashare-read-cache-watch", daemon=True).start()
+class _WatchThread:
+    """The one daemon thread of this process that makes the read caches' watch calls again after
+    an answer, in the order the answers came.
+
+    Started at the first call, and again if it is gone (a job raised ``SystemExit``, or this is a
+    forked child, where the parent's threads do not run).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the thread soon; never waits for it."""
+        if self._pid != os.getpid():
+            self._forked()
+        self._jobs.put(fn)
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            self._start()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, args=(self._jobs,),
+                                                name="datashare-read-cache-watch", daemon=True)
+                self._thread.start()
+
+    def _forked(self) -> None:
+        # The parent's queued jobs watch for the parent; its lock may have been held at the fork.
+        self._lock = threading.Lock()
+        self._jobs = queue.SimpleQueue()
+        self._thread, self._pid = None, os.getpid()
+
+    @staticmethod
+    def _run(jobs: queue.SimpleQueue) -> None:
+        while True:
+            fn = jobs.get()
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - one failed job must not stop the watches of the rest
+                logging.getLogger("datashare").exception("watching the catalogue again failed")
+
+
+_WATCH_THREAD = _WatchThread()
 
 
 class _Kept:
@@ -56,9 +104,10 @@ class ReadCache:
     Args:
         watch: How to watch the catalogue for changes (see :data:`Watch`).
         on_read: Called, outside the cache's lock, with the ``counted`` key of each hit that has one.
-        rearm: Runs the call that watches again after an answer; by default on a new thread, because
-            the answer's callback runs on Ray's callback thread, which must not wait for locks a
-            blocking Ray call in another thread of this process may hold (e.g. starting a holder).
+        rearm: Runs the call that watches again after an answer; by default on this process's one
+            watch thread (:class:`_WatchThread`), because the answer's callback runs on Ray's
+            callback thread, which must not wait for locks a blocking Ray call in another thread of
+            this process may hold (e.g. starting a holder).
     """
 
     _WATCH_S = 30.0
@@ -67,7 +116,7 @@ class ReadCache:
                  rearm: Callable[[Callable[[], None]], None] | None = None) -> None:
         self._watch_fn = watch
         self._on_read = on_read
-        self._rearm = rearm or _on_new_thread
+        self._rearm = rearm or _WATCH_THREAD.submit
         self._lock = threading.Lock()
         self._generation: int | None = None
         self._drops: int | None = None          # the catalogue's drop number this cache has seen

@@ -7,16 +7,17 @@ import threading
 import time
 
 import pyarrow as pa
+import pytest
 
 from datashare.dataset_info import DatasetInfo
-from datashare.read_cache import ReadCache
+from datashare.read_cache import ReadCache, _WatchThread
 
 TABLE = pa.table({"x": [1, 2, 3]})
 INFO = DatasetInfo("t", 1, TABLE.schema, 3, TABLE.nbytes, 1, ("n1",), 0.0)
 
 
 def _now(fn):
-    fn()        # watch again at once, in the test's thread (readers do it on a new thread)
+    fn()        # watch again at once, in the test's thread (readers do it on their watch thread)
 
 
 class FakeCatalogue:
@@ -169,3 +170,47 @@ def test_a_watch_answered_before_its_call_returns_does_not_deadlock():
     cache.put("t", None, INFO, TABLE, 5, copies=[COPY_A])
     cache.put("u", None, INFO, TABLE, 5, copies=[COPY_B])  # read from a copy dropped meanwhile: not kept
     assert cache.get("t", None) == (INFO, TABLE) and cache.get("u", None) is None
+
+
+def test_watches_are_made_again_on_one_thread_in_the_order_of_the_answers():
+    worker, ran = _WatchThread(), []
+    done = threading.Event()
+    for i in range(50):
+        worker.submit(lambda i=i: ran.append((i, threading.get_ident())))
+    worker.submit(done.set)
+    assert done.wait(5)
+    assert [i for i, _ in ran] == list(range(50))
+    assert len({ident for _, ident in ran}) == 1 and ran[0][1] != threading.get_ident()
+
+
+# The SystemExit that ends the thread is reported by pytest's thread hook, which Python's ignores.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_the_watch_thread_survives_a_failed_job_and_is_started_again_once_gone(caplog):
+    worker, seen = _WatchThread(), []
+    done = threading.Event()
+
+    def fail():
+        raise RuntimeError("catalogue gone")
+
+    worker.submit(fail)
+    worker.submit(lambda: (seen.append(threading.get_ident()), done.set()))
+    assert done.wait(5) and "watching the catalogue again failed" in caplog.text
+    first = worker._thread
+    worker.submit(lambda: (_ for _ in ()).throw(SystemExit))     # ends the thread
+    first.join(5)
+    assert not first.is_alive()
+    done.clear()
+    worker.submit(lambda: (seen.append(threading.get_ident()), done.set()))
+    assert done.wait(5) and worker._thread is not first and worker._thread.is_alive()
+
+
+def test_a_forked_child_starts_its_own_watch_thread_and_drops_the_parents_jobs():
+    worker, ran = _WatchThread(), []
+    done = threading.Event()
+    worker.submit(done.set)
+    assert done.wait(5)
+    parent_thread, parent_jobs = worker._thread, worker._jobs
+    worker._pid = -1                                   # as seen from a child of a fork
+    done.clear()
+    worker.submit(lambda: (ran.append(threading.get_ident()), done.set()))
+    assert done.wait(5) and worker._jobs is not parent_jobs and worker._thread is not parent_thread
