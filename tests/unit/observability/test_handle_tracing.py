@@ -120,6 +120,19 @@ def test_serve_batch_methods_keep_what_serve_tells_a_method_call_by():
     assert guarded.batched.__wrapped__ is Pricer.batched.__wrapped__ and traced.price is not Pricer.price
 
 
+def test_a_pickled_endpoint_class_points_its_batch_wrappers_at_serves_function_again():
+    # In a replica the class arrives pickled: Pricer by reference (this module is importable), the
+    # subclass's wrappers by value, the user's function under them as a copy of its own. An
+    # instance's construction points them back at the function Serve's wrapper holds.
+    import ray.cloudpickle as cloudpickle
+
+    traced = traced_requests.traced_target(Pricer, "Pricer", '{"x": 1}', _attributes)
+    arrived = cloudpickle.loads(cloudpickle.dumps(request_auth.guarded_target(traced, "tenant")))
+    assert arrived.batched.__wrapped__ is not Pricer.batched.__wrapped__
+    arrived()
+    assert arrived.batched.__wrapped__ is Pricer.batched.__wrapped__
+
+
 class Feed:
     """Generator methods: each item says which span was current while the body made it."""
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -175,16 +176,38 @@ def endpoint_members(cls: type) -> list[tuple[str, Callable]]:
 def subclass(target: type, namespace: dict[str, Any]) -> type:
     """A subclass of ``target`` under its own name, with ``namespace``'s members replacing its own.
 
-    A member replacing a ``@serve.batch`` method keeps the batch's ``__wrapped__`` (the user's
-    function): Serve tells a method call from a function call by it, and would otherwise pass
-    ``self`` to the batch as one more request.
+    A member replacing a ``@serve.batch`` method gets, as its ``__wrapped__``, the user's function
+    Serve's batch wrapper holds: Serve tells a method call from a function call by it, and would
+    otherwise pass ``self`` to the batch as one more request. It is set here and again when an
+    instance is made (in the replica, the class arrives pickled, the user's function possibly as a
+    copy of its own).
     """
-    for attr, member in namespace.items():
-        wrapped = getattr(getattr(target, attr, None), "__wrapped__", None)
-        if wrapped is not None and is_batch(getattr(target, attr)):
-            member.__wrapped__ = wrapped
-    return type(target.__name__, (target,), {"__module__": target.__module__, "__qualname__": target.__qualname__,
+    batches = [attr for attr in namespace if is_batch(getattr(target, attr, None))]
+    if batches:
+        init = namespace.get("__init__", target.__init__)
+
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            _point_at_serve_batches(made, batches)
+            init(self, *args, **kwargs)
+
+        namespace = {**namespace, "__init__": functools.wraps(init)(__init__)}
+    made = type(target.__name__, (target,), {"__module__": target.__module__, "__qualname__": target.__qualname__,
                                              "__doc__": target.__doc__, **namespace})
+    _point_at_serve_batches(made, batches)
+    return made
+
+
+_SERVE_BATCHING = os.path.join("ray", "serve", "batching.py")
+
+
+def _point_at_serve_batches(cls: type, attrs: list[str]) -> None:
+    for attr in attrs:
+        for base in cls.__mro__[1:]:
+            member = base.__dict__.get(attr)
+            code = getattr(member, "__code__", None)
+            if code is not None and code.co_filename.endswith(_SERVE_BATCHING):  # Serve's own wrapper
+                cls.__dict__[attr].__wrapped__ = member.__wrapped__
+                break
 
 
 def guarded_target(target: Any, owner: str) -> Any:
