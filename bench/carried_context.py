@@ -9,6 +9,8 @@ instances), calls spread over them, three sides in alternating rounds (the order
 
 - ``plain``: ``actor.call.remote(i)``;
 - ``kwarg``: ``actor.call.remote(i, _ctx={...})`` with the carrier a traced call sends;
+- ``positional``: ``actor.call.remote(i, {...})``, the same carrier as one positional argument (how a
+  traced call reaches a pooled function instance: ``FunctionInstance.call_traced``);
 - ``task name``: ``actor.call.options(name=...).remote(i)``, the context (a new span id per call,
   as a real one has) in the task's name, which Ray sends in the task's spec whatever it is, read in
   the worker with ``ray.get_runtime_context().get_task_name()``.
@@ -88,6 +90,7 @@ def main() -> int:
         sides = {
             "plain": lambda i: plain[i % 4](i),
             "kwarg": lambda i: plain[i % 4](i, _ctx=CARRIER),
+            "positional": lambda i: plain[i % 4](i, CARRIER),
             "task name": lambda i: actors[i % 4].call_named.options(
                 name=f"echo 00-{TRACE_ID}-{next(span_ids):016x}-01").remote(i),
         }
@@ -96,7 +99,7 @@ def main() -> int:
         for side in sides.values():  # warm up every path
             throughput(side, ray.get, n_tput)
         for r in range(rounds):
-            order = list(sides)[r % 3:] + list(sides)[:r % 3]
+            order = list(sides)[r % len(sides):] + list(sides)[:r % len(sides)]
             for s in order:
                 tput[s].append(throughput(sides[s], ray.get, n_tput))
                 lat[s].append(median(latency_ms(lambda i, s=s: ray.get(sides[s](i)), n_lat)))
@@ -106,7 +109,7 @@ def main() -> int:
 
     rows = []
     base_t, base_l = median(tput["plain"]), median(lat["plain"])
-    for s in ("kwarg", "task name"):
+    for s in ("kwarg", "positional", "task name"):
         t, lt = median(tput[s]), median(lat[s])
         rows.append({"metric": f"context as {s}: async throughput", "unit": "call/s", "yuanrong": t,
                      "raw": base_t, "ratio": t / base_t, "target": 0.90, "better": "higher"})

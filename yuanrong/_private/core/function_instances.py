@@ -16,6 +16,7 @@ from typing import Any
 import ray
 
 from yuanrong._private.compat import node_env
+from yuanrong._private.tracing import CTX_KWARG  # noqa: F401 - also the pools' name for it
 
 #: Ray names the actor class in its death messages; :mod:`yuanrong._private.ray_errors` looks for it.
 CLASS_NAMES = ("FunctionInstance", "AsyncFunctionInstance")
@@ -66,6 +67,13 @@ class FunctionInstance:
         started = time.perf_counter()
         return _with_marker(self._func(*args, **kwargs), self._return_nums, self._func, started)
 
+    def call_traced(self, carrier: dict, *args: Any, **kwargs: Any) -> tuple:
+        """``call`` of a traced job: the trace context comes first, as one positional argument (Ray
+        serializes a keyword as two), and reaches the traced function as its keyword."""
+        kwargs[CTX_KWARG] = carrier
+        started = time.perf_counter()
+        return _with_marker(self._func(*args, **kwargs), self._return_nums, self._func, started)
+
     def stream(self, *args: Any, **kwargs: Any) -> Any:
         # A loop, not ``yield from``: Ray sends values into a streaming generator, and delegating
         # them would fail in a user generator that itself does ``yield from range(n)``.
@@ -88,6 +96,11 @@ class AsyncFunctionInstance:
         return True
 
     async def call(self, *args: Any, **kwargs: Any) -> tuple:
+        started = time.perf_counter()
+        return _with_marker(await self._func(*args, **kwargs), self._return_nums, self._func, started)
+
+    async def call_traced(self, carrier: dict, *args: Any, **kwargs: Any) -> tuple:
+        kwargs[CTX_KWARG] = carrier  # see FunctionInstance.call_traced
         started = time.perf_counter()
         return _with_marker(await self._func(*args, **kwargs), self._return_nums, self._func, started)
 

@@ -105,8 +105,11 @@ class FunctionPool:
     # Ray runs completion callbacks on its own threads, and some Ray calls wait for those threads:
     # so no Ray call is made while ``self.lock`` is held (the lock guards only this pool's lists).
 
-    def submit(self, args: tuple, kwargs: dict) -> Any:
-        """Run one call; returns Ray's result (a ref, a list of refs, or a generator)."""
+    def submit(self, args: tuple, kwargs: dict, carrier: dict | None = None) -> Any:
+        """Run one call; returns Ray's result (a ref, a list of refs, or a generator).
+
+        ``carrier``: a traced call's context, sent to an instance as one positional argument (and as
+        the keyword the traced function takes where the call runs as a task or streams)."""
         with self.lock:
             inst, start, saturated = self._choose()
         if saturated is self:
@@ -125,6 +128,8 @@ class FunctionPool:
                 inst = self._soonest() if len(self._tasks) >= TASKS_AT_ONCE else None
         if inst is None and self.shared:
             inst, start = self._shared(start), False
+        if carrier is not None and (inst is None or self.streaming):
+            kwargs, carrier = {**kwargs, function_instances.CTX_KWARG: carrier}, None
         if inst is None:
             out = None
             try:
@@ -139,7 +144,7 @@ class FunctionPool:
                     self._tasks.append(done)
             return out
         try:
-            return self._send(inst, args, kwargs)
+            return self._send(inst, args, kwargs, carrier)
         finally:
             if start:
                 self._start_soon()
@@ -159,13 +164,13 @@ class FunctionPool:
             time.sleep(0.005)
         return None
 
-    def _send(self, inst: Instance, args: tuple, kwargs: dict) -> Any:
+    def _send(self, inst: Instance, args: tuple, kwargs: dict, carrier: dict | None) -> Any:
         try:
             if self.streaming:
                 out = inst.stream(*args, **kwargs)
                 marker, result = out.completed(), out
             else:
-                out = inst.call(*args, **kwargs)
+                out = inst.call(*args, **kwargs) if carrier is None else inst.call_traced(carrier, *args, **kwargs)
                 marker = out[0]
                 result = out[1] if self.return_nums == 1 else out[1:]
         except BaseException:

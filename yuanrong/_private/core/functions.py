@@ -129,11 +129,9 @@ class FunctionProxy:
         with traced_calls.submitting(self.__qualname__, "invoke", kwargs, self.submit_attributes(), carry=False):
             if not self._checked:
                 self._first_call()
-            if self._traced:
-                kwargs = {**kwargs, traced_calls.CTX_KWARG: tracing.carrier()}
-            return self._dispatch(args, kwargs)
+            return self._dispatch(args, kwargs, tracing.carrier() if self._traced else None)
 
-    def _dispatch(self, args: tuple, kwargs: dict) -> Any:
+    def _dispatch(self, args: tuple, kwargs: dict, carrier: dict | None = None) -> Any:
         if args:
             args = unwrap_args(args)
         if kwargs:
@@ -143,7 +141,9 @@ class FunctionProxy:
             if pool is None or pool.closed:
                 pool = self._bind_pool()
             if pool is not None:
-                return self._wrap(pool.submit(args, kwargs))
+                return self._wrap(pool.submit(args, kwargs, carrier))
+        if carrier is not None:
+            kwargs = {**kwargs, traced_calls.CTX_KWARG: carrier}
         out = self._remote(*args, **kwargs)
         watch = self._task_watch
         if watch is not None:

@@ -12,7 +12,8 @@ import ray
 
 class Instance:
     __slots__ = ("handle", "actor_id", "ready", "dead", "started", "last_used", "in_flight", "pending", "pinged",
-                 "last_done", "reconciled_at", "adopted", "call", "stream", "probe", "cancelled", "drained")
+                 "last_done", "reconciled_at", "adopted", "call", "call_traced", "stream", "probe", "cancelled",
+                 "drained")
 
     def __init__(self, handle: Any, adopted: bool, return_nums: int) -> None:
         self.handle = handle
@@ -32,10 +33,13 @@ class Instance:
         self.drained: Any = None
         if adopted:  # a warm worker runs the instance: its call()/call_gen() name the method
             self.call = functools.partial(handle.call.options(num_returns=return_nums + 1).remote, "call")
+            self.call_traced = functools.partial(handle.call.options(num_returns=return_nums + 1).remote,
+                                                 "call_traced")
             self.stream = functools.partial(handle.call_gen.options(num_returns="streaming").remote, "stream")
             self.probe = handle.__ray_ready__.remote  # (a warm worker is running before it adopts)
         else:
             self.call = handle.call.options(num_returns=return_nums + 1).remote
+            self.call_traced = handle.call_traced.options(num_returns=return_nums + 1).remote
             self.stream = handle.stream.options(num_returns="streaming").remote
             # Not Ray's __ray_ready__: while that one waits for a starting actor, cancelling a call
             # queued behind it holds the actor's next call for 30 s (Ray's reorder timeout), then
