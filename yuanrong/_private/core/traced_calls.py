@@ -1,7 +1,8 @@
 """Spans of yuanrong's calls: a submit span where a call is made, an execution span where it runs.
 
 A traced call carries one extra keyword argument, :data:`~yuanrong._private.tracing.CTX_KWARG`:
-the submit span's W3C ``traceparent`` and the job's trace configuration. The code that runs in the
+the submit span's W3C ``traceparent`` and the job's trace configuration (to a pooled function
+instance it travels as one positional argument, and becomes that keyword there). The code that runs in the
 worker is wrapped (:func:`traced_function`, :func:`traced_class`) so that the wrapper takes that
 argument off before the user's function or method sees it, starts tracing in the worker if needed,
 and runs the call inside an execution span whose parent is the submit span. Nested calls made
