@@ -60,6 +60,20 @@ class WhereCls:
         return {**_where(), "greeting": self.greeting}
 
 
+@endpoint(route="/batched-sum", pool="edge-1", invoke_options=LIGHT)
+class BatchedSum:
+    """A ``@serve.batch`` ``__call__`` behind the token check (which wraps ``__call__``)."""
+
+    def __init__(self):
+        self.batches = 0
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.2)
+    async def __call__(self, requests):
+        self.batches += 1  # the instance, not a list of them
+        xs = [(await r.json())["x"] for r in requests]
+        return [{"x": x, "batch": len(xs), "batches": self.batches} for x in xs]
+
+
 @endpoint(route="/where-pg", pool="edge-2", bundles=[{"CPU": 0.25}, {"CPU": 0.25}], invoke_options=LIGHT)
 def where_pg(request):
     return _where()
@@ -84,6 +98,22 @@ def test_class_endpoint_with_two_replicas_in_the_cloud_tier(serve_address):
     # The same deployment through its handle.
     assert handle.remote(None).result(timeout_s=60)["tier"] == "cloud"
     serve.delete("where-cls")
+
+
+def test_a_batched_call_behind_the_token_check_answers_each_request(serve_address):
+    # Serve tells a batch method's call by the __wrapped__ of what the class holds: the token
+    # check's wrapper must keep it, else the batch takes `self` as one more request.
+    from concurrent.futures import ThreadPoolExecutor
+
+    run(BatchedSum)
+    url = f"{serve_address.http_url}/batched-sum"
+    assert _routed("POST", url, {"x": 0})[0] == 200
+    with ThreadPoolExecutor(4) as pool:
+        replies = list(pool.map(lambda x: http("POST", url, {"x": x}), range(1, 5)))
+    assert [status for status, _ in replies] == [200] * 4, replies
+    assert [body["x"] for _, body in replies] == [1, 2, 3, 4]
+    assert max(body["batch"] for _, body in replies) > 1, "the requests were never batched together"
+    serve.delete("BatchedSum")
 
 
 def test_placement_group_bundles_are_pinned_to_the_pool(serve_address):
