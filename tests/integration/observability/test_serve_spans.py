@@ -153,14 +153,21 @@ def test_scale_from_zero_traces_the_activation_and_the_replicas_run(traced_sessi
     serve.delete("traced-az")
 
 
-def test_a_call_through_a_serve_handle_continues_the_callers_trace(traced_session, serve_address, ray_cluster):
-    run(Quote.bind(Pricer.bind()), name="quote", route="/quote")
+def _request_spans(traced_session, url, body, answer, names):
+    """POST ``body`` to ``url`` with a new client context, check the ``answer``, and wait for one
+    span of each of ``names`` in its trace; returns the client's span id and those spans."""
     trace_id, client_span, traceparent = _client_context()
-    assert _post(f"{serve_address.http_url}/quote", {"x": 5}, traceparent) == {"price": 10, "default": 15}
-    names = ["yr.endpoint Quote", "yr.endpoint Pricer.price", "yr.endpoint Pricer"]
+    assert _post(url, body, traceparent) == answer
     spans = traced_session.wait_for_spans(
         lambda got: set(names) <= {s["name"] for s in got if s["trace_id"] == trace_id})
-    caller, method, default = (_one(spans, trace_id, n) for n in names)
+    return client_span, [_one(spans, trace_id, n) for n in names]
+
+
+def test_a_call_through_a_serve_handle_continues_the_callers_trace(traced_session, serve_address, ray_cluster):
+    run(Quote.bind(Pricer.bind()), name="quote", route="/quote")
+    client_span, (caller, method, default) = _request_spans(
+        traced_session, f"{serve_address.http_url}/quote", {"x": 5}, {"price": 10, "default": 15},
+        ["yr.endpoint Quote", "yr.endpoint Pricer.price", "yr.endpoint Pricer"])
     assert caller["parent_id"] == client_span and caller["resource"]["yr.pool"] == "edge-2"
     for callee in (method, default):
         assert callee["parent_id"] == caller["span_id"]
@@ -171,12 +178,9 @@ def test_a_call_through_a_serve_handle_continues_the_callers_trace(traced_sessio
 
 def test_a_stream_through_a_serve_handle_continues_the_callers_trace(traced_session, serve_address):
     run(Board.bind(Ticker.bind()), name="board", route="/board")
-    trace_id, client_span, traceparent = _client_context()
-    assert _post(f"{serve_address.http_url}/board", {"n": 4}, traceparent) == {"ticks": [0, 1, 2, 3]}
-    names = ["yr.endpoint Board", "yr.endpoint Ticker.ticks"]
-    spans = traced_session.wait_for_spans(
-        lambda got: set(names) <= {s["name"] for s in got if s["trace_id"] == trace_id})
-    caller, stream = (_one(spans, trace_id, n) for n in names)
+    client_span, (caller, stream) = _request_spans(
+        traced_session, f"{serve_address.http_url}/board", {"n": 4}, {"ticks": [0, 1, 2, 3]},
+        ["yr.endpoint Board", "yr.endpoint Ticker.ticks"])
     assert caller["parent_id"] == client_span
     assert stream["parent_id"] == caller["span_id"] and stream["resource"]["yr.pool"] == "cloud"
     assert stream["attributes"]["yr.stream.items"] == 4
@@ -187,12 +191,9 @@ def test_a_stream_through_a_serve_handle_continues_the_callers_trace(traced_sess
 def test_a_handle_looked_up_by_name_continues_the_callers_trace(traced_session, serve_address):
     run(Pricer, name="prices")
     run(Lookup, name="lookup")
-    trace_id, client_span, traceparent = _client_context()
-    assert _post(f"{serve_address.http_url}/lookup", {"x": 4}, traceparent) == {"price": 8}
-    names = ["yr.endpoint Lookup", "yr.endpoint Pricer.price"]
-    spans = traced_session.wait_for_spans(
-        lambda got: set(names) <= {s["name"] for s in got if s["trace_id"] == trace_id})
-    caller, callee = (_one(spans, trace_id, n) for n in names)
+    client_span, (caller, callee) = _request_spans(
+        traced_session, f"{serve_address.http_url}/lookup", {"x": 4}, {"price": 8},
+        ["yr.endpoint Lookup", "yr.endpoint Pricer.price"])
     assert caller["parent_id"] == client_span
     assert callee["parent_id"] == caller["span_id"] and callee["resource"]["yr.pool"] == "cloud"
 
