@@ -2,8 +2,8 @@
 
 A function's group has one ``yr.invoke`` span in the caller and a ``yr.run`` span per member, each
 saying its rank; a member's own calls are children of its run. A class's group has one
-``yr.create`` span, a ``yr.run CLASS.__init__`` per member, and the handler's calls are traced
-as any instance's.
+``yr.create`` span, a ``yr.run CLASS.__init__`` per member, and a handler's call has one
+``yr.group`` span over the members' calls, each traced as any instance's.
 """
 
 from __future__ import annotations
@@ -90,10 +90,12 @@ def test_class_members_construct_in_spans_and_their_calls_are_traced(traced_sess
         assert inits[instance_id]["parent_id"] == create["span_id"]
         assert inits[instance_id]["attributes"]["yr.rank"] == rank
     by_id = {s["span_id"]: s for s in spans}
+    [group_call] = _named(spans, "yr.group RankedMember.who")
+    assert group_call["attributes"]["yr.group_size"] == 2 and group_call["parent_id"] == ""
     for run in _named(spans, "yr.run RankedMember.who"):
         attributes = run["attributes"]
         submit = by_id[run["parent_id"]]
-        assert submit["name"] == "yr.invoke RankedMember.who"
+        assert submit["name"] == "yr.invoke RankedMember.who" and submit["parent_id"] == group_call["span_id"]
         assert submit["attributes"]["yr.instance_id"] == attributes["yr.instance_id"]
         assert attributes["yr.rank"] == ids.index(attributes["yr.instance_id"])
         assert attributes["yr.call_path"] == "instance" and attributes["yr.pool"]

@@ -11,7 +11,7 @@ from :func:`get_function_group_context`.
 In a traced job, the group's creation is one submit span in the caller (``yr.invoke FUNC`` for a
 function's members, ``yr.create CLASS`` for a class's), and each member runs in a ``yr.run`` span
 that is its child and says the member's ``yr.rank``; a class's members are built from the traced
-class, so the handler's method calls are traced as any instance's.
+class, so the handler's method calls are traced as any instance's, under one ``yr.group`` span per call.
 """
 
 from __future__ import annotations
@@ -295,8 +295,18 @@ class _GroupMethod:
     def invoke(self, *args: Any, **kwargs: Any) -> list[Any]:
         if self._handler._terminated:
             raise InvalidOptionError("this function group was terminated.", option="handler", value=self._handler)
+        methods = [getattr(member, self._name) for member in self._handler._members]
+        if tracing.enabled and methods:
+            # One span for the group's call, parent of each member's ``yr.invoke``.
+            with traced_calls.submitting(methods[0]._label, "group", {}, {"yr.group_size": len(methods)},
+                                         carry=False):
+                return self._invoke(methods, args, kwargs)
+        return self._invoke(methods, args, kwargs)
+
+    @staticmethod
+    def _invoke(methods: list[Any], args: tuple, kwargs: dict) -> list[Any]:
         refs: list[Any] = []
-        for member in self._handler._members:
-            out = getattr(member, self._name).invoke(*args, **kwargs)
+        for method in methods:
+            out = method.invoke(*args, **kwargs)
             refs.extend(out if isinstance(out, list) else [out])
         return refs
