@@ -121,7 +121,8 @@ def plan_repairs(versions: Iterable[VersionCopies], live_nodes: Mapping[str, Liv
         The :class:`RepairPlan`. New homes are spread: for ``replicas=N``, nodes in pools holding
         fewer copies of the chunk first, then nodes given fewer new copies in this plan, then the
         larger store, then by id; for pools, in each pool lacking a copy the node given fewer new
-        copies, then the larger store, then by id. The source is the chunk's first live copy.
+        copies, then the larger store, then by id. The source is a live copy in the new home's
+        pool if there is one, else the chunk's first live copy.
     """
     in_flight: dict[tuple[str, int, int], set[str]] = collections.defaultdict(set)
     for name, version, index, node in pending:
@@ -166,7 +167,11 @@ def plan_repairs(versions: Iterable[VersionCopies], live_nodes: Mapping[str, Liv
                     chosen.append(min(in_pool, key=rank))
             for node in chosen:
                 load[node] += 1
-                copies.append(NewCopy(v.name, v.version, index, alive[0][0], node))
+                # Pulled from a copy in the new home's pool when there is one (Ray fetches the
+                # object of the ref given, from where it lies): a transfer within the pool, not across.
+                pool = live_nodes[node].pool
+                source = next((ref for ref, h in alive if live_nodes[node_of(h)].pool == pool), alive[0][0])
+                copies.append(NewCopy(v.name, v.version, index, source, node))
         if changed:
             survivors.append(dataclasses.replace(v, chunks=tuple(kept)))
         if is_short:

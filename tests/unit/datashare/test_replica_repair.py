@@ -54,6 +54,17 @@ def test_a_dead_holder_on_a_live_node_counts_as_lost():
     assert [c.node for c in plan.copies] == ["a"]         # its node may take a copy again (a new holder)
 
 
+def test_a_new_copy_is_pulled_from_a_copy_in_its_own_pool():
+    # The primary is in the cloud; the new home's pool (edge) already has a copy to pull from.
+    nodes, holders = live(c="cloud", e1="edge", e2="edge")
+    plan = plan_repairs([version(3, ["c", "e1", "gone"])], nodes, holders, node_of)
+    assert [(c.node, c.source) for c in plan.copies] == [("e2", "r0@e1")]
+    # Without one there, the first live copy.
+    nodes, holders = live(c="cloud", e1="edge", f="fog")
+    plan = plan_repairs([version(3, ["c", "e1", "gone"])], nodes, holders, node_of)
+    assert [(c.node, c.source) for c in plan.copies] == [("f", "r0@c")]
+
+
 def test_new_homes_prefer_pools_without_a_copy():
     nodes, holders = live(b="q", b2="q", c="r")
     plan = plan_repairs([version(3, ["a", "b", "b2"])], nodes, holders, node_of)
