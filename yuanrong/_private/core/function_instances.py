@@ -16,7 +16,7 @@ from typing import Any
 import ray
 
 from yuanrong._private.compat import node_env
-from yuanrong._private.tracing import CTX_KWARG  # noqa: F401 - also the pools' name for it
+from yuanrong._private.tracing import CTX_KWARG
 
 #: Ray names the actor class in its death messages; :mod:`yuanrong._private.ray_errors` looks for it.
 CLASS_NAMES = ("FunctionInstance", "AsyncFunctionInstance")
@@ -71,8 +71,7 @@ class FunctionInstance:
         """``call`` of a traced job: the trace context comes first, as one positional argument (Ray
         serializes a keyword as two), and reaches the traced function as its keyword."""
         kwargs[CTX_KWARG] = carrier
-        started = time.perf_counter()
-        return _with_marker(self._func(*args, **kwargs), self._return_nums, self._func, started)
+        return self.call(*args, **kwargs)
 
     def stream(self, *args: Any, **kwargs: Any) -> Any:
         # A loop, not ``yield from``: Ray sends values into a streaming generator, and delegating
@@ -101,8 +100,7 @@ class AsyncFunctionInstance:
 
     async def call_traced(self, carrier: dict, *args: Any, **kwargs: Any) -> tuple:
         kwargs[CTX_KWARG] = carrier  # see FunctionInstance.call_traced
-        started = time.perf_counter()
-        return _with_marker(await self._func(*args, **kwargs), self._return_nums, self._func, started)
+        return await self.call(*args, **kwargs)
 
     async def stream(self, *args: Any, **kwargs: Any) -> Any:
         async for item in self._func(*args, **kwargs):

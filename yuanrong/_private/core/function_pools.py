@@ -25,6 +25,7 @@ import ray
 from yuanrong._private import ray_errors
 from yuanrong._private.core import function_instances
 from yuanrong._private.core.pooled_instances import Instance, kill as _kill
+from yuanrong._private.tracing import CTX_KWARG
 from yuanrong.exception import FunctionQueueFullError
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ class FunctionPool:
         if inst is None and self.shared:
             inst, start = self._shared(start), False
         if carrier is not None and (inst is None or self.streaming):
-            kwargs, carrier = {**kwargs, function_instances.CTX_KWARG: carrier}, None
+            kwargs, carrier = {**kwargs, CTX_KWARG: carrier}, None
         if inst is None:
             out = None
             try:

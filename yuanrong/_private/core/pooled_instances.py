@@ -32,9 +32,9 @@ class Instance:
         self.cancelled: set[Any] = set()
         self.drained: Any = None
         if adopted:  # a warm worker runs the instance: its call()/call_gen() name the method
-            self.call = functools.partial(handle.call.options(num_returns=return_nums + 1).remote, "call")
-            self.call_traced = functools.partial(handle.call.options(num_returns=return_nums + 1).remote,
-                                                 "call_traced")
+            call = handle.call.options(num_returns=return_nums + 1).remote
+            self.call = functools.partial(call, "call")
+            self.call_traced = functools.partial(call, "call_traced")
             self.stream = functools.partial(handle.call_gen.options(num_returns="streaming").remote, "stream")
             self.probe = handle.__ray_ready__.remote  # (a warm worker is running before it adopts)
         else:

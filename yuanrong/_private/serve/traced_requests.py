@@ -349,19 +349,22 @@ def _queued_outside_spans(batched: Callable) -> Callable:
     """
     if inspect.iscoroutinefunction(batched):
         async def call(*args: Any, **kwargs: Any) -> Any:
-            token = tracing.attach(otel_context.Context())
-            try:
+            with _no_current_span():
                 return await batched(*args, **kwargs)
-            finally:
-                tracing.detach(token)
     else:  # a batched generator: queued when called
         def call(*args: Any, **kwargs: Any) -> Any:
-            token = tracing.attach(otel_context.Context())
-            try:
+            with _no_current_span():
                 return batched(*args, **kwargs)
-            finally:
-                tracing.detach(token)
     return functools.wraps(batched)(call)
+
+
+@contextlib.contextmanager
+def _no_current_span() -> Iterator[None]:
+    token = tracing.attach(otel_context.Context())
+    try:
+        yield
+    finally:
+        tracing.detach(token)
 
 
 def accepting_methods(target: Any) -> frozenset[str]:
