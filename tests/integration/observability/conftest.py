@@ -156,3 +156,16 @@ def traced_session(yr_session, ray_cluster, otlp_receiver):
     finally:
         yr.finalize()
         yr.init(yr.Config(server_address=ray_cluster.address, pools_file=str(POOLS_FILE)))
+
+
+@pytest.fixture(scope="module")
+def serve_address(traced_session):
+    """Serve's proxies started in the traced session for one module, stopped after it (a module that
+    needs more of them, a gRPC servicer say, defines its own)."""
+    from yuanrong.endpoint import shutdown, start
+
+    address = start()
+    try:
+        yield address
+    finally:
+        shutdown()

@@ -18,7 +18,7 @@ import ray
 from ray import serve
 
 import yuanrong as yr
-from yuanrong.endpoint import endpoint, run, shutdown, start
+from yuanrong.endpoint import endpoint, run
 
 pytestmark = pytest.mark.cluster
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -60,15 +60,6 @@ async def flaky_feed(n):
         await asyncio.sleep(ITEM_S)
         yield i
     raise ValueError("the feed broke")
-
-
-@pytest.fixture(scope="module")
-def serve_address(traced_session):
-    address = start()
-    try:
-        yield address
-    finally:
-        shutdown()
 
 
 def _named(spans, name):

@@ -15,7 +15,7 @@ from apps.client import wait_for
 from ray import serve
 
 import yuanrong as yr
-from yuanrong.endpoint import Activator, Autoscaling, endpoint, get_app_handle, run, shutdown, start
+from yuanrong.endpoint import Activator, Autoscaling, endpoint, get_app_handle, run
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -83,15 +83,6 @@ class Board:
     async def __call__(self, request):
         n = (await request.json())["n"]
         return {"ticks": [t async for t in self._ticker.options(stream=True).ticks.remote(n)]}
-
-
-@pytest.fixture(scope="module")
-def serve_address(traced_session):
-    address = start()
-    try:
-        yield address
-    finally:
-        shutdown()
 
 
 def _client_context():
