@@ -201,5 +201,7 @@ def test_a_handle_looked_up_by_name_continues_the_callers_trace(traced_session, 
     # traced one is not believed, and the plain one is sent no context.
     serve.run(PlainPrices.bind(), name="prices", route_prefix=None)
     assert get_app_handle("prices").price.remote(3).result(timeout_s=60) == -3
+    with pytest.raises(Exception, match="no-such-app.*does not exist"):
+        get_app_handle("no-such-app")
     serve.delete("lookup")
     serve.delete("prices")
