@@ -100,6 +100,21 @@ def test_a_full_stream_refuses_sends_until_consumers_ack(yr_session):
     yr.delete_stream("small")
 
 
+def test_a_stream_made_again_right_after_its_delete_is_a_new_empty_stream(yr_session):
+    # Ray frees an actor's name a little after ray.kill returns; delete_stream waits for it,
+    # so the counts read zero at once and a new producer does not join the dying stream.
+    for round_ in range(5):
+        c = yr.create_stream_consumer("again", yr.SubscriptionConfig("s"))
+        p = yr.create_stream_producer("again", yr.ProducerConfig(delay_flush_time=0))
+        p.send(f"round {round_}".encode())
+        assert [e.value for e in c.receive(5_000, 1)] == [f"round {round_}".encode()]
+        p.close()
+        c.close()
+        yr.delete_stream("again")
+        assert yr.query_global_producers_num("again") == 0
+        assert yr.query_global_consumers_num("again") == 0
+
+
 def test_stream_errors_name_the_fix(yr_session):
     with pytest.raises(yr.InvalidOptionError, match="stream_name"):
         yr.create_stream_producer("bad name with spaces")

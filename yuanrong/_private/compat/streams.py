@@ -15,6 +15,7 @@ import dataclasses
 import enum
 import re
 import threading
+import time
 from typing import Any
 
 import ray
@@ -202,6 +203,31 @@ def _call(ref: Any) -> Any:
     return ray.get(ref, timeout=_CALL_TIMEOUT_S)
 
 
+def _remove(actor: Any, stream_name: str) -> None:
+    """Kill a stream's actor and wait until its name is free.
+
+    ``ray.kill`` returns before the GCS releases the name, so without the wait a query right after
+    a delete reaches the dying actor, and a producer made right after would join it.
+    """
+    ray.kill(actor)
+    deadline = time.monotonic() + _CALL_TIMEOUT_S
+    while _actor(stream_name, create=False) is not None:
+        if time.monotonic() > deadline:
+            raise YRError(f"stream {stream_name!r} was deleted but its name was still taken after "
+                          f"{_CALL_TIMEOUT_S:.0f} s; the cluster's GCS may be overloaded. Try again.")
+        time.sleep(0.01)
+
+
+def _counts(stream_name: str) -> tuple[int, int]:
+    actor = _actor(stream_name, create=False)
+    if actor is None:
+        return 0, 0
+    try:
+        return tuple(_call(actor.counts.remote()))
+    except ray.exceptions.ActorDiedError:
+        return 0, 0                     # deleted by another process while we asked
+
+
 class Producer:
     """Writes elements to a stream; see :func:`create_stream_producer`."""
 
@@ -275,7 +301,7 @@ class Producer:
         self._closed = True
         left = _call(self._actor.close.remote("producer"))
         if self._config.auto_clean_up and left == (0, 0):
-            ray.kill(self._actor)
+            _remove(self._actor, self._name)
 
 
 class Consumer:
@@ -361,25 +387,24 @@ def _refuse_extend_config(config: ProducerConfig | SubscriptionConfig) -> None:
 def query_global_producers_num(stream_name: str) -> int:
     """Open producers of the stream, across the cluster (0 when it does not exist)."""
     session.require_init()
-    actor = _actor(_check_name(stream_name), create=False)
-    return 0 if actor is None else _call(actor.counts.remote())[0]
+    return _counts(_check_name(stream_name))[0]
 
 
 def query_global_consumers_num(stream_name: str) -> int:
     """Open consumers of the stream, across the cluster (0 when it does not exist)."""
     session.require_init()
-    actor = _actor(_check_name(stream_name), create=False)
-    return 0 if actor is None else _call(actor.counts.remote())[1]
+    return _counts(_check_name(stream_name))[1]
 
 
 def delete_stream(stream_name: str) -> None:
     """Delete the stream and the elements it holds; it must have no open producer or consumer."""
     session.require_init()
-    actor = _actor(_check_name(stream_name), create=False)
+    name = _check_name(stream_name)
+    actor = _actor(name, create=False)
     if actor is None:
         return
     producers, consumers = _call(actor.counts.remote())
     if producers or consumers:
         raise YRError(f"stream {stream_name!r} still has {producers} producer(s) and {consumers} consumer(s) open; "
                       f"close them before deleting it.")
-    ray.kill(actor)
+    _remove(actor, name)
