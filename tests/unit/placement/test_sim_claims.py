@@ -82,17 +82,17 @@ def test_engine_is_ahead_of_the_best_of_all_baselines_exactly_where_the_docs_say
 def test_docs_print_the_comparison_the_json_holds(doc, path):
     comparison = _comparison(doc)
     rows = [ROW.match(line) for line in (ROOT / path).read_text().splitlines()]
-    rows = [m for m in rows if m]
+    rows = [m for m in rows if m]  # figures printed to one decimal of values rounded once before
     assert {(m[1], int(m[2]) / 100) for m in rows} == set(comparison), f"{path}: one row per scenario and load"
     for m in rows:
         key = (m[1], int(m[2]) / 100)
         e, b, points, ci = comparison[key]
         slo = _slo(doc, *key)
         assert (m[3], m[5]) == (e, b), (path, m[0])
-        assert float(m[4]) == pytest.approx(100 * np.mean(slo[e]), abs=0.051), (path, m[0])
-        assert float(m[6]) == pytest.approx(100 * np.mean(slo[b]), abs=0.051), (path, m[0])
-        assert float(m[7].replace("−", "-")) == pytest.approx(points, abs=0.051), (path, m[0])
-        assert float(m[8]) == pytest.approx(ci, abs=0.051), (path, m[0])
+        assert float(m[4]) == pytest.approx(100 * np.mean(slo[e]), abs=0.06), (path, m[0])
+        assert float(m[6]) == pytest.approx(100 * np.mean(slo[b]), abs=0.06), (path, m[0])
+        assert float(m[7].replace("−", "-")) == pytest.approx(points, abs=0.06), (path, m[0])
+        assert float(m[8]) == pytest.approx(ci, abs=0.06), (path, m[0])
         assert (m[9] == "yes") == (key in WINS), (path, m[0])
 
 
