@@ -1,11 +1,9 @@
-"""The outcome simulator measures what requests experienced, and the docs' claims about it hold.
+"""The outcome simulator measures what requests experienced, and reports it whole.
 
-docs/placement.md ("Outcomes against fair Ray baselines") states: the best fair Ray baseline is
-per-kind selectors (nearest-first fallbacks for calls with a budget, cheapest-first for batch); with
-the network as the pools file declares it, the engine's best policy is within a point of it and
-does not reach the goal (+10 points, or 15 % cheaper at equal SLO); when links drift from the file,
-the engine (with telemetry) stays ahead of it, by 0.3–1.6 points; at light load the engine is a
-few per cent cheaper at equal attainment. These tests assert each at a smaller size, so any can fail.
+SLO attainment is judged on end-to-end latency (not on the constraint a policy filters on); p99
+counts a request that timed out at its deadline, so it is a number at every load; the CLI writes
+every metric per policy and load. The comparison the docs publish is tested in
+``test_sim_claims.py``.
 """
 
 from __future__ import annotations
@@ -14,10 +12,8 @@ import json
 import math
 
 from placement.sim.__main__ import main
-from placement.sim.outcomes import KINDS, build_invocations, outcome_continuum, replay
-from placement.sim.sweep import mean_ci, sweep
-
-FEW = ("default", "default@file", "cost_first", "per_kind", "ray_fallback_price", "ray_per_kind")
+from placement.sim.outcomes import KINDS, Outcome, build_invocations, outcome_continuum, replay
+from placement.sim.sweep import mean_ci
 
 
 def test_slo_is_judged_on_end_to_end_latency_not_on_the_constraint():
@@ -33,22 +29,20 @@ def test_slo_is_judged_on_end_to_end_latency_not_on_the_constraint():
     assert r.retried > 0, "edge nodes left during the run and their work was retried"
 
 
-def test_engine_is_not_ahead_of_the_best_fair_baseline_when_the_network_is_as_declared():
-    doc = sweep(loads=(0.6,), seeds=(1, 2, 3), requests=1000, policies=FEW)
-    c = doc["comparison"][0]
-    assert c["baseline_best"] == "ray_per_kind" and c["engine_best"] == "per_kind"
-    assert abs(c["slo_points"]) < 3.0, c        # the goal (+10 points) is not met
-    assert c["cost_saving"] < 0.15, c           # nor 15 % cheaper at equal SLO
+def test_p99_counts_a_timed_out_request_at_its_deadline():
+    o = Outcome("x", 1.0, 1, 200, 100, 0, 2, 0, [10.0] * 98 + [math.inf, math.inf], [60.0] * 98 + [60.0, 300.0],
+                0.0, 0.0, 0.0, 0, 0, 0.0, 0.0)
+    assert o.latency_ms(0.99) == 60.0 and o.latency_ms(1.0) == 300.0   # at the deadline, not inf
+    assert o.latency_ms(0.99, served_only=True) == 10.0
 
 
-def test_with_drifting_links_the_engine_stays_ahead_of_the_best_baseline_but_short_of_the_goal():
-    doc = sweep(loads=(0.6,), seeds=(1, 2, 3), requests=1000, scenarios=("drift",), policies=FEW)
-    c = doc["comparison"][0]
-    assert c["engine_best"] == "per_kind" and c["baseline_best"] == "ray_per_kind"
-    assert 0.0 < c["slo_points"] < 10.0, c
-    rows = {r["policy"]: r["slo_attainment"]["mean"] for r in doc["results"]}
-    # Price-first fallbacks built from the file suffer most from drift; the engine's do not.
-    assert rows["cost_first"] > rows["ray_fallback_price"] + 0.01, rows
+def test_p99_is_a_number_when_the_cluster_is_overrun():
+    c = outcome_continuum(seed=0)
+    r = replay("per_kind", c, build_invocations(c, load=3.0, requests=800, seed=2))
+    assert r.timed_out > 0.01 * r.slo_requests          # more than 1 % never started in time
+    p99, served = r.latency_ms(0.99), r.latency_ms(0.99, served_only=True)
+    assert math.isfinite(p99) and math.isfinite(served)
+    assert p99 <= max(served, max(k.slo_ms for k in KINDS if k.slo_ms))
 
 
 def test_mean_ci_uses_student_t_over_seeds():
@@ -65,15 +59,7 @@ def test_cli_writes_json_per_policy_per_load(tmp_path, capsys):
     assert set(rows) == {"cost_first", "ray_hybrid_budget"}
     for r in rows.values():
         assert r["load"] == 0.3 and len(r["slo_attainment"]["per_seed"]) == 2
-        assert {"p99_ms", "cost_usd", "carbon_g", "rejected", "timed_out"} <= set(r)
+        assert {"p99_ms", "p99_served_ms", "cost_usd", "carbon_g", "rejected", "timed_out"} <= set(r)
+        assert all(v is not None for v in r["p99_ms"]["per_seed"])
     assert "| cost_first |" in capsys.readouterr().out
     assert sum(k.share for k in KINDS) == 1.0
-
-
-def test_at_light_load_the_engine_is_a_few_per_cent_cheaper_at_equal_attainment():
-    doc = sweep(loads=(0.2,), seeds=(1, 2, 3), requests=1000, policies=("per_kind", "ray_per_kind",
-                                                                         "ray_fallback_price"))
-    c = doc["comparison"][0]
-    assert (c["cost_engine"], c["cost_baseline"]) == ("per_kind", "ray_per_kind")
-    assert abs(c["cost_engine_slo"] - c["cost_baseline_slo"]) < 0.01
-    assert 0.03 < c["cost_saving"] < 0.15, c   # docs: 7.3 ± 0.7 % at full size; not the 15 % goal
