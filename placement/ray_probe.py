@@ -44,6 +44,11 @@ from placement.errors import PlacementError
 from placement.telemetry import Telemetry
 
 
+CALL_TIMEOUT_S = 60.0
+"""Longest wait for one probe call (an actor whose node left may never answer): the round fails, its
+figures age out, and the engine falls back to the pools file."""
+
+
 @ray.remote(num_cpus=0)
 class _Echo:
     """Answers at once: the far end of a probe."""
@@ -129,28 +134,32 @@ class TelemetryProbe:
                 raise PlacementError(f"{what}={missing[0]!r} has no live node to probe; live {what}s: "
                                      f"{', '.join(sorted(known)) or 'none'}. Start a node labelled with it or "
                                      f"leave it out.")
+        self.last: dict[tuple[str, str], list[float]] = {}
+        self.burnt: dict[str, float] = {}  # node id → CPU its Ray processes burnt per CPU, last round
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self._echo = {p: _Echo.options(label_selector={label_keys.POOL: p}).remote() for p in self.pools}
         self._probers = {r: _Prober.options(label_selector={label_keys.REGION: r}).remote() for r in self.regions}
         self._cpus = {n["NodeID"]: float((n.get("Resources") or {}).get("CPU", 0.0)) for n in nodes}
         self._meters = {nid: _CpuMeter.options(label_selector={label_keys.NODE_ID: nid}).remote()
                         for nid, cpus in self._cpus.items() if cpus > 0}
-        ray.get([m.burnt.remote() for m in self._meters.values()])  # the baseline of the first round
-        self.last: dict[tuple[str, str], list[float]] = {}
-        self.burnt: dict[str, float] = {}  # node id → CPU its Ray processes burnt per CPU, last round
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        try:
+            ray.get([m.burnt.remote() for m in self._meters.values()], timeout=CALL_TIMEOUT_S)  # first baseline
+        except ray.exceptions.RayError:
+            self.close()
+            raise
 
     def probe(self) -> TelemetryProbe:
         """One round: every region's RTT to every pool, and every node's load; returns ``self``."""
         rounds = {r: p.rtts.remote(self._echo, self.pings, self.warmup) for r, p in self._probers.items()}
         meters = {nid: m.burnt.remote() for nid, m in self._meters.items()}
         for region, ref in rounds.items():
-            for pool, samples in ray.get(ref).items():
+            for pool, samples in ray.get(ref, timeout=CALL_TIMEOUT_S).items():
                 self.last[(region, pool)] = samples
                 self.telemetry.record_rtt(region, pool, statistics.median(samples))
         load = ray_reported_load()
         for nid, ref in meters.items():
-            got = ray.get(ref)
+            got = ray.get(ref, timeout=CALL_TIMEOUT_S)
             if got is not None and got[1] > 0 and nid in load:
                 self.burnt[nid] = got[0] / got[1] / self._cpus[nid]
                 load[nid] = max(load[nid], self.burnt[nid])

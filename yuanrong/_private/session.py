@@ -358,18 +358,18 @@ def init(conf: Config | None = None) -> ClientInfo:
         pools_file = conf.pools_file or os.environ.get("YR_POOLS_FILE", "")
         if pools_file and (embedded or creds.identity.is_admin):
             pool_caches.apply(pools_file, creds.identity.tenant)   # each pool's datashare edge cache
+        probe = None
+        if conf.placement_telemetry:
+            from yuanrong._private.scheduling import live_telemetry
+
+            probe = live_telemetry.start(conf.placement_telemetry_period_s, conf.placement_telemetry_max_age_s)
         _current = Session(initialized=True, owns_ray=owns, namespace=namespace, info=info, pools_file=pools_file,
-                           recycle_time=conf.recycle_time, identity=creds.identity)
+                           recycle_time=conf.recycle_time, identity=creds.identity, telemetry_probe=probe)
         if trace is not None or metrics is not None:
             from yuanrong._private import metering
 
             metering.scrape_tenant = creds.identity.tenant
             _start_telemetry(trace, metrics, ctx)
-        if conf.placement_telemetry:
-            from yuanrong._private.scheduling import live_telemetry
-
-            _current.telemetry_probe = live_telemetry.start(conf.placement_telemetry_period_s,
-                                                            conf.placement_telemetry_max_age_s)
         if conf.warm_pool_size or conf.warm_async_pool_size:
             from yuanrong._private.core import warm_workers
 
