@@ -5,6 +5,7 @@ millisecond, where the pools file declares 38–45 ms from ``region-a`` to the e
 switch on, a call from ``region-a`` with a 20 ms budget may use an edge pool, and ``edge_first``
 sends it there; on the file's figures it must stay in the cloud. A 0-CPU busy loop on one edge node
 is load that Ray never booked: the probe measures it and the next call goes to the other edge node.
+Each test reconnects the driver with the switch on and restores the shared session afterwards.
 """
 
 from __future__ import annotations
@@ -75,7 +76,10 @@ def test_load_ray_did_not_book_moves_the_call_to_the_idle_node(telemetry_session
     import ray
 
     probe = telemetry_session
-    opts = yr.InvokeOptions(cpu=1000, memory=32, pool=["edge-1", "edge-2"], placement_policy="load_balancing",
+    # A whole edge node (2 CPUs): full after the placement by its reservations alone, so the busy loop's
+    # half a node counts only because the engine adds the demand to the measured load (a comparison of
+    # the two would call both nodes full and keep the first).
+    opts = yr.InvokeOptions(cpu=2000, memory=32, pool=["edge-1", "edge-2"], placement_policy="load_balancing",
                             function_instances=False)
     _, first = yr.get(node_of.options(opts).invoke())  # two idle edge nodes, alike: the engine picks this one
 
