@@ -363,16 +363,20 @@ class _Engine:
         if not len(idx):
             return idx, np.zeros(0), terms
         pidx = s.pool_idx[idx]
+        # What the node measurably does, when busier than its reservations say (never lower: the
+        # bounds below assume load only adds to the reservation-based figure). The measurement is of
+        # the node before this placement, so the demand adds to it as it adds to the reservations.
+        measured = None if self._measured_load is None else self._measured_load[idx]
         util = None
         for c, v in zip(pr.cols, pr.vals):
-            tot = s.total_t[c, idx]
-            u = 1.0 - (avail_t[c, idx] - v) / np.where(tot > 0, tot, 1.0)
+            tot = np.where(s.total_t[c, idx] > 0, s.total_t[c, idx], 1.0)
+            u = 1.0 - (avail_t[c, idx] - v) / tot
+            if measured is not None:
+                u = u + np.fmax(measured - (1.0 - avail_t[c, idx] / tot), 0.0)  # NaN (stale): 0
             util = u if util is None else np.maximum(util, u)
-        terms["load"] = util if util is not None else np.zeros(len(idx))
-        if self._measured_load is not None:
-            # What the node measurably does, when busier than its reservations say (never lower:
-            # the bounds below assume load only adds to the reservation-based figure).
-            terms["load"] = np.fmax(terms["load"], self._measured_load[idx])
+        if util is None:
+            util = np.zeros(len(idx)) if measured is None else np.nan_to_num(measured)
+        terms["load"] = util
         sc = pr.pool_score[pidx] + w.load * terms["load"]
         if self.req.strategy is Strategy.PACK:
             terms["group"] = np.where(used[idx], 0.0, 1.0)

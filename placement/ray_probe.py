@@ -7,10 +7,14 @@ The engine reads :class:`~placement.telemetry.Telemetry`; this module fills it o
   round asks every prober to time ``pings`` sequential calls to every echo actor and records the
   median as ``record_rtt(region, pool, ms)``. What is measured is what a Ray call from that region
   sees: the actor-call round trip, RPC delays and all, not an ICMP ping.
-* **Load.** Ray's own resource reports (free and total resources per node, one GCS read): the busy
-  fraction of each node's busiest resource becomes ``record_load(node_id, utilisation)``. This is
-  what Ray has *booked*, the same figure the snapshot's free resources give, so on its own it never
-  changes a decision (the engine only lets measured load raise the load term); a probe of real
+* **Load.** Two figures per node, the larger recorded as ``record_load(node_id, utilisation)``:
+  what Ray has *booked* (its resource reports: the busy fraction of the node's busiest resource, one
+  GCS read — the same figure the snapshot's free resources give), and what the node's Ray processes
+  *burn*: one meter actor (0 CPUs) per node adds up the CPU time of every process under the node's
+  raylet (its workers, their children, its agents) between two rounds, over the node's CPU count.
+  Work that reserved fewer CPUs than it uses (``num_cpus=0`` tasks, threads, subprocesses) shows in
+  the second figure only, and that is the figure that changes decisions: the engine lets measured
+  load raise the load term, never lower it. Processes outside Ray are not counted. A probe of other
   utilisation plugs in through :meth:`TelemetryProbe.record_load`.
 
 Run :meth:`TelemetryProbe.probe` when a fresh figure is wanted, or :meth:`TelemetryProbe.start` for a
@@ -26,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import statistics
 import threading
 import time
@@ -37,6 +42,11 @@ import ray
 from placement import labels as label_keys
 from placement.errors import PlacementError
 from placement.telemetry import Telemetry
+
+
+CALL_TIMEOUT_S = 60.0
+"""Longest wait for one probe call (an actor whose node left may never answer): the round fails, its
+figures age out, and the engine falls back to the pools file."""
 
 
 @ray.remote(num_cpus=0)
@@ -63,6 +73,32 @@ class _Prober:
                 samples.append((time.perf_counter() - t0) * 1e3)
             out[pool] = samples
         return out
+
+
+@ray.remote(num_cpus=0)
+class _CpuMeter:
+    """CPU seconds burnt under its node's raylet (the meter's parent) since the last reading."""
+
+    def __init__(self) -> None:
+        self._last: tuple[float, dict[int, float]] | None = None
+
+    def burnt(self) -> tuple[float, float] | None:
+        """``(CPU seconds, wall seconds)`` since the previous call; ``None`` the first time."""
+        import psutil  # Ray ships it (ray/thirdparty_files) and puts it on the path when imported
+
+        now, cpu = time.monotonic(), {}
+        raylet = psutil.Process(os.getppid())
+        for proc in (raylet, *raylet.children(recursive=True)):
+            try:
+                t = proc.cpu_times()
+            except psutil.Error:
+                continue  # ended meanwhile
+            cpu[proc.pid] = t.user + t.system
+        last, self._last = self._last, (now, cpu)
+        if last is None:
+            return None
+        # A process that started since the last reading counts in full; one that ended is lost.
+        return sum(v - last[1].get(pid, 0.0) for pid, v in cpu.items()), now - last[0]
 
 
 class TelemetryProbe:
@@ -98,20 +134,36 @@ class TelemetryProbe:
                 raise PlacementError(f"{what}={missing[0]!r} has no live node to probe; live {what}s: "
                                      f"{', '.join(sorted(known)) or 'none'}. Start a node labelled with it or "
                                      f"leave it out.")
-        self._echo = {p: _Echo.options(label_selector={label_keys.POOL: p}).remote() for p in self.pools}
-        self._probers = {r: _Prober.options(label_selector={label_keys.REGION: r}).remote() for r in self.regions}
         self.last: dict[tuple[str, str], list[float]] = {}
+        self.burnt: dict[str, float] = {}  # node id → CPU its Ray processes burnt per CPU, last round
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._echo = {p: _Echo.options(label_selector={label_keys.POOL: p}).remote() for p in self.pools}
+        self._probers = {r: _Prober.options(label_selector={label_keys.REGION: r}).remote() for r in self.regions}
+        self._cpus = {n["NodeID"]: float((n.get("Resources") or {}).get("CPU", 0.0)) for n in nodes}
+        self._meters = {nid: _CpuMeter.options(label_selector={label_keys.NODE_ID: nid}).remote()
+                        for nid, cpus in self._cpus.items() if cpus > 0}
+        try:
+            ray.get([m.burnt.remote() for m in self._meters.values()], timeout=CALL_TIMEOUT_S)  # first baseline
+        except ray.exceptions.RayError:
+            self.close()
+            raise
 
     def probe(self) -> TelemetryProbe:
         """One round: every region's RTT to every pool, and every node's load; returns ``self``."""
         rounds = {r: p.rtts.remote(self._echo, self.pings, self.warmup) for r, p in self._probers.items()}
+        meters = {nid: m.burnt.remote() for nid, m in self._meters.items()}
         for region, ref in rounds.items():
-            for pool, samples in ray.get(ref).items():
+            for pool, samples in ray.get(ref, timeout=CALL_TIMEOUT_S).items():
                 self.last[(region, pool)] = samples
                 self.telemetry.record_rtt(region, pool, statistics.median(samples))
-        self.record_load(ray_reported_load())
+        load = ray_reported_load()
+        for nid, ref in meters.items():
+            got = ray.get(ref, timeout=CALL_TIMEOUT_S)
+            if got is not None and got[1] > 0 and nid in load:
+                self.burnt[nid] = got[0] / got[1] / self._cpus[nid]
+                load[nid] = max(load[nid], self.burnt[nid])
+        self.record_load(load)
         return self
 
     def record_load(self, load: Mapping[str, float]) -> None:
@@ -141,9 +193,9 @@ class TelemetryProbe:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
-        for actor in (*self._echo.values(), *self._probers.values()):
+        for actor in (*self._echo.values(), *self._probers.values(), *self._meters.values()):
             ray.kill(actor)
-        self._echo, self._probers = {}, {}
+        self._echo, self._probers, self._meters = {}, {}, {}
 
     def __enter__(self) -> TelemetryProbe:
         return self

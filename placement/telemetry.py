@@ -5,9 +5,10 @@ The pools file declares a latency per (client region, pool) once; a network chan
 carrying one (``ClusterSnapshot.replace(telemetry=t)``) makes the engine use a figure while it is
 fresh (younger than ``max_age_s``) and the pools file's figure otherwise; the first time it has to
 fall back it logs one warning on the ``placement.telemetry`` logger (one per client region, and
-one for node load), and warns again only after that figure was fresh in between. Measured node load (busy fraction of the busiest resource, from
-whatever probe the caller runs) raises the engine's ``load`` term when it is above what the
-snapshot's free resources say: reservations are what Ray books, load is what the node does.
+one for node load), and warns again only after that figure was fresh in between. Measured node
+load (busy fraction of the busiest resource, from whatever probe the caller runs) raises the
+engine's ``load`` term when it is above what the snapshot's free resources say — reservations are
+what Ray books, load is what the node does — and the demand being placed adds to it.
 
 Pure: no I/O, and the clock is injectable (the simulator passes its own time).
 

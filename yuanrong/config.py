@@ -87,6 +87,14 @@ class Config(_StrictFields):
             an int for every pool, or a dict pool -> int. Each holds its resources while idle.
             0 (off) by default; see the user guide's "Warm workers".
         warm_async_pool_size: The same for classes with async methods (asyncio workers).
+        placement_telemetry: Place on live measurements (yuanrong extension): probe every client
+            region's RTT to every pool and every node's load, every ``placement_telemetry_period_s``,
+            and let the placement engine decide on those while they are fresh, falling back to the
+            pools file's figures (with a warning) when they are older than
+            ``placement_telemetry_max_age_s``. Off by default. See docs/placement.md, "Live telemetry".
+        placement_telemetry_period_s: Seconds between probe rounds, ``> 0`` (default 2).
+        placement_telemetry_max_age_s: Seconds a measurement is used for, at least one period
+            (default 10).
         enable_metrics: Export metrics: built-in call metrics and ``yuanrong.metrics`` instruments
             (openYuanrong's switch). Alone, it serves a Prometheus endpoint on 127.0.0.1:9464.
         runtime_metrics_config: Where metrics go (yuanrong extension), like ``runtime_trace_config``:
@@ -175,6 +183,9 @@ class Config(_StrictFields):
     log_to_driver: bool = False
     warm_pool_size: int | dict[str, int] = 0
     warm_async_pool_size: int | dict[str, int] = 0
+    placement_telemetry: bool = False
+    placement_telemetry_period_s: float = 2.0
+    placement_telemetry_max_age_s: float = 10.0
 
 
 @_strict

@@ -347,9 +347,9 @@ def format_rtts(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m yuanrong.testbed``: start, measure, print, stop."""
-    parser = argparse.ArgumentParser(prog="python -m yuanrong.testbed",
+def build_parser(prog: str = "python -m yuanrong.testbed") -> argparse.ArgumentParser:
+    """The testbed's command-line options (``python -m yuanrong.testbed`` and ``yr testbed`` share them)."""
+    parser = argparse.ArgumentParser(prog=prog,
                                      description="Start the emulated edge-cloud testbed and measure its RTTs "
                                                  "(and its loss, when a link has some).")
     parser.add_argument("--cloud-ms", type=float, default=38.0, help="RTT added from site-1 to the cloud (38)")
@@ -367,6 +367,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="let Ray retry lost calls (max_task_retries=N) instead of the caller (0: the caller)")
     parser.add_argument("--json", metavar="PATH",
                         help="also write the rows as JSON ({\"rtts\": [...], \"loss\": [...]} when loss is measured)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m yuanrong.testbed") -> int:
+    """Start, measure, print, stop; ``prog`` names the command in usage and error messages."""
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     for flag, value, least in (("--pings", args.pings, 1), ("--calls", args.calls, 1),
                                ("--ray-retries", args.ray_retries, 0)):

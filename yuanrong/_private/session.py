@@ -83,6 +83,7 @@ class Session:
     # CPUs of each instance this job created (for the tenant's cpus quota).
     instance_cpus: dict[Any, float] = dataclasses.field(default_factory=dict)
     placer: Any = None
+    telemetry_probe: Any = None   # placement.ray_probe.TelemetryProbe feeding the placer (Config.placement_telemetry)
     placer_lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
     pending_group_members: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
     created_groups: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -180,6 +181,11 @@ def _check_config(conf: Config) -> None:
          f"None or seconds in (0, {MAX_RECYCLE_TIME_S}]"),
         ("pool", pool_labels.is_value(conf.pool), "a pool name: letters, digits, '-', '_' or '.' (at most 63)"),
         ("tier", pool_labels.is_value(conf.tier), "a tier name such as 'cloud' or 'edge'"),
+        ("placement_telemetry", isinstance(conf.placement_telemetry, bool), "True or False"),
+        ("placement_telemetry_period_s", _is_seconds(conf.placement_telemetry_period_s), "seconds > 0, e.g. 2"),
+        ("placement_telemetry_max_age_s", _is_seconds(conf.placement_telemetry_max_age_s)
+         and conf.placement_telemetry_max_age_s >= conf.placement_telemetry_period_s,
+         "seconds, at least placement_telemetry_period_s (else figures go stale between probe rounds), e.g. 10"),
         ("object_store_memory_mb", conf.object_store_memory_mb is None
          or (isinstance(conf.object_store_memory_mb, int) and conf.object_store_memory_mb >= 64),
          "None or an int >= 64"),
@@ -227,6 +233,10 @@ def _with_custom_envs(runtime_env: dict[str, Any], custom_envs: Mapping[str, str
     return {**runtime_env, "env_vars": {**env_vars, **custom_envs}}
 
 
+def _is_seconds(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < float("inf")
+
+
 def _is_pool_sizes(value: Any) -> bool:
     sizes = value.values() if isinstance(value, Mapping) else [value]
     return all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in sizes) and (
@@ -259,10 +269,10 @@ def init(conf: Config | None = None) -> ClientInfo:
         _check_config(conf)
         trace = trace_config.resolve(conf.enable_trace, conf.runtime_trace_config)
         if trace is not None and trace.log_dir:
-            _check_log_dir(trace.log_dir)
+            tracing.check_log_dir(trace.log_dir)
         metrics = trace_config.resolve_metrics(conf.enable_metrics, conf.runtime_metrics_config)
         if metrics is not None and metrics.prometheus_port:
-            _check_port_free(metrics.prometheus_host, metrics.prometheus_port)
+            tracing.check_port_free(metrics.prometheus_host, metrics.prometheus_port)
         address = conf.server_address or next((os.environ[v] for v in ADDRESS_ENV_VARS if os.environ.get(v)), "")
         namespace = conf.ns or DEFAULT_NAMESPACE
         creds = credentials.resolve(
@@ -348,8 +358,13 @@ def init(conf: Config | None = None) -> ClientInfo:
         pools_file = conf.pools_file or os.environ.get("YR_POOLS_FILE", "")
         if pools_file and (embedded or creds.identity.is_admin):
             pool_caches.apply(pools_file, creds.identity.tenant)   # each pool's datashare edge cache
+        probe = None
+        if conf.placement_telemetry:
+            from yuanrong._private.scheduling import live_telemetry
+
+            probe = live_telemetry.start(conf.placement_telemetry_period_s, conf.placement_telemetry_max_age_s)
         _current = Session(initialized=True, owns_ray=owns, namespace=namespace, info=info, pools_file=pools_file,
-                           recycle_time=conf.recycle_time, identity=creds.identity)
+                           recycle_time=conf.recycle_time, identity=creds.identity, telemetry_probe=probe)
         if trace is not None or metrics is not None:
             from yuanrong._private import metering
 
@@ -417,30 +432,6 @@ def _reachable(endpoint: str, what: str, option: str) -> bool:
     return not why
 
 
-def _check_port_free(host: str, port: int) -> None:
-    try:
-        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((host, port))
-    except OSError as e:
-        raise InvalidOptionError(
-            f"the Prometheus endpoint cannot listen on {host}:{port} ({e.strerror or e}): pick another "
-            f"runtime_metrics_config prometheusExporter \"port\" (or \"host\"), or stop what uses it.",
-            option="runtime_metrics_config", value=f"{host}:{port}") from None
-
-
-def _check_log_dir(path: str) -> None:
-    try:
-        os.makedirs(path, exist_ok=True)
-        writable = os.access(path, os.W_OK)
-    except OSError as e:
-        writable, path = False, f"{path} ({e.strerror or e})"
-    if not writable:
-        raise InvalidOptionError(
-            f"runtime_trace_config's logFileExporter cannot write to {path}: give logFileExporter a \"dir\" this "
-            f"user may write, or disable it.", option="runtime_trace_config", value=path)
-
-
 def process_attributes(ctx: Any, *, role: str) -> dict[str, str]:
     """Resource attributes of this process's spans: its role, node, pool and tier."""
     labels = ctx.get_node_labels()
@@ -479,6 +470,8 @@ def finalize() -> None:
         if not session.initialized:
             return
         session.initialized = False
+        if session.telemetry_probe is not None and ray.is_initialized():
+            session.telemetry_probe.close()   # its thread and actors
         if session.warm_pools is not None and ray.is_initialized():
             session.warm_pools.stop()
         if session.function_pools is not None:

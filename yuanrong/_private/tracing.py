@@ -38,6 +38,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from yuanrong._private import light_spans, metering, trace_config
 from yuanrong._private.trace_config import MetricsConfig, TraceConfig
+from yuanrong.exception import InvalidOptionError
 
 logger = logging.getLogger("yuanrong")
 
@@ -105,6 +106,32 @@ class _CurrentProvider(otel_trace.TracerProvider):
 def _install_global_provider() -> None:
     if isinstance(otel_trace.get_tracer_provider(), otel_trace.ProxyTracerProvider):
         otel_trace.set_tracer_provider(_CurrentProvider())
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse, naming the option, a Prometheus endpoint that cannot listen (checked before connecting)."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as e:
+        raise InvalidOptionError(
+            f"the Prometheus endpoint cannot listen on {host}:{port} ({e.strerror or e}): pick another "
+            f"runtime_metrics_config prometheusExporter \"port\" (or \"host\"), or stop what uses it.",
+            option="runtime_metrics_config", value=f"{host}:{port}") from None
+
+
+def check_log_dir(path: str) -> None:
+    """Refuse, naming the option, a span log directory this user cannot write."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        writable = os.access(path, os.W_OK)
+    except OSError as e:
+        writable, path = False, f"{path} ({e.strerror or e})"
+    if not writable:
+        raise InvalidOptionError(
+            f"runtime_trace_config's logFileExporter cannot write to {path}: give logFileExporter a \"dir\" this "
+            f"user may write, or disable it.", option="runtime_trace_config", value=path)
 
 
 def probe(endpoint: str, timeout_s: float = PROBE_TIMEOUT_S) -> str:

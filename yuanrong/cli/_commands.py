@@ -22,7 +22,7 @@ import click
 from datashare import tenancy
 from placement import labels as label_keys
 from yuanrong.cli import _auth, _background_cluster, _cluster_config, _pools_file, _security_commands
-from yuanrong.cli import _status_view, _trace_switches, _trace_view
+from yuanrong.cli import _status_view, _testbed_command, _trace_switches, _trace_view
 from yuanrong.cli._errors import BadInput, ClusterConfigError, CommandFailed
 from yuanrong.cli._start_args import is_ip as _is_ip
 from yuanrong.cli._start_args import parse_labels as _parse_labels
@@ -53,6 +53,7 @@ def cli() -> None:
     Develop on one machine:   yr local up; yr status; yr demo; yr local down
     Join a node to a cluster: yr start --address HEAD:6379 --pool edge-1
     Launch a fleet:           yr up cluster_configs/cloud-aws.yaml
+    Emulated edge and cloud:  yr testbed --cloud-ms 38 --edge2-ms 15
     """
     # Ray's launcher logs its progress at INFO; the command line prints its own summary.
     logging.getLogger("ray").setLevel(logging.WARNING)
@@ -462,6 +463,7 @@ def trace(*, trace_id: str, dirs: tuple[str, ...], png: str | None, no_png: bool
 
 cli.add_command(_security_commands.token)
 cli.add_command(_security_commands.certs)
+cli.add_command(_testbed_command.testbed)
 
 
 def _print_json(value: Any) -> None:

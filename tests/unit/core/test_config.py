@@ -1,4 +1,4 @@
-"""Config checks that need no cluster: custom_envs."""
+"""Config checks that need no cluster: custom_envs, placement telemetry."""
 
 from __future__ import annotations
 
@@ -23,3 +23,17 @@ def test_custom_envs_that_contradict_runtime_env_are_refused():
 def test_malformed_custom_envs_are_refused_with_what_is_expected(bad):
     with pytest.raises(yr.InvalidOptionError, match=r"Config.custom_envs=.* expected a dict of environment variable"):
         session._check_config(yr.Config(custom_envs=bad))
+
+
+@pytest.mark.parametrize("field, bad, expected", [
+    ("placement_telemetry", "yes", "True or False"),
+    ("placement_telemetry_period_s", 0, "seconds > 0"),
+    ("placement_telemetry_period_s", True, "seconds > 0"),
+    ("placement_telemetry_period_s", float("nan"), "seconds > 0"),
+    ("placement_telemetry_max_age_s", 1.0, "at least placement_telemetry_period_s"),
+])
+def test_bad_placement_telemetry_options_are_refused_naming_the_option(field, bad, expected):
+    with pytest.raises(yr.InvalidOptionError, match=f"Config.{field}=") as info:
+        session._check_config(yr.Config(**{"placement_telemetry": True, "placement_telemetry_period_s": 2.0,
+                                           field: bad}))
+    assert expected in str(info.value) and info.value.option == field

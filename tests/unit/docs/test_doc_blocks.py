@@ -84,6 +84,8 @@ INLINE_COMMANDS: dict[str, tuple[str, str] | str] = {
                                       "runs the same entry point and sweep at a small size",
     "python -m yuanrong.testbed": "starts three raylets for about 15 s; tests/e2e/placement/test_testbed.py "
                                   "runs the same Testbed and measure_rtts at CI size",
+    "yr testbed --help": ("tests/unit/cli/test_testbed_command.py", '["testbed", "--help"]'),
+    "yr testbed": ("tests/e2e/cli/test_testbed_cli.py", 'yr("testbed", "--cloud-ms"'),
     "ray ": "Ray's own command line, named where yuanrong defers to it (cloud clusters, stopping a node)",
 }
 

@@ -79,6 +79,26 @@ def test_measured_load_steers_the_load_term_without_lowering_it():
     assert decide(req, snap.replace(telemetry=t), policy="load_balancing").node_ids == ("e1",)
 
 
+def test_measured_load_below_the_demand_still_sends_the_call_to_the_idler_node():
+    # e1 burns one of its 4 CPUs with nothing booked (work that reserved no CPU); e2 is idle. After
+    # placing one CPU, e1 is half busy and e2 a quarter: the default policy, whose other terms are
+    # equal on the two nodes, picks e2. (Comparing the measured 25 % with the 25 % that e1's
+    # reservations reach after the placement would call the two nodes equal and pick e1.)
+    t = Telemetry(max_age_s=5, clock=Clock())
+    t.record_load("e1", 0.25)
+    t.record_load("e2", 0.0)
+    req = PlacementRequest.single({"CPU": 1}, pools=("edge-1",))
+    d = decide(req, _snapshot().replace(telemetry=t), policy="default")
+    assert d.node_ids == ("e2",) and d.placements[0].terms["load"] == pytest.approx(0.25)
+    assert [(r.node_id, r.lost_on) for r in d.placements[0].runners_up][:1] == [("e1", "load")]
+    # Booked work that the measurement also sees is not counted twice: e1 with its 1 CPU booked
+    # (and e2 full) is half busy after the placement, not three quarters.
+    snap = _snapshot().replace(telemetry=t)
+    booked = snap.replace(available=snap.available * [[0.75], [0.0], [1.0]])
+    d = decide(req, booked, policy="default")
+    assert d.node_ids == ("e1",) and d.placements[0].terms["load"] == pytest.approx(0.5)
+
+
 def test_bad_figures_are_refused():
     with pytest.raises(ValueError, match="max_age_s=0"):
         Telemetry(max_age_s=0)

@@ -25,11 +25,13 @@ from yuanrong._private.scheduling.feasibility import as_placement_error
 from yuanrong.exception import InvalidOptionError
 
 def placer() -> RayPlacer:
-    """This session's placer (one snapshot cache, one view of the instance-label registry)."""
+    """This session's placer (one snapshot cache, one view of the instance-label registry; the live
+    telemetry when ``Config.placement_telemetry`` is on)."""
     s = session.current()
     with s.placer_lock:
         if s.placer is None:
-            s.placer = RayPlacer(pools=s.pools_file or None)
+            telemetry = None if s.telemetry_probe is None else s.telemetry_probe.telemetry
+            s.placer = RayPlacer(pools=s.pools_file or None, telemetry=telemetry)
         return s.placer
 
 
