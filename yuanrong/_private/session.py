@@ -199,6 +199,10 @@ def _check_config(conf: Config) -> None:
     if problem:
         raise InvalidOptionError(problem, option="runtime_env", value=conf.runtime_env)
     defaults = Config()
+    for name in ("placement_telemetry_period_s", "placement_telemetry_max_age_s"):
+        if not conf.placement_telemetry and getattr(conf, name) != getattr(defaults, name):
+            raise InvalidOptionError(f"Config.{name} is set but placement_telemetry is off: set "
+                                     f"placement_telemetry=True, or leave {name} out.", option=name, value=getattr(conf, name))
     changed = [n for n in _OPENYUANRONG_ONLY_CONFIG if getattr(conf, n) != getattr(defaults, n)]
     if changed:
         logger.warning("Config fields %s configure openYuanrong's own services and have no effect on Ray.",

@@ -37,3 +37,11 @@ def test_bad_placement_telemetry_options_are_refused_naming_the_option(field, ba
         session._check_config(yr.Config(**{"placement_telemetry": True, "placement_telemetry_period_s": 2.0,
                                            field: bad}))
     assert expected in str(info.value) and info.value.option == field
+
+
+@pytest.mark.parametrize("field, value", [("placement_telemetry_period_s", 5.0), ("placement_telemetry_max_age_s", 30.0)])
+def test_a_telemetry_setting_without_the_switch_is_refused_not_ignored(field, value):
+    with pytest.raises(yr.InvalidOptionError, match=f"Config.{field} is set but placement_telemetry is off") as info:
+        session._check_config(yr.Config(**{field: value}))
+    assert info.value.option == field
+    session._check_config(yr.Config(placement_telemetry=True, **{field: value}))
