@@ -30,7 +30,9 @@ class _Records(logging.Handler):
 
 
 def main() -> None:
-    from bench.continuum import run_scenario
+    from bench.continuum import ENGINE_VARIANTS, run_scenario
+
+    policies = tuple(v for v in ENGINE_VARIANTS if not v.startswith("per_kind"))
 
     warnings = _Records()
     logging.getLogger("placement.telemetry").addHandler(warnings)
@@ -61,12 +63,20 @@ def main() -> None:
         out["loss"] = bed.measure_loss(calls=24, retries=2, pools=["edge-2"])[0]
         out["loss_s"] = time.perf_counter() - lossy
         e2e = time.perf_counter()
-        result = run_scenario(bed, loads=[2], rounds=1, requests=8)
+        result = run_scenario(bed, loads=[2], rounds=1, requests=8, etl_jobs=2,
+                              variants=("per_kind", "per_kind@file", "ray_per_kind"))
+        # The other engine policies at the smallest size: one replica each, three requests, one ETL job.
+        result["loads"]["1"] = run_scenario(bed, loads=[1], rounds=1, requests=3, etl_jobs=1,
+                                            variants=policies)["loads"]["1"]
         out["e2e_s"] = time.perf_counter() - e2e
-        out["e2e"] = {v: {"classifier": s["apps"]["classifier"]["slo_attainment"],
-                          "classifier_pools": dict(s["apps"]["classifier"]["pools"]),
-                          "slo_attainment": s["slo_attainment"]}
-                      for v, s in result["loads"]["2"].items()}
+        out["e2e"] = {load: {v: {"classifier": s["apps"]["classifier"]["slo_attainment"],
+                                 "classifier_pools": dict(s["apps"]["classifier"]["pools"]),
+                                 "classifier_p50_ms": s["apps"]["classifier"]["p50_ms"],
+                                 "etl_p50_ms": s["apps"]["etl"]["p50_ms"], "etl_pools": dict(s["etl_pools"]),
+                                 **{k: s[k] for k in ("slo_attainment", "p99_ms", "cost_per_hour",
+                                                      "carbon_g_per_hour")}}
+                             for v, s in by_variant.items()}
+                      for load, by_variant in result["loads"].items()}
     out["total_s"] = time.perf_counter() - started
     print(json.dumps(out))
 
