@@ -4,6 +4,7 @@ the loss, runs a tiny end-to-end round, stops; prints one JSON line."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import sys
@@ -27,6 +28,11 @@ class _Records(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(record.getMessage())
+
+
+def _timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    return fn(*args, **kwargs), time.perf_counter() - t0
 
 
 def main() -> None:
@@ -59,11 +65,12 @@ def main() -> None:
             aged = RayPlacer(pools=pools, telemetry=stale, use_instance_registry=False)
             out["stale"] = aged.decide(req, policy="latency_first").placements[0].pool
             out["warnings"] = list(warnings.lines)
-        lossy = time.perf_counter()
-        out["loss"] = bed.measure_loss(calls=24, retries=2, pools=["edge-2"])[0]
-        out["loss_s"] = time.perf_counter() - lossy
+        # The loss measurement mostly waits for Ray to report lost calls (its caller and echo hold no
+        # CPU), so it runs in a thread alongside the end-to-end rounds to keep the test short.
+        lossy = concurrent.futures.ThreadPoolExecutor(1).submit(_timed, bed.measure_loss, calls=24, retries=2,
+                                                                pools=["edge-2"])
         e2e = time.perf_counter()
-        result = run_scenario(bed, loads=[2], rounds=1, requests=8, etl_jobs=2,
+        result = run_scenario(bed, loads=[2], rounds=1, requests=5, etl_jobs=1,
                               variants=("per_kind", "per_kind@file", "ray_per_kind"))
         # The other engine policies at the smallest size: one replica each, three requests, one ETL job.
         result["loads"]["1"] = run_scenario(bed, loads=[1], rounds=1, requests=3, etl_jobs=1,
@@ -77,6 +84,8 @@ def main() -> None:
                                                       "carbon_g_per_hour")}}
                              for v, s in by_variant.items()}
                       for load, by_variant in result["loads"].items()}
+        rows, out["loss_s"] = lossy.result()
+        out["loss"] = rows[0]
     out["total_s"] = time.perf_counter() - started
     print(json.dumps(out))
 
