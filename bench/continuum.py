@@ -37,7 +37,7 @@ Writes ``bench/results/continuum.json``; ``--apps real`` runs the demo apps' own
 replicas (see :mod:`bench._continuum_apps`) and writes ``bench/results/continuum_real_apps.json``.
 
 Usage:
-    python bench/continuum.py          # both scenarios, loads 1-3, 3 rounds, 8 variants (~14 min here)
+    python bench/continuum.py          # both scenarios, loads 1-3, 3 rounds, 8 variants (~10 min here)
     python bench/continuum.py --rounds 1 --requests 10 --scenarios drift --loads 2   # a quick look
 """
 
