@@ -31,7 +31,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     k = (len(ordered) - 1) * q
     lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    if ordered[lo] == ordered[hi]:  # also keeps inf (a lost request) from becoming inf - inf = nan
+    if k == lo or ordered[lo] == ordered[hi]:  # keeps inf (a lost request) from giving inf * 0 = nan
         return ordered[lo]
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
