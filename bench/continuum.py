@@ -115,8 +115,9 @@ def await_placed(actors: list[Any], ctx: dict[str, Any], held: int = 0, settle_s
     """The pool each submitted actor started in; ``None`` for one Ray holds pending for want of room.
 
     An actor is waiting for room (rather than still starting) when every CPU in use belongs to an
-    actor that has started (these or the ``held`` CPUs of replicas started before): that must hold for ``settle_s`` (Ray's view of free resources lags), or
-    ``create_timeout_s`` pass. Such an actor is killed and counts unplaced.
+    actor that has started (these, or the ``held`` CPUs of replicas started before). That must hold
+    for ``settle_s`` (Ray's view of free resources lags), or ``ctx["create_timeout_s"]`` pass; such
+    an actor is killed and counts unplaced.
     """
     import ray
 
@@ -187,7 +188,8 @@ def run_variant(variant: str, load: int, requests: int, ctx: dict[str, Any], etl
             if a is not None:
                 ray.kill(a)
     _wait_all_free()
-    return {"seconds": time.perf_counter() - started, "latency_ms": lat, "pools": {k: [p for _, p in v] for k, v in placed.items()},
+    return {"seconds": time.perf_counter() - started, "latency_ms": lat,
+            "pools": {k: [p for _, p in v] for k, v in placed.items()},
             "app_cost_per_hour": {k: c for k, (c, _) in app_cost.items()},
             "app_carbon_g_per_hour": {k: g for k, (_, g) in app_cost.items()},
             "cost_per_hour": sum(c for c, _ in app_cost.values()),
