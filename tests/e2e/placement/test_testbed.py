@@ -4,7 +4,7 @@ measured RTT that differs from the pools file (and falls back to the file, warni
 stale), and the demo's workloads (the ETL timed too) run end to end under every engine policy and under
 Ray's native options.
 
-One driver subprocess holds the testbed (its own three raylets) for about half a minute; the
+One driver subprocess holds the testbed (its own three raylets) for about 40 seconds; the
 shared session cluster of the other tests is untouched.
 """
 
