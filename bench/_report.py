@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import pathlib
 import platform
@@ -30,6 +31,8 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     k = (len(ordered) - 1) * q
     lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    if k == lo or ordered[lo] == ordered[hi]:  # keeps inf (a lost request) from giving inf * 0 = nan
+        return ordered[lo]
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
@@ -75,3 +78,26 @@ def timed(fn: Callable[[], Any]) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
+
+
+# Two-sided 95 % quantiles of Student's t by degrees of freedom (rounds - 1).
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        15: 2.131, 20: 2.086, 30: 2.042}
+
+
+def mean_ci95(values: Sequence[float]) -> dict[str, Any]:
+    """Mean of per-round values with its 95 % Student-t interval across the rounds.
+
+    ``ci95`` is ``[low, high]``; ``None`` with one round (no spread to measure) or when a value is
+    not finite (a round that lost requests has an infinite p99).
+    """
+    vals = [float(v) for v in values]
+    if not vals:
+        raise ValueError("mean_ci95 needs at least one value; run at least one round.")
+    mean = statistics.fmean(vals) if all(math.isfinite(v) for v in vals) else math.inf
+    if len(vals) < 2 or not math.isfinite(mean):
+        return {"mean": mean, "ci95": None, "rounds": len(vals)}
+    df = len(vals) - 1
+    t = _T95[max(k for k in _T95 if k <= df)] if df <= 30 else 1.96
+    half = t * statistics.stdev(vals) / math.sqrt(len(vals))
+    return {"mean": mean, "ci95": [mean - half, mean + half], "rounds": len(vals)}

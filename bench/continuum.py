@@ -1,4 +1,4 @@
-"""End to end on the live testbed: the demo's workloads placed by the engine and by Ray's best native options.
+"""End to end on the live testbed: the demo's workloads placed by each engine policy and by Ray's best native options.
 
 On :mod:`yuanrong.testbed` (a cloud head, ``edge-1`` where the clients are, ``edge-2``; Ray calls
 into the cloud and ``edge-2`` held by Ray's RPC delay injection) every variant places the same apps,
@@ -13,25 +13,31 @@ app                     service      SLO       budget      demo counterpart
 features                2 ms         30 ms     25 ms       feature service at the edge
 classifier              8 ms         60 ms     50 ms       digits classifier at the edge
 generator               15 ms        150 ms    100 ms      token generator behind the router
-etl                     —            none      none        Ray Data ETL (batch, by price)
+etl                     25 ms a job  none      none        ETL job (batch, placed by price)
 ======================  ===========  ========  ==========  ================================
 
-*Load* is replicas per interactive app (1: 4 CPUs of 8 asked for; 2: 7 of 8). Variants:
-``per_kind`` (the engine: ``default`` for budgeted apps, ``cost_first`` for the ETL, with live
-telemetry from :class:`placement.ray_probe.TelemetryProbe`), ``per_kind@file`` (the same without
-telemetry: the pools file's figures), and ``ray_per_kind`` (real Ray: ``label_selector`` on the pools
-inside the budget by the pools file, nearest first, the rest as ordered ``fallback_strategy``; the
-ETL by price) — what ``placement/sim/baselines.py`` models, run on Ray itself. Scenarios:
-``declared`` (the emulated RTTs are the pools file's) and ``drift`` (``edge-2``'s link is 70 ms,
-the file still says 15). Variants alternate order each round.
+The ETL is timed like the others (``--etl-jobs`` jobs a round, each a call of its replica); it has
+no SLO, so it is outside the attainment. The generator is called as an actor, not through the
+router (see ``docs/placement.md``).
 
-Writes ``bench/results/continuum.json``.
+*Load* is replicas per interactive app: 1 (4 CPUs of 8 asked for, with the ETL's), 2 (7 of 8) and
+3 (10 of 8: more than the testbed has, so some replica is not placed and its share of requests is
+lost). Variants (:data:`VARIANTS`): the engine's policies from :data:`placement.POLICIES`, each
+placing every app (``latency_first``, ``cost_first``, ``carbon_aware``, ``load_balancing``,
+``edge_first``) with live telemetry from :class:`placement.ray_probe.TelemetryProbe`;
+``per_kind`` (``default`` for budgeted apps, ``cost_first`` for the ETL) with telemetry and
+``per_kind@file`` without (the pools file's figures); and ``ray_per_kind`` — real Ray, the
+strongest fair baseline of ``placement/sim/baselines.py``: ``label_selector`` on the pools inside
+the budget by the pools file, nearest first, the rest as ordered ``fallback_strategy``; the ETL by
+price. Scenarios: ``declared`` (the emulated RTTs are the pools file's) and ``drift`` (``edge-2``'s
+link is 70 ms, the file still says 15). Variants take turns to go first, round by round; figures per
+round are reported as the mean with a 95 % interval across rounds.
 
-``--apps real`` runs the demo apps' own code in the replicas (see ``AppService``) and writes
-``bench/results/continuum_real_apps.json``.
+Writes ``bench/results/continuum.json``; ``--apps real`` runs the demo apps' own code in the
+replicas (see :mod:`bench._continuum_apps`) and writes ``bench/results/continuum_real_apps.json``.
 
 Usage:
-    python bench/continuum.py                       # both scenarios, loads 1 and 2, 3 rounds (~4 min)
+    python bench/continuum.py          # both scenarios, loads 1-3, 3 rounds, 8 variants (~10 min here)
     python bench/continuum.py --rounds 1 --requests 10 --scenarios drift --loads 2   # a quick look
 """
 
@@ -39,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import math
 import sys
 import time
 from pathlib import Path
@@ -48,99 +55,28 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-from bench._report import percentile, write_json  # noqa: E402
+from bench._continuum_apps import actors  # noqa: E402
+from bench._report import mean_ci95, percentile, write_json  # noqa: E402
 
 POOLS_FILE = _HERE.parent / "cluster_configs" / "pools.yaml"
-APPS = (  # name, service ms, SLO ms, budget ms (None: batch)
+APPS = (  # name, service ms, SLO ms (None: no SLO), budget ms (None: batch)
     ("features", 2.0, 30.0, 25.0),
     ("classifier", 8.0, 60.0, 50.0),
     ("generator", 15.0, 150.0, 100.0),
+    ("etl", 25.0, None, None),
 )
+INTERACTIVE = tuple(a for a in APPS if a[2] is not None)
 SCENARIOS = {"declared": {"cloud_ms": 38.0, "edge2_ms": 15.0}, "drift": {"cloud_ms": 38.0, "edge2_ms": 70.0}}
-VARIANTS = ("per_kind", "per_kind@file", "ray_per_kind")
-
-
-def _actors():
-    import ray
-
-    @ray.remote(num_cpus=1)
-    class Service:
-        """A stand-in replica: spins for the app's nominal service time."""
-
-        def __init__(self, app: str = "") -> None:
-            self.app = app
-
-        def work(self, ms: float) -> None:
-            end = time.perf_counter() + ms / 1e3
-            while time.perf_counter() < end:
-                pass
-
-        def node(self) -> str:
-            return ray.get_runtime_context().get_node_id()
-
-    @ray.remote(num_cpus=1)
-    class AppService:
-        """A replica running the demo app's own code (``apps/``); a request's time is what that code takes.
-
-        features: the ETL's feature table (``apps.etl.pipeline`` on 20,000 seeded events) and one
-        lookup as ``apps.features.service.FeatureService`` does it (``pc.index`` on ``user_id``, one
-        row out); classifier: ``apps.inference.models.train_digits`` at start, one held-out image
-        classified per request; generator: ``apps.inference.models.BigramLM``, 3 tokens with the
-        app's per-token decode time (``TokenModel``, 5 ms a token); etl: placed, never called.
-        """
-
-        def __init__(self, app: str) -> None:
-            import random
-            import tempfile
-
-            self.app, self._rng = app, random.Random(7)
-            if app == "features":
-                from apps.etl.pipeline import expected_features, generate_events
-
-                with tempfile.TemporaryDirectory() as d:
-                    self._table = expected_features(generate_events(d, rows=20_000, users=2_000, files=1))
-                self._users = self._table["user_id"].to_pylist()
-            elif app == "classifier":
-                from apps.inference.models import train_digits
-
-                self._model = train_digits()
-            elif app == "generator":
-                from apps.inference.models import BigramLM
-
-                self._lm = BigramLM()
-
-        def work(self, ms: float) -> None:
-            if self.app == "features":
-                import pyarrow as pa
-                import pyarrow.compute as pc
-
-                i = pc.index(self._table["user_id"], pa.scalar(self._rng.choice(self._users), pa.int64())).as_py()
-                self._table.slice(i, 1).to_pylist()
-            elif self.app == "classifier":
-                x = self._model.test_x
-                self._model.predict(x[self._rng.randrange(len(x))].reshape(1, -1))
-            elif self.app == "generator":
-                for _ in self._lm.tokens("the zen of", 3, seed=self._rng.randrange(1000)):
-                    time.sleep(0.005)
-
-        def node(self) -> str:
-            return ray.get_runtime_context().get_node_id()
-
-    @ray.remote(num_cpus=0)
-    class Client:
-        def drive(self, replicas: list, ms: float, n: int) -> list[float]:
-            out = []
-            for i in range(n):
-                r = replicas[i % len(replicas)]
-                if r is None:  # a replica nobody could place: its share of requests is lost
-                    out.append(float("inf"))
-                    continue
-                t0 = time.perf_counter()
-                ray.get(r.work.remote(ms))
-                out.append((time.perf_counter() - t0) * 1e3)
-            return out
-
-    return Service, AppService, Client
+ENGINE_VARIANTS = {  # name: (policy for budgeted apps, policy for the ETL, live telemetry)
+    "per_kind": ("default", "cost_first", True),
+    "per_kind@file": ("default", "cost_first", False),
+    **{p: (p, p, True) for p in ("latency_first", "cost_first", "carbon_aware", "load_balancing", "edge_first")},
+}
+"""Engine variants. ``default`` alone is ``per_kind`` with the ETL placed by ``default`` too, so it is
+left out; ``ray_label_pinning``/``ray_pack_spread`` are the engine's imitations of Ray, which real
+Ray replaces here."""
+RAY_VARIANTS = ("ray_per_kind",)
+VARIANTS = (*ENGINE_VARIANTS, *RAY_VARIANTS)
 
 
 def _ray_selectors(pools: Any, budget: float | None) -> list[str]:
@@ -152,65 +88,112 @@ def _ray_selectors(pools: Any, budget: float | None) -> list[str]:
     return sorted(inside, key=lambda p: (pools[p].latency_to_regions_ms["site-1"], p))
 
 
-def place(variant: str, kind: str, budget: float | None, ctx: dict[str, Any]) -> tuple[Any, str | None]:
-    """One 1-CPU replica placed as ``variant`` does; returns (actor or None, pool)."""
-    import ray
+def submit(variant: str, kind: str, budget: float | None, ctx: dict[str, Any]) -> Any:
+    """One 1-CPU replica submitted as ``variant`` places it; the actor, or ``None`` when the variant finds
+    no room (Ray's own variant never says so: Ray keeps such an actor pending)."""
     from placement import Bundle, PlacementInfeasible, PlacementRequest
 
-    Service = ctx["Service"]
-    if variant == "ray_per_kind":
+    if variant in RAY_VARIANTS:
         order = [p for p in _ray_selectors(ctx["pools"], budget) if p in ctx["live_pools"]]
         if not order:
-            return None, None
+            return None
         opts: dict[str, Any] = {"label_selector": {"yr.io/pool": order[0]}}
         if order[1:]:
             opts["fallback_strategy"] = [{"label_selector": {"yr.io/pool": p}} for p in order[1:]]
     else:
-        placer = ctx["placers"][variant]
+        budgeted, batch, live = ENGINE_VARIANTS[variant]
+        placer = ctx["placers"]["live" if live else "file"]
         req = PlacementRequest((Bundle({"CPU": 1}),), client_region="site-1", latency_budget_ms=budget)
-        try:
-            opts = placer.options_for(req, policy="default" if budget is not None else "cost_first", timeout_s=0.5)
+        try:  # no wait: the placer's snapshot holds this round's earlier decisions, and nothing frees up
+            opts = placer.options_for(req, policy=budgeted if budget is not None else batch, timeout_s=0)
         except PlacementInfeasible:
-            return None, None
-    actor = Service.options(**opts).remote(kind)
-    try:
-        node = ray.get(actor.node.remote(), timeout=ctx.get("create_timeout_s", 10))
-    except ray.exceptions.GetTimeoutError:  # Ray keeps an unplaceable actor pending: count it unplaced
-        ray.kill(actor)
-        return None, None
-    return actor, ctx["pool_of"][node]
+            return None
+    return ctx["Service"].options(**opts).remote(kind)
 
 
-def run_variant(variant: str, load: int, requests: int, ctx: dict[str, Any]) -> dict[str, Any]:
+def await_placed(actors: list[Any], ctx: dict[str, Any], held: int = 0, settle_s: float = 1.5) -> list[str | None]:
+    """The pool each submitted actor started in; ``None`` for one Ray holds pending for want of room.
+
+    An actor is waiting for room (rather than still starting) when every CPU in use belongs to an
+    actor that has started (these, or the ``held`` CPUs of replicas started before). That must hold
+    for ``settle_s`` (Ray's view of free resources lags), or ``ctx["create_timeout_s"]`` pass; such
+    an actor is killed and counts unplaced.
+    """
     import ray
 
-    if variant == "per_kind":
-        ctx["probe"].probe()
+    refs = {a.node.remote(): i for i, a in enumerate(actors) if a is not None}
+    pools: list[str | None] = [None] * len(actors)
+    end, settled_since = time.monotonic() + ctx["create_timeout_s"], None
+    total = ray.cluster_resources()["CPU"]
+    while refs and time.monotonic() < end:
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0.2)
+        for ref in ready:
+            pools[refs.pop(ref)] = ctx["pool_of"][ray.get(ref)]
+        started = held + sum(p is not None for p in pools)
+        if refs and total - ray.available_resources().get("CPU", 0.0) <= started:
+            settled_since = settled_since or time.monotonic()
+            if time.monotonic() - settled_since >= settle_s:
+                break
+        else:
+            settled_since = None
+    for i in refs.values():
+        ray.kill(actors[i])
+        actors[i] = None
+    return pools
+
+
+def _price(pools: Any, pool: str | None) -> tuple[float, float]:
+    """($/h, gCO2/h) of one CPU in ``pool`` by the pools file; nothing for an unplaced replica."""
+    if pool is None:
+        return 0.0, 0.0
+    p = pools[pool]
+    return p.cost_per_hour.get("CPU", 0.0), (p.carbon.at(0) if p.carbon else 0.0) * p.watts_per_cpu / 1e3
+
+
+def run_variant(variant: str, load: int, requests: int, ctx: dict[str, Any], etl_jobs: int = 3) -> dict[str, Any]:
+    """Place every app as ``variant`` does at ``load``, time ``requests`` calls per app (``etl_jobs``
+    ETL jobs), free everything; one round's record."""
+    import ray
+
+    started = time.perf_counter()
+    if variant in ENGINE_VARIANTS and ENGINE_VARIANTS[variant][2] and time.monotonic() - ctx["probed_at"] > 10:
+        ctx["probe"].probe()  # the live variants decide on RTTs at most 10 s old (telemetry keeps 30 s)
+        ctx["probed_at"] = time.monotonic()
     for placer in ctx["placers"].values():
         placer.invalidate()
-    placed: dict[str, list[tuple[Any, str | None]]] = {}
-    for name, _, _, budget in APPS:
-        placed[name] = [place(variant, name, budget, ctx) for _ in range(load)]
-    placed["etl"] = [place(variant, "etl", None, ctx)]
+    kinds = [(name, budget) for name, _, slo, budget in APPS for _ in range(load if slo is not None else 1)]
+    actors: list[Any] = []
+    pools: list[str | None] = []
+    for name, budget in kinds:
+        one = [submit(variant, name, budget, ctx)]
+        if variant in RAY_VARIANTS:  # each replica started before the next is asked for: Ray's fallbacks see it
+            pools += await_placed(one, ctx, held=sum(p is not None for p in pools))
+        actors += one
+    if variant not in RAY_VARIANTS:  # the engine's decisions already hold each other; start them together
+        pools = await_placed(actors, ctx)
+    placed: dict[str, list[tuple[Any, str | None]]] = {name: [] for name, *_ in APPS}
+    for (name, _), actor, pool in zip(kinds, actors, pools):
+        placed[name].append((actor, pool))
     lat = {}
-    for name, ms, _, _ in APPS:
+    for name, ms, slo, _ in APPS:
         handles = [a for a, _ in placed[name]]
-        ray.get(ctx["client"].drive.remote(handles, ms, 2 * len(handles)))  # warm-up, not counted
-        lat[name] = ray.get(ctx["client"].drive.remote(handles, ms, requests))
-    pools = ctx["pools"]
-    cost = carbon = 0.0
-    for reps in placed.values():
-        for _, pool in reps:
-            if pool is not None:
-                cost += pools[pool].cost_per_hour.get("CPU", 0.0)
-                carbon += (pools[pool].carbon.at(0) if pools[pool].carbon else 0.0) * pools[pool].watts_per_cpu / 1e3
+        ray.get(ctx["client"].drive.remote(handles, ms, len(handles)))  # warm-up, not counted
+        lat[name] = ray.get(ctx["client"].drive.remote(handles, ms, requests if slo is not None else etl_jobs))
+    app_cost = {}
+    for name, reps in placed.items():
+        prices = [_price(ctx["pools"], p) for _, p in reps]
+        app_cost[name] = (sum(c for c, _ in prices), sum(g for _, g in prices))
     for reps in placed.values():
         for a, _ in reps:
             if a is not None:
                 ray.kill(a)
     _wait_all_free()
-    return {"latency_ms": lat, "pools": {k: [p for _, p in v] for k, v in placed.items()},
-            "cost_per_hour": cost, "carbon_g_per_hour": carbon}
+    return {"seconds": time.perf_counter() - started, "latency_ms": lat,
+            "pools": {k: [p for _, p in v] for k, v in placed.items()},
+            "app_cost_per_hour": {k: c for k, (c, _) in app_cost.items()},
+            "app_carbon_g_per_hour": {k: g for k, (_, g) in app_cost.items()},
+            "cost_per_hour": sum(c for c, _ in app_cost.values()),
+            "carbon_g_per_hour": sum(g for _, g in app_cost.values())}
 
 
 def _wait_all_free(timeout: float = 20.0) -> None:
@@ -221,30 +204,41 @@ def _wait_all_free(timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
+def _attainment(run: dict[str, Any]) -> float:
+    """Share of one round's interactive requests inside their app's SLO."""
+    values = [(v, slo) for name, _, slo, _ in INTERACTIVE for v in run["latency_ms"][name]]
+    return sum(v <= slo for v, slo in values) / len(values)
+
+
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pooled percentiles over every round, and per-round figures as mean with a 95 % interval."""
     apps: dict[str, Any] = {}
-    every: list[float] = []
-    met = total = 0
     for name, _, slo, _ in APPS:
         values = [v for r in runs for v in r["latency_ms"][name]]
-        ok = sum(v <= slo for v in values)
-        met, total = met + ok, total + len(values)
-        every += values
-        apps[name] = {"p50_ms": percentile(values, 0.5), "p99_ms": percentile(values, 0.99),
-                      "slo_ms": slo, "slo_attainment": ok / len(values),
+        apps[name] = {"p50_ms": percentile(values, 0.5), "p99_ms": percentile(values, 0.99), "slo_ms": slo,
+                      "p50_ms_rounds": mean_ci95([percentile(r["latency_ms"][name], 0.5) for r in runs]),
+                      "p99_ms_rounds": mean_ci95([percentile(r["latency_ms"][name], 0.99) for r in runs]),
+                      "cost_per_hour": mean_ci95([r["app_cost_per_hour"][name] for r in runs])["mean"],
+                      "carbon_g_per_hour": mean_ci95([r["app_carbon_g_per_hour"][name] for r in runs])["mean"],
                       "pools": collections.Counter(p or "unplaced" for r in runs for p in r["pools"][name])}
-    per_round = [sum(v <= slo for name, _, slo, _ in APPS for v in r["latency_ms"][name])
-                 / sum(len(r["latency_ms"][name]) for name, *_ in APPS) for r in runs]
-    return {"apps": apps, "slo_attainment": met / total, "slo_attainment_per_round": per_round,
-            "p99_ms": percentile(every, 0.99),
-            "cost_per_hour": sum(r["cost_per_hour"] for r in runs) / len(runs),
-            "carbon_g_per_hour": sum(r["carbon_g_per_hour"] for r in runs) / len(runs),
-            "etl_pools": collections.Counter(p or "unplaced" for r in runs for p in r["pools"]["etl"])}
+        if slo is not None:
+            apps[name]["slo_attainment"] = sum(v <= slo for v in values) / len(values)
+    interactive = [v for r in runs for name, *_ in INTERACTIVE for v in r["latency_ms"][name]]
+    per_round = [_attainment(r) for r in runs]
+    p99_rounds = [percentile([v for name, *_ in INTERACTIVE for v in r["latency_ms"][name]], 0.99) for r in runs]
+    return {"apps": apps, "slo_attainment": sum(per_round) / len(per_round), "slo_attainment_per_round": per_round,
+            "slo_attainment_rounds": mean_ci95(per_round),
+            "p99_ms": percentile(interactive, 0.99), "p99_ms_rounds": mean_ci95(p99_rounds),
+            "cost_per_hour": mean_ci95([r["cost_per_hour"] for r in runs])["mean"],
+            "cost_per_hour_rounds": mean_ci95([r["cost_per_hour"] for r in runs]),
+            "carbon_g_per_hour": mean_ci95([r["carbon_g_per_hour"] for r in runs])["mean"],
+            "carbon_g_per_hour_rounds": mean_ci95([r["carbon_g_per_hour"] for r in runs]),
+            "etl_pools": apps["etl"]["pools"]}
 
 
-def run_scenario(bed: Any, *, loads: list[int], rounds: int, requests: int,
+def run_scenario(bed: Any, *, loads: list[int], rounds: int, requests: int, etl_jobs: int = 3,
                  variants: tuple[str, ...] = VARIANTS, real_apps: bool = False) -> dict[str, Any]:
-    """Every variant at every load on a started testbed; alternating order per round.
+    """Every variant at every load on a started testbed; the variants take turns to go first.
 
     ``real_apps`` runs the demo apps' own code in the replicas instead of the spinning stand-ins.
     """
@@ -254,32 +248,72 @@ def run_scenario(bed: Any, *, loads: list[int], rounds: int, requests: int,
     from placement.ray_probe import TelemetryProbe
     from placement.telemetry import Telemetry
 
-    Service, AppService, Client = _actors()
-    if real_apps:
-        Service = AppService
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"variant {unknown[0]!r} does not exist; known variants: {', '.join(VARIANTS)}.")
+    Service, AppService, Client = actors()
     telemetry = Telemetry(max_age_s=30)
     pools = load_pools(POOLS_FILE)
     nodes = [n for n in ray.nodes() if n["Alive"]]
-    ctx = {"Service": Service, "pools": pools,
+    ctx = {"Service": AppService if real_apps else Service, "pools": pools,
            "pool_of": {n["NodeID"]: n["Labels"]["yr.io/pool"] for n in nodes},
            "live_pools": {n["Labels"]["yr.io/pool"] for n in nodes},
-           "placers": {"per_kind": RayPlacer(pools=pools, telemetry=telemetry, use_instance_registry=False),
-                       "per_kind@file": RayPlacer(pools=pools, use_instance_registry=False)},
+           # One snapshot per round (invalidated at its start), holding the round's own decisions.
+           "placers": {"live": RayPlacer(pools=pools, telemetry=telemetry, use_instance_registry=False,
+                                         cache_ttl_s=120),
+                       "file": RayPlacer(pools=pools, use_instance_registry=False, cache_ttl_s=120)},
            "client": Client.options(label_selector={"yr.io/pool": "edge-1"}).remote(),
-           "create_timeout_s": 60 if real_apps else 10}  # the apps train or load their data at start
+           # The apps train or load their data at start; stand-ins start in a few seconds here.
+           "create_timeout_s": 90 if real_apps else 30}
     with TelemetryProbe(telemetry, regions=["site-1"], pings=5) as probe:
         ctx["probe"] = probe
         measured = {p: percentile(s, 0.5) for (_, p), s in probe.probe().last.items()}
+        ctx["probed_at"] = time.monotonic()
         out: dict[str, Any] = {"measured_rtt_ms": measured, "loads": {}}
         for load in loads:
             runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
             for r in range(rounds):
                 order = variants[r % len(variants):] + variants[:r % len(variants)]
                 for v in order:
-                    runs[v].append(run_variant(v, load, requests, ctx))
+                    runs[v].append(run_variant(v, load, requests, ctx, etl_jobs))
             out["loads"][str(load)] = {v: summarise(runs[v]) for v in variants}
     ray.kill(ctx["client"])
     return out
+
+
+def _ms(v: float) -> str:
+    """A latency, or ``lost`` for a percentile that fell on requests no replica could serve."""
+    return f"{v:.1f}" if math.isfinite(v) else "lost"
+
+
+def _ci(x: dict[str, Any], scale: float = 1.0, fmt: str = ".1f") -> str:
+    """``mean [low, high]`` of a :func:`mean_ci95` record (``lost`` when a round lost requests)."""
+    if not math.isfinite(x["mean"]):
+        return "lost"
+    mean = f"{scale * x['mean']:{fmt}}"
+    if x["ci95"] is None:
+        return mean
+    lo, hi = (scale * b for b in x["ci95"])
+    return f"{mean} [{lo:{fmt}}, {hi:{fmt}}]"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The docs' table: one row per scenario, load and variant."""
+    names = [a[0] for a in APPS]
+    lines = ["| scenario | load | variant | SLO % [95 % CI] | p99 ms [95 % CI] | $/h | gCO2/h | "
+             + " | ".join(f"{a} p50/p99 ms" for a in names) + " | $/h per app (" + ", ".join(names) + ")"
+             + " | classifier pools |",
+             "|" + "---|" * (9 + len(names))]
+    for scenario, result in results.items():
+        for load, by_variant in result["loads"].items():
+            for v, s in by_variant.items():
+                apps = " | ".join(f"{_ms(x['p50_ms'])}/{_ms(x['p99_ms'])}" for x in s["apps"].values())
+                per_app = ", ".join(f"{x['cost_per_hour']:.3f}" for x in s["apps"].values())
+                where = ", ".join(f"{p}×{c}" for p, c in sorted(s["apps"]["classifier"]["pools"].items()))
+                lines.append(f"| {scenario} | {load} | {v} | {_ci(s['slo_attainment_rounds'], 100)} | "
+                             f"{_ci(s['p99_ms_rounds'])} | {s['cost_per_hour']:.3f} | {s['carbon_g_per_hour']:.1f} | "
+                             f"{apps} | {per_app} | {where} |")
+    return "\n".join(lines)
 
 
 def table(scenario: str, result: dict[str, Any]) -> str:
@@ -289,8 +323,9 @@ def table(scenario: str, result: dict[str, Any]) -> str:
                  "per app p50/p99 ms (SLO %) [pools]")
     for load, by_variant in result["loads"].items():
         for v, s in by_variant.items():
-            apps = "; ".join(f"{a} {x['p50_ms']:.1f}/{x['p99_ms']:.1f} ({100 * x['slo_attainment']:.0f}) "
-                             f"[{','.join(f'{p}x{c}' for p, c in sorted(x['pools'].items()))}]"
+            apps = "; ".join(f"{a} {x['p50_ms']:.1f}/{x['p99_ms']:.1f}"
+                             + (f" ({100 * x['slo_attainment']:.0f})" if "slo_attainment" in x else "")
+                             + f" [{','.join(f'{p}x{c}' for p, c in sorted(x['pools'].items()))}]"
                              for a, x in s["apps"].items())
             lines.append(f"{load:<6}{v:<16}{100 * s['slo_attainment']:>7.1f}{s['p99_ms']:>8.1f}"
                          f"{s['cost_per_hour']:>8.3f}{s['carbon_g_per_hour']:>8.1f}  {apps}")
@@ -300,19 +335,33 @@ def table(scenario: str, result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The demo's workloads on the live testbed, engine vs Ray.")
     parser.add_argument("--scenarios", default="declared,drift", help="declared,drift")
-    parser.add_argument("--loads", default="1,2", help="replicas per interactive app (1,2)")
+    parser.add_argument("--loads", default="1,2,3", help="replicas per interactive app (1,2,3)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per load (3)")
-    parser.add_argument("--requests", type=int, default=40, help="requests per app per round (40)")
+    parser.add_argument("--requests", type=int, default=12, help="requests per interactive app per round (12)")
+    parser.add_argument("--etl-jobs", type=int, default=3, help="ETL jobs per round (3)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"({','.join(VARIANTS)})")
     parser.add_argument("--apps", choices=("stand-in", "real"), default="stand-in",
                         help="replicas spin for the apps' nominal times (stand-in), or run the demo apps' code "
                              "(real; writes continuum_real_apps.json)")
+    parser.add_argument("--markdown", action="store_true", help="also print the docs' table")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     scenarios = [s for s in args.scenarios.split(",") if s]
     unknown = [s for s in scenarios if s not in SCENARIOS]
     if unknown:
         parser.error(f"--scenarios: {unknown[0]!r} does not exist; known: {', '.join(SCENARIOS)}.")
-    loads = [int(x) for x in args.loads.split(",")]
+    variants = tuple(v for v in args.variants.split(",") if v)
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"--variants: {unknown[0]!r} does not exist; known: {', '.join(VARIANTS)}.")
+    try:
+        loads = [int(x) for x in args.loads.split(",")]
+    except ValueError:
+        parser.error(f"--loads {args.loads!r} is not a comma-separated list of whole numbers; give e.g. 1,2,3.")
+    for flag, value in (("--loads", min(loads)), ("--rounds", args.rounds), ("--requests", args.requests),
+                        ("--etl-jobs", args.etl_jobs)):
+        if value < 1:
+            parser.error(f"{flag} {value} must be at least 1.")
     from yuanrong.testbed import Testbed, TestbedSpec
 
     results = {}
@@ -320,15 +369,23 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         with Testbed(TestbedSpec(**SCENARIOS[scenario])) as bed:
             results[scenario] = run_scenario(bed, loads=loads, rounds=args.rounds, requests=args.requests,
+                                             etl_jobs=args.etl_jobs, variants=variants,
                                              real_apps=args.apps == "real")
         results[scenario]["seconds"] = time.perf_counter() - started
         results[scenario]["emulated_rtt_ms"] = TestbedSpec(**SCENARIOS[scenario]).configured
         print(table(scenario, results[scenario]), flush=True)
+    if args.markdown:
+        print("\n" + markdown(results))
     if not args.no_write:
         name = "continuum" if args.apps == "stand-in" else "continuum_real_apps"
         path = write_json(name, {"replicas": args.apps,
                                  "apps": [dict(zip(("name", "service_ms", "slo_ms", "budget_ms"), a)) for a in APPS],
+                                 "variants": {v: ({"budgeted": ENGINE_VARIANTS[v][0], "etl": ENGINE_VARIANTS[v][1],
+                                                   "telemetry": ENGINE_VARIANTS[v][2]} if v in ENGINE_VARIANTS
+                                                  else {"ray": "label_selector + fallback_strategy"})
+                                              for v in variants},
                                  "rounds": args.rounds, "requests_per_app_per_round": args.requests,
+                                 "etl_jobs_per_round": args.etl_jobs,
                                  "command": "python bench/continuum.py " + " ".join(argv or sys.argv[1:]),
                                  "results": results})
         print(f"\nwrote {path}")
