@@ -18,6 +18,7 @@ No Ray here: the Ray-side attributes (node, pool, instance) come from the caller
 from __future__ import annotations
 
 import atexit
+import hashlib
 import inspect
 import json
 import logging
@@ -67,6 +68,7 @@ _adopt_lock = threading.Lock()  # concurrent first calls in a threaded actor sta
 _provider: TracerProvider | None = None
 _tracer: Any = None
 _config_json = ""
+_config_id = ""       # a short digest of _config_json: what a compact carrier names it by
 _refused: set[str] = set()      # worker configurations that failed to start: warned once each
 _propagator = TraceContextTextMapPropagator()
 _atexit_registered = False
@@ -150,7 +152,7 @@ def start(config: TraceConfig | None, metrics: MetricsConfig | None = None, *,
     providers). ``driver``: this process serves the Prometheus endpoint, if one is configured.
     ``carried``: the configuration as a call carried it (a worker keeps that text, so the next call's
     equal text is recognised: the worker's own encoding drops the driver's Prometheus endpoint)."""
-    global _provider, _tracer, _config_json, enabled, spans, _atexit_registered
+    global _provider, _tracer, _config_json, _config_id, enabled, spans, _atexit_registered
     resource = Resource.create({"service.name": SERVICE_NAME, "process.pid": os.getpid(), **(attributes or {})})
     provider, recorder = _make_provider(config, resource) if config is not None else (None, None)
     if metrics is not None:
@@ -159,6 +161,7 @@ def start(config: TraceConfig | None, metrics: MetricsConfig | None = None, *,
         old, _provider = _provider, provider
         _tracer = provider.get_tracer(TRACER_NAME) if provider is not None else otel_trace.NoOpTracer()
         _config_json = carried or trace_config.to_json(config, metrics)
+        _config_id = hashlib.sha256(_config_json.encode()).hexdigest()[:16]
         spans = provider is not None
         light_spans.configure(recorder)
         enabled = True
@@ -294,6 +297,22 @@ def carrier(span: Any = None) -> dict[str, str]:
     return out
 
 
+def compact(carrier: Mapping[str, str]) -> Any:
+    """``carrier`` as one string, ``"TRACEPARENT;CONFIG_ID"``, when it holds just those (else itself).
+
+    What a pooled call sends: Ray serializes a short string for less than a dict, and the worker
+    has the configuration already, or reads it once by its id (:func:`config_id`)."""
+    parent = carrier.get("traceparent")
+    if parent is None or len(carrier) != 2 or carrier.get(CONFIG_KEY) is not _config_json or not _config_id:
+        return carrier
+    return f"{parent};{_config_id}"
+
+
+def config_id() -> str:
+    """The id compact carriers give this process's configuration (``""`` while tracing is off)."""
+    return _config_id
+
+
 def context_from_carrier(carrier: Mapping[str, str]) -> Any:
     """The context a call's carrier (made by :func:`carrier`) describes."""
     parent = span_context_from_carrier(carrier)
@@ -357,13 +376,13 @@ def flush(timeout_ms: int = FLUSH_TIMEOUT_MS) -> None:
 
 def stop() -> None:
     """Export what is buffered and stop (``yr.finalize``; process exit). Tracing is off afterwards."""
-    global _provider, _tracer, _config_json, enabled, spans
+    global _provider, _tracer, _config_json, _config_id, enabled, spans
     with _lock:
         provider, _provider = _provider, None
         enabled = spans = False
         light_spans.configure(None)
         _tracer = None
-        _config_json = ""
+        _config_json = _config_id = ""
     if provider is not None:
         provider.force_flush(FLUSH_TIMEOUT_MS)
         provider.shutdown()

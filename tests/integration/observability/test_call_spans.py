@@ -211,3 +211,22 @@ def test_placement_decisions_are_spans_of_the_call_they_placed(traced_session):
     traced_session.wait_for_metrics(lambda _: traced_session.latest(
         "yr.placements", **{"yr.placement.policy": "edge_first", "yr.placement.pool": attributes["yr.placement.pool"]})
         >= 1)
+
+
+def test_a_compact_carrier_naming_a_configuration_the_cluster_lacks_runs_untraced_with_one_warning(
+        traced_session, caplog):
+    from yuanrong._private import tracing
+    from yuanrong._private.core import traced_calls
+
+    parent = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+    with caplog.at_level("WARNING", logger=traced_calls.__name__):
+        first = traced_calls.expand(f"{parent};0123456789abcdef")
+        again = traced_calls.expand(f"{parent};0123456789abcdef")
+    assert first == again == {tracing.CONFIG_KEY: "", "traceparent": parent}
+    assert traced_calls.execution(first, "f", "function") is None        # no configuration: no span
+    assert len([r for r in caplog.records if "0123456789abcdef" in r.getMessage()]) == 1
+    # A pooled call names the driver's configuration, which it put in the cluster's store first.
+    assert yr.get(exporting.options(pool="edge-1", cpu=100, memory=0).invoke(), timeout=30)[0] is True
+    from ray.experimental import internal_kv
+    stored = internal_kv._internal_kv_get(traced_calls._CONFIG_KV_PREFIX + tracing.config_id())
+    assert stored.decode() == tracing.config_json()

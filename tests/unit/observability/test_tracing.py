@@ -222,3 +222,28 @@ def test_a_worker_with_metrics_on_starts_its_providers_once(tmp_path):
         assert tracing.config_json() == carried  # nested calls carry the same text on
     finally:
         tracing.stop()
+
+
+def test_a_compact_carrier_names_the_configuration_and_stands_for_the_carrier(log_tracing):
+    from yuanrong._private.core import traced_calls
+    with tracing.tracer().start_as_current_span("submit"):
+        carrier = tracing.carrier()
+    compact = tracing.compact(carrier)
+    assert compact == f"{carrier['traceparent']};{tracing.config_id()}" and len(tracing.config_id()) == 16
+    assert traced_calls.expand(compact) == carrier      # this process holds the configuration it names
+    # What it cannot stand for stays a dict: a tracestate, no span, another process's configuration.
+    assert tracing.compact({**carrier, "tracestate": "k=v"}) == {**carrier, "tracestate": "k=v"}
+    assert tracing.compact({tracing.CONFIG_KEY: carrier[tracing.CONFIG_KEY]}) == {tracing.CONFIG_KEY: carrier[tracing.CONFIG_KEY]}
+    other = {tracing.CONFIG_KEY: '{"trace": null, "metrics": null}', "traceparent": carrier["traceparent"]}
+    assert tracing.compact(other) is other
+
+
+def test_the_configuration_id_follows_the_configuration(tmp_path):
+    tracing.start(TraceConfig(log_dir=str(tmp_path / "a")))
+    first = tracing.config_id()
+    tracing.start(TraceConfig(log_dir=str(tmp_path / "b")))
+    try:
+        assert tracing.config_id() != first
+    finally:
+        tracing.stop()
+    assert tracing.config_id() == ""

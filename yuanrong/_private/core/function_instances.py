@@ -16,6 +16,7 @@ from typing import Any
 import ray
 
 from yuanrong._private.compat import node_env
+from yuanrong._private.core import traced_calls
 from yuanrong._private.tracing import CTX_KWARG
 
 #: Ray names the actor class in its death messages; :mod:`yuanrong._private.ray_errors` looks for it.
@@ -69,8 +70,9 @@ class FunctionInstance:
 
     def call_traced(self, carrier: dict, *args: Any, **kwargs: Any) -> tuple:
         """``call`` of a traced job: the trace context comes first, as one positional argument (Ray
-        serializes a keyword as two), and reaches the traced function as its keyword."""
-        kwargs[CTX_KWARG] = carrier
+        serializes a keyword as two; a compact string costs less than a dict), and reaches the
+        traced function as its keyword."""
+        kwargs[CTX_KWARG] = traced_calls.expand(carrier) if isinstance(carrier, str) else carrier
         return self.call(*args, **kwargs)
 
     def stream(self, *args: Any, **kwargs: Any) -> Any:
@@ -99,7 +101,7 @@ class AsyncFunctionInstance:
         return _with_marker(await self._func(*args, **kwargs), self._return_nums, self._func, started)
 
     async def call_traced(self, carrier: dict, *args: Any, **kwargs: Any) -> tuple:
-        kwargs[CTX_KWARG] = carrier  # see FunctionInstance.call_traced
+        kwargs[CTX_KWARG] = traced_calls.expand(carrier) if isinstance(carrier, str) else carrier  # see above
         return await self.call(*args, **kwargs)
 
     async def stream(self, *args: Any, **kwargs: Any) -> Any:

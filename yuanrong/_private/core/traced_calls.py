@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import ray
+from ray.experimental import internal_kv
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -30,6 +32,10 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from yuanrong._private import metering, session, tracing
 
 CTX_KWARG = tracing.CTX_KWARG
+logger = logging.getLogger(__name__)
+_CONFIG_KV_PREFIX = "yuanrong/trace-config/"
+# Configurations compact carriers named, read from Ray's key-value store by id ("": not found).
+_configs: dict[str, str] = {}
 _SHUTDOWN_HOOK = "__yr_shutdown__"
 # A class member of a function group (yr.fcc) has its rank in its process's environment: its runs say it.
 GROUP_RANK_ENV = "YR_FUNCTION_GROUP_RANK"
@@ -66,6 +72,35 @@ class submitting:  # noqa: N801 - used as a context manager, like the function i
     def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
         otel_context.detach(self._token)
         _end(self._span, kind, error)
+
+
+def compact(carrier: Mapping[str, str]) -> Any:
+    """``carrier`` in the compact form (:func:`yuanrong._private.tracing.compact`), its configuration
+    first put in Ray's key-value store under its id (once per id and process), so a worker whose
+    first traced call is a compact one can read it."""
+    out = tracing.compact(carrier)
+    if out is not carrier:
+        config_id = tracing.config_id()
+        if config_id not in _configs:
+            internal_kv._internal_kv_put(_CONFIG_KV_PREFIX + config_id, tracing.config_json().encode(),
+                                         overwrite=True)
+            _configs[config_id] = tracing.config_json()
+    return out
+
+
+def expand(carrier: str) -> dict[str, str]:
+    """A compact carrier as the carrier it stands for. The configuration is this process's own when
+    the id matches, else read once from Ray's key-value store; if it is not there (the driver that
+    traced has gone), the call runs untraced, with one warning."""
+    parent, _, config_id = carrier.partition(";")
+    config = tracing.config_json() if config_id == tracing.config_id() else _configs.get(config_id)
+    if config is None:
+        raw = internal_kv._internal_kv_get(_CONFIG_KV_PREFIX + config_id)
+        config = _configs[config_id] = raw.decode() if raw else ""
+        if not config:
+            logger.warning("a traced call named trace configuration %r, which the cluster does not hold (its "
+                           "driver has ended?); calls naming it run without spans in this process.", config_id)
+    return {tracing.CONFIG_KEY: config, "traceparent": parent}
 
 
 def accepts_context(actor_method: Any) -> bool:
