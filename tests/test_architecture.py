@@ -40,6 +40,7 @@ RAY_SEAMS = {
 # Modules that must stay pure even though they sit inside a seam directory.
 PURE_INSIDE_SEAMS = (
     "yuanrong/_private/options.py",
+    "yuanrong/_private/config_checks.py",
     "yuanrong/_private/serve/spec.py",
     "yuanrong/_private/core/group_members.py",
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import yuanrong as yr
-from yuanrong._private import session
+from yuanrong._private import config_checks, session
 
 
 def test_custom_envs_join_the_jobs_env_vars():
@@ -22,7 +22,7 @@ def test_custom_envs_that_contradict_runtime_env_are_refused():
 @pytest.mark.parametrize("bad", [{"1X": "v"}, {"A B": "v"}, {"A": 1}, ["A=1"], {"": "v"}])
 def test_malformed_custom_envs_are_refused_with_what_is_expected(bad):
     with pytest.raises(yr.InvalidOptionError, match=r"Config.custom_envs=.* expected a dict of environment variable"):
-        session._check_config(yr.Config(custom_envs=bad))
+        config_checks.check(yr.Config(custom_envs=bad))
 
 
 @pytest.mark.parametrize("field, bad, expected", [
@@ -34,7 +34,7 @@ def test_malformed_custom_envs_are_refused_with_what_is_expected(bad):
 ])
 def test_bad_placement_telemetry_options_are_refused_naming_the_option(field, bad, expected):
     with pytest.raises(yr.InvalidOptionError, match=f"Config.{field}=") as info:
-        session._check_config(yr.Config(**{"placement_telemetry": True, "placement_telemetry_period_s": 2.0,
+        config_checks.check(yr.Config(**{"placement_telemetry": True, "placement_telemetry_period_s": 2.0,
                                            field: bad}))
     assert expected in str(info.value) and info.value.option == field
 
@@ -42,6 +42,6 @@ def test_bad_placement_telemetry_options_are_refused_naming_the_option(field, ba
 @pytest.mark.parametrize("field, value", [("placement_telemetry_period_s", 5.0), ("placement_telemetry_max_age_s", 30.0)])
 def test_a_telemetry_setting_without_the_switch_is_refused_not_ignored(field, value):
     with pytest.raises(yr.InvalidOptionError, match=f"Config.{field} is set but placement_telemetry is off") as info:
-        session._check_config(yr.Config(**{field: value}))
+        config_checks.check(yr.Config(**{field: value}))
     assert info.value.option == field
-    session._check_config(yr.Config(placement_telemetry=True, **{field: value}))
+    config_checks.check(yr.Config(placement_telemetry=True, **{field: value}))

@@ -6,7 +6,7 @@ import pytest
 
 import yuanrong as yr
 from yuanrong._private import options as options_mod
-from yuanrong._private import session
+from yuanrong._private import config_checks
 from yuanrong._private.core import warm_workers
 from yuanrong._private.core.warm_workers import ASYNC, SYNC, MethodTable, WarmRequest, choose_pool, request_for
 from yuanrong.cli._ray_state import build_snapshot
@@ -48,9 +48,9 @@ def test_pool_sizes_are_checked_against_the_live_pools():
     with pytest.raises(yr.InvalidOptionError, match=r"'mars'.*known pools: cloud, edge-1"):
         warm_workers.sizes_for({"mars": 1}, pools, field="warm_pool_size")
     with pytest.raises(yr.InvalidOptionError, match="Config.warm_pool_size"):
-        session._check_config(yr.Config(warm_pool_size=-1))
+        config_checks.check(yr.Config(warm_pool_size=-1))
     with pytest.raises(yr.InvalidOptionError, match="Config.warm_async_pool_size"):
-        session._check_config(yr.Config(warm_async_pool_size={"cloud": "2"}))
+        config_checks.check(yr.Config(warm_async_pool_size={"cloud": "2"}))
 
 
 class Counter:
