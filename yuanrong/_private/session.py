@@ -283,35 +283,51 @@ def init(conf: Config | None = None) -> ClientInfo:
             owns = True
             embedded = True
             datashare.start_services()   # in the background: the first KV call need not wait for them
-        ctx = ray.get_runtime_context()
-        info = ClientInfo(job_id=ctx.get_job_id(), address=ctx.gcs_address, namespace=namespace, embedded=embedded)
         try:
-            auth.tighten(auth.token_path())
-        except OSError:
-            pass
-        tenancy.set_process_tenant(tenancy.Tenant(creds.identity.tenant, creds.identity.is_admin))
-        pools_file = conf.pools_file or os.environ.get("YR_POOLS_FILE", "")
-        if pools_file and (embedded or creds.identity.is_admin):
-            pool_caches.apply(pools_file, creds.identity.tenant)   # each pool's datashare edge cache
-        probe = None
-        if conf.placement_telemetry:
-            from yuanrong._private.scheduling import live_telemetry
+            return _open(conf, owns=owns, embedded=embedded, namespace=namespace, creds=creds, trace=trace,
+                         metrics=metrics)
+        except BaseException:  # a failed init leaves nothing it started running
+            if _current.initialized:
+                _close()
+                _current = Session()   # not finalized: the next init may start afresh
+            elif owns:
+                ray.shutdown()
+            raise
 
-            probe = live_telemetry.start(conf.placement_telemetry_period_s, conf.placement_telemetry_max_age_s)
-        _current = Session(initialized=True, owns_ray=owns, namespace=namespace, info=info, pools_file=pools_file,
-                           recycle_time=conf.recycle_time, identity=creds.identity, telemetry_probe=probe)
-        if trace is not None or metrics is not None:
-            from yuanrong._private import metering
 
-            metering.scrape_tenant = creds.identity.tenant
-            _start_telemetry(trace, metrics, ctx)
-        if conf.warm_pool_size or conf.warm_async_pool_size:
-            from yuanrong._private.core import warm_workers
+def _open(conf: Config, *, owns: bool, embedded: bool, namespace: str, creds: Any, trace: Any,
+          metrics: Any) -> ClientInfo:
+    """The session of the connection :func:`init` just made, its services started (``_lock`` held)."""
+    global _current
+    ctx = ray.get_runtime_context()
+    info = ClientInfo(job_id=ctx.get_job_id(), address=ctx.gcs_address, namespace=namespace, embedded=embedded)
+    try:
+        auth.tighten(auth.token_path())
+    except OSError:
+        pass
+    tenancy.set_process_tenant(tenancy.Tenant(creds.identity.tenant, creds.identity.is_admin))
+    pools_file = conf.pools_file or os.environ.get("YR_POOLS_FILE", "")
+    if pools_file and (embedded or creds.identity.is_admin):
+        pool_caches.apply(pools_file, creds.identity.tenant)   # each pool's datashare edge cache
+    _current = Session(initialized=True, owns_ray=owns, namespace=namespace, info=info, pools_file=pools_file,
+                       recycle_time=conf.recycle_time, identity=creds.identity)
+    if conf.placement_telemetry:
+        from yuanrong._private.scheduling import live_telemetry
 
-            _current.warm_pools = warm_workers.start(conf.warm_pool_size, conf.warm_async_pool_size)
-        if owns:
-            atexit.register(finalize)
-        return info
+        _current.telemetry_probe = live_telemetry.start(conf.placement_telemetry_period_s,
+                                                        conf.placement_telemetry_max_age_s)
+    if trace is not None or metrics is not None:
+        from yuanrong._private import metering
+
+        metering.scrape_tenant = creds.identity.tenant
+        _start_telemetry(trace, metrics, ctx)
+    if conf.warm_pool_size or conf.warm_async_pool_size:
+        from yuanrong._private.core import warm_workers
+
+        _current.warm_pools = warm_workers.start(conf.warm_pool_size, conf.warm_async_pool_size)
+    if owns:
+        atexit.register(finalize)
+    return info
 
 
 def _with_local_token(env: Mapping[str, str]) -> Mapping[str, str]:
@@ -399,28 +415,33 @@ def _probe(address: str) -> None:
 
 def finalize() -> None:
     """Disconnect from the cluster (and stop it, if :func:`init` started it). A no-op if not initialized."""
-    global _current
     with _lock:
-        session = _current
-        if not session.initialized:
-            return
-        session.initialized = False
-        if session.telemetry_probe is not None and ray.is_initialized():
-            session.telemetry_probe.close()   # its thread and actors
-        if session.warm_pools is not None and ray.is_initialized():
-            session.warm_pools.stop()
-        if session.function_pools is not None:
-            # Kill every function instance while the connection is still open.
-            session.function_pools.close()
-        if tracing.enabled:
-            tracing.stop()  # flushes spans and metrics, stops the Prometheus endpoint
-        if ray.is_initialized():
-            datashare.kv.close()   # queued KV writes first; no KV thread may be inside Ray at shutdown
-        if session.owns_ray and ray.is_initialized():
-            ray.shutdown()
-        # Every registry of the old connection goes with it.
-        tenancy.set_process_tenant(None)
-        _current = Session(finalized=True)
+        _close()
+
+
+def _close() -> None:
+    """:func:`finalize`'s work, for a caller that holds ``_lock``."""
+    global _current
+    session = _current
+    if not session.initialized:
+        return
+    session.initialized = False
+    if session.telemetry_probe is not None and ray.is_initialized():
+        session.telemetry_probe.close()   # its thread and actors
+    if session.warm_pools is not None and ray.is_initialized():
+        session.warm_pools.stop()
+    if session.function_pools is not None:
+        # Kill every function instance while the connection is still open.
+        session.function_pools.close()
+    if tracing.enabled:
+        tracing.stop()  # flushes spans and metrics, stops the Prometheus endpoint
+    if ray.is_initialized():
+        datashare.kv.close()   # queued KV writes first; no KV thread may be inside Ray at shutdown
+    if session.owns_ray and ray.is_initialized():
+        ray.shutdown()
+    # Every registry of the old connection goes with it.
+    tenancy.set_process_tenant(None)
+    _current = Session(finalized=True)
 
 
 if in_ray_worker():

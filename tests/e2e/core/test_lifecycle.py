@@ -198,3 +198,27 @@ def test_bad_config_is_rejected():
     """, timeout=60)
     assert "Config.num_cpus=0 is invalid: expected None or an int > 0" in result["num_cpus"]
     assert "Did you mean 'server_address'?" in result["typo"]
+
+
+def test_an_init_that_fails_after_starting_its_cluster_leaves_nothing_running():
+    # The warm pools start once the embedded cluster is up, and refuse a pool no node carries.
+    result = run_driver("""
+        import json
+        import ray
+        import yuanrong as yr
+        out = {}
+        try:
+            yr.init(yr.Config(num_cpus=2, warm_pool_size={"nowhere": 1}))
+        except yr.InvalidOptionError as e:
+            out["error"] = str(e)
+        out["ray_after_failure"] = ray.is_initialized()
+        out["initialized_after_failure"] = yr.is_initialized()
+        yr.init(yr.Config(num_cpus=2))          # a new init starts afresh
+        out["embedded_again"] = yr.is_initialized()
+        yr.finalize()
+        out["ray_at_end"] = ray.is_initialized()
+        print(json.dumps(out))
+    """)
+    assert "Config.warm_pool_size names pool(s) 'nowhere' that no live node carries" in result["error"]
+    assert result["ray_after_failure"] is False and result["initialized_after_failure"] is False
+    assert result["embedded_again"] is True and result["ray_at_end"] is False
