@@ -34,7 +34,8 @@ from yuanrong._private import metering, session, tracing
 CTX_KWARG = tracing.CTX_KWARG
 logger = logging.getLogger(__name__)
 _CONFIG_KV_PREFIX = "yuanrong/trace-config/"
-# Configurations compact carriers named, read from Ray's key-value store by id ("": not found).
+# Trace configurations by id: those this process put in Ray's key-value store (as a caller), and
+# those it read there for compact carriers (as a worker; "": not found).
 _configs: dict[str, str] = {}
 _SHUTDOWN_HOOK = "__yr_shutdown__"
 # A class member of a function group (yr.fcc) has its rank in its process's environment: its runs say it.
