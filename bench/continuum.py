@@ -56,7 +56,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 from bench._continuum_apps import actors  # noqa: E402
-from bench._report import mean_ci95, percentile, write_json  # noqa: E402
+from bench._report import mean_ci95, percentile, print_table, row, write_json  # noqa: E402
 
 POOLS_FILE = _HERE.parent / "cluster_configs" / "pools.yaml"
 APPS = (  # name, service ms, SLO ms (None: no SLO), budget ms (None: batch)
@@ -297,6 +297,30 @@ def _ci(x: dict[str, Any], scale: float = 1.0, fmt: str = ".1f") -> str:
     return f"{mean} [{lo:{fmt}}, {hi:{fmt}}]"
 
 
+def rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Standard rows per scenario and load: the engine's best variant (highest attainment, then
+    cheapest) against Ray's best (its selectors with fallbacks), on SLO attainment and cost per hour."""
+    out = []
+    for scenario, result in results.items():
+        for load, cells in result["loads"].items():
+            def best(variants: list[str]) -> str:
+                return max(variants, key=lambda v: (cells[v]["slo_attainment"], -cells[v]["cost_per_hour"]))
+            ray_side = [v for v in cells if v in RAY_VARIANTS]
+            engine = [v for v in cells if v not in RAY_VARIANTS]
+            if not ray_side or not engine:
+                continue
+            ours, ray_best = best(engine), best(ray_side)
+            ray_cell = cells[ray_best]
+            what = f"{scenario} load {load}: {ours} vs {ray_best}"
+            if ray_cell["slo_attainment"] > 0:
+                out.append(row(f"SLO attainment, {what}", "%", 100 * cells[ours]["slo_attainment"],
+                               100 * ray_cell["slo_attainment"], 1.0, "higher"))
+            if ray_cell["cost_per_hour"] > 0:
+                out.append(row(f"cost, {what}", "$/h", cells[ours]["cost_per_hour"], ray_cell["cost_per_hour"],
+                               1.0, "lower"))
+    return out
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The docs' table: one row per scenario, load and variant."""
     names = [a[0] for a in APPS]
@@ -374,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         results[scenario]["seconds"] = time.perf_counter() - started
         results[scenario]["emulated_rtt_ms"] = TestbedSpec(**SCENARIOS[scenario]).configured
         print(table(scenario, results[scenario]), flush=True)
+    print_table(rows(results), title="the engine's best variant against Ray's selectors with fallbacks")
     if args.markdown:
         print("\n" + markdown(results))
     if not args.no_write:
@@ -387,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "rounds": args.rounds, "requests_per_app_per_round": args.requests,
                                  "etl_jobs_per_round": args.etl_jobs,
                                  "command": "python bench/continuum.py " + " ".join(argv or sys.argv[1:]),
-                                 "results": results})
+                                 "results": results, "rows": rows(results)})
         print(f"\nwrote {path}")
     return 0
 

@@ -57,3 +57,19 @@ def test_every_engine_variant_names_policies_that_exist():
     assert set(VARIANTS) - set(ENGINE_VARIANTS) == {"ray_per_kind"}
     for budgeted, batch, _ in ENGINE_VARIANTS.values():
         assert budgeted in POLICIES and batch in POLICIES
+
+
+def test_rows_set_the_engines_best_variant_against_rays():
+    from bench.continuum import rows
+
+    cell = lambda slo, cost: {"slo_attainment": slo, "cost_per_hour": cost}  # noqa: E731
+    results = {"drift": {"loads": {"2": {"per_kind": cell(1.0, 0.2), "cost_first": cell(1.0, 0.1),
+                                         "latency_first": cell(0.5, 0.05), "ray_per_kind": cell(2 / 3, 0.1)}}}}
+    got = {r["metric"]: r for r in rows(results)}
+    slo = got["SLO attainment, drift load 2: cost_first vs ray_per_kind"]
+    assert (slo["yuanrong"], slo["raw"], slo["better"]) == (100.0, pytest.approx(200 / 3), "higher")
+    assert slo["ratio"] == pytest.approx(1.5)
+    cost = got["cost, drift load 2: cost_first vs ray_per_kind"]
+    assert (cost["ratio"], cost["better"], cost["target"]) == (1.0, "lower", 1.0)
+    # No Ray side (a run of engine variants only): no row.
+    assert rows({"declared": {"loads": {"1": {"per_kind": cell(1.0, 0.1)}}}}) == []
