@@ -59,8 +59,9 @@ PING_PERIOD_S = 5.0         # idle instances are pinged this often so dead ones 
 # Calls shorter than this on average never overflow into Ray tasks: a task's own cost (~1 ms of
 # driver and raylet time, more when Ray must start a worker) would exceed the wait it saves.
 TASK_WORTH_S = 0.005
-# A busy instance's finished calls are counted at most this often on the call path (each count is
-# a ``ray.wait``, ~0.1 ms): a burst of calls then pays for one count per few calls, not one each.
+# A busy pool's finished calls are counted at most this often on the call path, whichever instance
+# they ran on (each count is a ``ray.wait``, 0.1-0.2 ms, that also hands the GIL to the process's
+# other threads): a burst of calls then pays one count per few calls, however many instances it fills.
 RECONCILE_EVERY_S = 0.001
 
 
@@ -93,6 +94,7 @@ class FunctionPool:
         self._reserved = 0          # instances being created right now (outside the lock)
         self._avg_call_s = 1.0      # running mean of a call's service time; pessimistic until measured
         self._next_start_at = 0.0   # after an instance failed to start, wait before trying again
+        self._reconciled_at = 0.0   # when a call last counted an instance's finished calls
         self._tasks: deque[Any] = deque()   # one ref per call running as a Ray task
         self._retired: list[Instance] = []  # instances with a cancelled call, stopped once drained
         # Running means of an instance's start time: a new process, and an adoption by a warm worker.
@@ -201,7 +203,7 @@ class FunctionPool:
             return self._take(best), False, None
         now = time.monotonic()
         if best is not None and not reconciled and best.pending and (
-                self._avg_call_s >= TASK_WORTH_S or now - best.reconciled_at >= RECONCILE_EVERY_S):
+                self._avg_call_s >= TASK_WORTH_S or now - self._reconciled_at >= RECONCILE_EVERY_S):
             # (Short calls queue whatever the count says: it need not be exact on every call.)
             return None, False, best
         live = [i for i in self.instances if not i.dead]
@@ -303,7 +305,7 @@ class FunctionPool:
         thread for every call (~0.1 ms each, measured), this costs one wait per decision.
         """
         with self.lock:
-            inst.reconciled_at = time.monotonic()
+            self._reconciled_at = time.monotonic()
             n = len(inst.pending) if limit is None else min(limit, len(inst.pending))
             head = [inst.pending[i] for i in range(n)]
         if not head:

@@ -12,7 +12,7 @@ import ray
 
 class Instance:
     __slots__ = ("handle", "actor_id", "ready", "dead", "started", "last_used", "in_flight", "pending", "pinged",
-                 "last_done", "reconciled_at", "adopted", "call", "call_traced", "stream", "probe", "cancelled",
+                 "last_done", "adopted", "call", "call_traced", "stream", "probe", "cancelled",
                  "drained")
 
     def __init__(self, handle: Any, adopted: bool, return_nums: int) -> None:
@@ -23,7 +23,7 @@ class Instance:
         self.dead = False
         self.started = self.last_used = self.pinged = time.monotonic()
         self.in_flight = 0
-        self.last_done = self.reconciled_at = 0.0
+        self.last_done = 0.0
         # (marker, first result or None, time sent) per call sent, oldest first; counted as finished
         # by ``FunctionPool._reconcile``.
         self.pending: deque[tuple[Any, Any, float]] = deque()
