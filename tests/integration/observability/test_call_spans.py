@@ -57,6 +57,14 @@ def exporting():
     return tracing.enabled, EXPORTER_MODULE in sys.modules, ray.get_runtime_context().get_actor_id()
 
 
+def _describe(*args, **kwargs):
+    described = [(type(a).__name__, a) for a in args], {k: (type(v).__name__, v) for k, v in kwargs.items()}
+    return described, ray.get_runtime_context().get_actor_id()
+
+
+described = yr.invoke(_describe)
+
+
 @yr.invoke
 def fails():
     raise ValueError("no such row")
@@ -230,3 +238,23 @@ def test_a_compact_carrier_naming_a_configuration_the_cluster_lacks_runs_untrace
     from ray.experimental import internal_kv
     stored = internal_kv._internal_kv_get(traced_calls._CONFIG_KV_PREFIX + tracing.config_id())
     assert stored.decode() == tracing.config_json()
+
+
+def test_a_traced_pooled_call_gets_its_arguments_as_they_were_sent(traced_session):
+    # A traced call to a function instance sends its context and arguments as one list, unless an
+    # argument is an ObjectRef (Ray resolves only an argument of its own): both must arrive intact.
+    f = described.options(pool="edge-1", cpu=100, memory=0, min_instances=1)
+    args = (1, "s", b"raw", (1, 2), [3, (4,)], {1: "int key"}, None, 2**70, 1.5, {"nested": {"a": [b"x"]}})
+    kwargs = {"t": ("a",), "d": {"k": [1]}, "n": None}
+    ref = yr.put([1, 2])
+    deadline = time.monotonic() + 30
+    while yr.get(f.invoke(), timeout=30)[1] is None:  # until the function instance takes calls
+        assert time.monotonic() < deadline, "the function instance did not take calls within 30 s"
+    out, actor_id = yr.get(f.invoke(*args, **kwargs), timeout=60)
+    assert actor_id is not None and out == _describe(*args, **kwargs)[0]
+    out, actor_id = yr.get(f.invoke(ref, 3, key=ref), timeout=60)
+    assert actor_id is not None and out == _describe([1, 2], 3, key=[1, 2])[0]
+    spans = traced_session.wait_for_spans(lambda got: len(
+        [s for s in got if s["name"] == "yr.run _describe" and s["attributes"]["yr.instance_id"]]) >= 3)
+    submits = {s["span_id"] for s in spans if s["name"] == "yr.invoke _describe"}
+    assert all(s["parent_id"] in submits for s in spans if s["name"] == "yr.run _describe")

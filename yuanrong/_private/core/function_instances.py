@@ -75,6 +75,15 @@ class FunctionInstance:
         kwargs[CTX_KWARG] = traced_calls.expand(carrier) if isinstance(carrier, str) else carrier
         return self.call(*args, **kwargs)
 
+    def call_packed(self, packed: list) -> tuple:
+        """``call_traced`` with the context and the call's arguments in one list,
+        ``[context, args, kwargs]``: Ray serializes each argument of a call apart (and each keyword
+        as two), so a traced call whose arguments hold no ``ObjectRef`` sends one argument, not one
+        more (:func:`yuanrong._private.core.traced_calls.send`)."""
+        carrier, args, kwargs = packed
+        kwargs[CTX_KWARG] = traced_calls.expand(carrier) if isinstance(carrier, str) else carrier
+        return self.call(*args, **kwargs)
+
     def stream(self, *args: Any, **kwargs: Any) -> Any:
         # A loop, not ``yield from``: Ray sends values into a streaming generator, and delegating
         # them would fail in a user generator that itself does ``yield from range(n)``.
@@ -102,6 +111,11 @@ class AsyncFunctionInstance:
 
     async def call_traced(self, carrier: dict, *args: Any, **kwargs: Any) -> tuple:
         kwargs[CTX_KWARG] = traced_calls.expand(carrier) if isinstance(carrier, str) else carrier  # see above
+        return await self.call(*args, **kwargs)
+
+    async def call_packed(self, packed: list) -> tuple:
+        carrier, args, kwargs = packed  # see above
+        kwargs[CTX_KWARG] = traced_calls.expand(carrier) if isinstance(carrier, str) else carrier
         return await self.call(*args, **kwargs)
 
     async def stream(self, *args: Any, **kwargs: Any) -> Any:

@@ -25,7 +25,7 @@ import ray
 from yuanrong._private import ray_errors
 from yuanrong._private.core import function_instances
 from yuanrong._private.core.pooled_instances import Instance, kill as _kill
-from yuanrong._private.core.traced_calls import compact
+from yuanrong._private.core import traced_calls
 from yuanrong._private.tracing import CTX_KWARG
 from yuanrong.exception import FunctionQueueFullError
 
@@ -174,7 +174,7 @@ class FunctionPool:
                 out = inst.stream(*args, **kwargs)
                 marker, result = out.completed(), out
             else:
-                out = inst.call(*args, **kwargs) if carrier is None else inst.call_traced(compact(carrier), *args, **kwargs)
+                out = inst.call(*args, **kwargs) if carrier is None else traced_calls.send(inst, carrier, args, kwargs)
                 marker = out[0]
                 result = out[1] if self.return_nums == 1 else out[1:]
         except BaseException:

@@ -12,7 +12,7 @@ import ray
 
 class Instance:
     __slots__ = ("handle", "actor_id", "ready", "dead", "started", "last_used", "in_flight", "pending", "pinged",
-                 "last_done", "adopted", "call", "call_traced", "stream", "probe", "cancelled",
+                 "last_done", "adopted", "call", "call_traced", "call_packed", "stream", "probe", "cancelled",
                  "drained")
 
     def __init__(self, handle: Any, adopted: bool, return_nums: int) -> None:
@@ -35,11 +35,13 @@ class Instance:
             call = handle.call.options(num_returns=return_nums + 1).remote
             self.call = functools.partial(call, "call")
             self.call_traced = functools.partial(call, "call_traced")
+            self.call_packed = functools.partial(call, "call_packed")
             self.stream = functools.partial(handle.call_gen.options(num_returns="streaming").remote, "stream")
             self.probe = handle.__ray_ready__.remote  # (a warm worker is running before it adopts)
         else:
             self.call = handle.call.options(num_returns=return_nums + 1).remote
             self.call_traced = handle.call_traced.options(num_returns=return_nums + 1).remote
+            self.call_packed = handle.call_packed.options(num_returns=return_nums + 1).remote
             self.stream = handle.stream.options(num_returns="streaming").remote
             # Not Ray's __ray_ready__: while that one waits for a starting actor, cancelling a call
             # queued behind it holds the actor's next call for 30 s (Ray's reorder timeout), then

@@ -2,7 +2,8 @@
 
 A traced call carries one extra keyword argument, :data:`~yuanrong._private.tracing.CTX_KWARG`:
 the submit span's W3C ``traceparent`` and the job's trace configuration (to a pooled function
-instance it travels as one positional argument, and becomes that keyword there). The code that runs in the
+instance it travels in one tuple with the call's arguments, :func:`send`, and becomes that keyword
+there). The code that runs in the
 worker is wrapped (:func:`traced_function`, :func:`traced_class`) so that the wrapper takes that
 argument off before the user's function or method sees it, starts tracing in the worker if needed,
 and runs the call inside an execution span whose parent is the submit span. Nested calls made
@@ -87,6 +88,19 @@ def compact(carrier: Mapping[str, str]) -> Any:
                                          overwrite=True)
             _configs[config_id] = tracing.config_json()
     return out
+
+
+def send(inst: Any, carrier: Mapping[str, str], args: tuple, kwargs: dict) -> Any:
+    """Send a traced call to a pooled function instance ``inst``: the compact context and the
+    arguments in one list (one argument for Ray to serialize, however many the call has), unless an
+    argument is an ``ObjectRef``, which Ray resolves only where it is an argument of its own.
+
+    A list, not a tuple: Ray encodes lists, dicts, strings and numbers with MessagePack and pickles
+    the rest (a tuple too), each value that needs it, as it does for a call's arguments."""
+    context = compact(carrier)
+    if any(isinstance(a, ray.ObjectRef) for a in args) or any(isinstance(v, ray.ObjectRef) for v in kwargs.values()):
+        return inst.call_traced(context, *args, **kwargs)
+    return inst.call_packed([context, list(args), kwargs])
 
 
 def expand(carrier: str) -> dict[str, str]:
