@@ -16,6 +16,7 @@ import pytest
 import ray
 
 import yuanrong as yr
+from tests.conftest import POOLS_FILE
 from yuanrong._private import tracing
 
 pytestmark = pytest.mark.cluster
@@ -63,6 +64,11 @@ def _describe(*args, **kwargs):
 
 
 described = yr.invoke(_describe)
+
+
+@yr.invoke
+def reused(x):
+    return x + 1
 
 
 @yr.invoke
@@ -258,3 +264,24 @@ def test_a_traced_pooled_call_gets_its_arguments_as_they_were_sent(traced_sessio
         [s for s in got if s["name"] == "yr.run _describe" and s["attributes"]["yr.instance_id"]]) >= 3)
     submits = {s["span_id"] for s in spans if s["name"] == "yr.invoke _describe"}
     assert all(s["parent_id"] in submits for s in spans if s["name"] == "yr.run _describe")
+
+
+def test_a_function_first_called_in_an_untraced_session_is_traced_in_the_next(traced_session, ray_cluster):
+    # The same proxy, first called where the job did not trace: in the next session, which traces,
+    # its calls must carry their context (they did not: the proxy kept the set-up of its first call).
+    otlp = {"otlpGrpcExporter": {"enable": True, "endpoint": traced_session.endpoint}}
+    traced = yr.Config(server_address=ray_cluster.address, pools_file=str(POOLS_FILE), enable_trace=True,
+                       runtime_trace_config=otlp, enable_metrics=True, runtime_metrics_config=otlp)
+    yr.finalize()
+    yr.init(yr.Config(server_address=ray_cluster.address, pools_file=str(POOLS_FILE)))
+    try:
+        assert yr.get(reused.invoke(1), timeout=60) == 2
+    finally:
+        yr.finalize()
+        yr.init(traced)
+    assert yr.get(reused.invoke(2), timeout=60) == 3
+
+    def linked(got):  # a yr.run span whose parent, the driver's yr.invoke span, arrived too
+        submits = {s["span_id"] for s in got if s["name"] == "yr.invoke reused"}
+        return any(s["name"] == "yr.run reused" and s["parent_id"] in submits for s in got)
+    traced_session.wait_for_spans(linked)

@@ -100,7 +100,9 @@ class FunctionProxy:
         self._pool: function_pools.FunctionPool | None = None
         self._task_watch: vanished_pools.TaskWatch | None = None
         self._create_instance: Callable[..., Any] | None = None
-        self._checked = False
+        # The session this proxy's first call was checked and set up for: a new session (say, one that
+        # traces where the last did not) sets it up again.
+        self._checked: Any = None
         self.__name__ = getattr(func, "__name__", "function")
         self.__qualname__ = getattr(func, "__qualname__", self.__name__)
         self.__doc__ = func.__doc__
@@ -112,7 +114,7 @@ class FunctionProxy:
             session.require_init()
         if tracing.enabled:
             return self._invoke_traced(args, kwargs)
-        if not self._checked:
+        if self._checked is not session.current():
             self._first_call()
         return self._dispatch(args, kwargs)
 
@@ -127,7 +129,7 @@ class FunctionProxy:
 
     def _invoke_traced(self, args: tuple, kwargs: dict) -> Any:
         with traced_calls.submitting(self.__qualname__, "invoke", kwargs, self.submit_attributes(), carry=False):
-            if not self._checked:
+            if self._checked is not session.current():
                 self._first_call()
             return self._dispatch(args, kwargs, tracing.carrier() if self._traced else None)
 
@@ -177,7 +179,7 @@ class FunctionProxy:
             self._create_instance = functools.partial(_create_instance, cold, warm, self._is_async)
         else:
             self._task_watch = self._watch_tasks()
-        self._checked = True
+        self._checked = session.current()
 
     def _watch_tasks(self) -> vanished_pools.TaskWatch | None:
         """A watch over this function's Ray tasks when they need a pool or tier that may lose its nodes."""

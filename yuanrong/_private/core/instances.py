@@ -250,7 +250,9 @@ class InstanceCreator:
         self._create = self._ray_cls.options(**self._ray_options).remote
         # Which warm worker may adopt these instances (None: always a new actor).
         self._warm = warm_workers.request_for(opts, self._resolved, is_async=_is_async_class(cls))
-        self._checked = False
+        # The session this proxy's first call was checked and set up for: a new session (say, one that
+        # traces where the last did not) sets it up again.
+        self._checked: Any = None
         self._group = opts.group_name
         self.__name__ = cls.__name__
         self.__qualname__ = cls.__qualname__
@@ -263,10 +265,10 @@ class InstanceCreator:
             session.require_init()
         if tracing.enabled:
             with traced_calls.submitting(self.__qualname__, "create", kwargs, {}, carry=False):
-                if not self._checked:
+                if self._checked is not session.current():
                     self._first_call()
                 return self._create_instance(args, kwargs)
-        if not self._checked:
+        if self._checked is not session.current():
             self._first_call()
         return self._create_instance(args, kwargs)
 
@@ -322,7 +324,7 @@ class InstanceCreator:
             self._create = ray_cls.options(**ray_options).remote
         self._create = calls.remote_for(ray_cls, self._resolved, what=f"instance of {self.__qualname__}",
                                              base_options=ray_options, default=self._create, for_instance=True)
-        self._checked = True
+        self._checked = session.current()
 
     def _trace(self) -> Any:
         """Switch this creator to the traced class (a job that traces); returns its Ray class."""
