@@ -21,6 +21,9 @@ max_instances = N``): the default pool grows, and releases idle instances while 
 resources, during the rounds, and each instance start (a process start, about a second of one of
 two cores here) lands in whichever side is being measured; a fixed pool leaves only the call path
 and its spans to compare (written to bench/results/invoke_tracing_fixed_pool.json).
+``--sampling-ratio R`` gives the traced job that ``samplingRatio``: with 0 no span is recorded or
+exported, so the tracing rows measure the rest, the context made and carried on every call (written
+to a file named after the ratio, e.g. bench/results/invoke_tracing_fixed_pool_sampling_0.json).
 """
 
 from __future__ import annotations
@@ -98,6 +101,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="few calls, for a smoke run")
     parser.add_argument("--rounds", type=int, default=None)
     parser.add_argument("--only-tracing", action="store_true", help="measure the tracing rows only")
+    parser.add_argument("--sampling-ratio", type=float, default=None, metavar="R",
+                        help="the traced job's samplingRatio (default: every call sampled); 0 measures carrying "
+                             "the context alone, no span recorded or exported")
     parser.add_argument("--fixed-pool", type=int, default=0, metavar="N",
                         help="tracing rows on a pool of exactly N function instances (default: the default pool)")
     args = parser.parse_args()
@@ -162,8 +168,9 @@ def main() -> int:
 
         # Tracing on: a traced job's calls, against the same job's calls with tracing switched off.
         with tempfile.TemporaryDirectory(prefix="yr-bench-trace-") as log_dir:
+            sampling = {} if args.sampling_ratio is None else {"samplingRatio": args.sampling_ratio}
             yr.init(yr.Config(num_cpus=4, enable_trace=True,
-                              runtime_trace_config={"logFileExporter": {"enable": True, "dir": log_dir}}))
+                              runtime_trace_config={"logFileExporter": {"enable": True, "dir": log_dir}, **sampling}))
             traced_fn = yr.invoke(echo).options(**fixed) if fixed else yr.invoke(echo)
             switch = {"yuanrong": True, "raw": False}
             on = {side: (_with_tracing(flag, lambda i: yr.get(traced_fn.invoke(i))),
@@ -177,9 +184,12 @@ def main() -> int:
         print_table(rows, title=f"invoke overhead: {rounds} alternating rounds, {n_lat} sync calls and "
                                 f"{n_tput} async calls per round and path (median round)")
         # The tracing rows alone go to their own file, so they do not replace a full run's results.
-        name = ("invoke_tracing" + ("_fixed_pool" if fixed else "")) if args.only_tracing else "invoke"
-        path = write_json(name, {"fixed_pool": args.fixed_pool, "rounds": rounds, "sync_calls": n_lat,
-                                 "async_calls": n_tput, "results": record, "rows": rows})
+        name = ("invoke_tracing" + ("_fixed_pool" if fixed else "")
+                + (f"_sampling_{args.sampling_ratio:g}" if args.sampling_ratio is not None else "")) \
+            if args.only_tracing else "invoke"
+        path = write_json(name, {"fixed_pool": args.fixed_pool, "sampling_ratio": args.sampling_ratio,
+                                 "rounds": rounds, "sync_calls": n_lat, "async_calls": n_tput, "results": record,
+                                 "rows": rows})
         print(f"\nJSON: {path}")
     finally:
         yr.finalize()
