@@ -244,10 +244,12 @@ class FunctionProxy:
             shared=opts.concurrency > 1)
 
     def __getstate__(self) -> dict[str, Any]:
-        # A pool belongs to the process that made it; a copy sent to a worker builds its own.
+        # A pool belongs to the process that made it; a copy sent to a worker builds its own, and sets
+        # itself up for the session it finds there (``_checked`` holds this process's session).
         state = dict(self.__dict__)
         state["_pool"] = None
         state["_task_watch"] = None
+        state["_checked"] = None
         return state
 
     def options(self, invoke_options: InvokeOptions | None = None, **kwargs: Any) -> FunctionProxy:

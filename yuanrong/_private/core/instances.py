@@ -259,6 +259,10 @@ class InstanceCreator:
         self.__doc__ = cls.__doc__
         self.__wrapped__ = cls
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy sent to a worker sets itself up for the session it finds there.
+        return {**self.__dict__, "_checked": None}
+
     def invoke(self, *args: Any, **kwargs: Any) -> InstanceProxy:
         """Create the instance (asynchronously) and return its handle."""
         if not session.current().initialized:
