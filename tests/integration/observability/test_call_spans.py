@@ -229,7 +229,6 @@ def test_placement_decisions_are_spans_of_the_call_they_placed(traced_session):
 
 def test_a_compact_carrier_naming_a_configuration_the_cluster_lacks_runs_untraced_with_one_warning(
         traced_session, caplog):
-    from yuanrong._private import tracing
     from yuanrong._private.core import traced_calls
 
     parent = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"

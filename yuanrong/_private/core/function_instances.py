@@ -72,7 +72,7 @@ class FunctionInstance:
         """``call`` of a traced job: the trace context comes first, as one positional argument (Ray
         serializes a keyword as two; a compact string costs less than a dict), and reaches the
         traced function as its keyword."""
-        kwargs[CTX_KWARG] = traced_calls.expand(carrier) if isinstance(carrier, str) else carrier
+        kwargs[CTX_KWARG] = traced_calls.expand(carrier)
         return self.call(*args, **kwargs)
 
     def call_packed(self, packed: list) -> tuple:
@@ -81,7 +81,7 @@ class FunctionInstance:
         as two), so a traced call whose arguments hold no ``ObjectRef`` sends one argument, not one
         more (:func:`yuanrong._private.core.traced_calls.send`)."""
         carrier, args, kwargs = packed
-        kwargs[CTX_KWARG] = traced_calls.expand(carrier) if isinstance(carrier, str) else carrier
+        kwargs[CTX_KWARG] = traced_calls.expand(carrier)
         return self.call(*args, **kwargs)
 
     def stream(self, *args: Any, **kwargs: Any) -> Any:
@@ -110,12 +110,12 @@ class AsyncFunctionInstance:
         return _with_marker(await self._func(*args, **kwargs), self._return_nums, self._func, started)
 
     async def call_traced(self, carrier: dict, *args: Any, **kwargs: Any) -> tuple:
-        kwargs[CTX_KWARG] = traced_calls.expand(carrier) if isinstance(carrier, str) else carrier  # see above
+        kwargs[CTX_KWARG] = traced_calls.expand(carrier)  # see above
         return await self.call(*args, **kwargs)
 
     async def call_packed(self, packed: list) -> tuple:
         carrier, args, kwargs = packed  # see above
-        kwargs[CTX_KWARG] = traced_calls.expand(carrier) if isinstance(carrier, str) else carrier
+        kwargs[CTX_KWARG] = traced_calls.expand(carrier)
         return await self.call(*args, **kwargs)
 
     async def stream(self, *args: Any, **kwargs: Any) -> Any:

@@ -2,7 +2,7 @@
 
 A traced call carries one extra keyword argument, :data:`~yuanrong._private.tracing.CTX_KWARG`:
 the submit span's W3C ``traceparent`` and the job's trace configuration (to a pooled function
-instance it travels in one tuple with the call's arguments, :func:`send`, and becomes that keyword
+instance it travels in one list with the call's arguments, :func:`send`, and becomes that keyword
 there). The code that runs in the
 worker is wrapped (:func:`traced_function`, :func:`traced_class`) so that the wrapper takes that
 argument off before the user's function or method sees it, starts tracing in the worker if needed,
@@ -103,10 +103,13 @@ def send(inst: Any, carrier: Mapping[str, str], args: tuple, kwargs: dict) -> An
     return inst.call_packed([context, list(args), kwargs])
 
 
-def expand(carrier: str) -> dict[str, str]:
-    """A compact carrier as the carrier it stands for. The configuration is this process's own when
-    the id matches, else read once from Ray's key-value store; if it is not there (the driver that
-    traced has gone), the call runs untraced, with one warning."""
+def expand(carrier: str | Mapping[str, str]) -> Mapping[str, str]:
+    """A compact carrier as the carrier it stands for (a carrier :func:`compact` left whole is
+    returned as it is). The configuration is this process's own when the id matches, else read once
+    from Ray's key-value store; if it is not there (the driver that traced has gone), the call runs
+    untraced, with one warning."""
+    if not isinstance(carrier, str):
+        return carrier
     parent, _, config_id = carrier.partition(";")
     config = tracing.config_json() if config_id == tracing.config_id() else _configs.get(config_id)
     if config is None:
