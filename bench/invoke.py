@@ -107,6 +107,8 @@ def main() -> int:
     parser.add_argument("--fixed-pool", type=int, default=0, metavar="N",
                         help="tracing rows on a pool of exactly N function instances (default: the default pool)")
     args = parser.parse_args()
+    if args.sampling_ratio is not None and not 0 <= args.sampling_ratio <= 1:
+        parser.error(f"--sampling-ratio {args.sampling_ratio:g}: give a share of calls to trace, from 0 to 1")
     fixed = {"min_instances": args.fixed_pool, "max_instances": args.fixed_pool} if args.fixed_pool else {}
     n_lat, n_tput, rounds = (50, 200, 2) if args.quick else (400, 2000, 9)
     rounds = args.rounds or rounds

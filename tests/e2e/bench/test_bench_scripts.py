@@ -18,3 +18,12 @@ def test_bench_script_starts_and_explains_itself(name, tmp_path):
                           timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith(f"usage: {name}.py")
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("ratio", ["1.5", "-0.1"])
+def test_invoke_refuses_a_sampling_ratio_outside_0_to_1_before_starting_a_cluster(ratio, tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCH / "invoke.py"), "--only-tracing", "--sampling-ratio", ratio],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert f"--sampling-ratio {float(ratio):g}: give a share of calls to trace, from 0 to 1" in proc.stderr
