@@ -2,7 +2,7 @@
 
 Times, in a loop of N calls after a warm-up, each piece of the traced call path that runs in
 Python: the caller's ``yr.invoke`` span with the context it sends (``traced_calls.submitting`` and
-``tracing.carrier``), the worker's ``yr.run`` span around the function (``traced_function``), one
+``traced_calls.current_carrier``), the worker's ``yr.run`` span around the function (``traced_function``), one
 span made with the OpenTelemetry SDK's own ``start_span``/``end`` with the same attributes (what
 each of the two spans cost before yuanrong made them as ``light_spans``), and the span log line
 the export thread writes per span. The spans go to a log file in a temporary directory, exported
@@ -62,24 +62,27 @@ def main() -> int:
             traced_calls._process_attributes.update({"yr.node_id": "n" * 56, "yr.pool": "edge-1",
                                                      "yr.tier": "edge"})
             submit_attributes = {"yr.requested_pool": "'edge-1'", "yr.requested_tier": ""}
+            labels = traced_calls.labels("echo", "invoke", submit_attributes)
+            # As if the driver had put its trace configuration in the cluster's key-value store.
+            traced_calls._configs[tracing.config_id()] = tracing.config_json()
 
-            def submit() -> None:
-                with traced_calls.submitting("echo", "invoke", {}, submit_attributes, carry=False):
-                    tracing.carrier()
+            def submit() -> None:  # as FunctionProxy.invoke on a traced job's pooled call
+                with traced_calls.submitting("", "", {}, {}, carry=False, labelled=labels):
+                    traced_calls.current_carrier()
 
-            with traced_calls.submitting("echo", "invoke", {}, submit_attributes) as kwargs:
-                carried = kwargs[tracing.CTX_KWARG]
+            with traced_calls.submitting("", "", {}, {}, carry=False, labelled=labels):
+                carried = traced_calls.current_carrier()
             run = traced_calls.traced_function(lambda x: x, "echo")
             run_attributes = traced_calls._run_attributes("echo", "function")
             sdk_tracer = tracing._provider.get_tracer("bench")
             readable = []
-            recorder = tracing.light_spans._recorder
+            recorder = tracing.light_spans.current()
             line = tracing._log_formatter(recorder.resource)
             # One ended span, as the export thread receives it, for the log line's timing.
             keep = type("Keep", (), {"on_end": lambda self, s: readable.append(s)})()
             tracing.light_spans.configure(tracing.light_spans.Recorder(recorder.resource, "bench", [keep], None))
             tracing.call_span("yr.run echo", SpanKind.CONSUMER, dict(run_attributes), None).end()
-            tracing.light_spans.configure(recorder)
+            tracing.light_spans.configure(recorder).shutdown()
 
             results = {
                 "caller: yr.invoke span and the context it sends": _per_call_us(submit, n),

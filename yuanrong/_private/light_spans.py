@@ -4,10 +4,14 @@ Every traced call makes two spans, one where it is made and one where it runs. O
 SDK's ``Tracer.start_span`` and ``Span.end`` cost 30-45 µs a span on the development machine (each
 attribute validated and copied under a lock, span limits and the sampler consulted, a second,
 read-only copy made at the end), more than everything else tracing adds to a call. A
-:class:`LightSpan` does what these spans need and no more: ids drawn as the SDK's
-``RandomIdGenerator`` draws them, the decision of the provider's ``ParentBased`` sampler, a plain
-attribute dict, and at its end one SDK ``ReadableSpan`` handed to the provider's span processors,
-so exporters receive exactly what an SDK span would have given them.
+:class:`LightSpan` does on the call's path only what cannot wait: its ids (drawn as the SDK's
+``RandomIdGenerator`` draws them), the decision of the provider's ``ParentBased`` sampler, its start
+and end times. Its ``SpanContext`` is made only if something asks for it (a span started inside it,
+a carrier), its attributes dict is shared until written, and a parent read from a carrier is kept
+as its span id. At its end it is queued; the :class:`Recorder`'s thread turns queued spans into SDK
+``ReadableSpan`` objects in batches and hands them to the provider's span processors, so exporters
+receive exactly what an SDK span would have given them. Work done for a batch in one loop costs a
+fraction of the same work done once per call between Ray's own.
 
 It is an OpenTelemetry ``Span``: it can be made current, spans started inside it (user spans,
 ``yr.place``) are its children, and ``set_attribute``, ``add_event``, ``set_status`` and
@@ -18,7 +22,10 @@ Pure: no Ray, no yuanrong imports; :mod:`yuanrong._private.tracing` configures i
 
 from __future__ import annotations
 
+import collections
+import logging
 import random
+import threading
 import time
 import traceback
 from collections.abc import Mapping, Sequence
@@ -30,6 +37,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+logger = logging.getLogger(__name__)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _UNSET = Status(StatusCode.UNSET)
@@ -37,29 +45,89 @@ _UNSET = Status(StatusCode.UNSET)
 
 class Recorder:
     """Where this process's light spans go: the provider's resource and span processors, the
-    instrumentation scope, and the sampler of root spans (``None``: every root span is recorded)."""
+    instrumentation scope, and the sampler of root spans (``None``: every root span is recorded).
 
-    __slots__ = ("resource", "scope", "processors", "root_sampler")
+    Ended spans wait in a queue; a thread hands them to the processors every ``delay_s`` seconds, or
+    as soon as ``batch`` are waiting. At most ``max_queue`` wait: beyond that the oldest are dropped,
+    with one warning. :meth:`flush` hands over what waits now; :meth:`shutdown` does and stops the
+    thread (the processors belong to the provider, which shuts them down).
+    """
 
-    def __init__(self, resource: Resource, scope_name: str, processors: Sequence[Any], root_sampler: Any) -> None:
+    def __init__(self, resource: Resource, scope_name: str, processors: Sequence[Any], root_sampler: Any, *,
+                 delay_s: float = 0.2, batch: int = 1024, max_queue: int = 65536) -> None:
         self.resource = resource
         self.scope = InstrumentationScope(scope_name)
         self.processors = tuple(processors)
         self.root_sampler = root_sampler
+        self._delay_s = delay_s
+        self._batch = batch
+        self._queue: collections.deque[LightSpan] = collections.deque(maxlen=max_queue)
+        self._wake = threading.Event()
+        self._handing = threading.Lock()   # one hand-over at a time: a flush returns after the spans before it
+        self._stopped = False
+        self._warned_full = False
+        self._thread = threading.Thread(target=self._run, name="yr-span-recorder", daemon=True)
+        self._thread.start()
+
+    def add(self, span: LightSpan) -> None:
+        queue = self._queue
+        queue.append(span)
+        if len(queue) >= self._batch:
+            if len(queue) == queue.maxlen and not self._warned_full:
+                self._warned_full = True
+                logger.warning("more than %d spans waited for export in this process: the oldest are being "
+                               "dropped (is the exporter's endpoint slow or gone?)", queue.maxlen)
+            if not self._wake.is_set():
+                self._wake.set()
+
+    def flush(self) -> None:
+        """Hand every span queued so far to the processors (this thread waits for it)."""
+        with self._handing:
+            queue, processors, batch = self._queue, self.processors, self._batch
+            while queue:
+                for _ in range(min(len(queue), batch)):
+                    span = queue.popleft()
+                    try:
+                        readable = span.readable()
+                        for processor in processors:
+                            processor.on_end(readable)
+                    except Exception:  # noqa: BLE001 - one bad span must not stop the thread or lose the rest
+                        logger.exception("span %r could not be handed to the span processors", span)
+
+    def shutdown(self) -> None:
+        """Hand over what is queued and stop the thread (idempotent)."""
+        self._stopped = True
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stopped:
+            self._wake.wait(self._delay_s)
+            self._wake.clear()
+            self.flush()
 
 
 _recorder: Recorder | None = None
 
 
-def configure(recorder: Recorder | None) -> None:
-    """Record light spans with ``recorder`` from now on (``None``: make only non-recording spans)."""
+def configure(recorder: Recorder | None) -> Recorder | None:
+    """Record light spans with ``recorder`` from now on (``None``: make only non-recording spans).
+    Returns the recorder it replaces, for the caller to shut down when its processors may go."""
     global _recorder
-    _recorder = recorder
+    old, _recorder = _recorder, recorder
+    return old
 
 
-def start(name: str, kind: SpanKind, attributes: dict[str, Any], parent: SpanContext | None) -> Any:
+def current() -> Recorder | None:
+    return _recorder
+
+
+def start(name: str, kind: SpanKind, attributes: Mapping[str, Any], parent: SpanContext | None) -> Any:
     """A started span named ``name``, child of ``parent`` (a new trace's root when ``None`` or
-    invalid). ``attributes`` is kept, not copied: the caller gives a dict of its own.
+    invalid). ``attributes`` is kept, not copied (a span copies it before its first write): it may be
+    a mapping shared by many spans that no one changes.
 
     As the SDK with a ``ParentBased`` sampler: a child follows its parent's sampled flag, a root the
     root sampler; an unsampled span is a ``NonRecordingSpan`` carrying its ids, so the calls below
@@ -70,48 +138,103 @@ def start(name: str, kind: SpanKind, attributes: dict[str, Any], parent: SpanCon
         return otel_trace.INVALID_SPAN
     span_id = random.getrandbits(64) or 1
     if parent is not None and parent.is_valid:
-        sampled = parent.trace_flags.sampled
-        context = SpanContext(parent.trace_id, span_id, False, _SAMPLED if sampled else _NOT_SAMPLED,
-                              parent.trace_state)
-    else:
-        parent = None
-        trace_id = random.getrandbits(128) or 1
-        sampler = recorder.root_sampler
-        sampled = sampler is None or sampler.should_sample(None, trace_id, name).decision.is_sampled()
-        context = SpanContext(trace_id, span_id, False, _SAMPLED if sampled else _NOT_SAMPLED)
-    if not sampled:
-        return otel_trace.NonRecordingSpan(context)
-    return LightSpan(name, context, parent, kind, attributes, recorder)
+        if not parent.trace_flags.sampled:
+            return otel_trace.NonRecordingSpan(SpanContext(parent.trace_id, span_id, False, _NOT_SAMPLED,
+                                                           parent.trace_state))
+        return LightSpan(name, parent.trace_id, span_id, parent, kind, attributes, recorder)
+    trace_id = random.getrandbits(128) or 1
+    sampler = recorder.root_sampler
+    if sampler is not None and not sampler.should_sample(None, trace_id, name).decision.is_sampled():
+        return otel_trace.NonRecordingSpan(SpanContext(trace_id, span_id, False, _NOT_SAMPLED))
+    return LightSpan(name, trace_id, span_id, None, kind, attributes, recorder)
+
+
+def start_remote(name: str, kind: SpanKind, attributes: Mapping[str, Any], traceparent: str) -> Any:
+    """:func:`start` for a parent given as W3C ``traceparent`` text that yuanrong itself wrote (a
+    compact carrier's): a sampled parent's ids are read without a ``SpanContext``. Text of any other
+    shape is read by the propagator's rules; ids that are not hex start a new trace."""
+    recorder = _recorder
+    if recorder is None:
+        return otel_trace.INVALID_SPAN
+    if len(traceparent) != 55 or traceparent[53:55] != "01" or not traceparent.startswith("00-"):
+        return start(name, kind, attributes, parse_traceparent(traceparent))
+    try:
+        trace_id, parent_id = int(traceparent[3:35], 16), int(traceparent[36:52], 16)
+    except ValueError:
+        trace_id = parent_id = 0
+    if not trace_id or not parent_id:
+        return start(name, kind, attributes, None)  # no parent can be read: a new trace, as the propagator's
+    return LightSpan(name, trace_id, random.getrandbits(64) or 1, parent_id, kind, attributes, recorder)
+
+
+def parse_traceparent(text: str) -> SpanContext | None:
+    """The remote ``SpanContext`` of W3C ``traceparent`` text (version 00), or None if it is not one."""
+    parts = text.split("-")
+    if len(parts) != 4 or parts[0] != "00" or (len(parts[1]), len(parts[2]), len(parts[3])) != (32, 16, 2):
+        return None
+    try:
+        trace_id, span_id, flags = int(parts[1], 16), int(parts[2], 16), int(parts[3], 16)
+    except ValueError:
+        return None
+    if not trace_id or not span_id:
+        return None
+    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags))
+
+
+def traceparent(span: Any) -> str:
+    """``span``'s W3C ``traceparent`` text (a light span's made from its ids, without a ``SpanContext``)."""
+    if isinstance(span, LightSpan):
+        return span.traceparent()
+    ctx = span.get_span_context()
+    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
 
 
 class LightSpan(otel_trace.Span):
-    """A recording span that becomes an SDK ``ReadableSpan`` for the span processors when it ends."""
+    """A recording span, queued to its :class:`Recorder` when it ends (always a sampled one)."""
 
-    __slots__ = ("_name", "_context", "_parent", "_kind", "_attributes", "_events", "_status", "_start",
-                 "_end", "_recorder")
+    __slots__ = ("_name", "_trace_id", "_span_id", "_parent", "_kind", "_attributes", "_own_attributes",
+                 "_events", "_status", "_start", "_end", "_recorder", "_context")
 
-    def __init__(self, name: str, context: SpanContext, parent: SpanContext | None, kind: SpanKind,
-                 attributes: dict[str, Any], recorder: Recorder) -> None:
+    def __init__(self, name: str, trace_id: int, span_id: int, parent: SpanContext | int | None,
+                 kind: SpanKind, attributes: Mapping[str, Any], recorder: Recorder) -> None:
         self._name = name
-        self._context = context
-        self._parent = parent
+        self._trace_id = trace_id
+        self._span_id = span_id
+        self._parent = parent              # a SpanContext, a sampled remote parent's span id, or None (a root)
         self._kind = kind
         self._attributes = attributes
+        self._own_attributes = False       # copied before the first write: it may be shared
         self._events: list[Event] | None = None
         self._status = _UNSET
         self._recorder = recorder
         self._end: int | None = None
+        self._context: SpanContext | None = None
         self._start = time.time_ns()
 
     def get_span_context(self) -> SpanContext:
-        return self._context
+        context = self._context
+        if context is None:
+            parent = self._parent
+            state = parent.trace_state if isinstance(parent, SpanContext) else None
+            context = self._context = SpanContext(self._trace_id, self._span_id, False, _SAMPLED, state)
+        return context
+
+    def traceparent(self) -> str:
+        return f"00-{self._trace_id:032x}-{self._span_id:016x}-01"
+
+    def trace_state_empty(self) -> bool:
+        parent = self._parent
+        return not (isinstance(parent, SpanContext) and parent.trace_state)
 
     def is_recording(self) -> bool:
         return self._end is None
 
     def set_attribute(self, key: str, value: Any) -> None:
         if self._end is None and value is not None:
-            self._attributes[key] = value
+            if not self._own_attributes:
+                self._attributes = dict(self._attributes)
+                self._own_attributes = True
+            self._attributes[key] = value  # type: ignore[index]
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         for key, value in attributes.items():
@@ -146,14 +269,19 @@ class LightSpan(otel_trace.Span):
         if self._end is not None:
             return
         self._end = end_time or time.time_ns()
+        self._recorder.add(self)
+
+    def readable(self) -> ReadableSpan:
+        """The SDK's read-only form of this ended span, as span processors take it."""
+        parent = self._parent
+        if isinstance(parent, int):
+            parent = SpanContext(self._trace_id, parent, True, _SAMPLED)
         recorder = self._recorder
-        readable = ReadableSpan(name=self._name, context=self._context, parent=self._parent,
-                                resource=recorder.resource, attributes=self._attributes,
-                                events=tuple(self._events) if self._events else (), kind=self._kind,
-                                status=self._status, start_time=self._start, end_time=self._end,
-                                instrumentation_scope=recorder.scope)
-        for processor in recorder.processors:
-            processor.on_end(readable)
+        return ReadableSpan(name=self._name, context=self.get_span_context(), parent=parent,
+                            resource=recorder.resource, attributes=self._attributes,
+                            events=tuple(self._events) if self._events else (), kind=self._kind,
+                            status=self._status, start_time=self._start, end_time=self._end,
+                            instrumentation_scope=recorder.scope)
 
     def __repr__(self) -> str:
-        return f"LightSpan({self._name!r}, trace_id=0x{self._context.trace_id:032x}, span_id=0x{self._context.span_id:016x})"
+        return f"LightSpan({self._name!r}, trace_id=0x{self._trace_id:032x}, span_id=0x{self._span_id:016x})"

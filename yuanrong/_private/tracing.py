@@ -10,7 +10,8 @@ a process no traced call reaches never starts an exporter.
 
 The call path reads one boolean, :data:`enabled`; everything else runs only when it is true.
 Spans go through a ``BatchSpanProcessor`` with a short delay (a worker may be stopped at any time,
-so they must not wait long), and :func:`stop` flushes them (``yr.finalize``, and process exit).
+so they must not wait long); the per-call spans wait first in their recorder's queue
+(:mod:`.light_spans`), as long again. :func:`stop` flushes both (``yr.finalize``, and process exit).
 
 No Ray here: the Ray-side attributes (node, pool, instance) come from the callers in ``core/``.
 """
@@ -49,7 +50,8 @@ CONFIG_KEY = "yr-trace-config"
 TRACER_NAME = "yuanrong"
 SERVICE_NAME = "yuanrong"
 LOG_PREFIX = "trace info "  # openYuanrong's marker of a span line in its log files
-SCHEDULE_DELAY_MS = 200     # a worker may be stopped any time: spans wait at most this long
+# A worker may be stopped any time: a span waits at most this long in each of the two queues it passes.
+SCHEDULE_DELAY_MS = 100
 # A burst of thousands of async calls makes a span each: the SDK's default queue (2,048) would drop some.
 MAX_QUEUE = 65536
 BATCH = 1024
@@ -163,13 +165,15 @@ def start(config: TraceConfig | None, metrics: MetricsConfig | None = None, *,
         _config_json = carried or trace_config.to_json(config, metrics)
         _config_id = hashlib.sha256(_config_json.encode()).hexdigest()[:16]
         spans = provider is not None
-        light_spans.configure(recorder)
+        old_recorder = light_spans.configure(recorder)
         enabled = True
         if not _atexit_registered:
             atexit.register(stop)
             _atexit_registered = True
     if provider is not None:
         _install_global_provider()
+    if old_recorder is not None:
+        old_recorder.shutdown()   # its spans to the old provider's processors, before they shut down
     if old is not None:
         old.shutdown()
 
@@ -224,7 +228,8 @@ def _make_provider(config: TraceConfig, resource: Resource) -> tuple[TracerProvi
                                              max_queue_size=MAX_QUEUE, max_export_batch_size=BATCH))
     for processor in processors:
         provider.add_span_processor(processor)
-    return provider, light_spans.Recorder(resource, TRACER_NAME, processors, root_sampler)
+    return provider, light_spans.Recorder(resource, TRACER_NAME, processors, root_sampler,
+                                          delay_s=SCHEDULE_DELAY_MS / 1000, batch=BATCH, max_queue=MAX_QUEUE)
 
 
 def _log_formatter(resource: Resource) -> Callable[[Any], str]:
@@ -369,7 +374,9 @@ def detach(token: Any) -> None:
 
 
 def flush(timeout_ms: int = FLUSH_TIMEOUT_MS) -> None:
-    provider = _provider
+    recorder, provider = light_spans.current(), _provider
+    if recorder is not None:
+        recorder.flush()
     if provider is not None:
         provider.force_flush(timeout_ms)
 
@@ -380,9 +387,11 @@ def stop() -> None:
     with _lock:
         provider, _provider = _provider, None
         enabled = spans = False
-        light_spans.configure(None)
+        recorder = light_spans.configure(None)
         _tracer = None
         _config_json = _config_id = ""
+    if recorder is not None:
+        recorder.shutdown()
     if provider is not None:
         provider.force_flush(FLUSH_TIMEOUT_MS)
         provider.shutdown()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 
 import pytest
 from opentelemetry import trace as otel_trace
@@ -88,9 +90,10 @@ def test_exporters_receive_sdk_readable_spans_and_sampling_follows_the_parent(tm
     exported = InMemorySpanExporter()
     tracing.start(TraceConfig(log_dir=str(tmp_path), sample_ratio=0.0))
     try:
-        recorder = light_spans._recorder
+        recorder = light_spans.current()
         light_spans.configure(light_spans.Recorder(recorder.resource, "yuanrong", [SimpleSpanProcessor(exported)],
                                                    recorder.root_sampler))
+        recorder.shutdown()
         root = tracing.call_span("yr.invoke f", SpanKind.PRODUCER, {}, None)
         assert not root.is_recording() and root.get_span_context().is_valid  # ratio 0: not sampled, ids kept
         assert not root.get_span_context().trace_flags.sampled
@@ -114,3 +117,71 @@ def test_without_a_recorder_calls_get_an_invalid_span():
     assert not tracing.enabled
     span = tracing.call_span("yr.invoke f", SpanKind.PRODUCER, {}, None)
     assert span is otel_trace.INVALID_SPAN
+
+
+def test_ended_spans_reach_the_processors_from_the_recorders_thread_without_a_flush(tmp_path):
+    exported = InMemorySpanExporter()
+    tracing.start(TraceConfig(log_dir=str(tmp_path)))
+    try:
+        recorder = light_spans.Recorder(light_spans.current().resource, "yuanrong", [SimpleSpanProcessor(exported)],
+                                        None, delay_s=0.05)
+        light_spans.configure(recorder).shutdown()
+        tracing.call_span("yr.invoke f", SpanKind.PRODUCER, {}, None).end()
+        deadline = time.monotonic() + 5
+        while not exported.get_finished_spans() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [s.name for s in exported.get_finished_spans()] == ["yr.invoke f"]
+    finally:
+        tracing.stop()
+
+
+def test_a_full_queue_drops_its_oldest_spans_with_one_warning(tmp_path, caplog):
+    exported = InMemorySpanExporter()
+    tracing.start(TraceConfig(log_dir=str(tmp_path)))
+    try:
+        # A delay no test waits out and a batch of 2: the queue of 4 fills before the thread runs.
+        recorder = light_spans.Recorder(light_spans.current().resource, "yuanrong", [SimpleSpanProcessor(exported)],
+                                        None, delay_s=3600, batch=2, max_queue=4)
+        recorder._wake.set = lambda: None  # keep the thread asleep: only the flush below hands spans over
+        light_spans.configure(recorder).shutdown()
+        with caplog.at_level(logging.WARNING, logger=light_spans.__name__):
+            for i in range(7):
+                tracing.call_span(f"span {i}", SpanKind.PRODUCER, {}, None).end()
+        recorder.flush()
+        assert [s.name for s in exported.get_finished_spans()] == ["span 3", "span 4", "span 5", "span 6"]
+        assert len([r for r in caplog.records if "dropped" in r.getMessage()]) == 1
+    finally:
+        tracing.stop()
+
+
+def test_a_span_copies_shared_attributes_before_it_writes_them(traced):
+    shared = {"yr.function": "f"}
+    first = tracing.call_span("yr.run f", SpanKind.CONSUMER, shared, None)
+    second = tracing.call_span("yr.run f", SpanKind.CONSUMER, shared, None)
+    first.set_attribute("rows", 3)
+    first.end()
+    second.end()
+    assert shared == {"yr.function": "f"}
+    tracing.stop()
+    by_id = {s["context"]["span_id"]: s["attributes"] for s in lines(traced)}
+    assert by_id[f"0x{first.get_span_context().span_id:016x}"] == {"yr.function": "f", "rows": 3}
+    assert by_id[f"0x{second.get_span_context().span_id:016x}"] == {"yr.function": "f"}
+
+
+def test_a_compact_carrier_makes_the_run_a_child_of_the_caller_and_follows_its_sampling(traced):
+    traced_calls._configs[tracing.config_id()] = tracing.config_json()  # as the driver's key-value entry
+    run = traced_calls.traced_function(lambda: otel_trace.get_current_span().get_span_context(), "f")
+    with traced_calls.submitting("f", "invoke", {}, {}, carry=False):
+        carrier = traced_calls.current_carrier()
+        caller = otel_trace.get_current_span().get_span_context()
+    assert isinstance(carrier, str) and carrier.endswith(";" + tracing.config_id())
+    inside = run(**{tracing.CTX_KWARG: carrier})
+    assert inside.trace_id == caller.trace_id and inside.span_id != caller.span_id
+    unsampled = f"00-{caller.trace_id:032x}-{caller.span_id:016x}-00;{tracing.config_id()}"
+    assert not run(**{tracing.CTX_KWARG: unsampled}).trace_flags.sampled
+    malformed = f"00-{'z' * 32}-{caller.span_id:016x}-01;{tracing.config_id()}"
+    assert run(**{tracing.CTX_KWARG: malformed}).trace_id != caller.trace_id  # read as no parent: a new trace
+    tracing.stop()
+    runs = [s for s in lines(traced) if s["name"] == "yr.run f"]
+    assert len(runs) == 2  # the unsampled call recorded nothing
+    assert runs[0]["parent_id"] == f"0x{caller.span_id:016x}" and runs[1]["parent_id"] is None

@@ -16,7 +16,6 @@ from typing import Any
 import ray
 
 from yuanrong._private.compat import node_env
-from yuanrong._private.core import traced_calls
 from yuanrong._private.tracing import CTX_KWARG
 
 #: Ray names the actor class in its death messages; :mod:`yuanrong._private.ray_errors` looks for it.
@@ -68,11 +67,11 @@ class FunctionInstance:
         started = time.perf_counter()
         return _with_marker(self._func(*args, **kwargs), self._return_nums, self._func, started)
 
-    def call_traced(self, carrier: dict, *args: Any, **kwargs: Any) -> tuple:
+    def call_traced(self, carrier: dict | str, *args: Any, **kwargs: Any) -> tuple:
         """``call`` of a traced job: the trace context comes first, as one positional argument (Ray
         serializes a keyword as two; a compact string costs less than a dict), and reaches the
-        traced function as its keyword."""
-        kwargs[CTX_KWARG] = traced_calls.expand(carrier)
+        traced function as its keyword (which reads either form)."""
+        kwargs[CTX_KWARG] = carrier
         return self.call(*args, **kwargs)
 
     def call_packed(self, packed: list) -> tuple:
@@ -81,7 +80,7 @@ class FunctionInstance:
         as two), so a traced call whose arguments hold no ``ObjectRef`` sends one argument, not one
         more (:func:`yuanrong._private.core.traced_calls.send`)."""
         carrier, args, kwargs = packed
-        kwargs[CTX_KWARG] = traced_calls.expand(carrier)
+        kwargs[CTX_KWARG] = carrier
         return self.call(*args, **kwargs)
 
     def stream(self, *args: Any, **kwargs: Any) -> Any:
@@ -109,13 +108,13 @@ class AsyncFunctionInstance:
         started = time.perf_counter()
         return _with_marker(await self._func(*args, **kwargs), self._return_nums, self._func, started)
 
-    async def call_traced(self, carrier: dict, *args: Any, **kwargs: Any) -> tuple:
-        kwargs[CTX_KWARG] = traced_calls.expand(carrier)  # see above
+    async def call_traced(self, carrier: dict | str, *args: Any, **kwargs: Any) -> tuple:
+        kwargs[CTX_KWARG] = carrier  # see above
         return await self.call(*args, **kwargs)
 
     async def call_packed(self, packed: list) -> tuple:
         carrier, args, kwargs = packed  # see above
-        kwargs[CTX_KWARG] = traced_calls.expand(carrier)
+        kwargs[CTX_KWARG] = carrier
         return await self.call(*args, **kwargs)
 
     async def stream(self, *args: Any, **kwargs: Any) -> Any:

@@ -127,11 +127,18 @@ class FunctionProxy:
                 "yr.requested_tier": self._opts.tier or ""}
         return attributes
 
+    def _submit_labels(self) -> tuple[str, dict[str, Any]]:
+        """The name and attributes of this proxy's ``yr.invoke`` spans, made once (:func:`traced_calls.labels`)."""
+        labels = self.__dict__.get("_labels")
+        if labels is None:
+            labels = self._labels = traced_calls.labels(self.__qualname__, "invoke", self.submit_attributes())
+        return labels
+
     def _invoke_traced(self, args: tuple, kwargs: dict) -> Any:
-        with traced_calls.submitting(self.__qualname__, "invoke", kwargs, self.submit_attributes(), carry=False):
+        with traced_calls.submitting("", "", kwargs, {}, carry=False, labelled=self._submit_labels()):
             if self._checked is not session.current():
                 self._first_call()
-            return self._dispatch(args, kwargs, tracing.carrier() if self._traced else None)
+            return self._dispatch(args, kwargs, traced_calls.current_carrier() if self._traced else None)
 
     def _dispatch(self, args: tuple, kwargs: dict, carrier: dict | None = None) -> Any:
         if args:

@@ -30,7 +30,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from yuanrong._private import metering, session, tracing
+from yuanrong._private import light_spans, metering, session, tracing
 
 CTX_KWARG = tracing.CTX_KWARG
 logger = logging.getLogger(__name__)
@@ -42,6 +42,7 @@ _SHUTDOWN_HOOK = "__yr_shutdown__"
 # A class member of a function group (yr.fcc) has its rank in its process's environment: its runs say it.
 GROUP_RANK_ENV = "YR_FUNCTION_GROUP_RANK"
 _ran: set[str] = set()          # what this process has run: the first run of each is a cold one
+_run_names: dict[str, str] = {}  # the execution span's name of each function or method run here
 _process_attributes: dict[str, str] = {}
 # The attributes of runs that stay the same in this process, by (name, call, actor id).
 _fixed: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -61,9 +62,12 @@ class submitting:  # noqa: N801 - used as a context manager, like the function i
     __slots__ = ("_kwargs", "_span", "_token")
 
     def __init__(self, name: str, kind: str, kwargs: dict[str, Any], attributes: Mapping[str, Any],
-                 *, carry: bool = True) -> None:
-        self._span = tracing.call_span(f"yr.{kind} {name}", SpanKind.PRODUCER,
-                                       {"yr.function": name, "yr.call": kind, **attributes},
+                 *, carry: bool = True, labelled: tuple[str, Mapping[str, Any]] | None = None) -> None:
+        """``labelled``: the span's name and attributes as :func:`labels` made them (a caller on every
+        call's path makes them once and passes them; ``name``, ``kind`` and ``attributes`` are then
+        not read)."""
+        span_name, span_attributes = labelled or labels(name, kind, attributes)
+        self._span = tracing.call_span(span_name, SpanKind.PRODUCER, span_attributes,
                                        otel_trace.get_current_span().get_span_context())
         self._kwargs = {**kwargs, CTX_KWARG: tracing.carrier(self._span)} if carry else kwargs
 
@@ -74,6 +78,24 @@ class submitting:  # noqa: N801 - used as a context manager, like the function i
     def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
         otel_context.detach(self._token)
         _end(self._span, kind, error)
+
+
+def labels(name: str, kind: str, attributes: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The name and attributes of a submit span (:class:`submitting`); no span changes them."""
+    return f"yr.{kind} {name}", {"yr.function": name, "yr.call": kind, **attributes}
+
+
+def current_carrier() -> Any:
+    """What a call made here sends: the current span's context in the compact form, made from the
+    span's ids (:func:`compact`'s result without the dict it reads), or the whole carrier where the
+    compact form cannot hold it (a ``tracestate``, no span recorded, tracing just stopped)."""
+    span = otel_trace.get_current_span()
+    config_id = tracing.config_id()
+    if isinstance(span, light_spans.LightSpan) and config_id and span.trace_state_empty():
+        if config_id not in _configs:
+            compact(tracing.carrier(span))  # the configuration into the key-value store, once
+        return f"{span.traceparent()};{config_id}"
+    return compact(tracing.carrier(span))
 
 
 def compact(carrier: Mapping[str, str]) -> Any:
@@ -97,7 +119,7 @@ def send(inst: Any, carrier: Mapping[str, str], args: tuple, kwargs: dict) -> An
 
     A list, not a tuple: Ray encodes lists, dicts, strings and numbers with MessagePack and pickles
     the rest (a tuple too), each value that needs it, as it does for a call's arguments."""
-    context = compact(carrier)
+    context = carrier if isinstance(carrier, str) else compact(carrier)
     if any(isinstance(a, ray.ObjectRef) for a in args) or any(isinstance(v, ray.ObjectRef) for v in kwargs.values()):
         return inst.call_traced(context, *args, **kwargs)
     return inst.call_packed([context, list(args), kwargs])
@@ -146,8 +168,10 @@ def _actor_facts() -> tuple[str, bool]:
     return _actor[0]
 
 
-def _run_attributes(name: str, call: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A new dict of one run's attributes: what is fixed for the process made once, then the run's own."""
+def _run_attributes(name: str, call: str, extra: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    """One run's attributes. A warm first attempt's are the same for every run of ``name`` in this
+    process: made once and shared (no one changes them: a span copies them before its first write);
+    a cold run's, a retry's and those with ``extra`` are a new dict."""
     actor_id, restarted = _actor_facts()
     cold = name not in _ran
     if cold:
@@ -155,12 +179,14 @@ def _run_attributes(name: str, call: str, extra: Mapping[str, Any] | None = None
     fixed = _fixed.get((name, call, actor_id))
     if fixed is None:
         fixed = _fixed[name, call, actor_id] = _fixed_attributes(name, call, actor_id, restarted)
-    if extra:
-        return {**fixed, **extra, "yr.cold": cold, "yr.attempt": session.task_attempt()}
-    return {**fixed, "yr.cold": cold, "yr.attempt": session.task_attempt()}
+    attempt = session.task_attempt()
+    if extra or cold or attempt:
+        return {**fixed, **(extra or {}), "yr.cold": cold, "yr.attempt": attempt}
+    return fixed
 
 
 def _fixed_attributes(name: str, call: str, actor_id: str, restarted: bool) -> dict[str, Any]:
+    """The attributes of ``name``'s warm, first-attempt runs in this process."""
     attributes = {"yr.function": name, "yr.node_id": _process_attributes.get("yr.node_id", ""),
                   "yr.pool": _process_attributes.get("yr.pool", ""), "yr.tier": _process_attributes.get("yr.tier", ""),
                   "yr.instance_id": actor_id}
@@ -174,6 +200,8 @@ def _fixed_attributes(name: str, call: str, actor_id: str, restarted: bool) -> d
         rank = os.environ.get(GROUP_RANK_ENV) if actor_id else None
         if rank is not None:
             attributes["yr.rank"] = int(rank)
+    attributes["yr.cold"] = False
+    attributes["yr.attempt"] = 0
     return attributes
 
 
@@ -182,13 +210,20 @@ class _Execution:
 
     __slots__ = ("_span", "_attributes", "_started", "_token")
 
-    def __init__(self, carrier: Mapping[str, str], name: str, call: str,
+    def __init__(self, carrier: Mapping[str, str] | str, name: str, call: str,
                  extra: Mapping[str, Any] | None = None) -> None:
+        """``carrier``: the call's carrier, or the traceparent text of a compact one."""
         self._attributes = _run_attributes(name, call, extra)
         self._span = None
         if tracing.spans:
-            self._span = tracing.call_span(f"yr.run {name}", SpanKind.CONSUMER, self._attributes,
-                                           tracing.span_context_from_carrier(carrier))
+            span_name = _run_names.get(name)
+            if span_name is None:
+                span_name = _run_names[name] = f"yr.run {name}"
+            if isinstance(carrier, str):
+                self._span = light_spans.start_remote(span_name, SpanKind.CONSUMER, self._attributes, carrier)
+            else:
+                self._span = tracing.call_span(span_name, SpanKind.CONSUMER, self._attributes,
+                                               tracing.span_context_from_carrier(carrier))
 
     def __enter__(self) -> _Execution:
         if self._span is not None:
@@ -220,7 +255,14 @@ def execution(carrier: Any, name: str, call: str, extra: Mapping[str, Any] | Non
     """The execution of one call (a context manager: its ``yr.run`` span and metrics), or None when
     the call carries no telemetry. ``call``: ``function``, ``instance`` or ``replica``; ``extra``:
     attributes of this run only (a function group member's ``yr.rank``)."""
-    if carrier is None or not _start(carrier):
+    if carrier is None:
+        return None
+    if isinstance(carrier, str):
+        parent, _, config_id = carrier.partition(";")
+        if config_id and config_id == tracing.config_id():
+            return _Execution(parent, name, call, extra)  # this process traces with that configuration already
+        carrier = expand(carrier)
+    if not _start(carrier):
         return None
     return _Execution(carrier, name, call, extra)
 
