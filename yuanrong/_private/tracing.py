@@ -240,6 +240,23 @@ def _log_formatter(resource: Resource) -> Callable[[Any], str]:
     resource_json = resource.to_json(indent=None)
     encode = json.JSONEncoder(separators=(",", ":")).encode
     kinds: dict[Any, str] = {}
+    # The JSON of attribute dicts that many spans share (a warm run's, a proxy's submit span's: see
+    # light_spans, which never changes a dict it was given), by identity; the dict is kept, so its id
+    # is not reused while cached. Only plain dicts: the SDK's own spans hold BoundedAttributes.
+    shared_json: dict[int, tuple[Any, str]] = {}
+
+    def attributes_json(span: Any) -> str:
+        raw = getattr(span, "_attributes", None)
+        if type(raw) is not dict:
+            return encode(dict(span.attributes or {}))
+        cached = shared_json.get(id(raw))
+        if cached is not None and cached[0] is raw:
+            return cached[1]
+        if len(shared_json) >= 256:
+            shared_json.clear()
+        text = encode(raw)
+        shared_json[id(raw)] = (raw, text)
+        return text
 
     def line(span: Any) -> str:
         if span.events or span.links:
@@ -255,7 +272,7 @@ def _log_formatter(resource: Resource) -> Callable[[Any], str]:
         return (f'{LOG_PREFIX}{{"name":{encode(span.name)},"context":{{"trace_id":"0x{ctx.trace_id:032x}",'
                 f'"span_id":"0x{ctx.span_id:016x}","trace_state":"[]"}},"kind":{kind},"parent_id":{parent_id},'
                 f'"start_time":{encode(_iso(span.start_time))},"end_time":{encode(_iso(span.end_time))},'
-                f'"status":{status_json},"attributes":{encode(dict(span.attributes or {}))},"events":[],'
+                f'"status":{status_json},"attributes":{attributes_json(span)},"events":[],'
                 f'"links":[],"resource":{resource_json}}}\n')
     return line
 
