@@ -24,6 +24,9 @@ and its spans to compare (written to bench/results/invoke_tracing_fixed_pool.jso
 ``--sampling-ratio R`` gives the traced job that ``samplingRatio``: with 0 no span is recorded or
 exported, so the tracing rows measure the rest, the context made and carried on every call (written
 to a file named after the ratio, e.g. bench/results/invoke_tracing_fixed_pool_sampling_0.json).
+``--rounds N`` and ``--async-calls N`` set the rounds and the calls per async round: on a busy 2-core
+host one round of 2,000 calls varies by ±20 %, so a tight ratio needs more of both. The JSON keeps
+each round's figures and each round's ratio of the two sides (``round_ratios``), for the spread.
 """
 
 from __future__ import annotations
@@ -82,6 +85,10 @@ def _measure(kind, sides, targets, rounds, n_lat, n_tput, rows, record) -> None:
         # Each round's figures too: on a shared host the spread says how far one median can be trusted.
         summary[side] = {"p50_ms": p50, "p99_ms": p99, "calls_per_s": median(tput[side]),
                          "rounds_p50_ms": [percentile(x, 0.50) for x in lat[side]], "rounds_calls_per_s": tput[side]}
+    # Each round's ratio of the two sides, measured next to each other: drift between rounds cancels.
+    summary["round_ratios"] = {
+        "sync_p50": [percentile(y, 0.50) / percentile(w, 0.50) for y, w in zip(lat["yuanrong"], lat["raw"])],
+        "async_throughput": [y / w for y, w in zip(tput["yuanrong"], tput["raw"])]}
     record[kind] = summary
     y, w = summary["yuanrong"], summary["raw"]
     lat_target, tput_target = targets
@@ -100,6 +107,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few calls, for a smoke run")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--async-calls", type=int, default=None, metavar="N",
+                        help="calls per round of the async throughput rows (default 2000): more calls, less "
+                             "noise per round")
     parser.add_argument("--only-tracing", action="store_true", help="measure the tracing rows only")
     parser.add_argument("--sampling-ratio", type=float, default=None, metavar="R",
                         help="the traced job's samplingRatio (default: every call sampled); 0 measures carrying "
@@ -111,6 +121,12 @@ def main() -> int:
         parser.error(f"--sampling-ratio {args.sampling_ratio:g}: give a share of calls to trace, from 0 to 1")
     fixed = {"min_instances": args.fixed_pool, "max_instances": args.fixed_pool} if args.fixed_pool else {}
     n_lat, n_tput, rounds = (50, 200, 2) if args.quick else (400, 2000, 9)
+    if args.async_calls is not None:
+        if args.async_calls < 1:
+            parser.error(f"--async-calls {args.async_calls}: give at least 1 call per round")
+        n_tput = args.async_calls
+    if args.rounds is not None and args.rounds < 1:
+        parser.error(f"--rounds {args.rounds}: give at least 1 round")
     rounds = args.rounds or rounds
 
     yr.init(yr.Config(num_cpus=4))
