@@ -79,7 +79,7 @@ def main() -> int:
             recorder = tracing.light_spans.current()
             line = tracing._log_formatter(recorder.resource)
             # One ended span, as the export thread receives it, for the log line's timing.
-            keep = type("Keep", (), {"on_end": lambda self, s: readable.append(s)})()
+            keep = type("Keep", (), {"export": lambda self, batch: readable.extend(batch)})()
             tracing.light_spans.configure(tracing.light_spans.Recorder(recorder.resource, "bench", [keep], None))
             tracing.call_span("yr.run echo", SpanKind.CONSUMER, dict(run_attributes), None).end()
             tracing.light_spans.configure(recorder).shutdown()

@@ -8,8 +8,8 @@ read-only copy made at the end), more than everything else tracing adds to a cal
 ``RandomIdGenerator`` draws them), the decision of the provider's ``ParentBased`` sampler, its start
 and end times. Its ``SpanContext`` is made only if something asks for it (a span started inside it,
 a carrier), its attributes dict is shared until written, and a parent read from a carrier is kept
-as its span id. At its end it is queued; the :class:`Recorder`'s thread turns queued spans into SDK
-``ReadableSpan`` objects in batches and hands them to the provider's span processors, so exporters
+as its span id. At its end it is queued; the :class:`Recorder`'s thread turns queued spans into
+SDK ``ReadableSpan`` objects in batches and gives each batch to the provider's exporters, so they
 receive exactly what an SDK span would have given them. Work done for a batch in one loop costs a
 fraction of the same work done once per call between Ray's own.
 
@@ -31,7 +31,9 @@ import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -44,26 +46,27 @@ _UNSET = Status(StatusCode.UNSET)
 
 
 class Recorder:
-    """Where this process's light spans go: the provider's resource and span processors, the
+    """Where this process's light spans go: the provider's resource and span exporters, the
     instrumentation scope, and the sampler of root spans (``None``: every root span is recorded).
 
-    Ended spans wait in a queue; a thread hands them to the processors every ``delay_s`` seconds, or
-    as soon as ``batch`` are waiting. At most ``max_queue`` wait: beyond that the oldest are dropped,
-    with one warning. :meth:`flush` hands over what waits now; :meth:`shutdown` does and stops the
-    thread (the processors belong to the provider, which shuts them down).
+    Ended spans wait in a queue; a thread exports them every ``delay_s`` seconds, or as soon as
+    ``batch`` are waiting, as the SDK's ``BatchSpanProcessor`` does for its spans (the exporters are
+    shared with it: they must take one export at a time). At most ``max_queue`` wait: beyond that
+    the oldest are dropped, with one warning. :meth:`flush` exports what waits now; :meth:`shutdown`
+    does and stops the thread (the exporters belong to the provider, which shuts them down).
     """
 
-    def __init__(self, resource: Resource, scope_name: str, processors: Sequence[Any], root_sampler: Any, *,
+    def __init__(self, resource: Resource, scope_name: str, exporters: Sequence[Any], root_sampler: Any, *,
                  delay_s: float = 0.2, batch: int = 1024, max_queue: int = 65536) -> None:
         self.resource = resource
         self.scope = InstrumentationScope(scope_name)
-        self.processors = tuple(processors)
+        self.exporters = tuple(exporters)
         self.root_sampler = root_sampler
         self._delay_s = delay_s
         self._batch = batch
         self._queue: collections.deque[LightSpan] = collections.deque(maxlen=max_queue)
         self._wake = threading.Event()
-        self._handing = threading.Lock()   # one hand-over at a time: a flush returns after the spans before it
+        self._exporting = threading.Lock()   # one export at a time: a flush returns after the spans before it
         self._stopped = False
         self._warned_full = False
         self._thread = threading.Thread(target=self._run, name="yr-span-recorder", daemon=True)
@@ -81,21 +84,30 @@ class Recorder:
                 self._wake.set()
 
     def flush(self) -> None:
-        """Hand every span queued so far to the processors (this thread waits for it)."""
-        with self._handing:
-            queue, processors, batch = self._queue, self.processors, self._batch
+        """Export every span queued so far (this thread waits for it)."""
+        with self._exporting:
+            queue, batch_size = self._queue, self._batch
             while queue:
-                for _ in range(min(len(queue), batch)):
+                batch = []
+                for _ in range(min(len(queue), batch_size)):
                     span = queue.popleft()
                     try:
-                        readable = span.readable()
-                        for processor in processors:
-                            processor.on_end(readable)
+                        batch.append(span.readable())
                     except Exception:  # noqa: BLE001 - one bad span must not stop the thread or lose the rest
-                        logger.exception("span %r could not be handed to the span processors", span)
+                        logger.exception("span %r could not be exported", span)
+                # As the SDK's processors: an exporter's own calls (gRPC) are not instrumented.
+                token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+                try:
+                    for exporter in self.exporters:
+                        try:
+                            exporter.export(batch)
+                        except Exception:  # noqa: BLE001 - one exporter's failure must not cost the others
+                            logger.exception("span exporter %r failed", exporter)
+                finally:
+                    otel_context.detach(token)
 
     def shutdown(self) -> None:
-        """Hand over what is queued and stop the thread (idempotent)."""
+        """Export what is queued and stop the thread (idempotent)."""
         self._stopped = True
         self._wake.set()
         if self._thread is not threading.current_thread():
@@ -114,7 +126,7 @@ _recorder: Recorder | None = None
 
 def configure(recorder: Recorder | None) -> Recorder | None:
     """Record light spans with ``recorder`` from now on (``None``: make only non-recording spans).
-    Returns the recorder it replaces, for the caller to shut down when its processors may go."""
+    Returns the recorder it replaces, for the caller to shut down before its exporters go."""
     global _recorder
     old, _recorder = _recorder, recorder
     return old

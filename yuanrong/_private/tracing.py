@@ -27,14 +27,14 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -203,33 +203,54 @@ def adopt(config_json: str, attributes: Mapping[str, Any] | None = None) -> bool
 
 
 def _make_provider(config: TraceConfig, resource: Resource) -> tuple[TracerProvider, light_spans.Recorder]:
-    """The SDK provider of this process, and the recorder of its per-call spans (the same processors)."""
+    """The SDK provider of this process, and the recorder of its per-call spans (the same exporters)."""
     # Parent-based: a call's spans follow the decision its caller (or the HTTP client) made.
     ratio = config.sample_ratio
     root_sampler = None if ratio >= 1 else TraceIdRatioBased(ratio)
     provider = TracerProvider(resource=resource, sampler=ParentBased(root_sampler or ALWAYS_ON))
-    processors = []
+    exporters = []
     if config.otlp_endpoint:
         # Imported only when asked for: the OTLP exporter loads gRPC and protobuf modules.
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        exporter = OTLPSpanExporter(endpoint=config.otlp_endpoint, insecure=True, timeout=EXPORT_TIMEOUT_S)
-        processors.append(BatchSpanProcessor(exporter, schedule_delay_millis=SCHEDULE_DELAY_MS,
-                                             export_timeout_millis=EXPORT_TIMEOUT_S * 1000,
-                                             max_queue_size=MAX_QUEUE, max_export_batch_size=BATCH))
+        exporters.append(_OneAtATime(OTLPSpanExporter(endpoint=config.otlp_endpoint, insecure=True,
+                                                      timeout=EXPORT_TIMEOUT_S)))
     if config.log_dir:
         os.makedirs(config.log_dir, exist_ok=True)
         # Block-buffered: the exporter flushes after each batch, so a batch is one write, not a
         # write per span line (what line buffering made it).
         out = open(os.path.join(config.log_dir, f"yr-trace-{os.getpid()}.log"), "a",  # noqa: SIM115
                    encoding="utf-8")
-        exporter = ConsoleSpanExporter(out=out, formatter=_log_formatter(resource))
-        processors.append(BatchSpanProcessor(exporter, schedule_delay_millis=SCHEDULE_DELAY_MS,
-                                             max_queue_size=MAX_QUEUE, max_export_batch_size=BATCH))
-    for processor in processors:
-        provider.add_span_processor(processor)
-    return provider, light_spans.Recorder(resource, TRACER_NAME, processors, root_sampler,
+        exporters.append(_OneAtATime(ConsoleSpanExporter(out=out, formatter=_log_formatter(resource))))
+    for exporter in exporters:
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=SCHEDULE_DELAY_MS,
+                                                       export_timeout_millis=EXPORT_TIMEOUT_S * 1000,
+                                                       max_queue_size=MAX_QUEUE, max_export_batch_size=BATCH))
+    return provider, light_spans.Recorder(resource, TRACER_NAME, exporters, root_sampler,
                                           delay_s=SCHEDULE_DELAY_MS / 1000, batch=BATCH, max_queue=MAX_QUEUE)
+
+
+class _OneAtATime(SpanExporter):
+    """An exporter shared by the provider's batch processor (SDK spans) and the light spans' recorder
+    (per-call spans), which export from two threads: one export at a time, as each expects."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self._exporter = exporter
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        with self._lock:
+            return self._exporter.export(spans)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._exporter.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._exporter.shutdown()
+
+    def __repr__(self) -> str:
+        return repr(self._exporter)
 
 
 def _log_formatter(resource: Resource) -> Callable[[Any], str]:

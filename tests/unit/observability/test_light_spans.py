@@ -8,7 +8,6 @@ import time
 
 import pytest
 from opentelemetry import trace as otel_trace
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
@@ -91,7 +90,7 @@ def test_exporters_receive_sdk_readable_spans_and_sampling_follows_the_parent(tm
     tracing.start(TraceConfig(log_dir=str(tmp_path), sample_ratio=0.0))
     try:
         recorder = light_spans.current()
-        light_spans.configure(light_spans.Recorder(recorder.resource, "yuanrong", [SimpleSpanProcessor(exported)],
+        light_spans.configure(light_spans.Recorder(recorder.resource, "yuanrong", [exported],
                                                    recorder.root_sampler))
         recorder.shutdown()
         root = tracing.call_span("yr.invoke f", SpanKind.PRODUCER, {}, None)
@@ -123,7 +122,7 @@ def test_ended_spans_reach_the_processors_from_the_recorders_thread_without_a_fl
     exported = InMemorySpanExporter()
     tracing.start(TraceConfig(log_dir=str(tmp_path)))
     try:
-        recorder = light_spans.Recorder(light_spans.current().resource, "yuanrong", [SimpleSpanProcessor(exported)],
+        recorder = light_spans.Recorder(light_spans.current().resource, "yuanrong", [exported],
                                         None, delay_s=0.05)
         light_spans.configure(recorder).shutdown()
         tracing.call_span("yr.invoke f", SpanKind.PRODUCER, {}, None).end()
@@ -140,7 +139,7 @@ def test_a_full_queue_drops_its_oldest_spans_with_one_warning(tmp_path, caplog):
     tracing.start(TraceConfig(log_dir=str(tmp_path)))
     try:
         # A delay no test waits out and a batch of 2: the queue of 4 fills before the thread runs.
-        recorder = light_spans.Recorder(light_spans.current().resource, "yuanrong", [SimpleSpanProcessor(exported)],
+        recorder = light_spans.Recorder(light_spans.current().resource, "yuanrong", [exported],
                                         None, delay_s=3600, batch=2, max_queue=4)
         recorder._wake.set = lambda: None  # keep the thread asleep: only the flush below hands spans over
         light_spans.configure(recorder).shutdown()
@@ -185,3 +184,23 @@ def test_a_compact_carrier_makes_the_run_a_child_of_the_caller_and_follows_its_s
     runs = [s for s in lines(traced) if s["name"] == "yr.run f"]
     assert len(runs) == 2  # the unsampled call recorded nothing
     assert runs[0]["parent_id"] == f"0x{caller.span_id:016x}" and runs[1]["parent_id"] is None
+
+
+def test_an_exporter_that_fails_costs_neither_the_other_exporters_nor_later_spans(tmp_path, caplog):
+    class Broken:
+        def export(self, batch):
+            raise ConnectionError("collector gone")
+
+    exported = InMemorySpanExporter()
+    tracing.start(TraceConfig(log_dir=str(tmp_path)))
+    try:
+        recorder = light_spans.Recorder(light_spans.current().resource, "yuanrong", [Broken(), exported], None)
+        light_spans.configure(recorder).shutdown()
+        with caplog.at_level(logging.ERROR, logger=light_spans.__name__):
+            for name in ("first", "second"):
+                tracing.call_span(name, SpanKind.PRODUCER, {}, None).end()
+                recorder.flush()
+        assert [s.name for s in exported.get_finished_spans()] == ["first", "second"]
+        assert any("collector gone" in (r.exc_text or "") or "Broken" in r.getMessage() for r in caplog.records)
+    finally:
+        tracing.stop()
