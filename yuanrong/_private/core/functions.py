@@ -135,10 +135,11 @@ class FunctionProxy:
         return labels
 
     def _invoke_traced(self, args: tuple, kwargs: dict) -> Any:
-        with traced_calls.submitting("", "", kwargs, {}, carry=False, labelled=self._submit_labels()):
+        submit = traced_calls.submitting("", "", kwargs, {}, carry=False, labelled=self._submit_labels())
+        with submit:
             if self._checked is not session.current():
                 self._first_call()
-            return self._dispatch(args, kwargs, traced_calls.current_carrier() if self._traced else None)
+            return self._dispatch(args, kwargs, traced_calls.current_carrier(submit.span) if self._traced else None)
 
     def _dispatch(self, args: tuple, kwargs: dict, carrier: dict | None = None) -> Any:
         if args:

@@ -71,6 +71,10 @@ class submitting:  # noqa: N801 - used as a context manager, like the function i
                                        otel_trace.get_current_span().get_span_context())
         self._kwargs = {**kwargs, CTX_KWARG: tracing.carrier(self._span)} if carry else kwargs
 
+    @property
+    def span(self) -> Any:
+        return self._span
+
     def __enter__(self) -> dict[str, Any]:
         self._token = otel_context.attach(otel_trace.set_span_in_context(self._span))
         return self._kwargs
@@ -85,11 +89,13 @@ def labels(name: str, kind: str, attributes: Mapping[str, Any]) -> tuple[str, di
     return f"yr.{kind} {name}", {"yr.function": name, "yr.call": kind, **attributes}
 
 
-def current_carrier() -> Any:
-    """What a call made here sends: the current span's context in the compact form, made from the
-    span's ids (:func:`compact`'s result without the dict it reads), or the whole carrier where the
-    compact form cannot hold it (a ``tracestate``, no span recorded, tracing just stopped)."""
-    span = otel_trace.get_current_span()
+def current_carrier(span: Any = None) -> Any:
+    """What a call made here sends: the context of ``span`` (default: the current span) in the
+    compact form, made from the span's ids (:func:`compact`'s result without the dict it reads), or
+    the whole carrier where the compact form cannot hold it (a ``tracestate``, no span recorded,
+    tracing just stopped)."""
+    if span is None:
+        span = otel_trace.get_current_span()
     config_id = tracing.config_id()
     if isinstance(span, light_spans.LightSpan) and config_id and span.trace_state_empty():
         if config_id not in _configs:
