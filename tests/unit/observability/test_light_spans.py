@@ -204,3 +204,21 @@ def test_an_exporter_that_fails_costs_neither_the_other_exporters_nor_later_span
         assert any("collector gone" in (r.exc_text or "") or "Broken" in r.getMessage() for r in caplog.records)
     finally:
         tracing.stop()
+
+
+def test_a_failed_call_sent_with_a_compact_carrier_is_an_error_and_leaves_no_span_current(traced):
+    traced_calls._configs[tracing.config_id()] = tracing.config_json()
+
+    def fails():
+        raise KeyError("missing")
+
+    run = traced_calls.traced_function(fails, "fails")
+    with traced_calls.submitting("fails", "invoke", {}, {}, carry=False):
+        carrier = traced_calls.current_carrier()
+    with pytest.raises(KeyError):
+        run(**{tracing.CTX_KWARG: carrier})
+    assert not otel_trace.get_current_span().get_span_context().is_valid
+    tracing.stop()
+    failed = next(s for s in lines(traced) if s["name"] == "yr.run fails")
+    assert failed["status"]["status_code"] == "ERROR" and failed["events"][0]["name"] == "exception"
+    assert failed["parent_id"] is not None and failed["attributes"]["yr.cold"] is True
