@@ -67,10 +67,10 @@ def main() -> int:
             traced_calls._configs[tracing.config_id()] = tracing.config_json()
 
             def submit() -> None:  # as FunctionProxy.invoke on a traced job's pooled call
-                with traced_calls.submitting("", "", {}, {}, carry=False, labelled=labels):
+                with traced_calls.submitting.labelled(labels, {}, carry=False):
                     traced_calls.current_carrier()
 
-            with traced_calls.submitting("", "", {}, {}, carry=False, labelled=labels):
+            with traced_calls.submitting.labelled(labels, {}, carry=False):
                 carried = traced_calls.current_carrier()
             run = traced_calls.traced_function(lambda x: x, "echo")
             run_attributes = traced_calls._run_attributes("echo", "function")

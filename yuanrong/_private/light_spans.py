@@ -38,11 +38,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 logger = logging.getLogger(__name__)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 _UNSET = Status(StatusCode.UNSET)
+_PROPAGATOR = TraceContextTextMapPropagator()
 
 
 class Recorder:
@@ -163,42 +165,20 @@ def start(name: str, kind: SpanKind, attributes: Mapping[str, Any], parent: Span
 
 def start_remote(name: str, kind: SpanKind, attributes: Mapping[str, Any], traceparent: str) -> Any:
     """:func:`start` for a parent given as W3C ``traceparent`` text that yuanrong itself wrote (a
-    compact carrier's): a sampled parent's ids are read without a ``SpanContext``. Text of any other
-    shape is read by the propagator's rules; ids that are not hex start a new trace."""
+    compact carrier's): a sampled parent's ids are read without a ``SpanContext``. Any other text is
+    read by OpenTelemetry's propagator (what it cannot read starts a new trace)."""
     recorder = _recorder
     if recorder is None:
         return otel_trace.INVALID_SPAN
-    if len(traceparent) != 55 or traceparent[53:55] != "01" or not traceparent.startswith("00-"):
-        return start(name, kind, attributes, parse_traceparent(traceparent))
-    try:
-        trace_id, parent_id = int(traceparent[3:35], 16), int(traceparent[36:52], 16)
-    except ValueError:
-        trace_id = parent_id = 0
-    if not trace_id or not parent_id:
-        return start(name, kind, attributes, None)  # no parent can be read: a new trace, as the propagator's
-    return LightSpan(name, trace_id, random.getrandbits(64) or 1, parent_id, kind, attributes, recorder)
-
-
-def parse_traceparent(text: str) -> SpanContext | None:
-    """The remote ``SpanContext`` of W3C ``traceparent`` text (version 00), or None if it is not one."""
-    parts = text.split("-")
-    if len(parts) != 4 or parts[0] != "00" or (len(parts[1]), len(parts[2]), len(parts[3])) != (32, 16, 2):
-        return None
-    try:
-        trace_id, span_id, flags = int(parts[1], 16), int(parts[2], 16), int(parts[3], 16)
-    except ValueError:
-        return None
-    if not trace_id or not span_id:
-        return None
-    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags))
-
-
-def traceparent(span: Any) -> str:
-    """``span``'s W3C ``traceparent`` text (a light span's made from its ids, without a ``SpanContext``)."""
-    if isinstance(span, LightSpan):
-        return span.traceparent()
-    ctx = span.get_span_context()
-    return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
+    if len(traceparent) == 55 and traceparent[53:55] == "01" and traceparent.startswith("00-"):
+        try:
+            trace_id, parent_id = int(traceparent[3:35], 16), int(traceparent[36:52], 16)
+        except ValueError:
+            trace_id = parent_id = 0
+        if trace_id and parent_id:
+            return LightSpan(name, trace_id, random.getrandbits(64) or 1, parent_id, kind, attributes, recorder)
+    parent = otel_trace.get_current_span(_PROPAGATOR.extract({"traceparent": traceparent})).get_span_context()
+    return start(name, kind, attributes, parent if parent.is_valid else None)
 
 
 class LightSpan(otel_trace.Span):
@@ -284,7 +264,7 @@ class LightSpan(otel_trace.Span):
         self._recorder.add(self)
 
     def readable(self) -> ReadableSpan:
-        """The SDK's read-only form of this ended span, as span processors take it."""
+        """The SDK's read-only form of this ended span, as exporters take it."""
         parent = self._parent
         if isinstance(parent, int):
             parent = SpanContext(self._trace_id, parent, True, _SAMPLED)

@@ -10,8 +10,9 @@ a process no traced call reaches never starts an exporter.
 
 The call path reads one boolean, :data:`enabled`; everything else runs only when it is true.
 Spans go through a ``BatchSpanProcessor`` with a short delay (a worker may be stopped at any time,
-so they must not wait long); the per-call spans wait first in their recorder's queue
-(:mod:`.light_spans`), as long again. :func:`stop` flushes both (``yr.finalize``, and process exit).
+so they must not wait long); the per-call spans wait as long in their recorder's queue
+(:mod:`.light_spans`), which exports to the same exporters. :func:`stop` flushes both
+(``yr.finalize``, and process exit).
 
 No Ray here: the Ray-side attributes (node, pool, instance) come from the callers in ``core/``.
 """
@@ -50,7 +51,8 @@ CONFIG_KEY = "yr-trace-config"
 TRACER_NAME = "yuanrong"
 SERVICE_NAME = "yuanrong"
 LOG_PREFIX = "trace info "  # openYuanrong's marker of a span line in its log files
-# A worker may be stopped any time: a span waits at most this long in each of the two queues it passes.
+# A worker may be stopped any time: a span waits at most this long in its queue (the batch
+# processor's for SDK spans, the recorder's for per-call spans) before its export starts.
 SCHEDULE_DELAY_MS = 100
 # A burst of thousands of async calls makes a span each: the SDK's default queue (2,048) would drop some.
 MAX_QUEUE = 65536

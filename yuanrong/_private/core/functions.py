@@ -135,7 +135,7 @@ class FunctionProxy:
         return labels
 
     def _invoke_traced(self, args: tuple, kwargs: dict) -> Any:
-        submit = traced_calls.submitting("", "", kwargs, {}, carry=False, labelled=self._submit_labels())
+        submit = traced_calls.submitting.labelled(self._submit_labels(), kwargs, carry=False)
         with submit:
             if self._checked is not session.current():
                 self._first_call()

@@ -62,11 +62,20 @@ class submitting:  # noqa: N801 - used as a context manager, like the function i
     __slots__ = ("_kwargs", "_span", "_token")
 
     def __init__(self, name: str, kind: str, kwargs: dict[str, Any], attributes: Mapping[str, Any],
-                 *, carry: bool = True, labelled: tuple[str, Mapping[str, Any]] | None = None) -> None:
-        """``labelled``: the span's name and attributes as :func:`labels` made them (a caller on every
-        call's path makes them once and passes them; ``name``, ``kind`` and ``attributes`` are then
-        not read)."""
-        span_name, span_attributes = labelled or labels(name, kind, attributes)
+                 *, carry: bool = True) -> None:
+        self._open(labels(name, kind, attributes), kwargs, carry)
+
+    @classmethod
+    def labelled(cls, span_labels: tuple[str, Mapping[str, Any]], kwargs: dict[str, Any], *,
+                 carry: bool = True) -> submitting:
+        """A submit span with the name and attributes :func:`labels` made (a caller on every call's
+        path makes them once and passes them each time)."""
+        self = cls.__new__(cls)
+        self._open(span_labels, kwargs, carry)
+        return self
+
+    def _open(self, span_labels: tuple[str, Mapping[str, Any]], kwargs: dict[str, Any], carry: bool) -> None:
+        span_name, span_attributes = span_labels
         self._span = tracing.call_span(span_name, SpanKind.PRODUCER, span_attributes,
                                        otel_trace.get_current_span().get_span_context())
         self._kwargs = {**kwargs, CTX_KWARG: tracing.carrier(self._span)} if carry else kwargs
