@@ -209,8 +209,13 @@ def test_user_spans_nest_under_the_call_they_run_in(traced_session):
 def test_placement_decisions_are_spans_of_the_call_they_placed(traced_session):
     f = exporting.options(placement_policy="edge_first", cpu=100, memory=0, function_instances=False)
     yr.get(f.invoke(), timeout=60)
-    spans = traced_session.wait_for_spans(lambda got: any(s["name"] == "yr.place function exporting" for s in got))
-    place = next(s for s in spans if s["name"] == "yr.place function exporting")
+    # The placement span ends, and so may arrive, before the submit span it belongs to: wait for both.
+    def placements_with_parent(got):
+        ids = {s["span_id"] for s in got}
+        return [s for s in got if s["name"] == "yr.place function exporting" and s["parent_id"] in ids]
+
+    spans = traced_session.wait_for_spans(placements_with_parent)
+    place = placements_with_parent(spans)[0]
     submit = next(s for s in spans if s["span_id"] == place["parent_id"])
     assert submit["name"] == "yr.invoke exporting"
     attributes = place["attributes"]

@@ -50,8 +50,11 @@ def _named(spans, name):
 def test_function_members_run_in_spans_with_their_rank_under_the_groups_submit_span(traced_session, ray_cluster):
     assert yr.get(yr.fcc.create_function_group(ranked_member, args=(10,), group_size=2, options=_opts()),
                   timeout=60) == [20, 22]
+    # Spans arrive from each process on its own schedule: wait for every one the checks below read.
     spans = traced_session.wait_for_spans(lambda got: len(_named(got, "yr.run ranked_member")) == 2
-                                          and len(_named(got, "yr.run doubled")) == 2)
+                                          and len(_named(got, "yr.run doubled")) == 2
+                                          and len(_named(got, "yr.invoke doubled")) == 2
+                                          and _named(got, "yr.invoke ranked_member"))
     [submit] = _named(spans, "yr.invoke ranked_member")
     assert submit["parent_id"] == "" and submit["resource"]["yr.role"] == "driver"
     assert submit["attributes"]["yr.group_size"] == 2
@@ -79,7 +82,10 @@ def test_class_members_construct_in_spans_and_their_calls_are_traced(traced_sess
         assert yr.get(handler.who.invoke(), timeout=60) == [("m", 0), ("m", 1)]
         ids = [m.instance_id for m in handler.instances]
         spans = traced_session.wait_for_spans(lambda got: len(_named(got, "yr.run RankedMember.__init__")) == 2
-                                              and len(_named(got, "yr.run RankedMember.who")) == 2)
+                                              and len(_named(got, "yr.run RankedMember.who")) == 2
+                                              and len(_named(got, "yr.invoke RankedMember.who")) == 2
+                                              and _named(got, "yr.create RankedMember")
+                                              and _named(got, "yr.group RankedMember.who"))
     finally:
         handler.terminate()
     [create] = _named(spans, "yr.create RankedMember")

@@ -137,7 +137,8 @@ def test_an_endpoint_request_without_traceparent_starts_a_trace_its_calls_join(t
     spans = traced_session.wait_for_spans(
         lambda got: any(s["name"] == "yr.run double" and s["parent_id"] in
                         {x["span_id"] for x in got if x["name"] == "yr.invoke double"
-                         and x["resource"].get("yr.pool") == "edge-1"} for s in got))
+                         and x["resource"].get("yr.pool") == "edge-1"} for s in got)
+        and any(s["name"] == "yr.endpoint priced" for s in got))
     request = next(s for s in spans if s["name"] == "yr.endpoint priced")
     assert request["parent_id"] == "" and request["resource"]["yr.pool"] == "edge-1"
     submit = _in_trace(spans, request["trace_id"], "yr.invoke double")
