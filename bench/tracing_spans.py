@@ -31,7 +31,7 @@ sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if pathlib.Path(p or ".
 from opentelemetry.trace import SpanKind  # noqa: E402
 
 from bench._report import median, write_json  # noqa: E402
-from yuanrong._private import tracing  # noqa: E402
+from yuanrong._private import span_log, tracing  # noqa: E402
 from yuanrong._private.core import traced_calls  # noqa: E402
 from yuanrong._private.trace_config import TraceConfig  # noqa: E402
 
@@ -77,9 +77,10 @@ def main() -> int:
             sdk_tracer = tracing._provider.get_tracer("bench")
             readable = []
             recorder = tracing.light_spans.current()
-            line = tracing._log_formatter(recorder.resource)
-            # One ended span, as the export thread receives it, for the log line's timing.
-            keep = type("Keep", (), {"export": lambda self, batch: readable.extend(batch)})()
+            line = span_log.formatter(recorder.resource)
+            # One ended span, as the export thread gives it to the span log, for the log line's timing.
+            keep = type("Keep", (), {"takes_light_spans": True,
+                                     "export": lambda self, batch: readable.extend(batch)})()
             tracing.light_spans.configure(tracing.light_spans.Recorder(recorder.resource, "bench", [keep], None))
             tracing.call_span("yr.run echo", SpanKind.CONSUMER, dict(run_attributes), None).end()
             tracing.light_spans.configure(recorder).shutdown()

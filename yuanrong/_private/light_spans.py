@@ -10,8 +10,9 @@ and end times. Its ``SpanContext`` is made only if something asks for it (a span
 a carrier), its attributes dict is shared until written, and a parent read from a carrier is kept
 as its span id. At its end it is queued; the :class:`Recorder`'s thread turns queued spans into
 SDK ``ReadableSpan`` objects in batches and gives each batch to the provider's exporters, so they
-receive exactly what an SDK span would have given them. Work done for a batch in one loop costs a
-fraction of the same work done once per call between Ray's own.
+receive exactly what an SDK span would have given them (yuanrong's span log takes the light spans
+themselves, :meth:`LightSpan.plain_fields`, and writes the same lines). Work done for a batch in
+one loop costs a fraction of the same work done once per call between Ray's own.
 
 It is an OpenTelemetry ``Span``: it can be made current, spans started inside it (user spans,
 ``yr.place``) are its children, and ``set_attribute``, ``add_event``, ``set_status`` and
@@ -53,7 +54,8 @@ class Recorder:
 
     Ended spans wait in a queue; a thread exports them every ``delay_s`` seconds, or as soon as
     ``batch`` are waiting, as the SDK's ``BatchSpanProcessor`` does for its spans (the exporters are
-    shared with it: they must take one export at a time). At most ``max_queue`` wait: beyond that
+    shared with it: they must take one export at a time). An exporter whose ``takes_light_spans``
+    is true gets the light spans as they are; the others, their SDK ``ReadableSpan`` forms. At most ``max_queue`` wait: beyond that
     the oldest are dropped, with one warning. :meth:`flush` exports what waits now; :meth:`shutdown`
     does and stops the thread (the exporters belong to the provider, which shuts them down).
     """
@@ -90,19 +92,19 @@ class Recorder:
         with self._exporting:
             queue, batch_size = self._queue, self._batch
             while queue:
-                batch = []
-                for _ in range(min(len(queue), batch_size)):
-                    span = queue.popleft()
-                    try:
-                        batch.append(span.readable())
-                    except Exception:  # noqa: BLE001 - one bad span must not stop the thread or lose the rest
-                        logger.exception("span %r could not be exported", span)
+                batch = [queue.popleft() for _ in range(min(len(queue), batch_size))]
+                readable = None
                 # As the SDK's processors: an exporter's own calls (gRPC) are not instrumented.
                 token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
                 try:
                     for exporter in self.exporters:
                         try:
-                            exporter.export(batch)
+                            if getattr(exporter, "takes_light_spans", False):
+                                exporter.export(batch)
+                                continue
+                            if readable is None:
+                                readable = _readable(batch)
+                            exporter.export(readable)
                         except Exception:  # noqa: BLE001 - one exporter's failure must not cost the others
                             logger.exception("span exporter %r failed", exporter)
                 finally:
@@ -121,6 +123,16 @@ class Recorder:
             self._wake.wait(self._delay_s)
             self._wake.clear()
             self.flush()
+
+
+def _readable(batch: list[LightSpan]) -> list[ReadableSpan]:
+    out = []
+    for span in batch:
+        try:
+            out.append(span.readable())
+        except Exception:  # noqa: BLE001 - one bad span must not stop the thread or lose the rest
+            logger.exception("span %r could not be exported", span)
+    return out
 
 
 _recorder: Recorder | None = None
@@ -262,6 +274,17 @@ class LightSpan(otel_trace.Span):
             return
         self._end = end_time or time.time_ns()
         self._recorder.add(self)
+
+    def plain_fields(self) -> tuple | None:
+        """An ended span's ``(name, kind, trace_id, span_id, parent span id or None, status, start,
+        end, attributes)``, for an exporter that writes them as they are; None when the span has
+        more (events, a trace state), which its :meth:`readable` form holds."""
+        parent = self._parent
+        if self._events or (isinstance(parent, SpanContext) and parent.trace_state):
+            return None
+        parent_id = parent if type(parent) is int else (parent.span_id if parent is not None else None)
+        return (self._name, self._kind, self._trace_id, self._span_id, parent_id, self._status, self._start,
+                self._end, self._attributes)
 
     def readable(self) -> ReadableSpan:
         """The SDK's read-only form of this ended span, as exporters take it."""

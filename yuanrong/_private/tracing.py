@@ -22,24 +22,22 @@ from __future__ import annotations
 import atexit
 import hashlib
 import inspect
-import json
 import logging
 import os
 import socket
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from yuanrong._private import light_spans, metering, trace_config
+from yuanrong._private import light_spans, metering, span_log, trace_config
 from yuanrong._private.trace_config import MetricsConfig, TraceConfig
 from yuanrong.exception import InvalidOptionError
 
@@ -50,7 +48,7 @@ CTX_KWARG = "_yr_trace_ctx"
 CONFIG_KEY = "yr-trace-config"
 TRACER_NAME = "yuanrong"
 SERVICE_NAME = "yuanrong"
-LOG_PREFIX = "trace info "  # openYuanrong's marker of a span line in its log files
+LOG_PREFIX = span_log.LOG_PREFIX  # openYuanrong's marker of a span line in its log files
 # A worker may be stopped any time: a span waits at most this long in its queue (the batch
 # processor's for SDK spans, the recorder's for per-call spans) before its export starts.
 SCHEDULE_DELAY_MS = 100
@@ -223,7 +221,7 @@ def _make_provider(config: TraceConfig, resource: Resource) -> tuple[TracerProvi
         # write per span line (what line buffering made it).
         out = open(os.path.join(config.log_dir, f"yr-trace-{os.getpid()}.log"), "a",  # noqa: SIM115
                    encoding="utf-8")
-        exporters.append(_OneAtATime(ConsoleSpanExporter(out=out, formatter=_log_formatter(resource))))
+        exporters.append(_OneAtATime(span_log.SpanLogExporter(out, resource)))
     for exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=SCHEDULE_DELAY_MS,
                                                        export_timeout_millis=EXPORT_TIMEOUT_S * 1000,
@@ -239,6 +237,7 @@ class _OneAtATime(SpanExporter):
     def __init__(self, exporter: SpanExporter) -> None:
         self._exporter = exporter
         self._lock = threading.Lock()
+        self.takes_light_spans = getattr(exporter, "takes_light_spans", False)
 
     def export(self, spans: Sequence[Any]) -> Any:
         with self._lock:
@@ -253,67 +252,6 @@ class _OneAtATime(SpanExporter):
 
     def __repr__(self) -> str:
         return repr(self._exporter)
-
-
-def _log_formatter(resource: Resource) -> Callable[[Any], str]:
-    """One ``trace info {json}`` line per span: the fields of the SDK's ``ReadableSpan.to_json``, made
-    without its per-span copies. The line is written by hand around the C JSON encoder (the
-    resource, the same for every span, is encoded once; times through :func:`_iso`): it runs in the
-    export thread of every traced process, which shares the interpreter with the process's calls."""
-    resource_json = resource.to_json(indent=None)
-    encode = json.JSONEncoder(separators=(",", ":")).encode
-    kinds: dict[Any, str] = {}
-    # The JSON of attribute dicts that many spans share (a warm run's, a proxy's submit span's: see
-    # light_spans, which never changes a dict it was given), by identity; the dict is kept, so its id
-    # is not reused while cached. Only plain dicts: the SDK's own spans hold BoundedAttributes.
-    shared_json: dict[int, tuple[Any, str]] = {}
-
-    def attributes_json(span: Any) -> str:
-        raw = getattr(span, "_attributes", None)
-        if type(raw) is not dict:
-            return encode(dict(span.attributes or {}))
-        cached = shared_json.get(id(raw))
-        if cached is not None and cached[0] is raw:
-            return cached[1]
-        if len(shared_json) >= 256:
-            shared_json.clear()
-        text = encode(raw)
-        shared_json[id(raw)] = (raw, text)
-        return text
-
-    def line(span: Any) -> str:
-        if span.events or span.links:
-            return LOG_PREFIX + span.to_json(indent=None) + "\n"  # exceptions and links: the SDK's full form
-        ctx, parent, status = span.context, span.parent, span.status
-        kind = kinds.get(span.kind)
-        if kind is None:
-            kind = kinds[span.kind] = encode(str(span.kind))
-        code = status.status_code.name
-        status_json = (f'{{"status_code":"{code}","description":{encode(status.description)}}}' if status.description
-                       else f'{{"status_code":"{code}"}}')
-        parent_id = f'"0x{parent.span_id:016x}"' if parent is not None else "null"
-        return (f'{LOG_PREFIX}{{"name":{encode(span.name)},"context":{{"trace_id":"0x{ctx.trace_id:032x}",'
-                f'"span_id":"0x{ctx.span_id:016x}","trace_state":"[]"}},"kind":{kind},"parent_id":{parent_id},'
-                f'"start_time":{encode(_iso(span.start_time))},"end_time":{encode(_iso(span.end_time))},'
-                f'"status":{status_json},"attributes":{attributes_json(span)},"events":[],'
-                f'"links":[],"resource":{resource_json}}}\n')
-    return line
-
-
-_second: tuple[int, str] = (-1, "")  # the last whole second _iso formatted, and its text (replaced whole)
-
-
-def _iso(ns: int | None) -> str | None:
-    """``ns`` (Unix nanoseconds) as ISO 8601 in UTC to the microsecond; the date and time to the
-    second are formatted once per second."""
-    global _second
-    if not ns:
-        return None
-    second, rest = divmod(ns, 1_000_000_000)
-    cached = _second
-    if cached[0] != second:
-        cached = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-    return f"{cached[1]}.{rest // 1000:06d}Z"
 
 
 def tracer() -> Any:
